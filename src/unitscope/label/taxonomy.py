@@ -1,0 +1,79 @@
+"""The paper's taxonomy of unit types and how labels are compared.
+
+Zhou et al. (2015) asked annotators to put each unit's concept into one of six
+types. The keys below are used everywhere in unitscope (automatic ``type``
+column, human answers, report tables), always in this order.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["TYPES", "TYPE_NAMES", "normalize_label", "labels_match", "check_type"]
+
+#: The six unit types, in the paper's order (simple -> scene).
+TYPES: tuple[str, ...] = ("simple", "texture", "region", "part", "object", "scene")
+
+#: Display names, as in the paper's Figure 9 legend.
+TYPE_NAMES: dict[str, str] = {
+    "simple": "simple elements & colours",
+    "texture": "texture / material",
+    "region": "region / surface",
+    "part": "object part",
+    "object": "object",
+    "scene": "scene",
+}
+
+_SPACE = re.compile(r"\s+")
+# Broden names a few concepts with a category suffix (``street-s`` is the
+# scene, ``red-c`` the colour); a person writes ``street`` and ``red``.
+_BRODEN_SUFFIX = re.compile(r"-[sc]$")
+
+
+def check_type(value: str) -> str:
+    """Return ``value`` if it is one of :data:`TYPES`.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not a type key.
+    """
+    if value not in TYPES:
+        raise ValueError(f"unknown unit type {value!r}; expected one of {', '.join(TYPES)}")
+    return value
+
+
+def normalize_label(label: str) -> str:
+    """Canonical form of a concept label, used to count votes and compare.
+
+    Lower case, ``_`` read as a space, runs of white space collapsed, Broden's
+    ``-s`` / ``-c`` category suffix dropped.
+
+    Examples
+    --------
+    >>> normalize_label("  Street-s ")
+    'street'
+    >>> normalize_label("Coffee_Table")
+    'coffee table'
+    """
+    text = _SPACE.sub(" ", label.replace("_", " ")).strip().lower()
+    return _BRODEN_SUFFIX.sub("", text).strip()
+
+
+def labels_match(first: str, second: str) -> bool:
+    """Whether two labels name the same concept.
+
+    Equal after :func:`normalize_label`, or equal up to a plural ``s``
+    (``bed`` and ``beds``).
+
+    Examples
+    --------
+    >>> labels_match("Beds", "bed")
+    True
+    >>> labels_match("bed", "sofa")
+    False
+    """
+    a, b = normalize_label(first), normalize_label(second)
+    if not a or not b:
+        return False
+    return a == b or a + "s" == b or b + "s" == a
