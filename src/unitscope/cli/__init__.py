@@ -1,0 +1,1 @@
+"""The ``unitscope`` command line: thin typer commands over the library."""

@@ -1,0 +1,85 @@
+"""What every command shares: one-line errors, progress bars, parsing helpers."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable
+
+import click
+import typer
+
+#: Errors a user can cause (bad names, bad files, bad options): shown as one line.
+USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               PermissionError, KeyError, RuntimeError, OSError)
+
+
+def debug_enabled() -> bool:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    root = ctx.find_root()
+    return bool(root.obj and root.obj.get("debug"))
+
+
+def friendly_errors(func: Callable) -> Callable:
+    """Turn a user error into one clear line on stderr and exit status 2.
+
+    With ``unitscope --debug ...`` the full traceback is shown instead.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            typer.echo("unitscope: interrupted; run the same command again to resume", err=True)
+            raise typer.Exit(130)
+        except USER_ERRORS as exc:
+            if debug_enabled():
+                raise
+            message = str(exc) if not isinstance(exc, KeyError) else str(exc.args[0] if exc.args else exc)
+            typer.echo(f"unitscope: error: {message}", err=True)
+            raise typer.Exit(2)
+
+    return wrapper
+
+
+def tqdm_progress(description: str, *, total: int | None = None, unit: str = "it"):
+    """A tqdm bar usable as a library ``progress(n_done, n_total)`` callback.
+
+    Returns ``(callback, bar)``; close the bar when done.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True,
+               disable=None)
+
+    def callback(done: int, total: int | None = None) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return callback, bar
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """Parse ``"a,b, c"`` into ``["a", "b", "c"]`` (None stays None)."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise typer.BadParameter("expected a comma-separated list")
+    return items
+
+
+def default_home() -> Path:
+    """Where caches and demo results go: ``$UNITSCOPE_HOME`` or ``~/.cache/unitscope``."""
+    import os
+
+    env = os.environ.get("UNITSCOPE_HOME")
+    return Path(env) if env else Path.home() / ".cache" / "unitscope"
