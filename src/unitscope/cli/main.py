@@ -105,6 +105,86 @@ def train(
         )
 
 
+def _load_network(model: str, weights: Optional[Path], num_classes: Optional[int] = None):
+    from unitscope.models import create_model
+
+    return create_model(model, weights=weights, num_classes=num_classes)
+
+
+def _network_name(model: str, weights: Optional[Path], name: Optional[str]) -> str:
+    if name:
+        return name
+    return f"{model}-{weights.stem}" if weights else f"{model}-random"
+
+
+@app.command()
+@friendly_errors
+def dissect(
+    model: str = typer.Option(..., "--model", help="Architecture name (`unitscope models`)."),
+    data: Path = typer.Option(..., "--data", help="Annotated pool: a Broden directory or images/ + labels/ folders."),
+    out: Path = typer.Option(..., "--out", help="Results directory; writes OUT/NAME/dissect/."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint file (random weights without it)."),
+    layers_: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layer names (default: the model's)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Network name in the tables (default MODEL-WEIGHTS)."),
+    quantile: float = typer.Option(0.005, "--quantile", help="Top quantile that sets each unit's threshold."),
+    iou_threshold: float = typer.Option(0.04, "--iou-threshold", help="IoU above which a unit is a detector."),
+    top_k: int = typer.Option(60, "--top-k", help="Top images per unit (precision, tables)."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
+    mask_size: Optional[int] = typer.Option(None, "--mask-size", help="Subsample masks to this longest side."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ... (under torchrun: each rank's local GPU)."),
+    checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
+    restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
+    segmentations: int = typer.Option(0, "--segmentations", help="Write the top-N segmentation images of each unit (for labeling and the report)."),
+) -> None:
+    """Network dissection: label every unit of the layers by IoU with concept masks."""
+    import torch
+
+    from unitscope.data.open import open_annotated_pool
+    from unitscope.experiments import _distributed as D
+    from unitscope.experiments.dissect import dissect as run_dissect
+    from unitscope.models import model_info
+
+    distributed = D.init_from_environment()
+    rank, world = D.rank_and_world()
+    if distributed and device.startswith("cuda"):
+        device = f"cuda:{torch.cuda.current_device()}"
+    net = _load_network(model, weights).to(device)
+    info = model_info(net)
+    layer_list = split_list(layers_) or list(info.default_layers)
+    if not layer_list:
+        raise ValueError(f"give --layers: {model} has no default layers")
+    pool = open_annotated_pool(data, preprocessing=info.preprocessing)
+    network = _network_name(model, weights, name)
+    target = out / network / "dissect"
+    callback, bar = tqdm_progress(f"dissect {network}", unit="batch")
+    if rank != 0:
+        bar.disable = True
+    try:
+        result = run_dissect(net, layer_list, pool, network=network, quantile=quantile,
+                             iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
+                             num_workers=workers, mask_size=mask_size,
+                             work_dir=out / network / ".partial" / "dissect",
+                             checkpoint_every=checkpoint_every, restart=restart, progress=callback)
+    finally:
+        bar.close()
+    if rank == 0:
+        result.save(target)
+        if segmentations:
+            from unitscope.experiments.segmentations import write_unit_segmentations
+
+            write_unit_segmentations(net, result, pool, out / network / "segmentations", top=segmentations)
+        summary = result.layer_summary()
+        for row in summary.itertuples():
+            typer.echo(f"{network} {row.layer}: {row.detectors}/{row.units} detectors, "
+                       f"{row.unique_concepts} concepts, {row.unique_objects} objects")
+        typer.echo(f"results in {target}")
+    if distributed:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+
+
 def main() -> None:  # console-script entry point
     app()
 

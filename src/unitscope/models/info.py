@@ -19,8 +19,9 @@ class Preprocessing:
     Attributes
     ----------
     input_size : int
-        Side of the square input, in pixels (images are resized so that the
-        short side is ``input_size`` and centre-cropped).
+        Side of the square input, in pixels (plain pools resize and
+        centre-crop to it; annotated pools resize the whole image to it so
+        that masks stay aligned).
     mean, std : tuple of float
         Per-channel normalisation of RGB values in ``[0, 1]``.
     """

@@ -1,0 +1,121 @@
+"""Checkpoints of long runs: save statistics periodically, resume with the same arguments.
+
+A run stores, under its output folder, a small state file per process
+(``rank<r>.pkl``) holding the run's full key (model weights hash, layers,
+data, options, code version), which pass it is in, how many batches of that
+pass are done, and the state of every statistic.  Started again with the
+same arguments, it carries on from there; started with other arguments it
+refuses (delete the partial folder or pass ``restart=True``).  A corrupt
+state file is an error, never a silent recompute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["RunState", "weights_fingerprint", "config_key"]
+
+STATE_FORMAT = 1
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer of ``model`` (names, shapes and bytes)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-serialisable configuration."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class RunState:
+    """Periodic, atomic checkpoints of one process's part of a run.
+
+    Parameters
+    ----------
+    folder : Path
+        Where state files live (created on first save).
+    key : str
+        The run's configuration key; a state file with another key is refused.
+    rank : int, keyword-only
+        Process rank (one file per rank).
+    restart : bool, keyword-only
+        Ignore (and delete) an existing state instead of refusing it.
+    """
+
+    def __init__(self, folder: Path, key: str, *, rank: int = 0, restart: bool = False) -> None:
+        self.folder = Path(folder)
+        self.key = key
+        self.rank = rank
+        self.path = self.folder / f"rank{rank}.pkl"
+        if restart and self.path.exists():
+            self.path.unlink()
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state, or None when there is none.
+
+        Raises
+        ------
+        ValueError
+            If the state file is corrupt or belongs to a run with other arguments.
+        """
+        if not self.path.exists():
+            return None
+        try:
+            with open(self.path, "rb") as handle:
+                state = pickle.load(handle)
+        except Exception as exc:  # any unpickling failure means a corrupt file
+            raise ValueError(
+                f"the saved state {self.path} is corrupt ({exc}); delete {self.folder} to start over"
+            ) from exc
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError(f"the saved state {self.path} is not a unitscope run state")
+        if state.get("key") != self.key:
+            raise ValueError(
+                f"{self.folder} holds a partial run with other arguments (key {state.get('key')} "
+                f"!= {self.key}); delete it or pass --restart to start over"
+            )
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write ``state`` atomically (a crash leaves the previous checkpoint intact)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        payload = dict(state, key=self.key, format=STATE_FORMAT)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def clear(self) -> None:
+        """Remove the whole state folder (the run finished)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def tensor_to_numpy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return value
