@@ -181,3 +181,24 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="quantile"):
         dissect(net, "conv", ToyPool(n=4), quantile=1.5)
     assert sum(len(m._forward_hooks) for m in net.modules()) == 0
+
+
+def test_unit_segmentations_highlight_the_thresholded_region(tmp_path):
+    from PIL import Image
+
+    from unitscope.experiments.segmentations import write_unit_segmentations
+
+    class RawToyPool(ToyPool):
+        def raw_image(self, i):
+            return (self.masks[i][:, :, None].repeat(3, axis=2) * 200 + 50).astype(np.uint8)
+
+    pool = RawToyPool(n=10)
+    net = IndicatorNet()
+    result = dissect(net, "conv", pool, batch_size=4, top_k=5)
+    write_unit_segmentations(net, result, pool, tmp_path, top=3, tile_size=8)
+    files = sorted((tmp_path / "conv" / "0").glob("*.jpg"))
+    assert [f.name.split("_")[0] for f in files] == ["000", "001", "002"]
+    top_id = result.image_ids[result.layers["conv"].top_indices[0, 0]]
+    assert files[0].name == f"000_{top_id}.jpg"
+    assert len(list((tmp_path / "conv").glob("*/*.jpg"))) == 3 * 3
+    assert Image.open(files[0]).size == (8, 8)

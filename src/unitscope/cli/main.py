@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from unitscope.cli._common import default_home, friendly_errors, split_list, tqdm_progress
+from unitscope.cli.label import label_app
 
 app = typer.Typer(
     name="unitscope",
@@ -21,6 +22,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(label_app, name="label")
 
 
 @app.callback()
@@ -136,8 +140,15 @@ def dissect(
     checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
     restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
     segmentations: int = typer.Option(0, "--segmentations", help="Write the top-N segmentation images of each unit (for labeling and the report)."),
+    null: bool = typer.Option(False, "--null", help="Also dissect the same architecture with random weights (NAME-random) as a null."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random-weights null."),
 ) -> None:
-    """Network dissection: label every unit of the layers by IoU with concept masks."""
+    """Network dissection: label every unit of the layers by IoU with concept masks.
+
+    Writes OUT/NAME/dissect/ (units.csv/json, layers.csv, census_*.csv).  Run
+    it again with the same arguments after an interruption to resume; under
+    `torchrun --nproc_per_node N` the pool is sharded across processes.
+    """
     import torch
 
     from unitscope.data.open import open_annotated_pool
@@ -157,19 +168,35 @@ def dissect(
     pool = open_annotated_pool(data, preprocessing=info.preprocessing)
     network = _network_name(model, weights, name)
     target = out / network / "dissect"
-    callback, bar = tqdm_progress(f"dissect {network}", unit="batch")
-    if rank != 0:
-        bar.disable = True
-    try:
-        result = run_dissect(net, layer_list, pool, network=network, quantile=quantile,
-                             iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
-                             num_workers=workers, mask_size=mask_size,
-                             work_dir=out / network / ".partial" / "dissect",
-                             checkpoint_every=checkpoint_every, restart=restart, progress=callback)
-    finally:
-        bar.close()
+    runs = [(network, net)]
+    if null:
+        torch.manual_seed(seed)
+        random_net = _load_network(model, None, num_classes=len(info.class_names) or None).to(device)
+        runs.append((f"{network}-random", random_net))
+    results = {}
+    for run_name, run_net in runs:
+        callback, bar = tqdm_progress(f"dissect {run_name}", unit="batch")
+        if rank != 0:
+            bar.disable = True
+        try:
+            results[run_name] = run_dissect(
+                run_net, layer_list, pool, network=run_name, quantile=quantile,
+                iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
+                num_workers=workers, mask_size=mask_size,
+                work_dir=out / run_name / ".partial" / "dissect",
+                checkpoint_every=checkpoint_every, restart=restart, progress=callback)
+        finally:
+            bar.close()
+    result = results[network]
     if rank == 0:
+        from unitscope.experiments.census import object_census
+
+        null_result = results.get(f"{network}-random")
+        if null_result is not None:
+            null_result.save(out / null_result.network / "dissect")
+            object_census(null_result).save(out / null_result.network / "dissect")
         result.save(target)
+        object_census(result, null=null_result).save(target)
         if segmentations:
             from unitscope.experiments.segmentations import write_unit_segmentations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["TYPES", "TYPE_NAMES", "normalize_label", "labels_match", "check_type"]
+__all__ = ["TYPES", "TYPE_NAMES", "normalize_label", "label_key", "labels_match", "check_type"]
 
 #: The six unit types, in the paper's order (simple -> scene).
 TYPES: tuple[str, ...] = ("simple", "texture", "region", "part", "object", "scene")
@@ -60,11 +60,26 @@ def normalize_label(label: str) -> str:
     return _BRODEN_SUFFIX.sub("", text).strip()
 
 
-def labels_match(first: str, second: str) -> bool:
-    """Whether two labels name the same concept.
+def label_key(label: str) -> str:
+    """The key under which labels are counted as the same concept.
 
-    Equal after :func:`normalize_label`, or equal up to a plural ``s``
-    (``bed`` and ``beds``).
+    :func:`normalize_label`, then one plural ``s`` dropped (not from ``ss``
+    endings, not from words of three letters or fewer): ``beds`` and ``bed``
+    share a key, ``glass`` and ``bus`` keep theirs.
+
+    Examples
+    --------
+    >>> label_key("Beds"), label_key("glass"), label_key("bus")
+    ('bed', 'glass', 'bus')
+    """
+    text = normalize_label(label)
+    if len(text) > 3 and text.endswith("s") and not text.endswith("ss"):
+        return text[:-1]
+    return text
+
+
+def labels_match(first: str, second: str) -> bool:
+    """Whether two labels name the same concept (same :func:`label_key`).
 
     Examples
     --------
@@ -73,7 +88,5 @@ def labels_match(first: str, second: str) -> bool:
     >>> labels_match("bed", "sofa")
     False
     """
-    a, b = normalize_label(first), normalize_label(second)
-    if not a or not b:
-        return False
-    return a == b or a + "s" == b or b + "s" == a
+    a, b = label_key(first), label_key(second)
+    return bool(a) and a == b

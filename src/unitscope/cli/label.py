@@ -1,0 +1,139 @@
+"""``unitscope label ...``: the human labeling app, from the command line.
+
+Each command parses its arguments, calls one library function of
+:mod:`unitscope.label` and prints one line. Bad input is reported as one
+``unitscope: error: ...`` line with exit code 2 (``friendly_errors``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from unitscope.cli._common import friendly_errors
+
+__all__ = ["label_app"]
+
+label_app = typer.Typer(
+    name="label",
+    help="Human labels for units: a local web app (the paper's crowd task).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ResultsOption = typer.Option(..., "--results", "-r", help="Results directory (holds <network>/dissect/units.csv).")
+DbOption = typer.Option(None, "--db", help="Labeling database (default: RESULTS/labels.sqlite).")
+
+
+def _db(results: Path, db: Optional[Path]) -> Path:
+    return db if db is not None else Path(results) / "labels.sqlite"
+
+
+def _existing_store(results: Path, db: Optional[Path]):
+    from unitscope.label import LabelStore
+
+    path = _db(results, db)
+    if not path.is_file():
+        raise FileNotFoundError(f"no labeling database at {path}")
+    return LabelStore(path)
+
+
+@label_app.command("serve")
+@friendly_errors
+def serve_command(
+    results_dir: Path = typer.Argument(..., help="Results directory to label."),
+    db: Optional[Path] = DbOption,
+    host: str = typer.Option("127.0.0.1", help="Address to bind (default: this machine only)."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    k: int = typer.Option(3, "--k", help="Annotations per unit, each by a different annotator."),
+    n_images: int = typer.Option(60, "--images", help="Top segmentations shown per unit."),
+    network: List[str] = typer.Option([], "--network", help="Label only this network (repeatable)."),
+    layer: List[str] = typer.Option([], "--layer", help="Label only this layer (repeatable)."),
+) -> None:
+    """Serve the labeling app for RESULTS_DIR until interrupted."""
+    from unitscope.label.app import create_app
+
+    app = create_app(results_dir, db=db, k=k, n_images=n_images, networks=network or None, layers=layer or None)
+    if not 0 < port < 65536:
+        raise ValueError(f"port must be in 1..65535, got {port}")
+    import uvicorn
+
+    units = len(app.state.catalog)
+    exposed = "" if host in ("127.0.0.1", "localhost", "::1") else " · reachable from the network: put it behind HTTPS"
+    typer.echo(
+        f"labeling {units} units (k={k}) at http://{host}:{port}/ · answers in {app.state.store.path}{exposed}"
+        " · Ctrl-C to stop"
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@label_app.command("add-annotator")
+@friendly_errors
+def add_annotator_command(
+    name: str = typer.Argument(..., help="Annotator name."),
+    results: Path = ResultsOption,
+    db: Optional[Path] = DbOption,
+    replace_token: bool = typer.Option(False, "--replace-token", help="Issue a new token for an existing annotator."),
+) -> None:
+    """Create an annotator and print their token (shown only once)."""
+    from unitscope.label import LabelStore
+
+    if not Path(results).is_dir():
+        raise FileNotFoundError(f"results directory {results} does not exist")
+    token = LabelStore(_db(results, db)).add_annotator(name, replace_token=replace_token)
+    typer.echo(f"token for {name} (shown once, store it now): {token}")
+
+
+@label_app.command("export")
+@friendly_errors
+def export_command(
+    out: Path = typer.Argument(..., help="Output file, .csv or .json."),
+    results: Path = ResultsOption,
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Write every answer to a CSV or JSON file."""
+    from unitscope.label import export_answers
+
+    count = export_answers(_existing_store(results, db), out)
+    typer.echo(f"exported {count} answers to {out}")
+
+
+@label_app.command("import")
+@friendly_errors
+def import_command(
+    source: Path = typer.Argument(..., help="A file written by `unitscope label export`."),
+    results: Path = ResultsOption,
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Add the answers of an export file to the database."""
+    from unitscope.label import LabelStore, import_answers
+
+    if not Path(results).is_dir():
+        raise FileNotFoundError(f"results directory {results} does not exist")
+    counts = import_answers(LabelStore(_db(results, db)), source)
+    typer.echo(
+        f"imported {counts.added} answers from {source} "
+        f"({counts.unchanged} already present, {counts.conflicting} conflicting kept as stored)"
+    )
+
+
+@label_app.command("results")
+@friendly_errors
+def results_command(
+    results: Path = ResultsOption,
+    db: Optional[Path] = DbOption,
+) -> None:
+    """Write human labels per unit and layer, and their comparison with the automatic ones."""
+    from unitscope.label import write_human_results
+
+    written = write_human_results(results, db=db)
+    if written:
+        typer.echo(f"wrote human labels for {len(written)} network(s): " + ", ".join(str(p) for p in written))
+    else:
+        typer.echo("no answers yet; nothing written")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    label_app()

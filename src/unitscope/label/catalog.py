@@ -1,0 +1,247 @@
+"""What there is to label: the units and their segmentations in a results directory.
+
+The labeling app reads only saved results (files), never experiment
+internals. The contract it reads::
+
+    RESULTS/<network>/dissect/units.csv
+        network,layer,unit,label,category,type,iou,threshold,precision,top_images
+    RESULTS/<network>/segmentations/<layer>/<unit>/<rank>_<image-id>.jpg
+    RESULTS/concepts.csv                      (optional: number,name,category)
+
+A unit can be labelled when its segmentation folder holds at least one image.
+Image files are found by listing folders, and requests for images are answered
+only by looking the name up in this catalog, so a request can never reach a
+file outside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, NamedTuple, Sequence
+
+__all__ = ["UnitKey", "SegmentationImage", "UnitEntry", "Catalog", "load_catalog", "read_units_csv"]
+
+_IMAGE_NAME = re.compile(r"^(\d+)_(.+)\.(jpe?g|png)$", re.IGNORECASE)
+_MISSING = {"", "-", "none", "nan"}
+
+
+class UnitKey(NamedTuple):
+    """A unit: a channel ``unit`` of layer ``layer`` of network ``network``."""
+
+    network: str
+    layer: str
+    unit: int
+
+    def __str__(self) -> str:
+        return f"{self.network}/{self.layer}/{self.unit}"
+
+
+@dataclass(frozen=True)
+class SegmentationImage:
+    """One of a unit's top segmentations, as written by the dissection."""
+
+    rank: int
+    image_id: str
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class UnitEntry:
+    """A unit that can be labelled, with what the automatic labeling said about it."""
+
+    key: UnitKey
+    images: tuple[SegmentationImage, ...]
+    auto_label: str = ""
+    auto_category: str = ""
+    auto_type: str = ""
+    auto_iou: float | None = None
+
+    def image(self, name: str) -> SegmentationImage | None:
+        """The image called ``name``, or None if the unit has no such image."""
+        for image in self.images:
+            if image.name == name:
+                return image
+        return None
+
+    @property
+    def image_ids(self) -> tuple[str, ...]:
+        return tuple(image.image_id for image in self.images)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every labelable unit of a results directory, in a stable order."""
+
+    results_dir: Path
+    units: tuple[UnitEntry, ...]
+    vocabulary: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {entry.key: entry for entry in self.units})
+
+    @property
+    def keys(self) -> tuple[UnitKey, ...]:
+        return tuple(entry.key for entry in self.units)
+
+    def get(self, key: UnitKey) -> UnitEntry | None:
+        """The unit ``key``, or None when it is not in the catalog."""
+        return self._index.get(key)  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+
+def read_units_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a ``units.csv`` as dicts of strings (no type guessing: a label
+    ``none`` stays the string ``none``).
+
+    Raises
+    ------
+    ValueError
+        If a required column (network, layer, unit) is missing or a unit is
+        not an integer.
+    """
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"layer", "unit"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                int(row["unit"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}:{line}: unit {row['unit']!r} is not an integer") from None
+            rows.append({k: (v if v is not None else "") for k, v in row.items() if k is not None})
+        return rows
+
+
+def _segmentations(folder: Path, *, n_images: int) -> tuple[SegmentationImage, ...]:
+    if not folder.is_dir():
+        return ()
+    found = []
+    for path in folder.iterdir():
+        match = _IMAGE_NAME.match(path.name)
+        if match and path.is_file():
+            found.append(SegmentationImage(int(match.group(1)), match.group(2), path.name, path))
+    found.sort(key=lambda image: (image.rank, image.name))
+    return tuple(found[:n_images])
+
+
+def _unit_folders(layer_dir: Path) -> dict[int, Path]:
+    folders = {}
+    if layer_dir.is_dir():
+        for path in layer_dir.iterdir():
+            if path.is_dir() and path.name.isdigit():
+                folders.setdefault(int(path.name), path)
+    return folders
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def network_dirs(results_dir: Path) -> list[Path]:
+    """Folders of ``results_dir`` that hold a ``dissect/units.csv``, sorted by name."""
+    return sorted(p.parent.parent for p in Path(results_dir).glob("*/dissect/units.csv"))
+
+
+def load_catalog(
+    results_dir: str | Path,
+    *,
+    n_images: int = 60,
+    networks: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+) -> Catalog:
+    """Find the units of ``results_dir`` that can be labelled.
+
+    Parameters
+    ----------
+    results_dir : str or Path
+        A results directory (see the module docstring for its layout).
+    n_images : int, optional
+        How many top segmentations to show per unit (the paper showed 60).
+    networks, layers : sequence of str, optional
+        Keep only these networks / layer names (default: all).
+
+    Returns
+    -------
+    Catalog
+        Units ordered by network, then layer in ``units.csv`` order, then unit
+        number; the concept vocabulary (sorted, distinct automatic labels plus
+        the names in ``RESULTS/concepts.csv`` when present).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``results_dir`` is not a directory.
+    LookupError
+        If it holds no ``<network>/dissect/units.csv``, or a requested
+        network is not there.
+    ValueError
+        If ``n_images`` is not positive or a ``units.csv`` is malformed.
+    """
+    results_dir = Path(results_dir).resolve()
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"results directory {results_dir} does not exist")
+    if n_images < 1:
+        raise ValueError(f"n_images must be at least 1, got {n_images}")
+    found = {path.name: path for path in network_dirs(results_dir)}
+    if not found:
+        raise LookupError(f"{results_dir} holds no <network>/dissect/units.csv; run the dissection first")
+    wanted = list(found) if not networks else list(networks)
+    unknown = [name for name in wanted if name not in found]
+    if unknown:
+        raise LookupError(f"network(s) {', '.join(unknown)} not in {results_dir}; available: {', '.join(found)}")
+
+    vocabulary: set[str] = set()
+    units: list[UnitEntry] = []
+    for name in wanted:
+        rows = read_units_csv(found[name] / "dissect" / "units.csv")
+        layer_order: dict[str, int] = {}
+        for row in rows:
+            layer_order.setdefault(row["layer"], len(layer_order))
+            label = row.get("label", "").strip()
+            if label.lower() not in _MISSING:
+                vocabulary.add(label)
+        if layers:
+            rows = [row for row in rows if row["layer"] in layers]
+        rows.sort(key=lambda row: (layer_order[row["layer"]], int(row["unit"])))
+        folders: dict[str, dict[int, Path]] = {}
+        for row in rows:
+            layer, unit = row["layer"], int(row["unit"])
+            if layer not in folders:
+                folders[layer] = _unit_folders(found[name] / "segmentations" / layer)
+            folder = folders[layer].get(unit)
+            images = _segmentations(folder, n_images=n_images) if folder is not None else ()
+            if not images:
+                continue
+            units.append(
+                UnitEntry(
+                    key=UnitKey(name, layer, unit),
+                    images=images,
+                    auto_label=row.get("label", ""),
+                    auto_category=row.get("category", ""),
+                    auto_type=row.get("type", ""),
+                    auto_iou=_float_or_none(row.get("iou", "")),
+                )
+            )
+    vocabulary.update(_concept_names(results_dir / "concepts.csv"))
+    return Catalog(results_dir=results_dir, units=tuple(units), vocabulary=tuple(sorted(vocabulary, key=str.lower)))
+
+
+def _concept_names(path: Path) -> Iterable[str]:
+    if not path.is_file():
+        return ()
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if "name" not in (reader.fieldnames or ()):
+            raise ValueError(f"{path}: missing column 'name'")
+        return [row["name"].strip() for row in reader if (row["name"] or "").strip().lower() not in _MISSING]

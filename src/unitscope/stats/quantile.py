@@ -1,0 +1,592 @@
+"""Per-unit quantiles of a huge stream, with a mergeable sketch.
+
+Good for computing quantiles of huge data without using much memory: e.g. the
+0.995 quantile of a unit's activation over every spatial position of every
+image of a pool (tens of millions of values per unit), for all units at once.
+
+The sketch is a hierarchy of *compactors* (Manku-Rajagopalan-Lindsay, Karnin-
+Lang-Liberty "KLL"), kept for all units in shared structure: level ``h`` is a
+``(C, length_h)`` tensor whose items each stand for ``2**h`` values. Because
+every unit sees the same number of values, all units share the lengths, the
+compaction schedule and the coin flips; only the sorting is per unit, and it is
+one ``torch.sort`` along the last dimension. When a level holds more than
+``resolution`` items it is *compacted*: sorted, its largest ``resolution // 2``
+items stay (they are *protected*), and every other one of the rest (offset by a
+coin flip) moves up a level with twice the weight. Protecting the top of every
+level is the relative-error idea of Cormode et al. (2021) in its simplest form:
+the largest values of the stream are never compacted, so the upper tail -- the
+part Network Dissection's 0.995 threshold reads -- is exact for the top
+``resolution // 2`` values and accurate well beyond them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._base import Statistic, check_matrix, check_no_nan, float_dtype
+
+__all__ = ["RunningQuantile"]
+
+_MASK64 = (1 << 64) - 1
+
+
+class RunningQuantile(Statistic):
+    r"""Running quantiles of every column of a stream of ``(N, C)`` values.
+
+    Parameters
+    ----------
+    resolution : int, optional
+        Capacity ``r`` of each level of the sketch, in items per unit (even,
+        at least 8). Accuracy grows linearly with it; memory is at most
+        ``C * r * (1 + log2(n / (r / 2)))`` values. Default 4096.
+    seed : int, optional
+        Seed of the coin flips, so runs are reproducible. The coins are a hash
+        of ``(seed, level, compaction number)``, so a resumed run (state saved,
+        loaded, continued) is bit-identical to an uninterrupted one. Give the
+        shards of a sharded run different seeds (e.g. the rank) so that their
+        errors are independent. Default 0.
+
+    Notes
+    -----
+    **Error bound.** Let ``n`` be the number of values added per unit, ``r``
+    the resolution, ``p = r // 2`` the number of protected items per level, and
+    for a quantile ``q`` let ``k = floor(q * (n - 1)) + 1``: the exact answer
+    is the ``k``-th smallest value (``torch.quantile(..., interpolation=
+    'lower')``). The answer ``v`` returned has a true rank range
+    ``[#{x < v} + 1, #{x <= v}]``; its *rank error* is the distance from ``k``
+    to that range (0 when ``v`` is the exact answer, or ties with it). For a
+    fixed ``q``, with probability at least ``1 - delta``,
+
+    .. math::
+
+        \frac{\text{rank error}}{n} \le \varepsilon(q) =
+        \min\left(\frac{2\sqrt{\ln(2/\delta)}}{r - p},\;
+        \frac{A + \sqrt{A^2 + A\,(n - k + 1)}}{n}\right),
+        \qquad A = \frac{4 \ln(2/\delta)\, n}{(r - p)(p + 1)},
+
+    and the rank error is 0 (the answer is exact) when ``n - k < p``. For
+    ``p = r / 2`` this is about ``4 sqrt(ln(2/delta) * (1 - q)) / r``: with the
+    default ``r = 4096`` and ``delta = 1e-6``, 2.6e-3 for the median and 2.8e-4
+    at ``q = 0.995`` (5.5% of the 0.5% tail), whatever ``n``
+    (``rank_error_bound_for`` evaluates it). Typical errors
+    are several times smaller than this worst case; ``rank_error_bound``
+    evaluates the (tighter) bound from the compactions actually done.
+
+    Sketch of the proof: compacting a sorted run of items of weight ``w``
+    changes the estimated count of values ``<= y`` by 0 or ``+/-w`` with
+    equal probability, independently of earlier compactions, so the error is a
+    martingale and Azuma-Hoeffding gives ``|E| <= sqrt(2 ln(2/delta) sum
+    w_i^2)``. A level ``h`` compaction consumes at least ``r - p`` items of a
+    total weight ``<= n`` that enters the level, so there are at most
+    ``n / (2**h (r - p))`` of them. A compaction can only err for ``y`` if
+    ``y`` lies inside the compacted (lower) part, i.e. if at least ``p + 1``
+    items of weight ``2**h`` lie above ``y``; only levels with
+    ``2**h (p + 1) <= n - k + 1 + 2|E|`` can contribute.
+
+    Shards merged with ``merge`` keep the bound (the compaction counts add up
+    and the argument is unchanged) provided their seeds differ.
+
+    References
+    ----------
+    .. [1] Karnin, Lang, Liberty. "Optimal quantile approximation in streams."
+       FOCS 2016.
+    .. [2] Cormode, Karnin, Liberty, Thaler, Vesely. "Relative error streaming
+       quantiles." PODS 2021.
+    .. [3] Bau et al., ``RunningQuantile`` in *dissect* / *baukit* (the shared
+       per-unit buffer layout).
+
+    Examples
+    --------
+    >>> import torch
+    >>> rq = RunningQuantile(resolution=64)
+    >>> rq.add(torch.arange(1000.0).reshape(500, 2))
+    >>> rq.quantiles([0.0, 1.0]).tolist()
+    [[0.0, 998.0], [1.0, 999.0]]
+    """
+
+    _tensor_names = ("_levels", "_pending", "_min", "_max")
+
+    def __init__(self, resolution: int = 4096, *, seed: int = 0):
+        if (
+            isinstance(resolution, bool)
+            or not isinstance(resolution, (int, np.integer))
+            or resolution < 8
+            or resolution % 2
+        ):
+            raise ValueError(f"resolution must be an even integer >= 8, not {resolution!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"seed must be an integer, not {seed!r}")
+        self.resolution = int(resolution)
+        self.seed = int(seed)
+        self._protect = self.resolution // 2
+        self._levels: list[torch.Tensor] = []  # level h: (C, length_h), weight 2**h
+        # Rows added since level 0 was last compacted, kept as given, (N_i, C):
+        # transposing them costs as much as sorting, so it is folded into the
+        # sort of the next compaction.
+        self._pending: list[torch.Tensor] = []
+        self._compactions: list[int] = []  # compactions done at each level
+        self._count = 0
+        self._num_units: int | None = None
+        self._dtype = torch.float32
+        self._min: torch.Tensor | None = None
+        self._max: torch.Tensor | None = None
+        self._device: torch.device | None = None
+
+    @classmethod
+    def _config_keys(cls) -> tuple[str, ...]:
+        return ("resolution", "seed")
+
+    def _config(self) -> dict[str, Any]:
+        return {"resolution": self.resolution}
+
+    @property
+    def num_units(self) -> int | None:
+        """Number of columns C, or None before the first ``add``."""
+        return self._num_units
+
+    @property
+    def count(self) -> int:
+        """Number of values added per unit (rows) so far."""
+        return self._count
+
+    @property
+    def depth(self) -> int:
+        """Number of levels of the sketch."""
+        return len(self._levels)
+
+    def add(self, values: torch.Tensor) -> None:
+        """Add a batch of values.
+
+        Parameters
+        ----------
+        values : torch.Tensor, shape (N, C)
+            One row per observation (e.g. per image and spatial position),
+            one column per unit. Moved to the sketch's device if needed.
+
+        Raises
+        ------
+        ValueError
+            If `values` is not 2-D, has another number of columns than earlier
+            batches, or holds NaN.
+        """
+        values = check_matrix(values, "values", expected_columns=self._num_units, what="unit")
+        values = self._place(values)
+        if self._num_units is None:
+            self._num_units = int(values.shape[1])
+            self._dtype = float_dtype(values)
+        if not self._levels:
+            self._levels = [values.new_empty((self._num_units, 0), dtype=self._dtype)]
+            self._compactions = [0]
+        n = int(values.shape[0])
+        if n == 0:
+            return
+        values = values.to(self._dtype)
+        level0 = self._levels[0].shape[1] + sum(int(rows.shape[0]) for rows in self._pending)
+        if level0 + n <= self.resolution:
+            check_no_nan(values, "values")
+            self._update_extremes(values.amin(dim=0), values.amax(dim=0))
+            self._pending.append(values.clone(memory_format=torch.contiguous_format))
+            self._count += n
+            return
+        # Level 0 overflows: one sort gives the compaction, the NaN check and
+        # the extremes (NaN sorts last in numpy and torch alike).
+        low, high, kept, promoted = self._compaction_of(0, [*self._pending, values])
+        if bool(torch.isnan(high).any()):
+            check_no_nan(values, "values")
+        self._update_extremes(low, high)
+        self._commit(0, kept, promoted)
+        self._pending = []
+        self._count += n
+        self._compress(start=1)
+
+    def quantiles(self, q: float | Sequence[float] | torch.Tensor) -> torch.Tensor:
+        """Estimated quantiles of every unit.
+
+        Parameters
+        ----------
+        q : float or sequence of float
+            Quantile levels in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(C, len(q))`` for a sequence, ``(C,)`` for a scalar `q`
+            (as ``torch.quantile``). Each entry is a value that occurred in the
+            data: the ``floor(q (n - 1)) + 1``-th smallest up to the rank error
+            stated in the class notes (``q = 0`` and ``q = 1`` give the exact
+            minimum and maximum).
+
+        Raises
+        ------
+        ValueError
+            If nothing has been added yet or `q` is outside [0, 1].
+        """
+        scalar, levels = _quantile_levels(q)
+        sorted_values, cumulative = self._sorted_sketch()
+        targets = torch.as_tensor(self._target_counts(levels), device=cumulative.device)
+        targets = targets.expand(cumulative.shape[0], -1).contiguous()
+        index = torch.searchsorted(cumulative, targets, side="left")
+        index = index.clamp_(max=cumulative.shape[1] - 1)
+        result = sorted_values.gather(1, index)
+        ends = torch.as_tensor(levels, device=result.device)
+        result = torch.where((ends == 0)[None, :], self._min[:, None], result)
+        result = torch.where((ends == 1)[None, :], self._max[:, None], result)
+        return result[:, 0] if scalar else result
+
+    def cdf(self, values: torch.Tensor) -> torch.Tensor:
+        """Estimated fraction of the data ``<= values``, per unit.
+
+        Parameters
+        ----------
+        values : torch.Tensor, shape (M, C)
+            Values to look up, one column per unit.
+
+        Returns
+        -------
+        torch.Tensor, shape (M, C), float64
+            The estimated ``#{x <= value} / n`` of each unit.
+        """
+        values = check_matrix(values, "values", expected_columns=self._num_units, what="unit")
+        check_no_nan(values, "values")
+        sorted_values, cumulative = self._sorted_sketch()
+        lookup = values.to(device=sorted_values.device, dtype=sorted_values.dtype).t().contiguous()
+        index = torch.searchsorted(sorted_values, lookup, side="right")
+        padded = torch.nn.functional.pad(cumulative, (1, 0))
+        counts = padded.gather(1, index)
+        return (counts.to(torch.float64) / self._count).t()
+
+    def rank_error_bound(
+        self, q: float | Sequence[float], *, delta: float = 1e-6
+    ) -> float | np.ndarray:
+        """Bound on the normalised rank error of ``quantiles(q)``, from this sketch's history.
+
+        Parameters
+        ----------
+        q : float or sequence of float
+            Quantile levels in [0, 1].
+        delta : float, optional
+            Failure probability of the bound for one `q` and one unit.
+            Default 1e-6.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            ``rank error / n`` holds below this with probability >= 1 - delta
+            (see the class notes). It uses the number of compactions actually
+            done per level, so it is never larger than the closed form stated
+            there.
+        """
+        if not 0 < delta < 1:
+            raise ValueError(f"delta must be in (0, 1), not {delta!r}")
+        scalar, levels = _quantile_levels(q)
+        if self._count == 0:
+            raise ValueError("RunningQuantile has no data yet: call add() first")
+        n, p = self._count, self._protect
+        log_term = 2.0 * math.log(2.0 / delta)
+        sq_weights = [m * 4.0**h for h, m in enumerate(self._compactions)]
+        uniform = math.sqrt(log_term * sum(sq_weights))
+        bounds = []
+        for above in (n - self._target_counts(levels)).tolist():
+            if above < p:
+                bounds.append(0.0)
+                continue
+            error = 0.0
+            for _ in range(64 + len(sq_weights)):
+                reach = above + 1 + 2.0 * error
+                var = sum(v for h, v in enumerate(sq_weights) if 2.0**h * (p + 1) <= reach)
+                new_error = min(uniform, math.sqrt(log_term * var))
+                if new_error <= error:
+                    break
+                error = new_error
+            bounds.append(error / n)
+        return bounds[0] if scalar else np.asarray(bounds)
+
+    @staticmethod
+    def rank_error_bound_for(
+        q: float | Sequence[float],
+        *,
+        count: int,
+        resolution: int = 4096,
+        delta: float = 1e-6,
+    ) -> float | np.ndarray:
+        """The closed-form bound of the class notes, before any data is seen.
+
+        Use it to choose `resolution`: e.g. ``rank_error_bound_for(0.995,
+        count=10**7)`` is 2.8e-4 for the default resolution.
+
+        Parameters
+        ----------
+        q : float or sequence of float
+            Quantile levels in [0, 1].
+        count : int
+            Number of values per unit ``n``.
+        resolution : int, optional
+            The sketch's resolution ``r``. Default 4096.
+        delta : float, optional
+            Failure probability for one `q` and one unit. Default 1e-6.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            ``epsilon(q)``: the bound on ``rank error / n``.
+        """
+        if not 0 < delta < 1:
+            raise ValueError(f"delta must be in (0, 1), not {delta!r}")
+        if count < 1:
+            raise ValueError(f"count must be positive, not {count!r}")
+        scalar, levels = _quantile_levels(q)
+        r, p, n = resolution, resolution // 2, count
+        log_term = math.log(2.0 / delta)
+        uniform = 2.0 * math.sqrt(log_term) / (r - p)
+        a = 4.0 * log_term * n / ((r - p) * (p + 1))
+        above = n - (np.floor(levels * (n - 1)) + 1)
+        tail = (a + np.sqrt(a * a + a * (above + 1))) / n
+        bounds = np.where(above < p, 0.0, np.minimum(uniform, tail))
+        return float(bounds[0]) if scalar else bounds
+
+    # --- internals ---------------------------------------------------------------
+    def _target_counts(self, levels: np.ndarray) -> np.ndarray:
+        if self._count == 0:
+            raise ValueError("RunningQuantile has no data yet: call add() first")
+        return (np.floor(levels * (self._count - 1)).astype(np.int64) + 1).clip(1, self._count)
+
+    def _sorted_sketch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All items sorted per unit, and the cumulative weight (exact int64)."""
+        if self._count == 0:
+            raise ValueError("RunningQuantile has no data yet: call add() first")
+        self._flush_pending()
+        items = torch.cat(self._levels, dim=1)
+        device = items.device
+        weights = torch.cat(
+            [
+                torch.full((level.shape[1],), 1 << h, dtype=torch.int64, device=device)
+                for h, level in enumerate(self._levels)
+            ]
+        )
+        sorted_values, order = torch.sort(items, dim=1)
+        cumulative = weights[order].cumsum_(dim=1)
+        return sorted_values, cumulative
+
+    def _update_extremes(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        if self._min is None:
+            self._min, self._max = low, high
+        else:
+            self._min, self._max = torch.minimum(self._min, low), torch.maximum(self._max, high)
+
+    def _level_items(self, level: int) -> torch.Tensor:
+        """All items of `level` as one (C, length) tensor (level 0 with the pending rows)."""
+        if level == 0 and self._pending:
+            return torch.cat([self._levels[0], *(rows.t() for rows in self._pending)], dim=1)
+        return self._levels[level]
+
+    def _flush_pending(self) -> None:
+        if self._pending:
+            self._levels[0] = self._level_items(0)
+            self._pending = []
+
+    def _append(self, level: int, items: torch.Tensor) -> None:
+        if level == len(self._levels):
+            self._levels.append(items.contiguous())
+            self._compactions.append(0)
+        else:
+            self._levels[level] = torch.cat([self._levels[level], items], dim=1)
+
+    def _compress(self, *, start: int = 0) -> None:
+        self._flush_pending()
+        level = start
+        while level < len(self._levels):
+            if self._levels[level].shape[1] > self.resolution:
+                _, _, kept, promoted = self._compaction_of(level, [])
+                self._commit(level, kept, promoted)
+            level += 1
+
+    def _compaction_of(self, level: int, extra_rows: list[torch.Tensor]):
+        """Sort `level` (plus `extra_rows`, (N_i, C)) per unit and split it.
+
+        Returns each unit's smallest and largest item, the protected top items
+        that stay and every other one of the rest (offset by the coin) that
+        moves up. Nothing is modified.
+        """
+        size = self._levels[level].shape[1] + sum(int(rows.shape[0]) for rows in extra_rows)
+        keep = self._protect + (size - self._protect) % 2  # compact an even count
+        offset = _coin(self.seed, level, self._compactions[level])
+        return _sort_and_split(self._levels[level], extra_rows, size - keep, offset)
+
+    def _commit(self, level: int, kept: torch.Tensor, promoted: torch.Tensor) -> None:
+        self._levels[level] = kept
+        self._compactions[level] += 1
+        self._append(level + 1, promoted)
+
+    def _merge_same(self, other: RunningQuantile) -> None:
+        if other._num_units is None:
+            return
+        if self._num_units is None:
+            self._num_units, self._dtype = other._num_units, other._dtype
+        elif other._num_units != self._num_units:
+            raise ValueError(
+                f"cannot merge a RunningQuantile of {other._num_units} units into one of "
+                f"{self._num_units}"
+            )
+        if other._count == 0:
+            return
+        device = self.device if (self._holds_tensors() or self._device is not None) else other.device
+        self._flush_pending()
+        if self._levels:
+            self._levels = [level.to(device) for level in self._levels]
+        for level in range(len(other._levels)):
+            self._append(level, other._level_items(level).to(device=device, dtype=self._dtype))
+            self._compactions[level] += other._compactions[level]
+        low = other._min.to(device=device, dtype=self._dtype)
+        high = other._max.to(device=device, dtype=self._dtype)
+        self._update_extremes(low.clone(), high.clone())
+        self._count += other._count
+        self._compress()
+
+    def _state(self) -> dict[str, Any]:
+        if self._num_units is None:
+            empty = np.zeros((0, 0), np.float32)
+            return {"seed": self.seed, "count": 0, "num_units": -1, "dtype": "float32",
+                    "items": empty, "level_lengths": np.zeros(0, np.int64),
+                    "compactions": np.zeros(0, np.int64), "min": np.zeros(0, np.float32),
+                    "max": np.zeros(0, np.float32)}
+        c = self._num_units
+        dtype = str(self._dtype).removeprefix("torch.")
+        if self._levels:
+            items = torch.cat([self._level_items(h) for h in range(self.depth)], dim=1).cpu().numpy()
+        else:
+            items = np.zeros((c, 0), dtype)
+        return {
+            "seed": self.seed,
+            "count": self._count,
+            "num_units": c,
+            "dtype": dtype,
+            "items": items,
+            "level_lengths": np.asarray(
+                [self._level_items(h).shape[1] for h in range(self.depth)], np.int64
+            ),
+            "compactions": np.asarray(self._compactions, np.int64),
+            "min": self._min.cpu().numpy() if self._min is not None else np.zeros(c, dtype),
+            "max": self._max.cpu().numpy() if self._max is not None else np.zeros(c, dtype),
+        }
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.seed = int(state["seed"])
+        num_units = int(state["num_units"])
+        self._count = int(state["count"])
+        if num_units < 0:
+            self._num_units, self._levels, self._compactions = None, [], []
+            self._pending = []
+            self._min = self._max = None
+            return
+        self._num_units = num_units
+        self._dtype = getattr(torch, str(state["dtype"]))
+        items = torch.as_tensor(np.asarray(state["items"])).to(self._dtype)
+        lengths = [int(v) for v in np.asarray(state["level_lengths"]).reshape(-1)]
+        compactions = [int(v) for v in np.asarray(state["compactions"]).reshape(-1)]
+        if (
+            items.dim() != 2
+            or items.shape[0] != num_units
+            or sum(lengths) != items.shape[1]
+            or len(compactions) != len(lengths)
+        ):
+            raise ValueError("state is inconsistent: items, level_lengths and num_units disagree")
+        total_weight = sum(length << h for h, length in enumerate(lengths))
+        if total_weight != self._count:
+            raise ValueError(
+                f"state is inconsistent: the sketch's weight {total_weight} != count {self._count}"
+            )
+        self._levels = [chunk.contiguous() for chunk in torch.split(items, lengths, dim=1)]
+        self._pending = []
+        self._compactions = compactions
+        if self._count:
+            self._min = torch.as_tensor(np.asarray(state["min"])).to(self._dtype)
+            self._max = torch.as_tensor(np.asarray(state["max"])).to(self._dtype)
+        else:
+            self._min = self._max = None
+
+
+def _sort_and_split(
+    items: torch.Tensor, extra_rows: list[torch.Tensor], compacted: int, offset: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sort ``[items | extra_rows transposed]`` per row; split off the compaction.
+
+    Parameters: `items` (C, L), `extra_rows` a list of (N_i, C); the lowest
+    `compacted` sorted items of each row are compacted, keeping positions
+    ``offset, offset + 2, ...``. Returns ``(first, last, kept, promoted)``:
+    each row's smallest and largest item, its top ``size - compacted`` items
+    and the promoted ones.
+
+    On CPU the work is done with numpy in blocks of rows on torch's thread
+    count: numpy's vectorised sort is an order of magnitude faster than
+    ``torch.sort`` (26 ms vs 410 ms for 256 x 18432 float32 on one core), it
+    releases the GIL, and transposing the new rows block by block inside the
+    same threads avoids a slow strided ``torch.cat``.
+    """
+    if items.device.type != "cpu" or items.dtype not in (torch.float32, torch.float64):
+        buffer = torch.cat([items, *(rows.t() for rows in extra_rows)], dim=1)
+        ordered = torch.sort(buffer, dim=1).values
+        return (ordered[:, 0], ordered[:, -1], ordered[:, compacted:].contiguous(),
+                ordered[:, offset:compacted:2].contiguous())
+
+    base = items.numpy()
+    extras = [rows.numpy() for rows in extra_rows]
+    num_rows = base.shape[0]
+    size = base.shape[1] + sum(rows.shape[0] for rows in extras)
+    dtype = base.dtype
+    first, last = np.empty(num_rows, dtype), np.empty(num_rows, dtype)
+    kept = np.empty((num_rows, size - compacted), dtype)
+    promoted = np.empty((num_rows, len(range(offset, compacted, 2))), dtype)
+
+    def work(start: int, stop: int) -> None:
+        buffer = np.empty((stop - start, size), dtype)
+        buffer[:, : base.shape[1]] = base[start:stop]
+        column = base.shape[1]
+        for rows in extras:
+            buffer[:, column : column + rows.shape[0]] = rows[:, start:stop].T
+            column += rows.shape[0]
+        buffer.sort(axis=1)
+        first[start:stop], last[start:stop] = buffer[:, 0], buffer[:, -1]
+        kept[start:stop] = buffer[:, compacted:]
+        promoted[start:stop] = buffer[:, offset:compacted:2]
+
+    workers = min(torch.get_num_threads(), num_rows, max(1, (num_rows * size) >> 18))
+    if workers <= 1:
+        work(0, num_rows)
+    else:
+        # Blocks of a few rows keep each thread's buffer in cache.
+        blocks = max(workers, -(-num_rows * size // (1 << 18)))
+        bounds = np.linspace(0, num_rows, min(blocks, num_rows) + 1).astype(int)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(work, bounds[:-1], bounds[1:]))
+    return tuple(torch.from_numpy(a) for a in (first, last, kept, promoted))
+
+
+def _quantile_levels(q: Any) -> tuple[bool, np.ndarray]:
+    if isinstance(q, torch.Tensor):
+        q = q.detach().cpu().numpy()
+    levels = np.asarray(q, dtype=np.float64)
+    scalar = levels.ndim == 0
+    levels = levels.reshape(-1)
+    if levels.size == 0:
+        raise ValueError("q must hold at least one quantile level")
+    if not np.all((levels >= 0) & (levels <= 1)):
+        raise ValueError(f"quantile levels must lie in [0, 1]; got {levels.tolist()}")
+    return scalar, levels
+
+
+def _coin(seed: int, level: int, index: int) -> int:
+    """A reproducible fair coin (splitmix64 of seed, level and compaction number)."""
+    x = (
+        seed * 0x9E3779B97F4A7C15 + level * 0xD1B54A32D192ED03 + index * 0x8CB92BA72F3D8DD7
+        + 0x632BE59BD9B4E019
+    ) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    x ^= x >> 31
+    return int(x >> 63)

@@ -1,0 +1,105 @@
+"""``unitscope label ...`` through typer's test runner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from unitscope.cli.label import label_app
+from unitscope.label import LabelStore, UnitKey
+
+from conftest_label import make_results
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def results(tmp_path):
+    return make_results(tmp_path, networks={"scenenet": {"conv5": 2}}, n_images=3, size=16)
+
+
+def one_line(result) -> str:
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_add_annotator_prints_the_token_once(results):
+    result = runner.invoke(label_app, ["add-annotator", "ada", "--results", str(results)])
+    assert result.exit_code == 0, result.output
+    line = one_line(result)
+    assert line.startswith("token for ada (shown once, store it now): ")
+    token = line.rsplit(" ", 1)[1]
+    store = LabelStore(results / "labels.sqlite")
+    assert store.annotator_for_token(token).name == "ada"
+    again = runner.invoke(label_app, ["add-annotator", "ada", "--results", str(results)])
+    assert again.exit_code == 2
+    assert one_line(again) == (
+        "unitscope: error: annotator 'ada' already exists (replace_token=True, or --replace-token, issues a new token)"
+    )
+    renewed = runner.invoke(label_app, ["add-annotator", "ada", "--results", str(results), "--replace-token"])
+    assert renewed.exit_code == 0
+    assert store.annotator_for_token(token) is None
+    bad = runner.invoke(label_app, ["add-annotator", "<b>", "--results", str(results)])
+    assert bad.exit_code == 2 and one_line(bad).startswith("unitscope: error: invalid annotator name '<b>'")
+    missing = runner.invoke(label_app, ["add-annotator", "bo", "--results", str(results / "nope")])
+    assert missing.exit_code == 2 and one_line(missing).endswith("nope does not exist")
+
+
+def test_export_import_results(results, tmp_path):
+    store = LabelStore(results / "labels.sqlite")
+    ada = store.annotator_for_token(store.add_annotator("ada"))
+    store.submit(ada, UnitKey("scenenet", "conv5", 0), label="bed", type="object", marked=["img0x1"], n_images=3, k=3)
+    store.submit(ada, UnitKey("scenenet", "conv5", 1), label="sky", type="region", marked=[], n_images=3, k=3)
+    out = tmp_path / "answers.json"
+    result = runner.invoke(label_app, ["export", str(out), "--results", str(results)])
+    assert result.exit_code == 0 and one_line(result) == f"exported 2 answers to {out}"
+    assert len(json.loads(out.read_text())["answers"]) == 2
+
+    other = tmp_path / "other.sqlite"
+    result = runner.invoke(label_app, ["import", str(out), "--results", str(results), "--db", str(other)])
+    assert result.exit_code == 0
+    assert one_line(result) == f"imported 2 answers from {out} (0 already present, 0 conflicting kept as stored)"
+    assert LabelStore(other).answers() == store.answers()
+
+    result = runner.invoke(label_app, ["results", "--results", str(results)])
+    assert result.exit_code == 0
+    assert one_line(result) == f"wrote human labels for 1 network(s): {results / 'scenenet' / 'human'}"
+    for name in ("units.csv", "layers.csv", "compare.csv", "summary.json"):
+        assert (results / "scenenet" / "human" / name).is_file()
+
+
+def test_errors_are_one_line_with_exit_code_2(results, tmp_path):
+    cases = [
+        (["results", "--results", str(tmp_path)], f"unitscope: error: no labeling database at {tmp_path / 'labels.sqlite'}"),
+        (["export", str(tmp_path / "a.csv"), "--results", str(tmp_path)], f"unitscope: error: no labeling database at {tmp_path / 'labels.sqlite'}"),
+        (["serve", str(tmp_path / "missing")], f"unitscope: error: results directory {tmp_path / 'missing'} does not exist"),
+        (["serve", str(results), "--network", "nope"], f"unitscope: error: network(s) nope not in {results}; available: scenenet"),
+        (["serve", str(results), "--k", "0"], "unitscope: error: k must be at least 1, got 0"),
+    ]
+    for args, expected in cases:
+        result = runner.invoke(label_app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert one_line(result) == expected
+    bad = tmp_path / "bad.csv"
+    bad.write_text("annotator,network\nada,scenenet\n")
+    result = runner.invoke(label_app, ["import", str(bad), "--results", str(results)])
+    assert result.exit_code == 2
+    assert one_line(result).startswith(f"unitscope: error: {bad}:2: missing field(s) layer, unit")
+
+
+def test_serve_binds_localhost_by_default(results, monkeypatch):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
+    result = runner.invoke(label_app, ["serve", str(results), "--port", "8123", "--images", "2"])
+    assert result.exit_code == 0, result.output
+    assert one_line(result) == (
+        f"labeling 2 units (k=3) at http://127.0.0.1:8123/ · answers in {results / 'labels.sqlite'} · Ctrl-C to stop"
+    )
+    (app, options), = calls
+    assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "warning"}
+    assert [len(entry.images) for entry in app.state.catalog.units] == [2, 2]
