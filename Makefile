@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UNITSCOPE_HOME ?= $(CURDIR)/.unitscope
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast bench clean chromium
 
 setup: $(STAMP)
 
@@ -19,7 +19,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	UNITSCOPE_HOME=$(UNITSCOPE_HOME) $(BIN)/unitscope demo --out $(UNITSCOPE_HOME)/demo
 
-test: $(STAMP)
+# Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "could not install chromium: browser tests will be skipped"; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

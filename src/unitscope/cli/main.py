@@ -135,7 +135,7 @@ def dissect(
     top_k: int = typer.Option(60, "--top-k", help="Top images per unit (precision, tables)."),
     batch_size: int = typer.Option(32, "--batch-size"),
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
-    mask_size: Optional[int] = typer.Option(None, "--mask-size", help="Subsample masks to this longest side."),
+    mask_size: int = typer.Option(112, "--mask-size", help="Subsample masks to this longest side (0: native resolution)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ... (under torchrun: each rank's local GPU)."),
     checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
     restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
@@ -182,7 +182,7 @@ def dissect(
             results[run_name] = run_dissect(
                 run_net, layer_list, pool, network=run_name, quantile=quantile,
                 iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
-                num_workers=workers, mask_size=mask_size,
+                num_workers=workers, mask_size=mask_size or None,
                 work_dir=out / run_name / ".partial" / "dissect",
                 checkpoint_every=checkpoint_every, restart=restart, progress=callback)
         finally:
@@ -210,6 +210,47 @@ def dissect(
         import torch.distributed as dist
 
         dist.destroy_process_group()
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Optional[Path] = typer.Option(None, "--out", help="Results directory (default $UNITSCOPE_HOME/demo)."),
+    quick: bool = typer.Option(False, "--quick", help="A small world and fewer images (for tests)."),
+) -> None:
+    """The whole study on the built-in world: world, SceneNet/ObjectNet, every experiment, the report."""
+    from unitscope.cli.demo import run_demo
+
+    home = default_home()
+    target = out or home / ("demo-quick" if quick else "demo")
+    bars = lambda name: tqdm_progress(name)  # noqa: E731
+    summary = run_demo(target, home=home, quick=quick, progress=bars,
+                       log=lambda line: typer.echo(line, err=True))
+    for name, net in summary["networks"].items():
+        typer.echo(f"{name}: held-out top-1 {net['val_top1']:.1%}")
+    total = sum(v for k, v in summary["timings"].items() if k != "total_before_report")
+    typer.echo(f"stages: " + ", ".join(f"{k} {v:.0f}s" for k, v in summary["timings"].items()))
+    typer.echo(f"report: {summary['report']}")
+    typer.echo(f"total: {total:.0f} s")
+
+
+@app.command()
+@friendly_errors
+def report(
+    results: Path = typer.Argument(..., help="Results directory (made by demo or the experiment commands)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the report (default RESULTS/report)."),
+    title: Optional[str] = typer.Option(None, "--title"),
+) -> None:
+    """Render the HTML report from saved results (computes nothing)."""
+    from unitscope.report import build_report
+
+    path = build_report(results, out=out, title=title)
+    typer.echo(f"report: {path}")
+
+
+from unitscope.cli.experiments import register as _register_experiments  # noqa: E402
+
+_register_experiments(app)
 
 
 def main() -> None:  # console-script entry point

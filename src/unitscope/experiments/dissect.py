@@ -382,7 +382,7 @@ def dissect(
     top_k: int = 60,
     batch_size: int = 32,
     num_workers: int = 0,
-    mask_size: int | None = None,
+    mask_size: int | None = 112,
     quantile_resolution: int = 2048,
     activation_cache: str = "disk",
     work_dir: str | Path | None = None,
@@ -411,7 +411,9 @@ def dissect(
         Top images kept per unit (for precision and the tables).
     batch_size, num_workers : int, keyword-only
     mask_size : int, keyword-only
-        Subsample masks whose longest side exceeds this (nearest); None keeps them.
+        Subsample masks whose longest side exceeds this (nearest neighbour;
+        default 112, Network Dissection's segmentation size for 224 px
+        inputs); None keeps the native resolution.
     quantile_resolution : int, keyword-only
         Resolution of the quantile sketch (see ``RunningQuantile``).
     activation_cache : {"disk", "recompute"}, keyword-only
@@ -586,7 +588,7 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
         merged = saved["merged"]
 
         # ---- pass 2: intersections and unions ----------------------------------
-        overlaps = {l: RunningConceptOverlap() for l in layers}
+        overlaps = {l: PairOverlap(merged[l]["thresholds"].shape[0], num_concepts) for l in layers}
         top_overlap = {l: np.zeros(merged[l]["top_indices"].shape + (num_concepts,), dtype=bool)
                        for l in layers}
         concept_images = np.zeros(num_concepts, dtype=np.int64)
@@ -597,14 +599,14 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                 top_overlap[l] = saved["stats2"]["top_overlap"][l].copy()
             concept_images = saved["stats2"]["concept_images"].copy()
             cooccurrence = saved["stats2"]["cooccurrence"].copy()
-        # global image index -> [(unit, rank)] for every unit's top images, per layer
+        # (pool position, unit) -> rank among the unit's top images, per layer
         top_lookup = {}
         for l in layers:
-            lookup: dict[int, list[tuple[int, int]]] = {}
+            lookup: dict[tuple[int, int], int] = {}
             for u, row in enumerate(merged[l]["top_indices"]):
                 for r, g in enumerate(row.tolist()):
                     if g >= 0:
-                        lookup.setdefault(g, []).append((u, r))
+                        lookup[(g, u)] = r
             top_lookup[l] = lookup
         category_of = {c.number - 1: c.category for c in data.concepts}
         concepts_in = {cat: [c.number - 1 for c in data.concepts.in_category(cat)]
@@ -617,9 +619,12 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
         batch_no = saved["batch"]
         report(n_batches + batch_no)
         start = batch_no * batch_size
+        # Masks are decoded by a worker process while this one counts overlaps (pass 2 is
+        # otherwise CPU-bound on PNG decoding), unless the caller chose the worker count.
+        mask_workers = num_workers if num_workers else (1 if n_batches - batch_no > 2 else 0)
         annotations = DataLoader(_AnnotationView(shard, mask_size), batch_size=batch_size,
-                                 sampler=list(range(start, n_local)), num_workers=num_workers,
-                                 collate_fn=_collate_annotations)
+                                 sampler=list(range(start, n_local)), num_workers=mask_workers,
+                                 collate_fn=_collate_annotations, prefetch_factor=4 if mask_workers else None)
         image_batches = (_image_loader(shard, batch_size, num_workers, batch_no)
                          if activation_cache == "recompute" else None)
         position = start
@@ -657,12 +662,9 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                 member_valid = valid[members].to(device)
                 for layer in layers:
                     act = acts[layer][members]
-                    up = F.interpolate(act, size=shape, mode="bilinear", align_corners=False)
-                    t = thresholds[layer][None, :, None, None]
-                    unit_masks = ((up > t) | ((up >= t) & inclusive[layer][None, :, None, None])).flatten(2)
-                    overlaps[layer].add_labels(unit_masks, labels, num_concepts=num_concepts,
-                                               concept_valid=member_valid)
-                    _record_top_overlap(top_overlap[layer], top_lookup[layer], unit_masks, labels,
+                    image, unit, masks = _active_masks(act, thresholds[layer], inclusive[layer], shape)
+                    overlaps[layer].add_pairs(image, unit, masks, labels, member_valid)
+                    _record_top_overlap(top_overlap[layer], top_lookup[layer], image, unit, masks, labels,
                                         [int(global_index[positions[i]]) for i in members])
             batch_no += 1
             report(n_batches + batch_no)
@@ -675,7 +677,7 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
     # ---- merge over ranks and assemble -----------------------------------------
     layer_results = {}
     for layer in layers:
-        o = D.merge_across_ranks(overlaps[layer], lambda s: RunningConceptOverlap.from_state_dict(s))
+        o = D.merge_across_ranks(overlaps[layer], PairOverlap.from_state_dict)
         tops = D.gather_objects(top_overlap[layer])
         combined = np.logical_or.reduce(tops) if len(tops) > 1 else tops[0]
         m = merged[layer]
@@ -693,22 +695,109 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
         concept_images=concept_images, cooccurrence=cooccurrence, config=config)
 
 
-def _record_top_overlap(table, lookup, unit_masks, labels, image_ids):
-    """Mark, for each (unit, rank) whose top image is in this batch, the concepts its mask touches."""
-    for j, g in enumerate(image_ids):
-        pairs = lookup.get(g)
-        if not pairs:
-            continue
-        units = torch.tensor([u for u, _ in pairs], device=unit_masks.device)
-        ranks = np.array([r for _, r in pairs])
-        masks = unit_masks[j, units]  # (m, P)
+def _active_masks(act, threshold, inclusive, shape):
+    """Thresholded, upsampled maps of the (image, unit) pairs that reach the threshold.
+
+    A bilinear upsample never exceeds the largest input value, so a unit
+    whose map stays below its threshold on an image has an empty mask there
+    and is skipped: with the top 0.5 % quantile most pairs are.
+
+    Returns ``(image (M,), unit (M,), masks (M, P) bool)``.
+    """
+    t = threshold[None, :]
+    peak = act.amax(dim=(2, 3))
+    active = (peak > t) | ((peak >= t) & inclusive[None, :])
+    image, unit = torch.nonzero(active, as_tuple=True)
+    if image.numel() == 0:
+        return image, unit, torch.zeros((0, shape[0] * shape[1]), dtype=torch.bool, device=act.device)
+    maps = act[image, unit][:, None]
+    up = F.interpolate(maps, size=shape, mode="bilinear", align_corners=False)[:, 0].flatten(1)
+    tt = threshold[unit][:, None]
+    masks = (up > tt) | ((up >= tt) & inclusive[unit][:, None])
+    return image, unit, masks
+
+
+class PairOverlap:
+    """Exact intersection / union counts of unit masks and concepts, fed by active (image, unit) pairs.
+
+    The sparse counterpart of :class:`unitscope.stats.RunningConceptOverlap`
+    (same counts, same ``merge`` / ``state_dict`` protocol): only pairs whose
+    mask is not empty are given, which is what makes pass 2 cheap.
+    """
+
+    def __init__(self, num_units: int, num_concepts: int) -> None:
+        self.num_units, self.num_concepts = int(num_units), int(num_concepts)
+        self.intersection = torch.zeros(num_units, num_concepts, dtype=torch.int64)
+        self.unit_area = torch.zeros(num_units, num_concepts, dtype=torch.int64)
+        self.concept_area = torch.zeros(num_concepts, dtype=torch.int64)
+        self.count = 0
+
+    def add_pairs(self, image, unit, masks, labels, valid) -> None:
+        """Add a batch: ``labels`` (N, L, P) concept index or -1, ``valid`` (N, K) bool."""
+        k, device = self.num_concepts, labels.device
+        n = labels.shape[0]
+        rows = torch.arange(n, device=device)[:, None, None]
+        usable = (labels >= 0) & valid[rows, labels.clamp(min=0)]
+        binned = torch.where(usable, labels, torch.full_like(labels, k))
+        self.concept_area += torch.bincount(binned.reshape(-1), minlength=k + 1)[:k].cpu()
+        self.count += n
+        if image.numel() == 0:
+            return
+        area = masks.sum(dim=1)
+        self.unit_area.index_add_(0, unit.cpu(), (area[:, None] * valid[image].long()).cpu())
         which, pixel = torch.nonzero(masks, as_tuple=True)
-        if which.numel() == 0:
-            continue
-        for layer_labels in labels[j]:
-            concept = layer_labels[pixel]
-            keep = concept >= 0
-            if keep.any():
-                w = which[keep].cpu().numpy()
-                c = concept[keep].cpu().numpy()
-                table[units.cpu().numpy()[w], ranks[w], c] = True
+        owner_image, owner_unit = image[which], unit[which]
+        for layer in range(binned.shape[1]):
+            concept = binned[owner_image, layer, pixel]
+            flat = owner_unit * (k + 1) + concept
+            counts = torch.bincount(flat, minlength=self.num_units * (k + 1))
+            self.intersection += counts.reshape(self.num_units, k + 1)[:, :k].cpu()
+
+    def iou(self) -> torch.Tensor:
+        union = self.unit_area + self.concept_area[None, :] - self.intersection
+        iou = self.intersection.double() / union.clamp(min=1).double()
+        return torch.where(union > 0, iou, torch.zeros_like(iou))
+
+    def merge(self, other: "PairOverlap") -> "PairOverlap":
+        if (other.num_units, other.num_concepts) != (self.num_units, self.num_concepts):
+            raise ValueError("cannot merge overlap counts of different shapes")
+        self.intersection += other.intersection
+        self.unit_area += other.unit_area
+        self.concept_area += other.concept_area
+        self.count += other.count
+        return self
+
+    def state_dict(self) -> dict:
+        return {"num_units": self.num_units, "num_concepts": self.num_concepts, "count": self.count,
+                "intersection": self.intersection.numpy().copy(), "unit_area": self.unit_area.numpy().copy(),
+                "concept_area": self.concept_area.numpy().copy()}
+
+    def load_state_dict(self, state: dict) -> "PairOverlap":
+        self.__init__(int(state["num_units"]), int(state["num_concepts"]))
+        self.count = int(state["count"])
+        for name in ("intersection", "unit_area", "concept_area"):
+            setattr(self, name, torch.as_tensor(np.asarray(state[name]), dtype=torch.int64).clone())
+        return self
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> "PairOverlap":
+        return cls(int(state["num_units"]), int(state["num_concepts"])).load_state_dict(state)
+
+
+def _record_top_overlap(table, lookup, image, unit, masks, labels, image_ids):
+    """Mark, for each (unit, rank) whose top image is in this batch, the concepts its mask touches."""
+    if image.numel() == 0:
+        return
+    image_np, unit_np = image.cpu().numpy(), unit.cpu().numpy()
+    ranks = np.array([lookup.get((image_ids[i], u), -1) for i, u in zip(image_np, unit_np)])
+    chosen = np.nonzero(ranks >= 0)[0]
+    if chosen.size == 0:
+        return
+    chosen_t = torch.as_tensor(chosen, device=masks.device)
+    which, pixel = torch.nonzero(masks[chosen_t], as_tuple=True)
+    owner = chosen_t[which]
+    for layer in range(labels.shape[1]):
+        concept = labels[image[owner], layer, pixel]
+        keep = concept >= 0
+        m = owner[keep].cpu().numpy()
+        table[unit_np[m], ranks[m], concept[keep].cpu().numpy()] = True

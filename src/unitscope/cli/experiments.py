@@ -1,0 +1,196 @@
+"""Commands of the paper's experiments: preference, minimal, rf, localize, ablate.
+
+Each parses its options, opens the networks and pools, calls one library
+function and saves its typed result under ``--out``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from unitscope.cli._common import friendly_errors, split_list, tqdm_progress
+
+__all__ = ["register"]
+
+
+def parse_net(spec: str):
+    """``NAME=ARCH[:WEIGHTS]`` -> (name, model)."""
+    from unitscope.models import create_model
+
+    if "=" not in spec:
+        raise ValueError(f"--net takes NAME=ARCH[:WEIGHTS], got {spec!r}")
+    name, rest = spec.split("=", 1)
+    arch, _, weights = rest.partition(":")
+    return name, create_model(arch or None, weights=Path(weights) if weights else None)
+
+
+def open_model(model: str, weights: Optional[Path]):
+    from unitscope.models import create_model
+
+    return create_model(model, weights=weights)
+
+
+def _run_with_bar(name, func, **kwargs):
+    callback, bar = tqdm_progress(name)
+    try:
+        return func(progress=callback, **kwargs)
+    finally:
+        bar.close()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @friendly_errors
+    def preference(
+        net: List[str] = typer.Option(..., "--net", help="NAME=ARCH[:WEIGHTS]; repeat for networks side by side."),
+        pool: List[str] = typer.Option(..., "--pool", help="SOURCE=DIR; repeat (e.g. objects=... scenes=...)."),
+        out: Path = typer.Option(..., "--out", help="Writes OUT/preference/."),
+        layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: each model's)."),
+        top: int = typer.Option(100, "--top", help="Top images kept per layer."),
+        batch_size: int = typer.Option(32, "--batch-size"),
+    ) -> None:
+        """Which images each layer prefers: the source mix of its top images (pre-experiment)."""
+        from unitscope.data.open import open_pool
+        from unitscope.experiments.preference import layer_preference
+        from unitscope.models import model_info
+
+        models = dict(parse_net(spec) for spec in net)
+        first = next(iter(models.values()))
+        pools = []
+        for spec in pool:
+            if "=" not in spec:
+                raise ValueError(f"--pool takes SOURCE=DIR, got {spec!r}")
+            source, folder = spec.split("=", 1)
+            pools.append(open_pool(Path(folder), kind="plain", source=source,
+                                   preprocessing=model_info(first).preprocessing))
+        layer_map = split_list(layers) or {n: model_info(m).default_layers for n, m in models.items()}
+        result = _run_with_bar("layer preference", layer_preference, models=models, layers=layer_map,
+                               pools=pools, top=top, batch_size=batch_size)
+        result.save(out / "preference")
+        typer.echo(result.to_frame().to_string(index=False))
+        typer.echo(f"results in {out / 'preference'}")
+
+    @app.command()
+    @friendly_errors
+    def minimal(
+        model: str = typer.Option(..., "--model"),
+        data: Path = typer.Option(..., "--data", help="Plain pool (ImageFolder) or annotated pool."),
+        out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/minimal/."),
+        weights: Optional[Path] = typer.Option(None, "--weights"),
+        name: Optional[str] = typer.Option(None, "--name"),
+        segmentation: str = typer.Option("slic", "--segmentation", help="slic (1a) or masks (1b, ground-truth objects)."),
+        n_segments: int = typer.Option(50, "--segments", help="SLIC segments per image."),
+        fill: str = typer.Option("mean", "--fill", help="mean, blur or gray."),
+        max_images: Optional[int] = typer.Option(None, "--max-images"),
+        label_category: Optional[str] = typer.Option(None, "--label-category", help="Annotated pool: category giving the class (e.g. scene)."),
+        batch_size: int = typer.Option(64, "--batch-size"),
+    ) -> None:
+        """Minimal image representations: remove segments while the class stays correct (Exp. 1)."""
+        from unitscope.data.open import open_pool
+        from unitscope.experiments.minimal_images import minimal_images
+        from unitscope.models import model_info
+
+        net = open_model(model, weights)
+        options = {"label_category": label_category} if label_category else {}
+        pool = open_pool(data, preprocessing=model_info(net).preprocessing, **options)
+        result = _run_with_bar("minimal images", minimal_images, model=net, data=pool,
+                               segmentation=segmentation, n_segments=n_segments, fill=fill,
+                               max_images=max_images, batch_size=batch_size)
+        target = out / (name or model) / "minimal"
+        result.save(target)
+        typer.echo(f"results in {target}")
+
+    @app.command()
+    @friendly_errors
+    def rf(
+        model: str = typer.Option(..., "--model"),
+        data: Path = typer.Option(..., "--data"),
+        out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/rf/<layer>/."),
+        weights: Optional[Path] = typer.Option(None, "--weights"),
+        name: Optional[str] = typer.Option(None, "--name"),
+        layers: Optional[str] = typer.Option(None, "--layers"),
+        top_k: int = typer.Option(20, "--top-k", help="Top images per unit."),
+        units: Optional[str] = typer.Option(None, "--units", help="Comma-separated unit indices (default all)."),
+        max_images: Optional[int] = typer.Option(None, "--max-images", help="Use the first N images of the pool."),
+        batch_size: int = typer.Option(64, "--batch-size"),
+    ) -> None:
+        """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2)."""
+        from unitscope.data.open import open_pool
+        from unitscope.experiments._io import write_csv
+        from unitscope.experiments.empirical_rf import empirical_receptive_fields, summarise_receptive_fields
+        from unitscope.models import model_info
+
+        net = open_model(model, weights)
+        pool = open_pool(data, preprocessing=model_info(net).preprocessing)
+        if max_images:
+            pool = pool.subset(range(min(max_images, len(pool))))
+        unit_list = [int(u) for u in split_list(units)] if units else None
+        network = name or model
+        results = []
+        for layer in split_list(layers) or model_info(net).default_layers:
+            result = _run_with_bar(f"receptive field {layer}", empirical_receptive_fields, model=net,
+                                   layer=layer, data=pool, top_k=top_k, units=unit_list,
+                                   network=network, batch_size=batch_size)
+            result.save(out / network / "rf" / layer)
+            results.append(result)
+        summary = summarise_receptive_fields(results)
+        write_csv(out / network / "rf" / "summary.csv", summary)
+        typer.echo(summary.to_string(index=False))
+
+    @app.command()
+    @friendly_errors
+    def localize(
+        model: str = typer.Option(..., "--model"),
+        data: Path = typer.Option(..., "--data", help="Annotated pool."),
+        dissection: Path = typer.Option(..., "--dissection", help="A dissection result folder (OUT/NAME/dissect)."),
+        out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/localize/."),
+        layer: str = typer.Option(..., "--layer"),
+        weights: Optional[Path] = typer.Option(None, "--weights"),
+        name: Optional[str] = typer.Option(None, "--name"),
+        label_category: Optional[str] = typer.Option(None, "--label-category"),
+    ) -> None:
+        """Units as object localizers: masks, boxes and the pointing game (Exp. 5)."""
+        from unitscope.data.open import open_annotated_pool
+        from unitscope.experiments.dissect import DissectionResult
+        from unitscope.experiments.localize import localize_objects
+        from unitscope.models import model_info
+
+        net = open_model(model, weights)
+        options = {"label_category": label_category} if label_category else {}
+        pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing, **options)
+        result = _run_with_bar("localize", localize_objects, model=net, layer=layer, data=pool,
+                               dissection=DissectionResult.load(dissection))
+        target = out / (name or model) / "localize"
+        result.save(target)
+        typer.echo(f"results in {target}")
+
+    @app.command()
+    @friendly_errors
+    def ablate(
+        model: str = typer.Option(..., "--model"),
+        data: Path = typer.Option(..., "--data", help="Annotated pool with class labels."),
+        dissection: Path = typer.Option(..., "--dissection", help="A dissection result folder."),
+        out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/ablate/."),
+        layer: str = typer.Option(..., "--layer"),
+        weights: Optional[Path] = typer.Option(None, "--weights"),
+        name: Optional[str] = typer.Option(None, "--name"),
+        label_category: str = typer.Option("scene", "--label-category"),
+        n_random: int = typer.Option(5, "--random", help="Random-unit draws per object."),
+    ) -> None:
+        """Switch off the detectors of each object and measure each class's accuracy drop."""
+        from unitscope.data.open import open_annotated_pool
+        from unitscope.experiments.ablate import ablate_detectors
+        from unitscope.experiments.dissect import DissectionResult
+        from unitscope.models import model_info
+
+        net = open_model(model, weights)
+        pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing,
+                                   label_category=label_category)
+        result = _run_with_bar("ablate", ablate_detectors, model=net, layer=layer, data=pool,
+                               dissection=DissectionResult.load(dissection), n_random=n_random)
+        target = out / (name or model) / "ablate"
+        result.save(target)
+        typer.echo(f"results in {target}")

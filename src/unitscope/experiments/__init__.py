@@ -1,0 +1,50 @@
+"""The paper's experiments, each a function ``(model, layer(s), data, *, options) -> result``.
+
+Results are dataclasses with ``to_frame()`` (pandas), ``save(out_dir)`` and
+``load(out_dir)``; nothing here prints or renders.
+"""
+
+from unitscope.experiments.ablate import AblationResult, ablate_detectors
+from unitscope.experiments.census import CensusResult, object_census
+from unitscope.experiments.dissect import DissectionResult, LayerDissection, dissect
+from unitscope.experiments.localize import LocalizationResult, localize_objects, object_detectors
+from unitscope.experiments.empirical_rf import (
+    EmpiricalRFResult,
+    default_occluder,
+    empirical_receptive_fields,
+    rf_size,
+    summarise_receptive_fields,
+    top_activations,
+)
+from unitscope.experiments.minimal_images import MinimalImageRecord, MinimalImagesResult, minimal_images
+from unitscope.experiments.preference import LayerPreferenceResult, layer_preference
+from unitscope.experiments.unit_segmentations import UnitSegmentationsResult, unit_segmentations
+from unitscope.experiments._rf_geometry import RFWindow, theoretical_window
+
+__all__ = [
+    "DissectionResult",
+    "LayerDissection",
+    "dissect",
+    "CensusResult",
+    "object_census",
+    "LocalizationResult",
+    "localize_objects",
+    "object_detectors",
+    "AblationResult",
+    "ablate_detectors",
+    "LayerPreferenceResult",
+    "layer_preference",
+    "MinimalImageRecord",
+    "MinimalImagesResult",
+    "minimal_images",
+    "EmpiricalRFResult",
+    "empirical_receptive_fields",
+    "summarise_receptive_fields",
+    "rf_size",
+    "default_occluder",
+    "top_activations",
+    "RFWindow",
+    "theoretical_window",
+    "UnitSegmentationsResult",
+    "unit_segmentations",
+]

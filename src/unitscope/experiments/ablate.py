@@ -1,0 +1,496 @@
+"""The causal check of Experiment 5 (SPEC section 7): switch off a layer's detectors of an object.
+
+For each object ``c`` with detectors in the layer (from a dissection), the
+detectors' output channels are set to zero and every scene class's accuracy
+is measured again; the drop is compared with switching off the same number
+of *random* units of the layer (``n_random`` draws among the units that are
+not detectors of ``c``).  If the network uses ``c`` to recognise a scene,
+that scene's accuracy should fall more than under random ablation: the
+*effect* is ``drop(detectors) - mean(drop(random))`` per class.
+
+How the work is batched.  Every ablation is a *condition* (the baseline, the
+detectors of each object, each random draw for each object: ``K = 1 +
+n_objects * (1 + n_random)``) given by a channel mask.  Conditions are
+stacked in the batch dimension: the layer's output for ``B`` images is
+repeated ``Kc`` times inside the trace's ``edit`` and each copy is multiplied
+by its condition's channel mask, so the network *before* the layer runs once
+per batch and only the rest runs ``Kc`` times (``stack="layer"``).  A network
+that reuses activations from before the layer after it (a residual block
+around the layer) cannot take a bigger batch there; ``stack="input"`` repeats
+the images at the input instead (same numbers, the prefix recomputed), and
+``stack="auto"`` (default) tries ``"layer"`` on the first batch and falls
+back to ``"input"`` when the forward pass fails or returns the wrong number
+of rows.  Rows per forward pass are ``batch_size * conditions_per_pass``;
+ablated channels are set to exactly zero (``torch.where``), no module is
+replaced.
+
+Random draws are reproducible and independent of which other objects are
+studied: object ``c``'s draws come from ``numpy.random.default_rng([seed,
+number of c])``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from unitscope.hooks import Trace, resolve_layer
+
+from ._common import Progress, check_dataset, check_positive_int, eval_mode, iter_batches, model_device
+from ._io import read_json, write_csv, write_json
+from .localize import _class_names, _dissection_layer, _threshold, object_detectors
+
+__all__ = ["AblationResult", "ablate_detectors"]
+
+STACKS = ("auto", "layer", "input")
+
+#: Default budget of rows (image x condition) per forward pass when ``conditions_per_pass`` is None.
+_ROWS_PER_PASS = 1024
+
+
+@dataclass
+class AblationResult:
+    """Per-class accuracy of a classifier under each ablation condition.
+
+    Attributes
+    ----------
+    network, layer : str
+    class_names : list of str
+        One per output class.
+    detectors : dict of str to list of int
+        Object -> the units switched off.
+    conditions : list of dict
+        ``{"kind": "baseline" | "detectors" | "random", "object": str or None,
+        "draw": int or None, "units": list of int}``; condition 0 is the baseline.
+    correct : ndarray of int64, shape (K, n_classes)
+        Correctly classified images of each class under each condition.
+    totals : ndarray of int64, shape (n_classes,)
+        Labelled images of each class.
+    diagnostic : dict of str to list of str, or None
+        Scene class -> its diagnostic objects, when given.
+    counts : dict
+        ``images``, ``labelled``, ``unlabelled``, ``unreadable``.
+    options : dict
+    """
+
+    network: str
+    layer: str
+    class_names: list[str]
+    detectors: dict[str, list[int]]
+    conditions: list[dict]
+    correct: np.ndarray
+    totals: np.ndarray
+    diagnostic: dict[str, list[str]] | None = None
+    counts: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    # -- derived numbers ---------------------------------------------------------
+    def accuracy(self) -> np.ndarray:
+        """``(K, n_classes)`` accuracy per condition and class (NaN for classes without images)."""
+        totals = self.totals.astype(np.float64)
+        return np.divide(self.correct, totals[None, :], out=np.full(self.correct.shape, np.nan),
+                         where=totals[None, :] > 0)
+
+    def overall_accuracy(self) -> np.ndarray:
+        """``(K,)`` accuracy over all labelled images per condition."""
+        n = int(self.totals.sum())
+        return self.correct.sum(axis=1) / n if n else np.full(len(self.conditions), np.nan)
+
+    def _rows(self, obj: str, kind: str) -> list[int]:
+        return [k for k, c in enumerate(self.conditions) if c["kind"] == kind and c["object"] == obj]
+
+    def _diagnostic_scenes(self, obj: str) -> list[str]:
+        if not self.diagnostic:
+            return []
+        return [scene for scene, objects in self.diagnostic.items() if obj in objects]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per (object, class) for classes with images.
+
+        Columns: network, layer, object, detectors (count), class, class_name,
+        images, baseline_acc, ablated_acc, drop (baseline - ablated),
+        random_drop_mean, random_drop_std (sample std over the draws; NaN for
+        fewer than 2), effect (drop - random_drop_mean), diagnostic (the class
+        is a diagnostic scene of the object; False without ``diagnostic``).
+        """
+        acc = self.accuracy()
+        rows = []
+        with_images = np.flatnonzero(self.totals > 0)
+        for obj, units in self.detectors.items():
+            (ablated,) = self._rows(obj, "detectors")
+            randoms = self._rows(obj, "random")
+            diagnostic = set(self._diagnostic_scenes(obj))
+            for k in with_images:
+                drop = acc[0, k] - acc[ablated, k]
+                random_drops = acc[0, k] - acc[randoms, k]
+                mean = float(random_drops.mean()) if len(randoms) else float("nan")
+                std = float(random_drops.std(ddof=1)) if len(randoms) > 1 else float("nan")
+                rows.append({
+                    "network": self.network, "layer": self.layer, "object": obj, "detectors": len(units),
+                    "class": int(k), "class_name": self.class_names[k], "images": int(self.totals[k]),
+                    "baseline_acc": float(acc[0, k]), "ablated_acc": float(acc[ablated, k]),
+                    "drop": float(drop), "random_drop_mean": mean, "random_drop_std": std,
+                    "effect": float(drop - mean), "diagnostic": self.class_names[k] in diagnostic,
+                })
+        columns = ["network", "layer", "object", "detectors", "class", "class_name", "images",
+                   "baseline_acc", "ablated_acc", "drop", "random_drop_mean", "random_drop_std",
+                   "effect", "diagnostic"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def summary(self) -> pd.DataFrame:
+        """Per object: which class is hurt most, and (with ``diagnostic``) whether it is the object's scene.
+
+        Columns: network, layer, object, detectors, units (``;``-separated),
+        most_hurt (class name of the largest drop; first on ties; empty
+        when no class loses accuracy),
+        most_hurt_drop, most_hurt_effect, max_effect_class, max_effect,
+        baseline_acc, ablated_acc, drop (overall accuracy), random_drop_mean,
+        random_drop_std (overall), diagnostic_scenes (``;``-separated),
+        diagnostic_rank (1 = a diagnostic scene is the most hurt; by drop,
+        ties share the better rank; NaN when the object is diagnostic of no
+        scene with images), diagnostic_most_hurt (``diagnostic_rank == 1``;
+        None when undefined).
+        """
+        table = self.to_frame()
+        overall = self.overall_accuracy()
+        rows = []
+        for obj, units in self.detectors.items():
+            part = table[table["object"] == obj].reset_index(drop=True)
+            (ablated,) = self._rows(obj, "detectors")
+            randoms = self._rows(obj, "random")
+            random_drops = overall[0] - overall[randoms]
+            scenes = self._diagnostic_scenes(obj)
+            row = {"network": self.network, "layer": self.layer, "object": obj, "detectors": len(units),
+                   "units": ";".join(str(u) for u in units)}
+            if len(part) and part["drop"].max() > 0:
+                hurt = int(np.argmax(part["drop"].to_numpy()))
+                best = int(np.nanargmax(part["effect"].to_numpy())) if part["effect"].notna().any() else hurt
+                row.update({"most_hurt": part.loc[hurt, "class_name"], "most_hurt_drop": part.loc[hurt, "drop"],
+                            "most_hurt_effect": part.loc[hurt, "effect"],
+                            "max_effect_class": part.loc[best, "class_name"],
+                            "max_effect": part.loc[best, "effect"]})
+            else:
+                row.update({"most_hurt": "", "most_hurt_drop": np.nan, "most_hurt_effect": np.nan,
+                            "max_effect_class": "", "max_effect": np.nan})
+            row.update({
+                "baseline_acc": float(overall[0]), "ablated_acc": float(overall[ablated]),
+                "drop": float(overall[0] - overall[ablated]),
+                "random_drop_mean": float(random_drops.mean()) if randoms else np.nan,
+                "random_drop_std": float(random_drops.std(ddof=1)) if len(randoms) > 1 else np.nan,
+                "diagnostic_scenes": ";".join(scenes),
+            })
+            drops = part["drop"].to_numpy()
+            diag = part["class_name"].isin(scenes).to_numpy()
+            if diag.any():
+                rank = 1 + int((drops > drops[diag].max()).sum())
+                row["diagnostic_rank"] = rank
+                row["diagnostic_most_hurt"] = rank == 1
+            else:
+                row["diagnostic_rank"] = np.nan
+                row["diagnostic_most_hurt"] = None
+            rows.append(row)
+        columns = ["network", "layer", "object", "detectors", "units", "most_hurt", "most_hurt_drop",
+                   "most_hurt_effect", "max_effect_class", "max_effect", "baseline_acc", "ablated_acc",
+                   "drop", "random_drop_mean", "random_drop_std", "diagnostic_scenes", "diagnostic_rank",
+                   "diagnostic_most_hurt"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def conditions_frame(self) -> pd.DataFrame:
+        """Per condition: condition, kind, object, draw, units (``;``-separated), images, correct, accuracy."""
+        overall = self.overall_accuracy()
+        rows = [{"condition": k, "kind": c["kind"], "object": c["object"] or "",
+                 "draw": -1 if c["draw"] is None else c["draw"],
+                 "units": ";".join(str(u) for u in c["units"]), "images": int(self.totals.sum()),
+                 "correct": int(self.correct[k].sum()), "accuracy": float(overall[k])}
+                for k, c in enumerate(self.conditions)]
+        return pd.DataFrame(rows, columns=["condition", "kind", "object", "draw", "units", "images",
+                                           "correct", "accuracy"])
+
+    # -- files -------------------------------------------------------------------
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``classes.csv``, ``summary.csv``, ``conditions.csv`` and ``ablate.json`` (atomically).
+
+        ``ablate.json`` holds everything (the CSVs are views of it):
+        network, layer, class_names, detectors, conditions, correct
+        (K x n_classes), totals, diagnostic, counts, options.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_csv(out / "classes.csv", self.to_frame())
+        write_csv(out / "summary.csv", self.summary())
+        write_csv(out / "conditions.csv", self.conditions_frame())
+        write_json(out / "ablate.json", {
+            "network": self.network, "layer": self.layer, "class_names": self.class_names,
+            "detectors": self.detectors, "conditions": self.conditions, "correct": self.correct,
+            "totals": self.totals, "diagnostic": self.diagnostic, "counts": self.counts,
+            "options": self.options})
+        return out
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> "AblationResult":
+        """Read a result written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``out_dir`` holds no ablation result.
+        """
+        out = Path(out_dir)
+        if not (out / "ablate.json").exists():
+            raise FileNotFoundError(f"no ablation result in {out} (missing ablate.json)")
+        meta = read_json(out / "ablate.json")
+        n_classes = len(meta["class_names"])
+        return cls(network=meta["network"], layer=meta["layer"], class_names=list(meta["class_names"]),
+                   detectors={k: [int(u) for u in v] for k, v in meta["detectors"].items()},
+                   conditions=meta["conditions"],
+                   correct=np.asarray(meta["correct"], dtype=np.int64).reshape(-1, n_classes),
+                   totals=np.asarray(meta["totals"], dtype=np.int64),
+                   diagnostic=meta.get("diagnostic"), counts=meta.get("counts", {}),
+                   options=meta.get("options", {}))
+
+
+# ---------------------------------------------------------------------------
+# The experiment
+# ---------------------------------------------------------------------------
+def ablate_detectors(
+    model: nn.Module,
+    layer: str,
+    data: Dataset,
+    *,
+    dissection,
+    objects: str | Sequence[str] | None = None,
+    iou_threshold: float | None = None,
+    n_random: int = 5,
+    seed: int = 0,
+    diagnostic: Mapping[str, Sequence[str]] | None = None,
+    class_names: Sequence[str] | None = None,
+    network: str | None = None,
+    batch_size: int = 32,
+    conditions_per_pass: int | None = None,
+    stack: str = "auto",
+    max_images: int | None = None,
+    num_workers: int = 0,
+    progress: Progress | None = None,
+) -> AblationResult:
+    """Zero a layer's detectors of each object and measure every class's accuracy drop.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A classifier: ``model(x)`` returns ``(N, classes)`` scores.
+    layer : str
+        Dotted layer name; must be in ``dissection``.  Its output is
+        ``(N, C, ...)`` and channel ``u`` is unit ``u``.
+    data : Dataset
+        Items ``(image, meta)`` with ``meta["label"]`` the scene class
+        (-1 = unlabelled, skipped).
+    dissection : DissectionResult, keyword-only
+        Gives the detectors of each object in ``layer``.
+    objects : str or list of str, keyword-only
+        Objects to ablate (default: every object with a detector in the layer).
+    iou_threshold : float, keyword-only
+        Detector threshold on the dissection IoU (default: the dissection's).
+    n_random : int, keyword-only
+        Random draws per object (0: no random comparison).
+    seed : int, keyword-only
+    diagnostic : dict of str to list of str, keyword-only
+        Scene class name -> its diagnostic objects; the summary then says
+        whether each object's diagnostic scene is the class hurt most.
+    class_names : list of str, keyword-only
+        Default: the model's metadata, else the data set's, else ``class_<k>``.
+    network : str, keyword-only
+        Name in the tables (default: the dissection's).
+    batch_size : int, keyword-only
+        Images per step.
+    conditions_per_pass : int, keyword-only
+        Conditions stacked in one forward pass (default: all of them, capped
+        so that a pass has at most about 1024 rows).
+    stack : {"auto", "layer", "input"}, keyword-only
+        Where conditions are stacked (see the module docstring).
+    max_images : int, keyword-only
+        Use only the first ``max_images`` images.
+    num_workers : int, keyword-only
+    progress : callable, keyword-only
+        ``progress(done, total)`` over forward passes.
+
+    Returns
+    -------
+    AblationResult
+
+    Raises
+    ------
+    LookupError
+        If the layer is not in the model or the dissection, an object is
+        unknown, or a diagnostic scene is not a class name.
+    ValueError
+        If a named object has no detector, the layer has none, a label is
+        out of range, the model does not return ``(N, classes)`` scores, a
+        random draw cannot be made (too few other units), or an option is
+        out of range.
+    """
+    resolve_layer(model, layer)
+    _dissection_layer(dissection, layer)
+    total = check_dataset(data)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if max_images is not None:
+        total = min(total, check_positive_int(max_images, "max_images"))
+    if isinstance(n_random, bool) or not isinstance(n_random, (int, np.integer)) or n_random < 0:
+        raise ValueError(f"n_random must be a non-negative integer, got {n_random!r}")
+    if stack not in STACKS:
+        raise ValueError(f"stack must be one of {STACKS}, got {stack!r}")
+    threshold = _threshold(dissection, iou_threshold)
+    detectors = object_detectors(dissection, layer, objects=objects, iou_threshold=threshold)
+    n_units = dissection.layers[layer].num_units
+    known_names = _class_names(model, data, class_names)
+    if diagnostic is not None:
+        # fail before the forward passes when the names are already known
+        _check_diagnostic(diagnostic, known_names, dissection)
+
+    conditions: list[dict] = [{"kind": "baseline", "object": None, "draw": None, "units": []}]
+    for obj, units in detectors.items():
+        conditions.append({"kind": "detectors", "object": obj, "draw": None, "units": list(units)})
+        others = np.setdiff1d(np.arange(n_units), units)
+        if n_random and len(others) < len(units):
+            raise ValueError(f"cannot draw {len(units)} random units of layer {layer!r} outside the "
+                             f"{len(units)} detectors of {obj!r}: the layer has only {n_units} units")
+        rng = np.random.default_rng([int(seed), dissection.concepts.find(obj, "object").number])
+        for draw in range(n_random):
+            chosen = np.sort(rng.choice(others, size=len(units), replace=False))
+            conditions.append({"kind": "random", "object": obj, "draw": draw,
+                               "units": [int(u) for u in chosen]})
+    n_conditions = len(conditions)
+    if conditions_per_pass is None:
+        per_pass = min(n_conditions, max(1, _ROWS_PER_PASS // batch_size))
+    else:
+        per_pass = min(n_conditions, check_positive_int(conditions_per_pass, "conditions_per_pass"))
+
+    device = model_device(model)
+    keep = torch.ones((n_conditions, n_units), dtype=torch.bool)
+    for k, condition in enumerate(conditions):
+        keep[k, condition["units"]] = False
+    keep = keep.to(device)
+    chunks = [(start, min(start + per_pass, n_conditions)) for start in range(0, n_conditions, per_pass)]
+
+    correct = None
+    totals = None
+    counts = {"images": 0, "labelled": 0, "unlabelled": 0, "unreadable": 0}
+    mode = "layer" if stack == "auto" else stack
+    n_steps = -(-total // batch_size) * len(chunks)
+    done = 0
+    with eval_mode(model), torch.inference_mode():
+        for positions, images, metas, dropped in iter_batches(data, batch_size, indices=range(total),
+                                                               num_workers=num_workers):
+            counts["unreadable"] += dropped
+            labels = torch.as_tensor([int(m.get("label", -1)) for m in metas], dtype=torch.int64)
+            labelled = labels >= 0
+            counts["images"] += len(positions)
+            counts["unlabelled"] += int((~labelled).sum())
+            if not bool(labelled.any()):
+                done += len(chunks)
+                if progress is not None:
+                    progress(done, n_steps)
+                continue
+            images = images[labelled].to(device)
+            labels = labels[labelled]
+            counts["labelled"] += len(labels)
+            for start, stop in chunks:
+                try:
+                    logits = _forward(model, layer, images, keep[start:stop], mode, n_units)
+                except _StackError as exc:
+                    if stack == "layer":
+                        raise ValueError(f"{exc}; this network cannot take the conditions stacked at the "
+                                         "layer (a connection skips it?): use stack='input'") from exc
+                    mode = "input"
+                    logits = _forward(model, layer, images, keep[start:stop], mode, n_units)
+                if correct is None:
+                    n_classes = logits.shape[-1]
+                    correct = np.zeros((n_conditions, n_classes), dtype=np.int64)
+                    totals = np.zeros(n_classes, dtype=np.int64)
+                if int(labels.max()) >= logits.shape[-1]:
+                    raise ValueError(f"label {int(labels.max())} is out of range for a model with "
+                                     f"{logits.shape[-1]} classes")
+                hits = logits.argmax(dim=-1).cpu() == labels[None, :]  # (Kc, B)
+                for k in range(stop - start):
+                    correct[start + k] += np.bincount(labels[hits[k]].numpy(), minlength=correct.shape[1])
+                done += 1
+                if progress is not None:
+                    progress(done, n_steps)
+            totals += np.bincount(labels.numpy(), minlength=len(totals))
+    if correct is None:
+        raise ValueError("no labelled images (meta['label'] >= 0): accuracy cannot be measured")
+    names = known_names
+    if not names or len(names) != correct.shape[1]:
+        names = [f"class_{k}" for k in range(correct.shape[1])]
+    diagnostic = _check_diagnostic(diagnostic, names, dissection)
+    options = {"objects": None if objects is None else ([objects] if isinstance(objects, str) else list(objects)),
+               "iou_threshold": threshold, "n_random": int(n_random), "seed": int(seed),
+               "batch_size": batch_size, "conditions_per_pass": per_pass, "stack": stack, "stack_used": mode,
+               "max_images": max_images}
+    return AblationResult(network=network or dissection.network, layer=layer, class_names=names,
+                          detectors=detectors, conditions=conditions, correct=correct, totals=totals,
+                          diagnostic=diagnostic, counts=counts, options=options)
+
+
+class _StackError(RuntimeError):
+    """The network could not take the conditions stacked at the layer."""
+
+
+def _forward(model: nn.Module, layer: str, images: torch.Tensor, keep: torch.Tensor, mode: str,
+             n_units: int) -> torch.Tensor:
+    """Logits ``(Kc, B, n_classes)`` of ``B`` images under ``Kc`` channel masks ``keep (Kc, C)``."""
+    n_cond, batch = keep.shape[0], images.shape[0]
+    rows = n_cond * batch
+
+    def edit(output):
+        if not isinstance(output, torch.Tensor) or output.dim() < 2:
+            raise ValueError(f"layer {layer!r} must output an (N, C, ...) tensor to ablate its units, got "
+                             f"{getattr(output, 'shape', type(output).__name__)}")
+        if output.shape[1] != n_units:
+            raise ValueError(f"layer {layer!r} outputs {output.shape[1]} channels but the dissection "
+                             f"has {n_units} units for it")
+        if mode == "layer":
+            if output.shape[0] != batch:
+                raise _StackError(f"layer {layer!r} saw a batch of {output.shape[0]}, expected {batch}")
+            output = output.repeat(n_cond, *([1] * (output.dim() - 1)))
+        elif output.shape[0] != rows:
+            raise ValueError(f"layer {layer!r} saw a batch of {output.shape[0]}, expected {rows}")
+        mask = keep.repeat_interleave(batch, dim=0).view(rows, n_units, *([1] * (output.dim() - 2)))
+        return torch.where(mask, output, torch.zeros((), dtype=output.dtype, device=output.device))
+
+    x = images if mode == "layer" else images.repeat(n_cond, *([1] * (images.dim() - 1)))
+    with Trace(model, layer, edit=edit, clone=False):
+        try:
+            logits = model(x)
+        except RuntimeError as exc:
+            if mode == "layer" and not isinstance(exc, _StackError):
+                raise _StackError(f"the network failed with conditions stacked at {layer!r}: {exc}") from exc
+            raise
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise ValueError(f"the model must return (N, classes) scores, got "
+                         f"{getattr(logits, 'shape', type(logits).__name__)}")
+    if logits.shape[0] != rows:
+        if mode == "layer":
+            raise _StackError(f"the model returned {logits.shape[0]} rows for {rows} stacked conditions")
+        raise ValueError(f"the model returned {logits.shape[0]} rows for {rows} inputs")
+    return logits.view(n_cond, batch, -1)
+
+
+def _check_diagnostic(diagnostic, names: list[str], dissection) -> dict[str, list[str]] | None:
+    if diagnostic is None:
+        return None
+    diagnostic = {str(scene): [str(o) for o in objects] for scene, objects in dict(diagnostic).items()}
+    unknown = [scene for scene in diagnostic if names and scene not in names]
+    if unknown:
+        raise LookupError(f"diagnostic scenes not among the class names: {unknown} (classes: {names[:12]})")
+    known = {c.name for c in dissection.concepts.in_category("object")}
+    unknown = sorted({o for objs in diagnostic.values() for o in objs if o not in known})
+    if unknown:
+        raise LookupError(f"diagnostic objects not among the dissection's object concepts: {unknown}")
+    return diagnostic

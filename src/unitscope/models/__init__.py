@@ -1,0 +1,46 @@
+"""Networks: a registry of architectures, checkpoints, per-layer metadata and receptive fields.
+
+- :func:`create_model` / :func:`list_models`: build a registered architecture
+  (torchvision's or the toy ``mini_alexnet``) with random weights or from a
+  local checkpoint file; every model carries a :class:`ModelInfo`.
+- :func:`load_checkpoint` / :func:`save_checkpoint`: weights in the layouts
+  found in the wild, and unitscope's own (weights + metadata).
+- :func:`describe_layers` / :func:`layer_info`: channels, spatial size,
+  stride and theoretical receptive field of each layer.
+- :func:`theoretical_receptive_fields` / :func:`receptive_field`: computed from
+  the architecture, for any network torch.fx can trace.
+"""
+
+from unitscope.models.checkpoint import (
+    load_checkpoint,
+    load_state_dict,
+    read_checkpoint,
+    save_checkpoint,
+)
+from unitscope.models.info import ModelInfo, Preprocessing, attach_info, model_info
+from unitscope.models.layers import LayerInfo, describe_layers, layer_info, layers_frame
+from unitscope.models.mini_alexnet import MINI_ALEXNET_LAYERS, MiniAlexNet
+from unitscope.models.receptive_field import (
+    ReceptiveField,
+    receptive_field,
+    theoretical_receptive_fields,
+)
+from unitscope.models.registry import (
+    ModelSpec,
+    create_model,
+    imagenet_class_names,
+    layer_labels,
+    list_models,
+    model_spec,
+    register_model,
+)
+
+__all__ = [
+    "ModelInfo", "Preprocessing", "attach_info", "model_info",
+    "ModelSpec", "create_model", "list_models", "model_spec", "register_model",
+    "layer_labels", "imagenet_class_names",
+    "read_checkpoint", "load_checkpoint", "load_state_dict", "save_checkpoint",
+    "LayerInfo", "describe_layers", "layer_info", "layers_frame",
+    "ReceptiveField", "theoretical_receptive_fields", "receptive_field",
+    "MiniAlexNet", "MINI_ALEXNET_LAYERS",
+]

@@ -1,0 +1,480 @@
+"""A registry of network architectures: ``create_model("alexnet", weights=path)``.
+
+In the manner of timm: each architecture is registered under a name with
+what unitscope needs to know about it (its default layers, the
+preprocessing its weights expect, which parameter holds the classifier, the
+conventional names of its layers), and :func:`create_model` builds it with
+random weights or from a local checkpoint file.  Nothing is ever
+downloaded: torchvision builders are always called with ``weights=None``.
+
+Every model made here carries a :class:`~unitscope.models.info.ModelInfo`
+(``model.unitscope_info``; read it with :func:`model_info`).
+
+Examples
+--------
+>>> net = create_model("resnet18", num_classes=10)
+>>> model_info(net).default_layers
+['layer1', 'layer2', 'layer3', 'layer4']
+>>> "alexnet" in list_models()
+True
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import torch
+import torchvision
+from torch import nn
+
+from unitscope.models.checkpoint import load_state_dict, read_checkpoint
+from unitscope.models.info import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ModelInfo,
+    Preprocessing,
+    attach_info,
+    model_info,
+)
+from unitscope.models.mini_alexnet import MINI_ALEXNET_LAYERS, MiniAlexNet
+
+__all__ = [
+    "ModelSpec",
+    "register_model",
+    "create_model",
+    "list_models",
+    "model_spec",
+    "layer_labels",
+    "imagenet_class_names",
+]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one architecture.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    builder : callable
+        ``builder(num_classes=N, **kwargs) -> nn.Module`` with random weights.
+    default_layers : tuple of str
+        Dotted names of the layers studied by default.
+    classifier_key : str or None
+        State-dict key of the classifier weight, whose first dim is the
+        number of classes (to infer ``num_classes`` from a checkpoint).
+    input_size : int
+        Default input side in pixels.
+    mean, std : tuple of float
+        Default normalisation.
+    num_classes : int or None
+        Default number of classes; None means it must be given or inferred.
+    layer_labels : mapping
+        Conventional names of layers (``"features.11" -> "conv5"``).
+    infer_kwargs : callable or None
+        ``infer_kwargs(state_dict) -> dict`` of builder arguments that a
+        checkpoint determines (e.g. ``width`` of ``mini_alexnet``).
+    size_kwarg : str or None
+        Builder argument that receives ``input_size`` (for networks whose
+        shape depends on it); None when the network accepts any size.
+    description : str
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    default_layers: tuple[str, ...] = ()
+    classifier_key: str | None = None
+    input_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    num_classes: int | None = 1000
+    layer_labels: Mapping[str, str] = field(default_factory=dict)
+    infer_kwargs: Callable[[Mapping[str, torch.Tensor]], dict] | None = None
+    size_kwarg: str | None = None
+    description: str = ""
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec, *, overwrite: bool = False) -> ModelSpec:
+    """Add an architecture to the registry.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+    overwrite : bool, keyword-only
+        Replace an architecture of the same name (otherwise an error).
+
+    Returns
+    -------
+    ModelSpec
+        ``spec``.
+
+    Raises
+    ------
+    ValueError
+        If the name is taken and ``overwrite`` is False.
+    """
+    if spec.name in _REGISTRY and not overwrite:
+        raise ValueError(
+            f"a model called {spec.name!r} is already registered (pass overwrite=True)"
+        )
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered architecture names, sorted; ``pattern`` filters with wildcards (``"resnet*"``)."""
+    names = sorted(_REGISTRY)
+    return [n for n in names if pattern is None or fnmatch.fnmatch(n, pattern)]
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` registered as ``name``.
+
+    Raises
+    ------
+    LookupError
+        For an unknown name; the message lists close matches.
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(str(name), list(_REGISTRY), n=5, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise LookupError(
+        f"unknown architecture {name!r}{hint} (known: {', '.join(list_models())})"
+    )
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ImageNet-1k class names, in class-index order (from torchvision, no download)."""
+    return list(torchvision.models.AlexNet_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def layer_labels(model: nn.Module) -> dict[str, str]:
+    """Conventional names of a registry model's layers (``{"features.11": "conv5", ...}``).
+
+    Empty for architectures without such names (ResNet's ``layer4`` needs none)
+    and for models not made by the registry.
+    """
+    spec = _REGISTRY.get(model_info(model).arch)
+    return dict(spec.layer_labels) if spec else {}
+
+
+# --------------------------------------------------------------------------
+# Architectures.
+
+
+def _torchvision(name: str) -> Callable[..., nn.Module]:
+    def build(num_classes: int, **kwargs) -> nn.Module:
+        return getattr(torchvision.models, name)(weights=None, num_classes=num_classes, **kwargs)
+
+    build.__name__ = f"build_{name}"
+    return build
+
+
+_ALEXNET_LABELS = {
+    "features.0": "conv1 (pre-ReLU)", "features.1": "conv1", "features.2": "pool1",
+    "features.3": "conv2 (pre-ReLU)", "features.4": "conv2", "features.5": "pool2",
+    "features.6": "conv3 (pre-ReLU)", "features.7": "conv3",
+    "features.8": "conv4 (pre-ReLU)", "features.9": "conv4",
+    "features.10": "conv5 (pre-ReLU)", "features.11": "conv5", "features.12": "pool5",
+    "classifier.1": "fc6 (pre-ReLU)", "classifier.2": "fc6",
+    "classifier.4": "fc7 (pre-ReLU)", "classifier.5": "fc7", "classifier.6": "fc8",
+}
+
+
+def _vgg_labels(cfg: Sequence, *, batch_norm: bool = False) -> dict[str, str]:
+    """``conv{block}_{i}`` (post-ReLU) and ``pool{block}`` names of a VGG ``features`` stack."""
+    labels, index, block, conv = {}, 0, 1, 0
+    for item in cfg:
+        if item == "M":
+            labels[f"features.{index}"] = f"pool{block}"
+            index, block, conv = index + 1, block + 1, 0
+        else:
+            conv += 1
+            relu = index + (2 if batch_norm else 1)
+            labels[f"features.{index}"] = f"conv{block}_{conv} (pre-ReLU)"
+            labels[f"features.{relu}"] = f"conv{block}_{conv}"
+            index = relu + 1
+    labels.update({"classifier.1": "fc6", "classifier.4": "fc7", "classifier.6": "fc8"})
+    return labels
+
+
+def _vgg_default_layers(labels: Mapping[str, str]) -> tuple[str, ...]:
+    """The last convolution of each block, pool5, fc6 and fc7."""
+    last_conv: dict[str, str] = {}
+    pool5 = None
+    for name, label in labels.items():
+        if label.startswith("conv") and "pre-ReLU" not in label:
+            last_conv[label.split("_")[0]] = name
+        if label == "pool5":
+            pool5 = name
+    return tuple(last_conv.values()) + (pool5, "classifier.1", "classifier.4")
+
+
+_VGG_CFG = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
+
+_SQUEEZENET_LABELS = {
+    "squeezenet1_0": {
+        "features.1": "conv1", "features.2": "pool1", "features.3": "fire2", "features.4": "fire3",
+        "features.5": "fire4", "features.6": "pool4", "features.7": "fire5", "features.8": "fire6",
+        "features.9": "fire7", "features.10": "fire8", "features.11": "pool8", "features.12": "fire9",
+        "classifier.2": "conv10",
+    },
+    "squeezenet1_1": {
+        "features.1": "conv1", "features.2": "pool1", "features.3": "fire2", "features.4": "fire3",
+        "features.5": "pool3", "features.6": "fire4", "features.7": "fire5", "features.8": "pool5",
+        "features.9": "fire6", "features.10": "fire7", "features.11": "fire8", "features.12": "fire9",
+        "classifier.2": "conv10",
+    },
+}
+
+
+def _mini_alexnet_kwargs(state_dict: Mapping[str, torch.Tensor]) -> dict:
+    """``width`` and ``input_size`` of a MiniAlexNet, read off its weight shapes."""
+    try:
+        width = int(state_dict["conv1.conv.weight"].shape[0])
+        fc6_in = int(state_dict["fc6.fc.weight"].shape[1])
+    except KeyError:
+        return {}
+    side = math.isqrt(max(fc6_in // (2 * width), 0))
+    if side * side * 2 * width != fc6_in:
+        return {"width": width}
+    return {"width": width, "input_size": 16 * side}
+
+
+def _build_mini_alexnet(num_classes: int, **kwargs) -> nn.Module:
+    return MiniAlexNet(num_classes, **kwargs)
+
+
+def _register_defaults() -> None:
+    register_model(ModelSpec(
+        name="alexnet", builder=_torchvision("alexnet"),
+        default_layers=(
+            "features.1", "features.2", "features.4", "features.5", "features.7",
+            "features.9", "features.11", "features.12", "classifier.2", "classifier.5",
+        ),
+        classifier_key="classifier.6.weight", layer_labels=_ALEXNET_LABELS,
+        description="AlexNet (torchvision layout; the Places365 release loads into it)",
+    ))
+    for name, cfg in _VGG_CFG.items():
+        for bn in (False, True):
+            labels = _vgg_labels(torchvision.models.vgg.cfgs[cfg], batch_norm=bn)
+            full = name + ("_bn" if bn else "")
+            register_model(ModelSpec(
+                name=full, builder=_torchvision(full), default_layers=_vgg_default_layers(labels),
+                classifier_key="classifier.6.weight", layer_labels=labels,
+                description=f"VGG-{name[3:]}{' with batch norm' if bn else ''}",
+            ))
+    for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+        register_model(ModelSpec(
+            name=name, builder=_torchvision(name),
+            default_layers=("layer1", "layer2", "layer3", "layer4"), classifier_key="fc.weight",
+            description=f"ResNet-{name[6:]} (torchvision v1.5: stride in the 3x3 convolution)",
+        ))
+    register_model(ModelSpec(
+        name="squeezenet1_0", builder=_torchvision("squeezenet1_0"),
+        default_layers=("features.7", "features.10", "features.12"),
+        classifier_key="classifier.1.weight", layer_labels=_SQUEEZENET_LABELS["squeezenet1_0"],
+        description="SqueezeNet 1.0",
+    ))
+    register_model(ModelSpec(
+        name="squeezenet1_1", builder=_torchvision("squeezenet1_1"),
+        default_layers=("features.7", "features.11", "features.12"),
+        classifier_key="classifier.1.weight", layer_labels=_SQUEEZENET_LABELS["squeezenet1_1"],
+        description="SqueezeNet 1.1",
+    ))
+    register_model(ModelSpec(
+        name="mobilenet_v2", builder=_torchvision("mobilenet_v2"),
+        default_layers=("features.3", "features.6", "features.13", "features.17", "features.18"),
+        classifier_key="classifier.1.weight", description="MobileNet V2",
+    ))
+    for name in ("densenet121", "densenet161"):
+        register_model(ModelSpec(
+            name=name, builder=_torchvision(name),
+            default_layers=(
+                "features.transition1", "features.transition2", "features.transition3",
+                "features.norm5",
+            ),
+            classifier_key="classifier.weight",
+            description=f"DenseNet-{name[8:]} (the Places365 release loads into densenet161)",
+        ))
+    register_model(ModelSpec(
+        name="mini_alexnet", builder=_build_mini_alexnet,
+        default_layers=tuple(MINI_ALEXNET_LAYERS), classifier_key="classifier.weight",
+        input_size=128, num_classes=None, infer_kwargs=_mini_alexnet_kwargs, size_kwarg="input_size",
+        layer_labels={name: name for name in MINI_ALEXNET_LAYERS},
+        description="AlexNet in miniature for the synthetic world (128 px)",
+    ))
+
+
+_register_defaults()
+
+
+# --------------------------------------------------------------------------
+
+
+def _generic_names(n: int) -> list[str]:
+    return [f"class_{i}" for i in range(n)]
+
+
+def create_model(
+    name: str | None,
+    *,
+    weights: str | os.PathLike | None = None,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | str | None = None,
+    input_size: int | None = None,
+    allow_pickle: bool = False,
+    **kwargs,
+) -> nn.Module:
+    """Build a registered architecture, with random weights or from a checkpoint file.
+
+    Parameters
+    ----------
+    name : str or None
+        Registry name (see :func:`list_models`).  None: the architecture
+        recorded in the checkpoint's metadata (files written by
+        :func:`~unitscope.models.checkpoint.save_checkpoint`).
+    weights : str or path-like, keyword-only
+        Local checkpoint file (any layout
+        :func:`~unitscope.models.checkpoint.load_checkpoint` accepts).
+        None: random weights.  Nothing is ever downloaded.
+    num_classes : int, keyword-only
+        Number of outputs.  Default: from the checkpoint's metadata, else
+        the shape of its classifier weight (a Places365 AlexNet gives 365),
+        else ``len(class_names)``, else the architecture's default (1000 for
+        torchvision networks; ``mini_alexnet`` has none and needs one of
+        these).
+    class_names : sequence of str or "imagenet", keyword-only
+        One name per class; ``"imagenet"`` for the ImageNet-1k names.
+        Default: from the checkpoint's metadata, else ``class_0``,
+        ``class_1``, ...
+    input_size : int, keyword-only
+        Input side in pixels, recorded in the model's preprocessing (and,
+        for ``mini_alexnet``, given to the constructor).  Default: from the
+        checkpoint's metadata, else the architecture's (224; 128 for
+        ``mini_alexnet``).
+    allow_pickle : bool, keyword-only
+        Allow checkpoints that store pickled objects (trusted files only).
+    **kwargs
+        Passed to the architecture's builder (e.g. ``width=`` for
+        ``mini_alexnet``, ``dropout=`` for ``alexnet``).
+
+    Returns
+    -------
+    nn.Module
+        In eval mode, on the CPU, with ``model.unitscope_info`` set.
+
+    Raises
+    ------
+    LookupError
+        For an unknown architecture (with close matches).
+    FileNotFoundError
+        If ``weights`` does not exist.
+    ValueError
+        For inconsistent arguments, a corrupt checkpoint, or one that does
+        not fit the architecture (missing/unexpected keys are listed).
+
+    Examples
+    --------
+    >>> net = create_model("mini_alexnet", num_classes=10)
+    >>> model_info(net).preprocessing.input_size
+    128
+    >>> net = create_model("alexnet", weights="alexnet_places365.pth.tar")   # doctest: +SKIP
+    >>> len(model_info(net).class_names)                                     # doctest: +SKIP
+    365
+    """
+    state_dict, metadata = (None, {})
+    if weights is not None:
+        state_dict, metadata = read_checkpoint(weights, allow_pickle=allow_pickle)
+    if name is None:
+        name = metadata.get("arch")
+        if not name:
+            raise ValueError(
+                "create_model needs an architecture name"
+                + (f": checkpoint {weights} does not record one" if weights is not None else "")
+            )
+    spec = model_spec(name)
+    saved_arch = metadata.get("arch")
+    if saved_arch and saved_arch != spec.name:
+        raise ValueError(
+            f"checkpoint {weights} was saved from a {saved_arch!r}, not a {spec.name!r}"
+        )
+
+    if isinstance(class_names, str):
+        if class_names != "imagenet":
+            raise ValueError(
+                f"class_names must be a sequence of names or 'imagenet', got the string {class_names!r}"
+            )
+        class_names = imagenet_class_names()
+    if class_names is not None:
+        class_names = [str(c) for c in class_names]
+        if not class_names:
+            raise ValueError("class_names is empty")
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+
+    inferred = None
+    if state_dict is not None and spec.classifier_key:
+        for key, value in state_dict.items():
+            plain = ".".join(part for part in key.split(".") if part != "module")
+            if plain == spec.classifier_key:
+                inferred = int(value.shape[0])
+                break
+    if num_classes is None:
+        num_classes = (
+            metadata.get("num_classes") or inferred
+            or (len(class_names) if class_names else None) or spec.num_classes
+        )
+    if num_classes is None:
+        raise ValueError(f"{spec.name} needs num_classes (or class_names, or a checkpoint)")
+    if class_names is None:
+        saved = metadata.get("class_names")
+        if saved and len(saved) == num_classes:
+            class_names = [str(c) for c in saved]
+        else:
+            class_names = _generic_names(num_classes)
+    if len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names given for {num_classes} classes")
+
+    build_kwargs = {}
+    if state_dict is not None and spec.infer_kwargs is not None:
+        build_kwargs.update(spec.infer_kwargs(state_dict))
+    saved_pre = metadata.get("preprocessing") or {}
+    size = (
+        input_size or saved_pre.get("input_size")
+        or (build_kwargs.get(spec.size_kwarg) if spec.size_kwarg else None) or spec.input_size
+    )
+    preprocessing = Preprocessing(
+        input_size=int(size),
+        mean=tuple(float(v) for v in saved_pre.get("mean", spec.mean)),
+        std=tuple(float(v) for v in saved_pre.get("std", spec.std)),
+    )
+
+    if spec.size_kwarg:
+        build_kwargs[spec.size_kwarg] = preprocessing.input_size
+    build_kwargs.update(kwargs)
+    try:
+        model = spec.builder(num_classes=num_classes, **build_kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad arguments for {spec.name}: {exc}") from exc
+    if state_dict is not None:
+        load_state_dict(model, state_dict, source=f"checkpoint {weights}")
+    default_layers = list(metadata.get("default_layers") or spec.default_layers)
+    attach_info(model, ModelInfo(
+        arch=spec.name,
+        preprocessing=preprocessing,
+        class_names=class_names,
+        default_layers=default_layers,
+        weights=os.fspath(weights) if weights is not None else "random",
+    ))
+    return model.eval()
