@@ -102,6 +102,36 @@ def test_rank_error_within_stated_bound(kind):
     assert bound[exact] == 0.0 and errors[:, exact].max() == 0.0
 
 
+def test_small_batches_within_bound():
+    """Batches smaller than the resolution wait in level 0 before a compaction."""
+    data = make_data("relu", n=60_000, c=6, seed=5)
+    rq = fill(RunningQuantile(resolution=512, seed=2), data, 97)
+    errors = rank_errors(data, rq.quantiles(LEVELS), LEVELS)
+    assert np.all(errors <= rq.rank_error_bound(LEVELS)[None, :])
+    assert rq.count == 60_000 and rq.depth >= 6
+
+
+@pytest.mark.parametrize("rows", [3, 700])  # waits in level 0 / triggers a compaction
+def test_failed_add_leaves_the_state_unchanged(rows):
+    rq = fill(RunningQuantile(resolution=256, seed=1), make_data("normal", n=1000, c=3), 100)
+    before = rq.state_dict()
+    bad = torch.zeros(rows, 3)
+    bad[rows // 2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN \(1 of"):
+        rq.add(bad.to(DEVICE))
+    after = rq.state_dict()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert np.array_equal(value, after[key]), key
+
+
+def test_float64_values_stay_float64():
+    rq = RunningQuantile(resolution=16)
+    rq.add(torch.arange(100, dtype=torch.float64).reshape(50, 2) / 3)
+    assert rq.quantiles(0.5).dtype == torch.float64
+    assert rq.state_dict()["dtype"] == "float64"
+
+
 def test_top_tail_exact_values():
     data = make_data("exponential", n=50_000, c=4, seed=3)
     rq = fill(RunningQuantile(resolution=256, seed=0), data, 777)

@@ -86,6 +86,7 @@ def register(app: typer.Typer) -> None:
         fill: str = typer.Option("mean", "--fill", help="mean, blur or gray."),
         max_images: Optional[int] = typer.Option(None, "--max-images"),
         label_category: Optional[str] = typer.Option(None, "--label-category", help="Annotated pool: category giving the class (e.g. scene)."),
+        label_pattern: Optional[str] = typer.Option(None, "--label-pattern", help="Plain pool: regex whose first group in a file name is the class index."),
         batch_size: int = typer.Option(64, "--batch-size"),
     ) -> None:
         """Minimal image representations: remove segments while the class stays correct (Exp. 1)."""
@@ -95,11 +96,13 @@ def register(app: typer.Typer) -> None:
 
         net = open_model(model, weights)
         options = {"label_category": label_category} if label_category else {}
+        if label_pattern:
+            options["label_pattern"] = label_pattern
         pool = open_pool(data, preprocessing=model_info(net).preprocessing, **options)
         result = _run_with_bar("minimal images", minimal_images, model=net, data=pool,
                                segmentation=segmentation, n_segments=n_segments, fill=fill,
                                max_images=max_images, batch_size=batch_size)
-        target = out / (name or model) / "minimal"
+        target = out / (name or model) / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
         result.save(target)
         typer.echo(f"results in {target}")
 

@@ -71,7 +71,9 @@ def open_pool(root: str | Path, *, kind: str | None = None, preprocessing: Any =
 
     kind = kind or detect_pool_kind(root)
     if kind == "plain":
-        return PlainPool(root, source=source, preprocessing=preprocessing, skip_bad=skip_bad)
+        return PlainPool(root, source=source, preprocessing=preprocessing, skip_bad=skip_bad,
+                         label_pattern=options.get("label_pattern"))
+    options.pop("label_pattern", None)
     if source is not None:
         options["source"] = source
     return open_annotated_pool(root, kind=kind, preprocessing=preprocessing, skip_bad=skip_bad, **options)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -397,6 +398,10 @@ class PlainPool(Pool):
         ``root``, no classes.
     skip_bad : bool, optional
         Skip and count bad files instead of raising (see module docstring).
+    label_pattern : str, optional
+        A regular expression whose first group, matched against each file
+        name, is the integer class label (e.g. ``r"^(\d+)_"`` for ImageNet
+        samples named ``0042_n01234_name.jpg``); overrides folder classes.
 
     Raises
     ------
@@ -419,6 +424,7 @@ class PlainPool(Pool):
         preprocessing: Any = None,
         recursive: bool = True,
         skip_bad: bool = False,
+        label_pattern: str | None = None,
     ) -> None:
         root = Path(root).expanduser()
         if not root.is_dir():
@@ -433,6 +439,11 @@ class PlainPool(Pool):
         for relpath, image_id in zip(relpaths, _unique_ids(relpaths)):
             path = self.root / relpath
             label = class_index.get(relpath.split("/")[0], -1) if "/" in relpath else -1
+            if label_pattern is not None:
+                match = re.search(label_pattern, Path(relpath).name)
+                if match is None:
+                    raise ValueError(f"file name {relpath!r} does not match label pattern {label_pattern!r}")
+                label = int(match.group(1))
             if skip_bad:
                 reason = check_header(path)
                 if reason is not None:

@@ -266,21 +266,69 @@ class MinimalImagesResult:
 
 @dataclass
 class _State:
+    """One image's search: bookkeeping on the CPU (no device synchronisation per step),
+    pixels in a slot of :class:`_Slots` on the device."""
+
     position: int
     meta: dict
     label: int
-    x: torch.Tensor  # (3, H, W) normalised input, on device
-    fill: torch.Tensor  # (3, H, W) normalised fill, on device
-    segments: torch.Tensor  # (H, W) int64 segment numbers, on device
+    image: torch.Tensor  # (3, H, W) normalised input, on the CPU
+    slot: int
+    segments: np.ndarray  # (H, W) segment numbers
     n_segments: int
-    keep: torch.Tensor  # (S,) bool, on device
+    kept: list[int]
     initial_score: float
     segment_objects: list[list[str]]
     steps: list[tuple[int, float]] = field(default_factory=list)
     stop: tuple[int, float, int] | None = None
 
-    def kept(self) -> list[int]:
-        return [int(s) for s in torch.nonzero(self.keep).flatten().tolist()]
+
+class _Slots:
+    """Device buffers of the images being searched, one slot each, reused as searches end.
+
+    ``current[k]`` is slot k's image with its removed segments filled,
+    ``fill[k]`` the fill, ``segments[k]`` the flattened segment map.  A batch
+    of candidates is then a few whole-batch operations whatever the mix of
+    images in it (a gather and a ``where``), with no per-round stacking.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], *, device, dtype) -> None:
+        self.shape, self.device, self.dtype = shape, device, dtype
+        self.current = torch.empty((0,) + shape, device=device, dtype=dtype)
+        self.fill = torch.empty((0,) + shape, device=device, dtype=dtype)
+        self.segments = torch.empty((0, shape[1] * shape[2]), device=device, dtype=torch.int32)
+        self.free: list[int] = []
+
+    def add(self, image: torch.Tensor, fill: torch.Tensor, segments: np.ndarray) -> int:
+        if not self.free:
+            grow = max(8, len(self.current))
+            self.free = list(range(len(self.current), len(self.current) + grow))
+            self.current = torch.cat([self.current, self.current.new_empty((grow,) + self.shape)])
+            self.fill = torch.cat([self.fill, self.fill.new_empty((grow,) + self.shape)])
+            self.segments = torch.cat([self.segments, self.segments.new_empty((grow,) + self.segments.shape[1:])])
+        slot = self.free.pop(0)
+        self.current[slot] = image.to(device=self.device, dtype=self.dtype)
+        self.fill[slot] = fill.to(device=self.device, dtype=self.dtype)
+        self.segments[slot] = torch.from_numpy(segments.reshape(-1).astype(np.int32)).to(self.device)
+        return slot
+
+    def remove_segments(self, slots: list[int], segments: list[int]) -> None:
+        """Fill segment ``segments[i]`` of slot ``slots[i]`` for every i (slots distinct), in one go."""
+        if not slots:
+            return
+        slots_t = torch.as_tensor(slots, dtype=torch.int64).to(self.device)
+        segments_t = torch.as_tensor(segments, dtype=torch.int32).to(self.device)
+        mask = (self.segments[slots_t] == segments_t.unsqueeze(1)).view(len(slots), 1, *self.shape[1:])
+        self.current[slots_t] = torch.where(mask, self.fill[slots_t], self.current[slots_t])
+
+    def candidates(self, slots: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+        """``(n, 3, H, W)``: slot ``slots[i]``'s current image with segment ``segments[i]`` filled."""
+        mask = self.segments[slots] == segments.unsqueeze(1)
+        mask = mask.view(len(slots), 1, *self.shape[1:])
+        return torch.where(mask, self.fill[slots], self.current[slots])
+
+    def release(self, slot: int) -> None:
+        self.free.append(slot)
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
@@ -483,6 +531,8 @@ def minimal_images(
             logits = torch.softmax(logits, dim=1)
         return logits.gather(1, labels.view(-1, 1)).flatten()
 
+    slots: list[_Slots | None] = [None]
+
     def make_state(position: int, image: torch.Tensor, meta: dict, label: int, initial: float) -> _State:
         pixels = (image.float().cpu() * std_t + mean_t)
         shape = tuple(pixels.shape[-2:])
@@ -505,12 +555,15 @@ def minimal_images(
             fill_n = torch.zeros_like(pixels)
         else:
             fill_n = (_fill_image(pixels, fill, blur_sigma) - mean_t) / std_t
+        if slots[0] is None:
+            slots[0] = _Slots(tuple(image.shape), device=device, dtype=dtype)
+        elif tuple(image.shape) != slots[0].shape:
+            raise ValueError(f"all images must have one size: {tuple(image.shape)} after {slots[0].shape}")
+        image = image.cpu()
         return _State(
-            position=position, meta=meta, label=label,
-            x=image.to(device=device, dtype=dtype), fill=fill_n.to(device=device, dtype=dtype),
-            segments=torch.from_numpy(segments).to(device), n_segments=n_seg,
-            keep=torch.ones(n_seg, dtype=torch.bool, device=device), initial_score=initial,
-            segment_objects=seg_objects,
+            position=position, meta=meta, label=label, image=image,
+            slot=slots[0].add(image, fill_n, segments), segments=segments, n_segments=n_seg,
+            kept=list(range(n_seg)), initial_score=initial, segment_objects=seg_objects,
         )
 
     def states() -> Iterator[_State]:
@@ -561,24 +614,23 @@ def minimal_images(
         source = states()
         exhausted = False
         while True:
-            while not exhausted and sum(int(s.keep.sum()) for s in active) < target:
+            while not exhausted and sum(len(s.kept) for s in active) < target:
                 try:
                     active.append(next(source))
                 except StopIteration:
                     exhausted = True
             if not active:
                 break
-            finished = _search_round(model, active, batch_size, class_score, counts)
+            finished = _search_round(model, slots[0], active, batch_size, class_score, counts)
             for state in finished:
                 active.remove(state)
                 record = _record(state, names)
                 records.append(record)
                 counts["evaluated"] += 1
                 if len(kept_examples) < examples:
-                    keep_pixels = state.keep[state.segments].unsqueeze(0)
-                    minimal = torch.where(keep_pixels, state.x, state.fill)
-                    kept_examples[record.id] = (to_uint8(state.x, mean_t, std_t),
-                                                to_uint8(minimal, mean_t, std_t))
+                    kept_examples[record.id] = (to_uint8(state.image, mean_t, std_t),
+                                                to_uint8(slots[0].current[state.slot], mean_t, std_t))
+                slots[0].release(state.slot)
                 _report()
     order = {position: rank for rank, position in enumerate(indices or [])}
     records.sort(key=lambda r: order.get(r.index, r.index))
@@ -586,62 +638,50 @@ def minimal_images(
                                diagnostic=diagnostic, examples=kept_examples)
 
 
-def _search_round(model, active: list[_State], batch_size: int, class_score, counts) -> list[_State]:
+def _search_round(model, slots: _Slots, active: list[_State], batch_size: int, class_score,
+                  counts) -> list[_State]:
     """Score every candidate removal of every active image; take one step each.
 
-    Candidates are written straight into one preallocated batch per forward
-    pass (one ``torch.where`` per image and batch), so building them costs a
-    single pass over the pixels.  Returns the states whose search ended.
+    Returns the states whose search ended.
     """
-    kept_lists = [torch.nonzero(state.keep).flatten().tolist() for state in active]
-    entries = [(slot, segment) for slot, kept in enumerate(kept_lists) for segment in kept]
-    first = active[0]
-    device, dtype, shape = first.x.device, first.x.dtype, tuple(first.x.shape)
+    slot_list = [state.slot for state in active for _ in state.kept]
+    segment_list = [segment for state in active for segment in state.kept]
+    label_list = [state.label for state in active for _ in state.kept]
+    device = slots.device
+    slot_t = torch.as_tensor(slot_list, dtype=torch.int64).to(device)
+    segment_t = torch.as_tensor(segment_list, dtype=torch.int32).to(device)
+    label_t = torch.as_tensor(label_list, dtype=torch.int64).to(device)
     scores, predictions = [], []
-    for start in range(0, len(entries), batch_size):
-        chunk = entries[start:start + batch_size]
-        batch = torch.empty((len(chunk),) + shape, dtype=dtype, device=device)
-        labels = torch.empty(len(chunk), dtype=torch.int64)
-        row = 0
-        while row < len(chunk):
-            slot = chunk[row][0]
-            end = row
-            while end < len(chunk) and chunk[end][0] == slot:
-                end += 1
-            state = active[slot]
-            segments = torch.as_tensor([seg for _, seg in chunk[row:end]], device=device)
-            keep = state.keep.unsqueeze(0).repeat(end - row, 1)
-            keep[torch.arange(end - row, device=device), segments] = False
-            pixels = keep[:, state.segments].unsqueeze(1)  # (n, 1, H, W)
-            torch.where(pixels, state.x, state.fill, out=batch[row:end])
-            labels[row:end] = state.label
-            row = end
-        logits = model(batch)
-        scores.append(class_score(logits, labels.to(logits.device)).cpu())
-        predictions.append(logits.argmax(dim=1).cpu())
-    counts["candidates"] += len(entries)
-    scores_t, predictions_t = torch.cat(scores), torch.cat(predictions)
-    finished = []
+    for start in range(0, len(slot_list), batch_size):
+        end = start + batch_size
+        logits = model(slots.candidates(slot_t[start:end], segment_t[start:end]))
+        scores.append(class_score(logits, label_t[start:end].to(logits.device)))
+        predictions.append(logits.argmax(dim=1))
+    counts["candidates"] += len(slot_list)
+    scores_t, predictions_t = torch.cat(scores).cpu(), torch.cat(predictions).cpu()
+    finished, removed_slots, removed_segments = [], [], []
     start = 0
-    for state, kept in zip(active, kept_lists):
-        n = len(kept)
+    for state in active:
+        n = len(state.kept)
         best = int(torch.argmax(scores_t[start:start + n]))  # first maximum: lower segment on ties
-        segment, best_score, predicted = kept[best], float(scores_t[start + best]), int(predictions_t[start + best])
+        segment, best_score, predicted = state.kept[best], float(scores_t[start + best]), int(predictions_t[start + best])
         start += n
         if predicted == state.label:
-            state.keep[segment] = False
+            removed_slots.append(state.slot)
+            removed_segments.append(segment)
+            state.kept.remove(segment)
             state.steps.append((segment, best_score))
-            if not bool(state.keep.any()):
+            if not state.kept:
                 finished.append(state)
         else:
             state.stop = (segment, best_score, predicted)
             finished.append(state)
+    slots.remove_segments(removed_slots, removed_segments)
     return finished
 
 
 def _record(state: _State, names: list[str] | None) -> MinimalImageRecord:
-    kept = state.kept()
-    keep_pixels = state.keep[state.segments]
+    kept = sorted(state.kept)
     objects_present = sorted({o for objs in state.segment_objects for o in objs})
     objects_kept = sorted({o for s in kept for o in (state.segment_objects[s] if state.segment_objects else [])})
     label_name = names[state.label] if names and 0 <= state.label < len(names) else str(state.label)
@@ -652,7 +692,7 @@ def _record(state: _State, names: list[str] | None) -> MinimalImageRecord:
         stop_segment=None if state.stop is None else state.stop[0],
         stop_score=None if state.stop is None else state.stop[1],
         stop_prediction=None if state.stop is None else state.stop[2],
-        kept_fraction=float(keep_pixels.float().mean()),
+        kept_fraction=float(np.isin(state.segments, kept).mean()),
         segment_objects=[list(o) for o in state.segment_objects],
         objects_present=objects_present, objects_kept=objects_kept,
     )

@@ -49,20 +49,14 @@ class Statistic:
     def device(self) -> torch.device:
         """Device holding the accumulated state (CPU until data arrives)."""
         for name in self._tensor_names:
-            value = getattr(self, name, None)
-            if isinstance(value, torch.Tensor):
-                return value.device
-            if isinstance(value, list) and value and isinstance(value[0], torch.Tensor):
-                return value[0].device
+            tensor = _first_tensor(getattr(self, name, None))
+            if tensor is not None:
+                return tensor.device
         explicit = getattr(self, "_device", None)
         return explicit if explicit is not None else torch.device("cpu")
 
     def _holds_tensors(self) -> bool:
-        for name in self._tensor_names:
-            value = getattr(self, name, None)
-            if isinstance(value, torch.Tensor) or (isinstance(value, list) and value):
-                return True
-        return False
+        return any(_first_tensor(getattr(self, name, None)) is not None for name in self._tensor_names)
 
     def _place(self, tensor: torch.Tensor) -> torch.Tensor:
         """`tensor` on the device of the state; the first batch decides it."""
@@ -74,11 +68,7 @@ class Statistic:
         """Move the accumulated state to `device` (in place); return ``self``."""
         device = torch.device(device)
         for name in self._tensor_names:
-            value = getattr(self, name, None)
-            if isinstance(value, torch.Tensor):
-                setattr(self, name, value.to(device))
-            elif isinstance(value, list):
-                setattr(self, name, [v.to(device) for v in value])
+            setattr(self, name, _moved(getattr(self, name, None), device))
         self._device = device
         return self
 
@@ -191,6 +181,26 @@ class Statistic:
     def __repr__(self) -> str:
         config = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
         return f"{type(self).__name__}({config})"
+
+
+def _first_tensor(value: Any) -> torch.Tensor | None:
+    """The first tensor in `value` (a tensor or nested lists of them), or None."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, list):
+        for item in value:
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _moved(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, list):
+        return [_moved(item, device) for item in value]
+    return value
 
 
 def _plain_state(state: Mapping[str, Any]) -> dict[str, Any]:

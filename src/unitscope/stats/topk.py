@@ -150,8 +150,9 @@ class RunningTopK(Statistic):
         if other._values is None:
             return
         if self._values is None:
-            self._values = other._values.to(self.device if self._device else other._values.device).clone()
-            self._ids = other._ids.to(self._values.device).clone()
+            device = self._device if self._device is not None else other.device
+            self._values = other._values.to(device).clone()
+            self._ids = other._ids.to(device).clone()
             self._count = other._count
             return
         if other.num_units != self.num_units:

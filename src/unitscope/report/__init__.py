@@ -1,0 +1,15 @@
+"""The study report: one self-contained HTML page (plus a page per unit) from saved results.
+
+>>> from unitscope.report import build_report
+>>> build_report("results")  # doctest: +SKIP
+PosixPath('results/report/index.html')
+
+The report reads files only (see :mod:`unitscope.report.load` for the
+layout); it never runs an experiment.
+"""
+
+from unitscope.report.build import build_report
+from unitscope.report.load import ReportInputError, ResultSet, load_results
+from unitscope.report.summary import Finding, summarise
+
+__all__ = ["build_report", "load_results", "ResultSet", "ReportInputError", "summarise", "Finding"]

@@ -1,0 +1,159 @@
+"""Layer preference (SPEC section 2): known answers on hand-built networks, saving, errors."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from unitscope.experiments import LayerPreferenceResult, layer_preference
+
+
+class SourcePool(Dataset):
+    """Images of constant value ``values[i]``; every item from one named source."""
+
+    def __init__(self, values, source: str, *, size: int = 8, raw: bool = False) -> None:
+        self.values, self.source, self.size = list(values), source, size
+        if raw:
+            self.raw_image = lambda i: np.full((size * 2, size * 3, 3), int(self.values[i] * 50), np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, i: int):
+        image = torch.full((3, self.size, self.size), float(self.values[i]))
+        return image, {"index": i, "id": f"{self.source}/{i}", "source": self.source, "label": -1}
+
+
+def scaling_net(weight: float) -> nn.Sequential:
+    """conv (1x1, every weight ``weight``) -> relu -> pool: channel mean of 3 * weight * value."""
+    net = nn.Sequential(OrderedDict(
+        conv=nn.Conv2d(3, 2, 1, bias=False),
+        relu=nn.ReLU(),
+        pool=nn.MaxPool2d(2),
+        flat=nn.Flatten(),
+        fc=nn.Linear(2 * 4 * 4, 1),
+    ))
+    with torch.no_grad():
+        net.conv.weight.fill_(weight)
+    return net
+
+
+def hook_count(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+def pools():
+    return [SourcePool([1.0, 1.5, 1.2], "objects"), SourcePool([2.0, 3.0, 2.5, 2.2], "scenes")]
+
+
+def test_the_source_with_bigger_activations_takes_the_whole_top():
+    result = layer_preference(scaling_net(1.0), ["conv", "pool"], pools(), top=3, batch_size=2)
+    fractions = result.fractions().set_index(["layer", "source"])["fraction"].to_dict()
+    assert fractions == {("conv", "objects"): 0.0, ("conv", "scenes"): 1.0,
+                         ("pool", "objects"): 0.0, ("pool", "scenes"): 1.0}
+    top = result.top_images()
+    conv = top[top["layer"] == "conv"]
+    assert conv["id"].tolist() == ["scenes/1", "scenes/2", "scenes/3"]
+    assert conv["score"].tolist() == pytest.approx([9.0, 7.5, 6.6])
+    assert result.scores["network"]["conv"].tolist() == pytest.approx([3.0, 4.5, 3.6, 6.0, 9.0, 7.5, 6.6])
+
+
+def test_two_networks_side_by_side():
+    """The second network's ReLU keeps only the negative-weighted response of dark images."""
+    bright, dark = scaling_net(1.0), scaling_net(-1.0)
+    data = [SourcePool([1.0, 1.5], "objects"), SourcePool([-1.0, -2.0, -0.5], "scenes")]
+    # through the ReLU the bright net sees objects, the dark net scenes
+    result = layer_preference({"bright": bright, "dark": dark}, ["relu"], data, top=2)
+    fractions = result.fractions().set_index(["network", "source"])["fraction"].to_dict()
+    assert fractions == {("bright", "objects"): 1.0, ("bright", "scenes"): 0.0,
+                         ("dark", "objects"): 0.0, ("dark", "scenes"): 1.0}
+    assert result.networks == ["bright", "dark"]
+
+
+def test_top_larger_than_the_pool_counts_every_image_and_ties_keep_pool_order():
+    data = [SourcePool([1.0, 1.0], "a"), SourcePool([1.0], "b")]
+    result = layer_preference(scaling_net(1.0), ["conv"], data, top=100)
+    frame = result.fractions()
+    assert frame["fraction"].tolist() == pytest.approx([2 / 3, 1 / 3])
+    assert frame["count"].tolist() == [2, 1]
+    assert result.top_images()["id"].tolist() == ["a/0", "a/1", "b/0"]
+
+
+def test_per_network_layers_and_thumbnails_round_trip(tmp_path):
+    data = [SourcePool([1.0, 1.5], "objects", raw=True), SourcePool([2.0, 3.0], "scenes")]
+    result = layer_preference({"a": scaling_net(1.0), "b": scaling_net(0.5)}, {"a": ["conv"], "b": ["pool", "fc"]},
+                              data, top=2, thumbnails=2, thumbnail_size=6)
+    assert result.layers == {"a": ["conv"], "b": ["pool", "fc"]}
+    (rank0, id0, thumb0), _ = result.thumbnails[("a", "conv")]
+    assert (rank0, id0) == (0, "scenes/1") and thumb0.shape == (6, 6, 3)
+    # a pool without raw_image: the de-normalised tensor (value 3 clips to white)
+    assert (thumb0 == 255).all()
+    result.save(tmp_path)
+    assert (tmp_path / "fractions.csv").is_file() and (tmp_path / "top_images.csv").is_file()
+    assert (tmp_path / "top" / "a" / "conv" / "000_scenes_1.png").is_file()
+    loaded = LayerPreferenceResult.load(tmp_path)
+    assert loaded.fractions().equals(result.fractions())
+    assert loaded.top_images().equals(result.top_images())
+    assert (loaded.thumbnails[("a", "conv")][0][2] == thumb0).all()
+
+
+def test_raw_images_are_used_for_thumbnails_when_the_pool_has_them():
+    data = [SourcePool([1.0, 2.0], "objects", raw=True)]
+    result = layer_preference(scaling_net(1.0), ["conv"], data, top=1, thumbnails=1, thumbnail_size=4)
+    (_, image_id, thumb), = result.thumbnails[("network", "conv")]
+    assert image_id == "objects/1" and (thumb == 100).all()
+
+
+def test_model_mode_is_restored_and_no_hook_is_left():
+    net = scaling_net(1.0)
+    net.train()
+    layer_preference(net, ["conv"], pools(), top=1)
+    assert all(m.training for m in net.modules())
+    with pytest.raises(LookupError, match="conv9"):
+        layer_preference({"ok": net, "bad": scaling_net(1.0)}, {"ok": ["conv"], "bad": ["conv9"]}, pools())
+    assert hook_count(net) == 0
+
+
+def test_bad_input():
+    net = scaling_net(1.0)
+    with pytest.raises(LookupError, match="no layer named 'nope'"):
+        layer_preference(net, ["nope"], pools())
+    with pytest.raises(ValueError, match="empty"):
+        layer_preference(net, ["conv"], [SourcePool([], "objects")])
+    with pytest.raises(ValueError, match="no networks"):
+        layer_preference({}, ["conv"], pools())
+    with pytest.raises(ValueError, match="default layers"):
+        layer_preference(net, None, pools())
+    with pytest.raises(ValueError, match="top"):
+        layer_preference(net, ["conv"], pools(), top=0)
+
+
+def test_progress_reports_images_done():
+    calls = []
+    layer_preference(scaling_net(1.0), ["conv"], pools(), top=1, batch_size=2,
+                     progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(2, 7), (3, 7), (5, 7), (7, 7)]
+
+
+@pytest.mark.slow
+def test_squeezenet_on_real_objects_and_street_scenes(realdata):
+    """Real pools and a real network: 24 ImageNet photos (objects) against 24 CamVid frames (scenes)."""
+    from unitscope.data.pools import PlainPool
+    from unitscope.models import create_model, model_info
+
+    net = create_model("squeezenet1_0", weights=realdata / "models" / "squeezenet1_0_imagenet.pth")
+    pre = model_info(net).preprocessing
+    objects = PlainPool(realdata / "imagenet_samples", source="objects", preprocessing=pre).subset(range(24))
+    scenes = PlainPool(realdata / "camvid" / "images", source="scenes", preprocessing=pre).subset(range(24))
+    result = layer_preference(net, ["features.3", "features.12"], [objects, scenes], top=24, thumbnails=2)
+    frame = result.fractions()
+    assert set(frame["source"]) == {"objects", "scenes"}
+    assert frame.groupby("layer")["fraction"].sum().tolist() == pytest.approx([1.0, 1.0])
+    assert len(result.images) == 48
+    (_, image_id, thumb), _ = result.thumbnails[("network", "features.12")]
+    assert thumb.shape == (96, 96, 3) and image_id in set(result.images["id"])
