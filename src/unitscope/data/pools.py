@@ -400,7 +400,7 @@ class PlainPool(Pool):
         Skip and count bad files instead of raising (see module docstring).
     label_pattern : str, optional
         A regular expression whose first group, matched against each file
-        name, is the integer class label (e.g. ``r"^(\d+)_"`` for ImageNet
+        name, is the integer class label (e.g. ``r"^(\\d+)_"`` for ImageNet
         samples named ``0042_n01234_name.jpg``); overrides folder classes.
 
     Raises
