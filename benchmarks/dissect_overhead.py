@@ -56,9 +56,10 @@ def world_case(n_images):
     from unitscope.models import create_model, model_info
 
     home = Path(os.environ.get("UNITSCOPE_HOME", Path(tempfile.gettempdir()) / "unitscope-bench"))
-    world = home / "bench-world"
+    world = home / "world"  # the demo's world when it exists
     if not (world / "broden" / "index.csv").exists():
-        generate_world(world, overwrite=True)
+        world = home / "bench-world"
+        generate_world(world)
     torch.manual_seed(0)
     model = create_model("mini_alexnet", num_classes=10)
     pool = BrodenPool(world / "broden", preprocessing=model_info(model).preprocessing)

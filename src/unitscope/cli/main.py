@@ -8,7 +8,7 @@ the traceback).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -240,11 +240,13 @@ def report(
     results: Path = typer.Argument(..., help="Results directory (made by demo or the experiment commands)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write the report (default RESULTS/report)."),
     title: Optional[str] = typer.Option(None, "--title"),
+    network: Optional[List[str]] = typer.Option(None, "--network", help="Networks to show, in order (default: all found)."),
+    copy_images: bool = typer.Option(False, "--copy-images", help="Copy images into the report so the folder can be moved."),
 ) -> None:
     """Render the HTML report from saved results (computes nothing)."""
     from unitscope.report import build_report
 
-    path = build_report(results, out=out, title=title)
+    path = build_report(results, out=out, title=title, networks=network or None, copy_images=copy_images)
     typer.echo(f"report: {path}")
 
 
