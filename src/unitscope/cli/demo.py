@@ -147,7 +147,7 @@ def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[
                 callback, b = bar(f"dissect {run_name}")
                 try:
                     results[run_name] = dissect(run_model, DEMO_LAYERS, broden, network=run_name,
-                                                batch_size=50, mask_size=None,
+                                                batch_size=50,
                                                 work_dir=out / run_name / ".partial" / "dissect",
                                                 progress=callback)
                 finally:
@@ -163,7 +163,7 @@ def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[
             finally:
                 b.close()
 
-    stages.run("dissect", dict(base, layers=DEMO_LAYERS, n=n_dissect), do_dissect)
+    stages.run("dissect", dict(base, layers=DEMO_LAYERS, n=n_dissect, mask_size="auto"), do_dissect)
 
     # 4. layer preference ------------------------------------------------------
     def do_preference():

@@ -135,7 +135,7 @@ def dissect(
     top_k: int = typer.Option(60, "--top-k", help="Top images per unit (precision, tables)."),
     batch_size: int = typer.Option(32, "--batch-size"),
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
-    mask_size: int = typer.Option(112, "--mask-size", help="Subsample masks to this longest side (0: native resolution)."),
+    mask_size: Optional[int] = typer.Option(None, "--mask-size", help="Subsample masks to this longest side (default: half the input size, as Network Dissection; 0: native resolution)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ... (under torchrun: each rank's local GPU)."),
     checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
     restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
@@ -182,7 +182,7 @@ def dissect(
             results[run_name] = run_dissect(
                 run_net, layer_list, pool, network=run_name, quantile=quantile,
                 iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
-                num_workers=workers, mask_size=mask_size or None,
+                num_workers=workers, mask_size="auto" if mask_size is None else (mask_size or None),
                 work_dir=out / run_name / ".partial" / "dissect",
                 checkpoint_every=checkpoint_every, restart=restart, progress=callback)
         finally:

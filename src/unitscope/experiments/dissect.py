@@ -51,7 +51,7 @@ from unitscope.experiments._common import eval_mode, model_device
 from unitscope.experiments._io import read_json, write_csv, write_json
 from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
 from unitscope.hooks import TraceDict, resolve_layer
-from unitscope.stats import RunningConceptOverlap, RunningQuantile, RunningTopK
+from unitscope.stats import RunningQuantile, RunningTopK
 
 __all__ = [
     "UNIT_TYPES",
@@ -296,9 +296,10 @@ class _AnnotationView(Dataset):
     ``mask_size`` (longest side) are subsampled by nearest neighbour.
     """
 
-    def __init__(self, pool, mask_size: int | None) -> None:
+    def __init__(self, pool, mask_size: int | None, num_concepts: int) -> None:
         self.pool = pool
         self.mask_size = mask_size
+        self.num_concepts = num_concepts
 
     def __len__(self) -> int:
         return len(self.pool)
@@ -319,12 +320,15 @@ class _AnnotationView(Dataset):
                 layers.append(np.full(shape, number, dtype=np.int64))
         if not layers:
             layers.append(np.zeros(shape, dtype=np.int64))
-        stack = torch.from_numpy(np.stack(layers)) - 1  # concept number n -> index n - 1; none -> -1
+        stack = np.stack(layers)
+        # concepts present (before any subsampling), counted here in the loader's worker
+        found = np.flatnonzero(np.bincount(stack.ravel(), minlength=self.num_concepts + 1)[1:])
+        stack = torch.from_numpy(stack) - 1  # concept number n -> index n - 1; none -> -1
         if self.mask_size and max(stack.shape[1:]) > self.mask_size:
             scale = self.mask_size / max(stack.shape[1:])
             size = (max(1, round(stack.shape[1] * scale)), max(1, round(stack.shape[2] * scale)))
             stack = F.interpolate(stack[None].float(), size=size, mode="nearest")[0].long()
-        return stack, sorted(set(categories))
+        return stack, sorted(set(categories)), found
 
 
 def _collate_annotations(batch):
@@ -382,7 +386,7 @@ def dissect(
     top_k: int = 60,
     batch_size: int = 32,
     num_workers: int = 0,
-    mask_size: int | None = 112,
+    mask_size: int | str | None = "auto",
     quantile_resolution: int = 2048,
     activation_cache: str = "disk",
     work_dir: str | Path | None = None,
@@ -410,10 +414,11 @@ def dissect(
     top_k : int, keyword-only
         Top images kept per unit (for precision and the tables).
     batch_size, num_workers : int, keyword-only
-    mask_size : int, keyword-only
-        Subsample masks whose longest side exceeds this (nearest neighbour;
-        default 112, Network Dissection's segmentation size for 224 px
-        inputs); None keeps the native resolution.
+    mask_size : int, "auto" or None, keyword-only
+        Subsample masks whose longest side exceeds this (nearest neighbour).
+        ``"auto"`` (default): half the model's input size, Network
+        Dissection's convention (112 px segmentations for 224 px inputs).
+        None keeps the masks' native resolution.
     quantile_resolution : int, keyword-only
         Resolution of the quantile sketch (see ``RunningQuantile``).
     activation_cache : {"disk", "recompute"}, keyword-only
@@ -444,6 +449,12 @@ def dissect(
         NaN, or an option is out of range.
     """
     layers = _check_inputs(model, layers, data)
+    if mask_size == "auto":
+        from unitscope.models.info import model_info
+
+        mask_size = max(1, model_info(model).preprocessing.input_size // 2)
+    elif mask_size is not None and (isinstance(mask_size, str) or int(mask_size) < 1):
+        raise ValueError(f"mask_size must be a positive int, 'auto' or None, not {mask_size!r}")
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")
     if activation_cache not in ("disk", "recompute"):
@@ -622,7 +633,7 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
         # Masks are decoded by a worker process while this one counts overlaps (pass 2 is
         # otherwise CPU-bound on PNG decoding), unless the caller chose the worker count.
         mask_workers = num_workers if num_workers else (1 if n_batches - batch_no > 2 else 0)
-        annotations = DataLoader(_AnnotationView(shard, mask_size), batch_size=batch_size,
+        annotations = DataLoader(_AnnotationView(shard, mask_size, num_concepts), batch_size=batch_size,
                                  sampler=list(range(start, n_local)), num_workers=mask_workers,
                                  collate_fn=_collate_annotations, prefetch_factor=4 if mask_workers else None)
         image_batches = (_image_loader(shard, batch_size, num_workers, batch_no)
@@ -641,17 +652,15 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
             # valid concepts per image: those whose category is annotated there
             valid = torch.zeros(n, num_concepts, dtype=torch.bool)
             present = torch.zeros(n, num_concepts, dtype=torch.float64)
-            for i, (labels, cats) in enumerate(ann_batch):
+            for i, (_, cats, found) in enumerate(ann_batch):
                 for cat in cats:
                     valid[i, concepts_in.get(cat, [])] = True
-                found = torch.unique(labels)
-                found = found[found >= 0]
-                present[i, found] = 1.0
+                present[i, torch.from_numpy(found)] = 1.0
             concept_images += present.sum(0).long().numpy()
             cooccurrence += (present.T @ present).long().numpy()
             # group images by mask shape (masks of one pool usually share one)
             groups: dict[tuple, list[int]] = {}
-            for i, (labels, _) in enumerate(ann_batch):
+            for i, (labels, _, _) in enumerate(ann_batch):
                 groups.setdefault(tuple(labels.shape[1:]), []).append(i)
             for shape, members in groups.items():
                 depth = max(ann_batch[i][0].shape[0] for i in members)
@@ -663,8 +672,9 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                 for layer in layers:
                     act = acts[layer][members]
                     image, unit, masks = _active_masks(act, thresholds[layer], inclusive[layer], shape)
-                    overlaps[layer].add_pairs(image, unit, masks, labels, member_valid)
-                    _record_top_overlap(top_overlap[layer], top_lookup[layer], image, unit, masks, labels,
+                    on = torch.nonzero(masks, as_tuple=True)
+                    overlaps[layer].add_pairs(image, unit, masks, labels, member_valid, on=on)
+                    _record_top_overlap(top_overlap[layer], top_lookup[layer], image, unit, on, labels,
                                         [int(global_index[positions[i]]) for i in members])
             batch_no += 1
             report(n_batches + batch_no)
@@ -704,17 +714,15 @@ def _active_masks(act, threshold, inclusive, shape):
 
     Returns ``(image (M,), unit (M,), masks (M, P) bool)``.
     """
-    t = threshold[None, :]
+    # "on" is value >= t for units whose ties count, value > t otherwise: one comparison
+    # against the next float above t does both.
+    cutoff = torch.where(inclusive, threshold, torch.nextafter(threshold, torch.full_like(threshold, float("inf"))))
     peak = act.amax(dim=(2, 3))
-    active = (peak > t) | ((peak >= t) & inclusive[None, :])
-    image, unit = torch.nonzero(active, as_tuple=True)
+    image, unit = torch.nonzero(peak >= cutoff[None, :], as_tuple=True)
     if image.numel() == 0:
         return image, unit, torch.zeros((0, shape[0] * shape[1]), dtype=torch.bool, device=act.device)
-    maps = act[image, unit][:, None]
-    up = F.interpolate(maps, size=shape, mode="bilinear", align_corners=False)[:, 0].flatten(1)
-    tt = threshold[unit][:, None]
-    masks = (up > tt) | ((up >= tt) & inclusive[unit][:, None])
-    return image, unit, masks
+    up = F.interpolate(act[image, unit][:, None], size=shape, mode="bilinear", align_corners=False)
+    return image, unit, up.flatten(1) >= cutoff[unit][:, None]
 
 
 class PairOverlap:
@@ -732,8 +740,11 @@ class PairOverlap:
         self.concept_area = torch.zeros(num_concepts, dtype=torch.int64)
         self.count = 0
 
-    def add_pairs(self, image, unit, masks, labels, valid) -> None:
-        """Add a batch: ``labels`` (N, L, P) concept index or -1, ``valid`` (N, K) bool."""
+    def add_pairs(self, image, unit, masks, labels, valid, *, on=None) -> None:
+        """Add a batch: ``labels`` (N, L, P) concept index or -1, ``valid`` (N, K) bool.
+
+        ``on`` is ``torch.nonzero(masks, as_tuple=True)`` when the caller has it already.
+        """
         k, device = self.num_concepts, labels.device
         n = labels.shape[0]
         rows = torch.arange(n, device=device)[:, None, None]
@@ -743,9 +754,9 @@ class PairOverlap:
         self.count += n
         if image.numel() == 0:
             return
-        area = masks.sum(dim=1)
+        which, pixel = on if on is not None else torch.nonzero(masks, as_tuple=True)
+        area = torch.bincount(which, minlength=masks.shape[0])
         self.unit_area.index_add_(0, unit.cpu(), (area[:, None] * valid[image].long()).cpu())
-        which, pixel = torch.nonzero(masks, as_tuple=True)
         owner_image, owner_unit = image[which], unit[which]
         for layer in range(binned.shape[1]):
             concept = binned[owner_image, layer, pixel]
@@ -784,20 +795,22 @@ class PairOverlap:
         return cls(int(state["num_units"]), int(state["num_concepts"])).load_state_dict(state)
 
 
-def _record_top_overlap(table, lookup, image, unit, masks, labels, image_ids):
-    """Mark, for each (unit, rank) whose top image is in this batch, the concepts its mask touches."""
+def _record_top_overlap(table, lookup, image, unit, on, labels, image_ids):
+    """Mark, for each (unit, rank) whose top image is in this batch, the concepts its mask touches.
+
+    ``on = (which, pixel)`` are the "on" pixels of the pairs' masks.
+    """
     if image.numel() == 0:
         return
     image_np, unit_np = image.cpu().numpy(), unit.cpu().numpy()
     ranks = np.array([lookup.get((image_ids[i], u), -1) for i, u in zip(image_np, unit_np)])
-    chosen = np.nonzero(ranks >= 0)[0]
-    if chosen.size == 0:
+    if not (ranks >= 0).any():
         return
-    chosen_t = torch.as_tensor(chosen, device=masks.device)
-    which, pixel = torch.nonzero(masks[chosen_t], as_tuple=True)
-    owner = chosen_t[which]
+    which, pixel = on
+    keep = torch.as_tensor(ranks >= 0, device=which.device)[which]
+    owner, pixel = which[keep], pixel[keep]
     for layer in range(labels.shape[1]):
         concept = labels[image[owner], layer, pixel]
-        keep = concept >= 0
-        m = owner[keep].cpu().numpy()
-        table[unit_np[m], ranks[m], concept[keep].cpu().numpy()] = True
+        known = concept >= 0
+        m = owner[known].cpu().numpy()
+        table[unit_np[m], ranks[m], concept[known].cpu().numpy()] = True
