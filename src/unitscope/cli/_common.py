@@ -83,3 +83,39 @@ def default_home() -> Path:
 
     env = os.environ.get("UNITSCOPE_HOME")
     return Path(env) if env else Path.home() / ".cache" / "unitscope"
+
+
+class StageCache:
+    """Runs named stages once per configuration, so an interrupted command resumes by stage.
+
+    A stage whose configuration key is recorded in ``file`` (written when it
+    completed) is skipped; its timing is then 0.
+    """
+
+    def __init__(self, file: Path, log: Callable[[str], None] = lambda s: None) -> None:
+        from unitscope.experiments._io import read_json
+
+        self.file = Path(file)
+        self.done = read_json(self.file) if self.file.exists() else {}
+        self.timings: dict[str, float] = {}
+        self.log = log
+
+    def run(self, name: str, config: dict, func: Callable[[], object]):
+        import time
+
+        from unitscope.experiments._io import write_json
+        from unitscope.experiments._runstate import config_key
+
+        key = config_key(config)
+        if self.done.get(name, {}).get("key") == key:
+            self.log(f"{name}: cached")
+            self.timings[name] = 0.0
+            return None
+        self.log(f"{name} ...")
+        start = time.perf_counter()
+        out = func()
+        self.timings[name] = time.perf_counter() - start
+        self.done[name] = {"key": key, "seconds": self.timings[name]}
+        write_json(self.file, self.done)
+        self.log(f"{name}: {self.timings[name]:.0f} s")
+        return out

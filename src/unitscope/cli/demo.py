@@ -24,39 +24,13 @@ from typing import Any, Callable
 import torch
 
 import unitscope
-from unitscope.experiments._io import read_json, write_json
-from unitscope.experiments._runstate import config_key
+from unitscope.cli._common import StageCache
+from unitscope.experiments._io import write_json
 
 __all__ = ["run_demo", "DEMO_LAYERS"]
 
 DEMO_LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5"]
 PREFERENCE_LAYERS = ["conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7"]
-
-
-class _Stages:
-    """Runs named stages once per configuration; remembers their timings."""
-
-    def __init__(self, results: Path, log: Callable[[str], None]) -> None:
-        self.results = results
-        self.file = results / ".stages.json"
-        self.done = read_json(self.file) if self.file.exists() else {}
-        self.timings: dict[str, float] = {}
-        self.log = log
-
-    def run(self, name: str, config: dict[str, Any], func: Callable[[], Any]) -> Any:
-        key = config_key(config)
-        if self.done.get(name, {}).get("key") == key:
-            self.log(f"{name}: cached")
-            self.timings[name] = 0.0
-            return None
-        self.log(f"{name} ...")
-        start = time.perf_counter()
-        out = func()
-        self.timings[name] = time.perf_counter() - start
-        self.done[name] = {"key": key, "seconds": self.timings[name]}
-        write_json(self.file, self.done)
-        self.log(f"{name}: {self.timings[name]:.0f} s")
-        return out
 
 
 def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[str], Any] | None = None,
@@ -91,7 +65,7 @@ def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(out, log)
+    stages = StageCache(out / ".stages.json", log)
     progress = progress or (lambda name: (None, _NullBar()))
 
     def bar(name):

@@ -131,14 +131,25 @@ def register(app: typer.Typer) -> None:
         if max_images:
             pool = pool.subset(range(min(max_images, len(pool))))
         unit_list = [int(u) for u in split_list(units)] if units else None
+        from unitscope.cli._common import StageCache
+        from unitscope.experiments._runstate import weights_fingerprint
+        from unitscope.experiments.empirical_rf import EmpiricalRFResult
+
         network = name or model
+        # one stage per layer: an interrupted run resumes at the first unfinished layer
+        stages = StageCache(out / network / "rf" / ".stages.json", lambda line: typer.echo(line, err=True))
+        config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "top_k": top_k,
+                  "units": unit_list, "max_images": max_images}
         results = []
         for layer in split_list(layers) or model_info(net).default_layers:
-            result = _run_with_bar(f"receptive field {layer}", empirical_receptive_fields, model=net,
-                                   layer=layer, data=pool, top_k=top_k, units=unit_list,
-                                   network=network, batch_size=batch_size)
-            result.save(out / network / "rf" / layer)
-            results.append(result)
+            def run_layer(layer=layer):
+                result = _run_with_bar(f"receptive field {layer}", empirical_receptive_fields, model=net,
+                                       layer=layer, data=pool, top_k=top_k, units=unit_list,
+                                       network=network, batch_size=batch_size)
+                result.save(out / network / "rf" / layer)
+
+            stages.run(layer, dict(config, layer=layer), run_layer)
+            results.append(EmpiricalRFResult.load(out / network / "rf" / layer))
         summary = summarise_receptive_fields(results)
         write_csv(out / network / "rf" / "summary.csv", summary)
         typer.echo(summary.to_string(index=False))

@@ -619,9 +619,11 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                     if g >= 0:
                         lookup[(g, u)] = r
             top_lookup[l] = lookup
-        category_of = {c.number - 1: c.category for c in data.concepts}
-        concepts_in = {cat: [c.number - 1 for c in data.concepts.in_category(cat)]
-                       for cat in data.concepts.categories}
+        category_names = data.concepts.categories
+        category_index = {cat: j for j, cat in enumerate(category_names)}
+        membership = torch.zeros(len(category_names), num_concepts)  # category -> its concepts
+        for c in data.concepts:
+            membership[category_index[c.category], c.number - 1] = 1.0
         thresholds = {l: torch.as_tensor(merged[l]["thresholds"], dtype=torch.float32, device=device)
                       for l in layers}
         inclusive = {l: torch.as_tensor(merged[l]["inclusive"], device=device) for l in layers}
@@ -650,12 +652,12 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                 _, images, _, _ = next(image_batches)
                 acts = _activations(model, layers, images.to(device))
             # valid concepts per image: those whose category is annotated there
-            valid = torch.zeros(n, num_concepts, dtype=torch.bool)
+            annotated = torch.zeros(n, len(category_names), dtype=torch.float32)
             present = torch.zeros(n, num_concepts, dtype=torch.float64)
             for i, (_, cats, found) in enumerate(ann_batch):
-                for cat in cats:
-                    valid[i, concepts_in.get(cat, [])] = True
+                annotated[i, [category_index[c] for c in cats if c in category_index]] = 1.0
                 present[i, torch.from_numpy(found)] = 1.0
+            valid = (annotated @ membership) > 0
             concept_images += present.sum(0).long().numpy()
             cooccurrence += (present.T @ present).long().numpy()
             # group images by mask shape (masks of one pool usually share one)
