@@ -88,22 +88,53 @@ def register(app: typer.Typer) -> None:
         label_category: Optional[str] = typer.Option(None, "--label-category", help="Annotated pool: category giving the class (e.g. scene)."),
         label_pattern: Optional[str] = typer.Option(None, "--label-pattern", help="Plain pool: regex whose first group in a file name is the class index."),
         batch_size: int = typer.Option(64, "--batch-size"),
+        chunk: int = typer.Option(50, "--chunk", help="Images per saved chunk (the unit of resumption)."),
     ) -> None:
         """Minimal image representations: remove segments while the class stays correct (Exp. 1)."""
         from unitscope.data.open import open_pool
         from unitscope.experiments.minimal_images import minimal_images
         from unitscope.models import model_info
 
+        import shutil
+
+        from unitscope.cli._common import StageCache
+        from unitscope.experiments._runstate import weights_fingerprint
+        from unitscope.experiments.minimal_images import MinimalImagesResult
+
         net = open_model(model, weights)
         options = {"label_category": label_category} if label_category else {}
         if label_pattern:
             options["label_pattern"] = label_pattern
         pool = open_pool(data, preprocessing=model_info(net).preprocessing, **options)
-        result = _run_with_bar("minimal images", minimal_images, model=net, data=pool,
-                               segmentation=segmentation, n_segments=n_segments, fill=fill,
-                               max_images=max_images, batch_size=batch_size)
         target = out / (name or model) / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
-        result.save(target)
+        partial = target.parent / f".partial-{target.name}"
+        # The search runs chunk by chunk; each finished chunk is saved, so an interrupted
+        # run started again with the same arguments resumes at the first unfinished chunk.
+        stages = StageCache(partial / "stages.json", lambda line: typer.echo(line, err=True))
+        config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "segmentation": segmentation,
+                  "segments": n_segments, "fill": fill, "max_images": max_images, "options": options}
+        merged, remaining = None, max_images
+        for number, start in enumerate(range(0, len(pool), chunk)):
+            if remaining is not None and remaining <= 0:
+                break
+            indices = list(range(start, min(start + chunk, len(pool))))
+            folder = partial / f"chunk_{number:05d}"
+
+            def run_chunk(indices=indices, folder=folder, quota=remaining):
+                result = _run_with_bar(f"minimal images {indices[0]}-{indices[-1]}", minimal_images,
+                                       model=net, data=pool, segmentation=segmentation,
+                                       n_segments=n_segments, fill=fill, max_images=quota,
+                                       indices=indices, batch_size=batch_size)
+                result.save(folder)
+
+            stages.run(folder.name, dict(config, indices=[indices[0], indices[-1]], quota=remaining), run_chunk)
+            part = MinimalImagesResult.load(folder)
+            merged = part if merged is None else merged.merge(part)
+            if remaining is not None:
+                remaining -= part.counts.get("evaluated", 0)
+        merged.options["max_images"] = max_images
+        merged.save(target)
+        shutil.rmtree(partial, ignore_errors=True)
         typer.echo(f"results in {target}")
 
     @app.command()

@@ -220,6 +220,31 @@ class MinimalImagesResult:
                              "share_given_present": n_kept / n_present if n_present else float("nan")})
         return pd.DataFrame(rows, columns=columns)
 
+    def merge(self, other: "MinimalImagesResult") -> "MinimalImagesResult":
+        """Append the images of another run over other images with the same options (in place).
+
+        Records and counts add up; examples are kept up to the run's ``examples`` option.
+        Used to resume a long search chunk by chunk.
+
+        Raises
+        ------
+        ValueError
+            If the two runs used different options.
+        """
+        mine = {k: v for k, v in self.options.items() if k != "max_images"}
+        theirs = {k: v for k, v in other.options.items() if k != "max_images"}
+        if mine != theirs:
+            raise ValueError("cannot merge minimal-image runs made with different options")
+        self.records.extend(other.records)
+        for key, value in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + value
+        limit = int(self.options.get("examples", 8) or 0)
+        for image_id, pair in other.examples.items():
+            if len(self.examples) >= limit:
+                break
+            self.examples.setdefault(image_id, pair)
+        return self
+
     def save(self, out_dir: str | Path) -> Path:
         """Write ``images.csv``, ``steps.csv``, ``minimal.json`` (everything, for :meth:`load`),
         ``objects.csv`` and ``diagnostic.csv`` (mask segmentations) and
