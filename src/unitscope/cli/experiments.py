@@ -51,13 +51,14 @@ def register(app: typer.Typer) -> None:
         layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: each model's)."),
         top: int = typer.Option(100, "--top", help="Top images kept per layer."),
         batch_size: int = typer.Option(32, "--batch-size"),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     ) -> None:
         """Which images each layer prefers: the source mix of its top images (pre-experiment)."""
         from unitscope.data.open import open_pool
         from unitscope.experiments.preference import layer_preference
         from unitscope.models import model_info
 
-        models = dict(parse_net(spec) for spec in net)
+        models = {n: m.to(device) for n, m in (parse_net(spec) for spec in net)}
         first = next(iter(models.values()))
         pools = []
         for spec in pool:
@@ -89,6 +90,7 @@ def register(app: typer.Typer) -> None:
         label_pattern: Optional[str] = typer.Option(None, "--label-pattern", help="Plain pool: regex whose first group in a file name is the class index."),
         batch_size: int = typer.Option(64, "--batch-size"),
         chunk: int = typer.Option(50, "--chunk", help="Images per saved chunk (the unit of resumption)."),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     ) -> None:
         """Minimal image representations: remove segments while the class stays correct (Exp. 1)."""
         from unitscope.data.open import open_pool
@@ -101,7 +103,7 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments._runstate import weights_fingerprint
         from unitscope.experiments.minimal_images import MinimalImagesResult
 
-        net = open_model(model, weights)
+        net = open_model(model, weights).to(device)
         options = {"label_category": label_category} if label_category else {}
         if label_pattern:
             options["label_pattern"] = label_pattern
@@ -150,6 +152,7 @@ def register(app: typer.Typer) -> None:
         units: Optional[str] = typer.Option(None, "--units", help="Comma-separated unit indices (default all)."),
         max_images: Optional[int] = typer.Option(None, "--max-images", help="Use the first N images of the pool."),
         batch_size: int = typer.Option(64, "--batch-size"),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     ) -> None:
         """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2)."""
         from unitscope.data.open import open_pool
@@ -157,7 +160,7 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.empirical_rf import empirical_receptive_fields, summarise_receptive_fields
         from unitscope.models import model_info
 
-        net = open_model(model, weights)
+        net = open_model(model, weights).to(device)
         pool = open_pool(data, preprocessing=model_info(net).preprocessing)
         if max_images:
             pool = pool.subset(range(min(max_images, len(pool))))
@@ -196,6 +199,7 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, "--weights"),
         name: Optional[str] = typer.Option(None, "--name"),
         label_category: Optional[str] = typer.Option(None, "--label-category"),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     ) -> None:
         """Units as object localizers: masks, boxes and the pointing game (Exp. 5)."""
         from unitscope.data.open import open_annotated_pool
@@ -203,7 +207,7 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.localize import localize_objects
         from unitscope.models import model_info
 
-        net = open_model(model, weights)
+        net = open_model(model, weights).to(device)
         options = {"label_category": label_category} if label_category else {}
         pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing, **options)
         result = _run_with_bar("localize", localize_objects, model=net, layer=layer, data=pool,
@@ -224,6 +228,7 @@ def register(app: typer.Typer) -> None:
         name: Optional[str] = typer.Option(None, "--name"),
         label_category: str = typer.Option("scene", "--label-category"),
         n_random: int = typer.Option(5, "--random", help="Random-unit draws per object."),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     ) -> None:
         """Switch off the detectors of each object and measure each class's accuracy drop."""
         from unitscope.data.open import open_annotated_pool
@@ -231,7 +236,7 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.dissect import DissectionResult
         from unitscope.models import model_info
 
-        net = open_model(model, weights)
+        net = open_model(model, weights).to(device)
         pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing,
                                    label_category=label_category)
         result = _run_with_bar("ablate", ablate_detectors, model=net, layer=layer, data=pool,
