@@ -52,6 +52,7 @@ from unitscope.experiments._io import read_json, write_csv, write_json
 from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
 from unitscope.hooks import TraceDict, resolve_layer
 from unitscope.stats import RunningQuantile, RunningTopK
+from unitscope.taxonomy import TYPE_NAMES
 
 __all__ = [
     "UNIT_TYPES",
@@ -62,14 +63,7 @@ __all__ = [
 ]
 
 #: The paper's unit taxonomy (keys used in every table).
-UNIT_TYPES = {
-    "simple": "simple elements & colours",
-    "texture": "texture / material",
-    "region": "region / surface",
-    "part": "object part",
-    "object": "object",
-    "scene": "scene",
-}
+UNIT_TYPES = TYPE_NAMES
 
 #: Default type of a unit from its label's category.  ``material`` maps to
 #: region/surface because the built-in world and CamVid file surfaces (wall,

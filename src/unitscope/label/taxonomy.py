@@ -9,20 +9,9 @@ from __future__ import annotations
 
 import re
 
+from unitscope.taxonomy import TYPE_NAMES, TYPES  # shared with the dissection and the report
+
 __all__ = ["TYPES", "TYPE_NAMES", "normalize_label", "label_key", "labels_match", "check_type"]
-
-#: The six unit types, in the paper's order (simple -> scene).
-TYPES: tuple[str, ...] = ("simple", "texture", "region", "part", "object", "scene")
-
-#: Display names, as in the paper's Figure 9 legend.
-TYPE_NAMES: dict[str, str] = {
-    "simple": "simple elements & colours",
-    "texture": "texture / material",
-    "region": "region / surface",
-    "part": "object part",
-    "object": "object",
-    "scene": "scene",
-}
 
 _SPACE = re.compile(r"\s+")
 # Broden names a few concepts with a category suffix (``street-s`` is the

@@ -20,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from unitscope.taxonomy import TYPE_NAMES, TYPES
+
 __all__ = [
     "TYPE_COLORS",
     "plot_type_shares",
@@ -37,15 +39,6 @@ __all__ = [
     "plot_grouped_bars",
 ]
 
-TYPES = ("simple", "texture", "region", "part", "object", "scene")
-TYPE_NAMES = {
-    "simple": "simple elements & colours",
-    "texture": "texture / material",
-    "region": "region / surface",
-    "part": "object part",
-    "object": "object",
-    "scene": "scene",
-}
 #: Colours of the six unit types (colour-blind-safe Okabe-Ito palette).
 TYPE_COLORS = {
     "simple": "#E69F00",
