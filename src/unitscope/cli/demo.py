@@ -179,29 +179,28 @@ def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[
 
     # 6. receptive fields ---------------------------------------------------------
     def do_rf():
+        from unitscope.experiments._io import write_csv
         from unitscope.experiments.empirical_rf import empirical_receptive_fields, summarise_receptive_fields
 
         pool = broden.subset(range(min(200 if not quick else 60, len(broden))))
-        model = networks["scenenet"]
-        results = []
-        for layer in ("pool1", "pool2", "conv3", "conv4", "pool5"):
-            callback, b = bar(f"receptive field {layer}")
-            try:
-                units = list(range(0, _channels(model, layer), 4 if not quick else 8))
-                # occluder 6 px on a stride-4 grid: the paper's 11 px / stride 3 at 224 px, scaled to
-                # 128 px and thinned so the whole demo stays within its time budget
-                result = empirical_receptive_fields(model, layer, pool, top_k=8 if not quick else 3,
-                                                    units=units, stride=4, network="scenenet",
-                                                    progress=callback)
-            finally:
-                b.close()
-            result.save(out / "scenenet" / "rf" / layer)
-            results.append(result)
-        from unitscope.experiments._io import write_csv
+        for name, model in networks.items():
+            results = []
+            for layer in ("pool1", "pool2", "conv3", "conv4", "pool5"):
+                callback, b = bar(f"receptive field {name} {layer}")
+                try:
+                    units = list(range(0, _channels(model, layer), 4 if not quick else 8))
+                    # occluder 6 px on a stride-4 grid: the paper's 11 px / stride 3 at 224 px,
+                    # scaled to 128 px and thinned so the whole demo stays within its time budget
+                    result = empirical_receptive_fields(model, layer, pool, top_k=8 if not quick else 3,
+                                                        units=units, stride=4, network=name,
+                                                        progress=callback)
+                finally:
+                    b.close()
+                result.save(out / name / "rf" / layer)
+                results.append(result)
+            write_csv(out / name / "rf" / "summary.csv", summarise_receptive_fields(results))
 
-        write_csv(out / "scenenet" / "rf" / "summary.csv", summarise_receptive_fields(results))
-
-    stages.run("receptive_fields", dict(base), do_rf)
+    stages.run("receptive_fields", dict(base, networks=sorted(networks)), do_rf)
 
     # 7. localization and ablation ------------------------------------------------
     def do_localize_ablate():
