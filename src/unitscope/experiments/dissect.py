@@ -51,7 +51,7 @@ from unitscope.experiments._common import eval_mode, model_device
 from unitscope.experiments._io import read_json, write_csv, write_json
 from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
 from unitscope.hooks import TraceDict, resolve_layer
-from unitscope.stats import RunningQuantile, RunningTopK
+from unitscope.stats import PairOverlap, RunningQuantile, RunningTopK
 from unitscope.taxonomy import TYPE_NAMES
 
 __all__ = [
@@ -669,7 +669,7 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                     act = acts[layer][members]
                     image, unit, masks = _active_masks(act, thresholds[layer], inclusive[layer], shape)
                     on = torch.nonzero(masks, as_tuple=True)
-                    overlaps[layer].add_pairs(image, unit, masks, labels, member_valid, on=on)
+                    overlaps[layer].add(image, unit, masks, labels, member_valid, on=on)
                     _record_top_overlap(top_overlap[layer], top_lookup[layer], image, unit, on, labels,
                                         [int(global_index[positions[i]]) for i in members])
             batch_no += 1
@@ -719,76 +719,6 @@ def _active_masks(act, threshold, inclusive, shape):
         return image, unit, torch.zeros((0, shape[0] * shape[1]), dtype=torch.bool, device=act.device)
     up = F.interpolate(act[image, unit][:, None], size=shape, mode="bilinear", align_corners=False)
     return image, unit, up.flatten(1) >= cutoff[unit][:, None]
-
-
-class PairOverlap:
-    """Exact intersection / union counts of unit masks and concepts, fed by active (image, unit) pairs.
-
-    The sparse counterpart of :class:`unitscope.stats.RunningConceptOverlap`
-    (same counts, same ``merge`` / ``state_dict`` protocol): only pairs whose
-    mask is not empty are given, which is what makes pass 2 cheap.
-    """
-
-    def __init__(self, num_units: int, num_concepts: int) -> None:
-        self.num_units, self.num_concepts = int(num_units), int(num_concepts)
-        self.intersection = torch.zeros(num_units, num_concepts, dtype=torch.int64)
-        self.unit_area = torch.zeros(num_units, num_concepts, dtype=torch.int64)
-        self.concept_area = torch.zeros(num_concepts, dtype=torch.int64)
-        self.count = 0
-
-    def add_pairs(self, image, unit, masks, labels, valid, *, on=None) -> None:
-        """Add a batch: ``labels`` (N, L, P) concept index or -1, ``valid`` (N, K) bool.
-
-        ``on`` is ``torch.nonzero(masks, as_tuple=True)`` when the caller has it already.
-        """
-        k, device = self.num_concepts, labels.device
-        n = labels.shape[0]
-        rows = torch.arange(n, device=device)[:, None, None]
-        usable = (labels >= 0) & valid[rows, labels.clamp(min=0)]
-        binned = torch.where(usable, labels, torch.full_like(labels, k))
-        self.concept_area += torch.bincount(binned.reshape(-1), minlength=k + 1)[:k].cpu()
-        self.count += n
-        if image.numel() == 0:
-            return
-        which, pixel = on if on is not None else torch.nonzero(masks, as_tuple=True)
-        area = torch.bincount(which, minlength=masks.shape[0])
-        self.unit_area.index_add_(0, unit.cpu(), (area[:, None] * valid[image].long()).cpu())
-        owner_image, owner_unit = image[which], unit[which]
-        for layer in range(binned.shape[1]):
-            concept = binned[owner_image, layer, pixel]
-            flat = owner_unit * (k + 1) + concept
-            counts = torch.bincount(flat, minlength=self.num_units * (k + 1))
-            self.intersection += counts.reshape(self.num_units, k + 1)[:, :k].cpu()
-
-    def iou(self) -> torch.Tensor:
-        union = self.unit_area + self.concept_area[None, :] - self.intersection
-        iou = self.intersection.double() / union.clamp(min=1).double()
-        return torch.where(union > 0, iou, torch.zeros_like(iou))
-
-    def merge(self, other: "PairOverlap") -> "PairOverlap":
-        if (other.num_units, other.num_concepts) != (self.num_units, self.num_concepts):
-            raise ValueError("cannot merge overlap counts of different shapes")
-        self.intersection += other.intersection
-        self.unit_area += other.unit_area
-        self.concept_area += other.concept_area
-        self.count += other.count
-        return self
-
-    def state_dict(self) -> dict:
-        return {"num_units": self.num_units, "num_concepts": self.num_concepts, "count": self.count,
-                "intersection": self.intersection.numpy().copy(), "unit_area": self.unit_area.numpy().copy(),
-                "concept_area": self.concept_area.numpy().copy()}
-
-    def load_state_dict(self, state: dict) -> "PairOverlap":
-        self.__init__(int(state["num_units"]), int(state["num_concepts"]))
-        self.count = int(state["count"])
-        for name in ("intersection", "unit_area", "concept_area"):
-            setattr(self, name, torch.as_tensor(np.asarray(state[name]), dtype=torch.int64).clone())
-        return self
-
-    @classmethod
-    def from_state_dict(cls, state: dict) -> "PairOverlap":
-        return cls(int(state["num_units"]), int(state["num_concepts"])).load_state_dict(state)
 
 
 def _record_top_overlap(table, lookup, image, unit, on, labels, image_ids):

@@ -18,6 +18,7 @@ Statistics know nothing of networks or images: they see ``(N, C)`` matrices
 from ._base import Statistic
 from .moments import RunningMean, RunningMoments
 from .overlap import RunningConceptOverlap
+from .pair_overlap import PairOverlap
 from .quantile import RunningQuantile
 from .topk import RunningTopK
 
@@ -26,6 +27,7 @@ __all__ = [
     "RunningTopK",
     "RunningQuantile",
     "RunningConceptOverlap",
+    "PairOverlap",
     "RunningMoments",
     "RunningMean",
 ]
