@@ -210,3 +210,16 @@ def to_uint8(image: torch.Tensor | np.ndarray, mean: torch.Tensor | None = None,
     if array.dtype == np.uint8:
         return array
     return np.round(np.clip(array.astype(np.float64), 0, 1) * 255).astype(np.uint8)
+
+
+def class_names(model: nn.Module, data: Dataset, given: Sequence[str] | None = None) -> list[str] | None:
+    """Class names for reading labels: ``given``, else the model's, else the data set's (None if none)."""
+    if given is not None:
+        return [str(c) for c in given]
+    from unitscope.models.info import model_info
+
+    names = model_info(model).class_names
+    if names:
+        return list(names)
+    names = getattr(data, "class_names", None)
+    return list(names) if names else None

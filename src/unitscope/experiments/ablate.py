@@ -44,8 +44,9 @@ from torch.utils.data import Dataset
 from unitscope.hooks import Trace, resolve_layer
 
 from ._common import Progress, check_dataset, check_positive_int, eval_mode, iter_batches, model_device
+from ._common import class_names as _class_names
 from ._io import read_json, write_csv, write_json
-from .localize import _class_names, _dissection_layer, _threshold, object_detectors
+from .localize import _dissection_layer, _threshold, object_detectors
 
 __all__ = ["AblationResult", "ablate_detectors"]
 

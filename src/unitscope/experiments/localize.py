@@ -64,6 +64,7 @@ from torch.utils.data import Dataset
 from unitscope.hooks import TraceDict, resolve_layer
 
 from ._common import (
+    class_names as _class_names,
     Progress,
     check_dataset,
     check_positive_int,
@@ -397,18 +398,6 @@ def _mask_shape(shape: tuple[int, int], mask_size: int | None) -> tuple[int, int
         scale = mask_size / max(shape)
         return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
     return tuple(int(s) for s in shape)
-
-
-def _class_names(model: nn.Module, data: Dataset, class_names: Sequence[str] | None) -> list[str] | None:
-    if class_names is not None:
-        return [str(c) for c in class_names]
-    from unitscope.models.info import model_info
-
-    names = model_info(model).class_names
-    if names:
-        return list(names)
-    names = getattr(data, "class_names", None)
-    return list(names) if names else None
 
 
 def localize_objects(

@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ._common import (
+    class_names as _class_names,
     Progress,
     check_dataset,
     check_positive_int,
@@ -721,18 +722,6 @@ def _record(state: _State, names: list[str] | None) -> MinimalImageRecord:
         segment_objects=[list(o) for o in state.segment_objects],
         objects_present=objects_present, objects_kept=objects_kept,
     )
-
-
-def _class_names(model: nn.Module, data: Dataset, class_names: Sequence[str] | None) -> list[str] | None:
-    if class_names is not None:
-        return [str(c) for c in class_names]
-    from unitscope.models.info import model_info
-
-    names = model_info(model).class_names
-    if names:
-        return list(names)
-    names = getattr(data, "class_names", None)
-    return list(names) if names else None
 
 
 def _check_diagnostic(diagnostic, names, data) -> dict[str, list[str]] | None:
