@@ -104,8 +104,10 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     save_checkpoint(create_model("mini_alexnet", num_classes=2, input_size=32, width=4), weights)
     args = ["dissect", "--model", "mini_alexnet", "--weights", str(weights), "--layers", "conv3,conv5",
             "--data", str(broden), "--name", "tiny", "--batch-size", "4", "--checkpoint-every", "5"]
-    reference = run_cli(args + ["--out", str(tmp_path / "reference")])
+    reference = run_cli(args + ["--out", str(tmp_path / "reference"), "--label-cache", "none"])
     assert reference.returncode == 0, reference.stderr
+    # the killed run decodes into a fresh label cache, which the resumed run then reads
+    args += ["--label-cache", str(tmp_path / "labels")]
 
     out = tmp_path / "killed"
     state = out / "tiny" / ".partial" / "dissect" / "rank0.pkl"
@@ -127,6 +129,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     za = np.load(tmp_path / "reference" / "tiny" / "dissect" / "layer_conv5.npz")
     zb = np.load(out / "tiny" / "dissect" / "layer_conv5.npz")
     np.testing.assert_array_equal(za["iou"], zb["iou"])
+    assert len(list((tmp_path / "labels").glob("*.pt"))) == 150  # 600 images, batches of 4
 
 
 @pytest.mark.slow

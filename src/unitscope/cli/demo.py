@@ -121,7 +121,7 @@ def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[
                 callback, b = bar(f"dissect {run_name}")
                 try:
                     results[run_name] = dissect(run_model, DEMO_LAYERS, broden, network=run_name,
-                                                batch_size=50,
+                                                batch_size=50, label_cache=home / "cache" / "labels",
                                                 work_dir=out / run_name / ".partial" / "dissect",
                                                 progress=callback)
                 finally:

@@ -139,6 +139,7 @@ def dissect(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ... (under torchrun: each rank's local GPU)."),
     checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
     restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
+    label_cache: Optional[str] = typer.Option(None, "--label-cache", help="Folder keeping the pool's decoded masks for later dissections (default $UNITSCOPE_HOME/cache/labels; 'none': decode for this run only)."),
     segmentations: int = typer.Option(0, "--segmentations", help="Write the top-N segmentation images of each unit (for labeling and the report)."),
     null: bool = typer.Option(False, "--null", help="Also dissect the same architecture with random weights (NAME-random) as a null."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random-weights null."),
@@ -173,6 +174,10 @@ def dissect(
         torch.manual_seed(seed)
         random_net = _load_network(model, None, num_classes=len(info.class_names) or None).to(device)
         runs.append((f"{network}-random", random_net))
+    if label_cache is None:
+        labels_folder = default_home() / "cache" / "labels"
+    else:
+        labels_folder = None if label_cache.strip().lower() == "none" else Path(label_cache)
     results = {}
     for run_name, run_net in runs:
         callback, bar = tqdm_progress(f"dissect {run_name}", unit="batch")
@@ -184,7 +189,8 @@ def dissect(
                 iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
                 num_workers=workers, mask_size="auto" if mask_size is None else (mask_size or None),
                 work_dir=out / run_name / ".partial" / "dissect",
-                checkpoint_every=checkpoint_every, restart=restart, progress=callback)
+                checkpoint_every=checkpoint_every, restart=restart, progress=callback,
+                label_cache=labels_folder)
         finally:
             bar.close()
     result = results[network]

@@ -22,6 +22,7 @@ PNG + class list" reader (CamVid, ADE20K-style scene parsing), and
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -52,6 +53,15 @@ def _open_mask(path: Path) -> Image.Image:
     except _DECODE_ERRORS as exc:
         raise CorruptFileError(path, f"not a readable mask image ({exc})") from exc
     return image
+
+
+def file_stamp(path: Path) -> str:
+    """``path:size:mtime_ns``, which changes when the file is rewritten ("missing" if it is gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path}:missing"
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def image_size(path: Path, *, what: str = "image") -> tuple[int, int]:
@@ -165,6 +175,15 @@ class AnnotatedPool(Pool):
     def mask_shape(self, index: int) -> tuple[int, int]:  # pragma: no cover - abstract
         """``(sh, sw)`` of the masks of image ``index``."""
         raise NotImplementedError
+
+    def annotation_key(self, index: int) -> str | None:
+        """A string that changes whenever :meth:`annotation` of ``index`` could change, or None.
+
+        Caches of decoded annotations (network dissection's label cache)
+        use it; pools that cannot tell (annotations not backed by files)
+        return None and are decoded every time.
+        """
+        return None
 
     def _extra_meta(self, index: int) -> dict:
         if self.include_annotation:
@@ -370,6 +389,11 @@ class IndexMaskPool(AnnotatedPool):
     def mask_path(self, index: int) -> Path:
         """The index-mask file of image ``index``."""
         return self._items[self._check_index(index)].extra
+
+    def annotation_key(self, index: int) -> str | None:
+        item = self._items[self._check_index(index)]
+        return "|".join([file_stamp(item.extra), file_stamp(item.path), repr(self.classes), repr(self.ignored),
+                         repr(self._concepts.to_records())])
 
     def _read_annotation(self, index: int) -> Annotation:
         item = self._items[index]

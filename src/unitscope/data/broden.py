@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from .annotated import AnnotatedPool, decode_broden_mask, image_size
+from .annotated import AnnotatedPool, decode_broden_mask, file_stamp, image_size
 from .concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable
 from .errors import CorruptFileError
 from .pools import PoolItem, _unique_ids, check_header
@@ -359,6 +359,14 @@ class BrodenPool(AnnotatedPool):
             for m in masks:
                 return image_size(self.image_dir / m, what="mask")
         return image_size(item.path)
+
+    def annotation_key(self, index: int) -> str | None:
+        entry = self._items[self._check_index(index)].extra
+        parts = [f"{entry.sh}x{entry.sw}"]
+        for cat in self._categories:
+            parts.append(cat + ":" + ",".join(file_stamp(self.image_dir / m) for m in entry.masks[cat]))
+            parts.append(cat + "=" + ",".join(str(n) for n in entry.labels[cat]))
+        return "|".join(parts)
 
     def _read_annotation(self, index: int) -> Annotation:
         entry = self._items[index].extra

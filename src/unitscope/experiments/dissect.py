@@ -17,11 +17,16 @@ For every unit (channel) of a studied layer, over an annotated pool:
 6. its *precision* is the fraction of its top ``top_k`` (default 60) images
    (by maximum activation) whose thresholded map overlaps the label's mask.
 
-How many passes: the network runs **once**.  Pass 1 feeds the quantile and
-top-k statistics and writes the layer's activations to a disk cache
-(``activation_cache="disk"``, the default; float32, one memory-mapped file
-per layer under the run's partial folder, deleted at the end); pass 2 reads
-them back with the masks to count intersections and unions.  With
+How many passes: the network runs **once**, the masks are decoded
+**once**.  Pass 1 feeds the quantile and top-k statistics and writes the
+layer's activations to a disk cache (``activation_cache="disk"``, the
+default; float32, one file per layer under the run's partial folder,
+deleted at the end), while a worker process decodes the masks into
+per-batch label files (kept in ``label_cache`` for later dissections of
+the same pool).  Pass 2 reads both back and counts intersections and
+unions: only the (image, unit) pairs whose peak reaches the threshold are
+upsampled (two small matrix products), and each image's overlaps with its
+concepts are one matrix product with its one-hot labels.  With
 ``activation_cache="recompute"`` pass 2 runs the network again instead (no
 disk, twice the forward cost).  Statistics are checkpointed every
 ``checkpoint_every`` batches; a killed run started again with the same
@@ -32,7 +37,9 @@ and counts) or within the sketch's bound (quantiles).
 
 from __future__ import annotations
 
+import io
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -52,6 +59,7 @@ from unitscope.experiments._io import read_json, write_csv, write_json
 from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
 from unitscope.hooks import TraceDict, resolve_layer
 from unitscope.stats import PairOverlap, RunningQuantile, RunningTopK
+from unitscope.stats.pair_overlap import BatchConcepts, compact_labels
 from unitscope.taxonomy import TYPE_NAMES
 
 __all__ = [
@@ -284,10 +292,12 @@ def _write_npz(path: Path, **arrays) -> None:
 # Annotations as tensors
 # ---------------------------------------------------------------------------
 class _AnnotationView(Dataset):
-    """Item ``i``: ``(label layers (L, sh, sw) int64 of concept index or -1, valid categories)``.
+    """Item ``i``: ``(label layers (L, sh, sw) int64 of concept index or -1, categories, concepts found)``.
 
     Image-level labels become whole-image layers.  Masks larger than
-    ``mask_size`` (longest side) are subsampled by nearest neighbour.
+    ``mask_size`` (longest side) are subsampled by nearest neighbour (the
+    pixels ``F.interpolate(mode="nearest")`` picks); the concepts found are
+    counted at the masks' own resolution.
     """
 
     def __init__(self, pool, mask_size: int | None, num_concepts: int) -> None:
@@ -298,35 +308,158 @@ class _AnnotationView(Dataset):
     def __len__(self) -> int:
         return len(self.pool)
 
+    def _target(self, shape: tuple[int, int]):
+        """Row and column indices of the subsampled mask (None: keep the native size)."""
+        if not self.mask_size or max(shape) <= self.mask_size:
+            return None
+        scale = self.mask_size / max(shape)
+        size = (max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale)))
+        picks = []
+        for inp, out in zip(shape, size):
+            index = np.minimum(np.floor(np.arange(out) * (inp / out)).astype(np.int64), inp - 1)
+            step = inp // out
+            regular = out > 1 and step * out == inp and np.array_equal(index, np.arange(0, inp, step))
+            picks.append(slice(0, inp, step) if regular else index)  # a slice is a cheap view
+        return picks[0], picks[1]
+
+    @staticmethod
+    def _pick(m: np.ndarray, target) -> np.ndarray:
+        rows, cols = target
+        if isinstance(rows, slice) and isinstance(cols, slice):
+            return m[rows, cols]
+        rows = np.arange(m.shape[0])[rows] if isinstance(rows, slice) else rows
+        cols = np.arange(m.shape[1])[cols] if isinstance(cols, slice) else cols
+        return m[np.ix_(rows, cols)]
+
     def __getitem__(self, i: int):
         ann: Annotation = self.pool.annotation(i)
-        shape = ann.mask_shape or self.pool.mask_shape(i)
-        layers, categories = [], []
+        shape = tuple(ann.mask_shape or self.pool.mask_shape(i))
+        target = self._target(shape)
+        layers, categories, found = [], [], []
         for category, maps in ann.masks.items():
             if maps:
                 categories.append(category)
             for m in maps:
-                layers.append(np.asarray(m, dtype=np.int64))
+                m = np.asarray(m)
+                found.append(np.flatnonzero(np.bincount(m.ravel(), minlength=1)))
+                layers.append(m if target is None else self._pick(m, target))
+        out_shape = layers[0].shape if layers else tuple(shape)
+        if target is not None and not layers:
+            out_shape = (len(np.arange(shape[0])[target[0]]), len(np.arange(shape[1])[target[1]]))
         for category, numbers in ann.image_labels.items():
             if numbers:
                 categories.append(category)
             for number in numbers:
-                layers.append(np.full(shape, number, dtype=np.int64))
+                found.append(np.array([number]))
+                layers.append(np.full(out_shape, number, dtype=np.int64))
         if not layers:
-            layers.append(np.zeros(shape, dtype=np.int64))
-        stack = np.stack(layers)
-        # concepts present (before any subsampling), counted here in the loader's worker
-        found = np.flatnonzero(np.bincount(stack.ravel(), minlength=self.num_concepts + 1)[1:])
-        stack = torch.from_numpy(stack) - 1  # concept number n -> index n - 1; none -> -1
-        if self.mask_size and max(stack.shape[1:]) > self.mask_size:
-            scale = self.mask_size / max(stack.shape[1:])
-            size = (max(1, round(stack.shape[1] * scale)), max(1, round(stack.shape[2] * scale)))
-            stack = F.interpolate(stack[None].float(), size=size, mode="nearest")[0].long()
-        return stack, sorted(set(categories)), found
+            layers.append(np.zeros(out_shape, dtype=np.int64))
+        found = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+        found = found[(found > 0) & (found <= self.num_concepts)] - 1  # numbers -> indices
+        stack = np.stack(layers).astype(np.int64) - 1  # number n -> index n - 1; none -> -1
+        return torch.from_numpy(stack), sorted(set(categories)), found
 
 
-def _collate_annotations(batch):
-    return list(batch)
+class _LabelBatches(Dataset):
+    """Item ``b``: the path of batch ``b``'s annotations, decoded, prepared for counting and saved.
+
+    Runs in a worker process during pass 1, on the CPU the forward pass
+    leaves idle; pass 2 reads the files back (:func:`_load_label_batch`).
+    Each file holds the concepts found per image (for the pool's concept
+    counts) and, per group of images sharing a mask shape, the label layers
+    re-indexed over the group's concepts (:func:`compact_labels`).
+
+    With a ``cache`` folder, a batch whose images all have an
+    :meth:`~unitscope.data.annotated.AnnotatedPool.annotation_key` is saved
+    there under a hash of those keys, the mask size and the concept table,
+    and found there by any later dissection of the same images (another
+    network, layer or threshold): annotations depend on the pool alone.
+    Other batches go to the run's own folder.
+    """
+
+    def __init__(self, shard, batch_size: int, mask_size, concepts: ConceptTable, folder: Path, rank: int,
+                 cache: Path | None = None):
+        self.view = _AnnotationView(shard, mask_size, concepts.max_number)
+        self.batch_size = batch_size
+        self.folder = folder
+        self.rank = rank
+        self.cache = cache
+        self.num_concepts = concepts.max_number
+        self.categories = concepts.categories
+        self.membership = torch.zeros(len(self.categories), self.num_concepts)  # category -> its concepts
+        for c in concepts:
+            self.membership[self.categories.index(c.category), c.number - 1] = 1.0
+        self._salt = config_key({"format": _LABEL_FORMAT, "mask_size": mask_size,
+                                 "concepts": concepts.to_records()})
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.view) / self.batch_size)
+
+    def _range(self, b: int) -> range:
+        first = b * self.batch_size
+        return range(first, min(first + self.batch_size, len(self.view)))
+
+    def path(self, b: int) -> Path:
+        """Where batch ``b``'s file goes (the cache when every image has a key)."""
+        key_of = getattr(self.view.pool, "annotation_key", None)
+        if self.cache is not None and key_of is not None:
+            keys = [key_of(i) for i in self._range(b)]
+            if all(k is not None for k in keys):
+                return self.cache / f"{config_key({'salt': self._salt, 'images': keys})}.pt"
+        return self.folder / f"labels_rank{self.rank}_{b:07d}.pt"
+
+    def cached(self, b: int) -> str | None:
+        """Batch ``b``'s file when the label cache has it already."""
+        path = self.path(b)
+        return str(path) if self.cache is not None and path.parent == self.cache and path.exists() else None
+
+    def __getitem__(self, b: int) -> str:
+        from unitscope.experiments._io import atomic_write_bytes
+
+        path = self.path(b)
+        if self.cached(b) is not None:
+            return str(path)
+        items = [self.view[i] for i in self._range(b)]
+        n = len(items)
+        category_index = {cat: j for j, cat in enumerate(self.categories)}
+        annotated = torch.zeros(n, len(self.categories))
+        present = torch.zeros(n, self.num_concepts, dtype=torch.bool)
+        for i, (_, cats, found) in enumerate(items):
+            annotated[i, [category_index[c] for c in cats if c in category_index]] = 1.0
+            present[i, torch.from_numpy(found)] = True
+        valid = (annotated @ self.membership) > 0  # concepts whose category is annotated, per image
+        by_shape: dict[tuple, list[int]] = {}
+        for i, (labels, _, _) in enumerate(items):
+            by_shape.setdefault(tuple(labels.shape[1:]), []).append(i)
+        groups = []
+        for shape, members in by_shape.items():
+            depth = max(items[i][0].shape[0] for i in members)
+            labels = torch.full((len(members), depth) + shape, -1, dtype=torch.int64)
+            for j, i in enumerate(members):
+                labels[j, : items[i][0].shape[0]] = items[i][0]
+            concepts, index, area = compact_labels(labels.flatten(2), valid[members], self.num_concepts)
+            groups.append({"members": members, "shape": shape, "concepts": concepts, "index": index,
+                           "area": area, "valid": valid[members]})
+        buffer = io.BytesIO()
+        torch.save({"present": present, "groups": groups}, buffer)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buffer.getvalue())
+        return str(path)
+
+
+#: Version of the label files' layout (part of their cache key).
+_LABEL_FORMAT = 1
+
+
+def _load_label_batch(path: str | Path) -> dict:
+    try:
+        return torch.load(path, weights_only=True)
+    except FileNotFoundError as exc:
+        raise RuntimeError(f"the dissection's decoded labels {path} are missing (was the label cache "
+                           "cleaned during the run?); start the run again with restart=True") from exc
+    except Exception as exc:
+        raise RuntimeError(f"the dissection's decoded labels {path} are unreadable ({exc}); delete that "
+                           "file and start the run again") from exc
 
 
 # ---------------------------------------------------------------------------
@@ -386,6 +519,7 @@ def dissect(
     work_dir: str | Path | None = None,
     checkpoint_every: int = 20,
     restart: bool = False,
+    label_cache: str | Path | None = None,
     category_types: dict[str, str] | None = None,
     progress=None,
 ) -> DissectionResult:
@@ -425,6 +559,15 @@ def dissect(
         Batches between checkpoints.
     restart : bool, keyword-only
         Discard a partial run in ``work_dir`` instead of resuming it.
+    label_cache : path, keyword-only
+        A folder where the pool's decoded annotations are kept for later
+        dissections of the same images (other networks, layers or
+        thresholds), which then skip decoding the masks: the second and
+        later dissections of a pool cost little more than the forward pass.
+        Entries are keyed by the mask files' names, sizes and modification
+        times, the mask size and the concept table, so an edited pool is
+        decoded again.  Size: about ``L x mask_size^2`` bytes per image (L
+        label layers).  None (default): decode for this run only.
     category_types : dict, keyword-only
         Overrides of :data:`CATEGORY_TYPES`.
     progress : callable, keyword-only
@@ -496,11 +639,28 @@ def dissect(
                       batch_size=batch_size, num_workers=num_workers, mask_size=mask_size,
                       quantile=quantile, top_k=top_k, resolution=quantile_resolution,
                       activation_cache=activation_cache, checkpoint_every=checkpoint_every,
-                      progress=progress, rank=rank)
+                      progress=progress, rank=rank,
+                      label_cache=Path(label_cache) if label_cache is not None else None)
     finally:
         if temporary is not None:
             temporary.cleanup()
     return result
+
+
+def _label_loader(label_batches: _LabelBatches, start_batch: int, num_workers: int):
+    """The label file of each batch from ``start_batch`` on, in order, each once it is written.
+
+    Batches found in the label cache are not decoded again; the others are
+    decoded by a worker process (in this one when only a few are missing).
+    """
+    batches = range(start_batch, len(label_batches))
+    cached = {b: label_batches.cached(b) for b in batches}
+    missing = [b for b in batches if cached[b] is None]
+    workers = max(1, num_workers) if len(missing) > 2 else 0
+    decoded = iter(DataLoader(label_batches, batch_size=None, sampler=missing, num_workers=workers,
+                              prefetch_factor=4 if workers else None)) if missing else iter(())
+    for b in batches:
+        yield cached[b] if cached[b] is not None else next(decoded)
 
 
 def _image_loader(shard, batch_size, num_workers, start_batch):
@@ -512,7 +672,7 @@ def _image_loader(shard, batch_size, num_workers, start_batch):
 
 def _run(model, layers, data, shard, global_index, num_concepts, state: RunState, config, *,
          batch_size, num_workers, mask_size, quantile, top_k, resolution, activation_cache,
-         checkpoint_every, progress, rank):
+         checkpoint_every, progress, rank, label_cache):
     device = model_device(model)
     n_local = len(shard)
     n_batches = math.ceil(n_local / batch_size)
@@ -530,21 +690,24 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
         if progress is not None:
             progress(done, total_work)
 
-    caches: dict[str, np.memmap] = {}
+    caches: dict[str, _ActivationFile] = {}
+    label_batches = _LabelBatches(shard, batch_size, mask_size, data.concepts, state.folder, rank,
+                                  cache=label_cache)
+    label_paths: list[str] = list(saved.get("label_paths", []))
+    state.folder.mkdir(parents=True, exist_ok=True)
 
-    def open_cache(layer, mode):
-        c, h, w = shapes[layer]
-        path = state.folder / f"acts_rank{rank}_{_safe(layer)}.f32"
+    def open_cache(layer):
         state.folder.mkdir(parents=True, exist_ok=True)
-        if mode == "w+" and path.exists():
-            mode = "r+"
-        return np.memmap(path, dtype=np.float32, mode=mode, shape=(n_local, c, h, w))
+        return _ActivationFile(state.folder / f"acts_rank{rank}_{_safe(layer)}.f32", shapes[layer])
 
     with eval_mode(model), torch.inference_mode():
         # ---- pass 1: thresholds (quantiles) and top images ----------------------
         if saved["pass"] == 1:
             batch_no = saved["batch"]
             report(batch_no)
+            # Annotations are decoded by a worker process while this one runs the network; each
+            # batch's labels land in a file that pass 2 reads back (one token per batch here).
+            label_tokens = _label_loader(label_batches, batch_no, num_workers)
             for positions, images, metas, dropped in _image_loader(shard, batch_size, num_workers, batch_no):
                 if dropped:
                     raise ValueError(f"{dropped} unreadable image(s) in batch {batch_no}; dissection "
@@ -558,16 +721,19 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                     topks[layer].add(act.amax(dim=(2, 3)), ids)
                     if activation_cache == "disk":
                         if layer not in caches:
-                            caches[layer] = open_cache(layer, "w+")
-                        caches[layer][positions[0]:positions[-1] + 1] = act.cpu().numpy()
+                            caches[layer] = open_cache(layer)
+                        caches[layer].write(positions[0], act.cpu().numpy())
+                label_paths.append(next(label_tokens))
                 batch_no += 1
                 report(batch_no)
                 if batch_no % checkpoint_every == 0 and batch_no < n_batches:
                     for cache in caches.values():
                         cache.flush()
-                    state.save({"pass": 1, "batch": batch_no, "shapes": shapes, "stats": {
+                    state.save({"pass": 1, "batch": batch_no, "shapes": shapes, "label_paths": label_paths,
+                                "stats": {
                         "quantile": {l: quantiles[l].state_dict() for l in layers},
                         "topk": {l: topks[l].state_dict() for l in layers}}})
+            label_paths.extend(label_tokens)  # (none left unless the image loader stopped early)
             for cache in caches.values():
                 cache.flush()
             # Merge over ranks: every rank gets the same thresholds and top sets.
@@ -588,12 +754,13 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
             all_shapes = D.gather_objects(shapes)
             for s in all_shapes:
                 shapes.update(s)
-            saved = {"pass": 2, "batch": 0, "shapes": shapes, "merged": merged}
+            saved = {"pass": 2, "batch": 0, "shapes": shapes, "merged": merged, "label_paths": label_paths}
             state.save(saved)
         merged = saved["merged"]
 
         # ---- pass 2: intersections and unions ----------------------------------
-        overlaps = {l: PairOverlap(merged[l]["thresholds"].shape[0], num_concepts) for l in layers}
+        overlaps = {l: PairOverlap(merged[l]["thresholds"].shape[0], num_concepts).to(device) for l in layers}
+        upsamplers = {l: _Upsampler() for l in layers}
         top_overlap = {l: np.zeros(merged[l]["top_indices"].shape + (num_concepts,), dtype=bool)
                        for l in layers}
         concept_images = np.zeros(num_concepts, dtype=np.int64)
@@ -613,69 +780,43 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                     if g >= 0:
                         lookup[(g, u)] = r
             top_lookup[l] = lookup
-        category_names = data.concepts.categories
-        category_index = {cat: j for j, cat in enumerate(category_names)}
-        membership = torch.zeros(len(category_names), num_concepts)  # category -> its concepts
-        for c in data.concepts:
-            membership[category_index[c.category], c.number - 1] = 1.0
         thresholds = {l: torch.as_tensor(merged[l]["thresholds"], dtype=torch.float32, device=device)
                       for l in layers}
         inclusive = {l: torch.as_tensor(merged[l]["inclusive"], device=device) for l in layers}
         if activation_cache == "disk":
-            caches = {l: open_cache(l, "r") for l in layers}
+            for cache in caches.values():
+                cache.close()
+            caches = {l: open_cache(l) for l in layers}
         batch_no = saved["batch"]
         report(n_batches + batch_no)
-        start = batch_no * batch_size
-        # Masks are decoded by a worker process while this one counts overlaps (pass 2 is
-        # otherwise CPU-bound on PNG decoding), unless the caller chose the worker count.
-        mask_workers = num_workers if num_workers else (1 if n_batches - batch_no > 2 else 0)
-        annotations = DataLoader(_AnnotationView(shard, mask_size, num_concepts), batch_size=batch_size,
-                                 sampler=list(range(start, n_local)), num_workers=mask_workers,
-                                 collate_fn=_collate_annotations, prefetch_factor=4 if mask_workers else None)
         image_batches = (_image_loader(shard, batch_size, num_workers, batch_no)
                          if activation_cache == "recompute" else None)
-        position = start
-        for ann_batch in annotations:
-            n = len(ann_batch)
-            positions = list(range(position, position + n))
-            position += n
+        for b in range(batch_no, n_batches):
+            first, stop = b * batch_size, min((b + 1) * batch_size, n_local)
+            positions = list(range(first, stop))
             if activation_cache == "disk":
-                acts = {l: torch.from_numpy(np.array(caches[l][positions[0]:positions[-1] + 1])).to(device)
-                        for l in layers}
+                acts = {l: torch.from_numpy(caches[l].read(first, stop)).to(device) for l in layers}
             else:
                 _, images, _, _ = next(image_batches)
                 acts = _activations(model, layers, images.to(device))
-            # valid concepts per image: those whose category is annotated there
-            annotated = torch.zeros(n, len(category_names), dtype=torch.float32)
-            present = torch.zeros(n, num_concepts, dtype=torch.float64)
-            for i, (_, cats, found) in enumerate(ann_batch):
-                annotated[i, [category_index[c] for c in cats if c in category_index]] = 1.0
-                present[i, torch.from_numpy(found)] = 1.0
-            valid = (annotated @ membership) > 0
+            labels = _load_label_batch(label_paths[b])
+            present = labels["present"].float()
             concept_images += present.sum(0).long().numpy()
             cooccurrence += (present.T @ present).long().numpy()
-            # group images by mask shape (masks of one pool usually share one)
-            groups: dict[tuple, list[int]] = {}
-            for i, (labels, _, _) in enumerate(ann_batch):
-                groups.setdefault(tuple(labels.shape[1:]), []).append(i)
-            for shape, members in groups.items():
-                depth = max(ann_batch[i][0].shape[0] for i in members)
-                labels = torch.full((len(members), depth) + shape, -1, dtype=torch.int64)
-                for j, i in enumerate(members):
-                    labels[j, : ann_batch[i][0].shape[0]] = ann_batch[i][0]
-                labels = labels.to(device).flatten(2)
-                member_valid = valid[members].to(device)
+            for group in labels["groups"]:
+                members = group["members"]
+                concepts = BatchConcepts.from_index(group["concepts"].to(device), group["index"].to(device),
+                                                    group["area"], group["valid"].to(device))
+                member_ids = [int(global_index[positions[i]]) for i in members]
                 for layer in layers:
-                    act = acts[layer][members]
-                    image, unit, masks = _active_masks(act, thresholds[layer], inclusive[layer], shape)
-                    on = torch.nonzero(masks, as_tuple=True)
-                    overlaps[layer].add(image, unit, masks, labels, member_valid, on=on)
-                    _record_top_overlap(top_overlap[layer], top_lookup[layer], image, unit, on, labels,
-                                        [int(global_index[positions[i]]) for i in members])
+                    _count_overlaps(acts[layer][members], thresholds[layer], inclusive[layer], group["shape"],
+                                    concepts, overlaps[layer], top_overlap[layer], top_lookup[layer],
+                                    member_ids, upsamplers[layer])
             batch_no += 1
             report(n_batches + batch_no)
             if batch_no % checkpoint_every == 0 and batch_no < n_batches:
                 state.save({"pass": 2, "batch": batch_no, "shapes": shapes, "merged": merged,
+                            "label_paths": label_paths,
                             "stats2": {"overlap": {l: overlaps[l].state_dict() for l in layers},
                                        "top_overlap": top_overlap, "concept_images": concept_images,
                                        "cooccurrence": cooccurrence}})
@@ -692,6 +833,8 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
             top_indices=m["top_indices"], top_values=m["top_values"], top_overlap=combined)
     concept_images = np.sum(D.gather_objects(concept_images), axis=0)
     cooccurrence = np.sum(D.gather_objects(cooccurrence), axis=0)
+    for cache in caches.values():
+        cache.close()
     caches.clear()
     D.barrier()
     state.clear()
@@ -701,42 +844,120 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
         concept_images=concept_images, cooccurrence=cooccurrence, config=config)
 
 
-def _active_masks(act, threshold, inclusive, shape):
-    """Thresholded, upsampled maps of the (image, unit) pairs that reach the threshold.
+class _ActivationFile:
+    """Pass 1's activations of one layer on disk: float32 ``(C, H, W)`` per image, in pool order.
 
-    A bilinear upsample never exceeds the largest input value, so a unit
-    whose map stays below its threshold on an image has an empty mask there
-    and is skipped: with the top 0.5 % quantile most pairs are.
-
-    Returns ``(image (M,), unit (M,), masks (M, P) bool)``.
+    Plain positioned reads and writes rather than a memory map, so the
+    pages live in the OS's file cache and not in the process's memory.
     """
-    # "on" is value >= t for units whose ties count, value > t otherwise: one comparison
-    # against the next float above t does both.
-    cutoff = torch.where(inclusive, threshold, torch.nextafter(threshold, torch.full_like(threshold, float("inf"))))
-    peak = act.amax(dim=(2, 3))
-    image, unit = torch.nonzero(peak >= cutoff[None, :], as_tuple=True)
-    if image.numel() == 0:
-        return image, unit, torch.zeros((0, shape[0] * shape[1]), dtype=torch.bool, device=act.device)
-    up = F.interpolate(act[image, unit][:, None], size=shape, mode="bilinear", align_corners=False)
-    return image, unit, up.flatten(1) >= cutoff[unit][:, None]
+
+    def __init__(self, path: Path, shape: tuple[int, int, int]) -> None:
+        self.path = path
+        self.shape = tuple(int(s) for s in shape)
+        self.image_bytes = 4 * math.prod(self.shape)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def write(self, first: int, array: np.ndarray) -> None:
+        data = np.ascontiguousarray(array, dtype=np.float32).tobytes()
+        offset = first * self.image_bytes
+        while data:
+            written = os.pwrite(self.fd, data, offset)
+            data, offset = data[written:], offset + written
+
+    def read(self, first: int, stop: int) -> np.ndarray:
+        size = (stop - first) * self.image_bytes
+        data = os.pread(self.fd, size, first * self.image_bytes)
+        if len(data) != size:
+            raise RuntimeError(f"the activation cache {self.path} is shorter than expected (a partial run "
+                               "from another version?); start again with restart=True")
+        return np.frombuffer(data, dtype=np.float32).reshape((stop - first,) + self.shape).copy()
+
+    def flush(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    __del__ = close
 
 
-def _record_top_overlap(table, lookup, image, unit, on, labels, image_ids):
-    """Mark, for each (unit, rank) whose top image is in this batch, the concepts its mask touches.
+class _Upsampler:
+    """Bilinear upsampling (``align_corners=False``, as ``F.interpolate``) as two matrix products.
 
-    ``on = (which, pixel)`` are the "on" pixels of the pairs' masks.
+    ``up = Wy @ A @ Wx`` with the 1-D interpolation matrices of each axis:
+    the same values as ``F.interpolate(mode="bilinear")`` to float rounding,
+    several times faster on the CPU for many small maps.
     """
-    if image.numel() == 0:
+
+    def __init__(self) -> None:
+        self._matrices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @staticmethod
+    def _axis(n_in: int, n_out: int, device) -> torch.Tensor:
+        eye = torch.eye(n_in, device=device)[None]
+        return F.interpolate(eye, size=n_out, mode="linear", align_corners=False)[0]  # (n_in, n_out)
+
+    def __call__(self, maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        """``maps (M, h, w)`` -> ``(M, sh, sw)``."""
+        h, w = maps.shape[-2:]
+        key = (h, w, shape, maps.device, maps.dtype)
+        if key not in self._matrices:
+            self._matrices[key] = (self._axis(h, shape[0], maps.device).T.to(maps.dtype).contiguous(),
+                                   self._axis(w, shape[1], maps.device).to(maps.dtype).contiguous())
+        wy, wx = self._matrices[key]
+        return wy @ maps @ wx
+
+
+def _cutoff(threshold, inclusive):
+    """Per-unit "on" test as ``value >= cutoff``.
+
+    "On" is value >= t for units whose ties count, value > t otherwise: one
+    comparison against the next float above t does both.
+    """
+    return torch.where(inclusive, threshold, torch.nextafter(threshold, torch.full_like(threshold, float("inf"))))
+
+
+#: Mask pixels thresholded and counted at a time in pass 2 (~16 MB of float32): big
+#: enough to batch many images' small maps, small enough to stay in the CPU's cache.
+_CHUNK_PIXELS = 1 << 22
+
+
+def _count_overlaps(act, threshold, inclusive, shape, concepts, overlap, top_table, lookup, image_ids,
+                    upsample):
+    """Pass 2 for one layer and a batch of images sharing one mask shape.
+
+    Only the units whose peak reaches their threshold on an image are
+    upsampled (a bilinear upsample never exceeds the largest input value, so
+    the others have empty masks: with the top 0.5 % quantile most pairs are
+    skipped).  A few images at a time (so the masks stay in the CPU's
+    cache), their masks are thresholded and their overlaps with the images'
+    concepts counted (:meth:`PairOverlap.add_masks`); for the (unit, rank)
+    whose top image this is, the concepts the mask touches are marked in
+    ``top_table``.
+    """
+    cutoff = _cutoff(threshold, inclusive)
+    overlap.add_images(concepts)
+    image, unit = torch.nonzero(act.amax(dim=(2, 3)) >= cutoff[None, :], as_tuple=True)
+    if not image.numel():
         return
-    image_np, unit_np = image.cpu().numpy(), unit.cpu().numpy()
-    ranks = np.array([lookup.get((image_ids[i], u), -1) for i, u in zip(image_np, unit_np)])
-    if not (ranks >= 0).any():
-        return
-    which, pixel = on
-    keep = torch.as_tensor(ranks >= 0, device=which.device)[which]
-    owner, pixel = which[keep], pixel[keep]
-    for layer in range(labels.shape[1]):
-        concept = labels[image[owner], layer, pixel]
-        known = concept >= 0
-        m = owner[known].cpu().numpy()
-        table[unit_np[m], ranks[m], concept[known].cpu().numpy()] = True
+    concept_index = concepts.concepts.cpu().numpy()  # (N, J), -1 padded
+    pixels = shape[0] * shape[1]
+    images, units = image.tolist(), unit.tolist()
+    start = 0
+    while start < len(images):
+        stop = start
+        while stop < len(images) and (stop == start or (stop - start) * pixels < _CHUNK_PIXELS
+                                      or images[stop] == images[stop - 1]):
+            stop += 1
+        rows = slice(start, stop)
+        masks = (upsample(act[image[rows], unit[rows]], shape) >= cutoff[unit[rows]][:, None, None]).flatten(1)
+        inter = overlap.add_masks(image[rows], unit[rows], masks, concepts)
+        tops = [(m, lookup[(image_ids[images[m]], units[m])]) for m in range(start, stop)
+                if (image_ids[images[m]], units[m]) in lookup]
+        if tops:
+            hit = (inter[[m - start for m, _ in tops]] > 0).cpu().numpy()
+            for (m, rank), row in zip(tops, hit):
+                top_table[units[m], rank, concept_index[images[m]][row]] = True
+        start = stop

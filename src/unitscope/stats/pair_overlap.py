@@ -6,14 +6,110 @@ only the pairs that fire keeps network dissection's second pass cheap.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from ._base import Statistic
 
-__all__ = ["PairOverlap"]
+__all__ = ["BatchConcepts", "PairOverlap", "batch_concepts", "compact_labels"]
+
+
+class BatchConcepts(NamedTuple):
+    """A batch's annotations in the form :meth:`PairOverlap.add_pairs` counts with.
+
+    Each image's concepts get their own columns, so the one-hot labels are
+    only as wide as the most varied image of the batch.
+
+    Attributes
+    ----------
+    concepts : torch.Tensor, shape (N, J), int64
+        Per image, the concept indices present (and annotated), ascending,
+        padded with -1.
+    onehot : torch.Tensor, shape (N, P, J + 1), float
+        Per image and pixel, how many label layers hold each of its concepts;
+        the last column is all ones (it gives a mask's area).
+    area : torch.Tensor, shape (N, J), int64
+        Pixels of each of them (0 for padding).
+    valid : torch.Tensor, shape (N, K), bool
+        Whether each concept's category is annotated in each image.
+    """
+
+    concepts: torch.Tensor
+    onehot: torch.Tensor
+    area: torch.Tensor
+    valid: torch.Tensor
+
+    def __len__(self) -> int:  # images
+        return int(self.valid.shape[0])
+
+    @classmethod
+    def from_index(cls, concepts, index, area, valid) -> "BatchConcepts":
+        """Build from the output of :func:`compact_labels` (and the ``valid`` it was given)."""
+        n, _, p = index.shape
+        j = concepts.shape[1]
+        # float32 sums are exact below 2**24 pixels per mask
+        dtype = torch.float32 if p < 2**24 else torch.float64
+        onehot = torch.zeros(n, p, j + 1, dtype=dtype, device=index.device)
+        order = index.long().transpose(1, 2)  # (N, P, L)
+        onehot.scatter_add_(2, order, torch.ones(order.shape, dtype=dtype, device=index.device))
+        onehot[:, :, -1] = 1.0  # the column of "no concept" becomes the area column
+        return cls(concepts, onehot, area, valid)
+
+
+def compact_labels(labels: torch.Tensor, valid: torch.Tensor, num_concepts: int):
+    """A batch's label layers re-indexed, image by image, over the concepts each image contains.
+
+    Parameters
+    ----------
+    labels : torch.Tensor, shape (N, L, P), int64
+        Concept index per pixel and label layer, -1 for none.
+    valid : torch.Tensor, shape (N, K), bool
+        Whether each concept's category is annotated in each image; pixels of
+        the others do not count.
+    num_concepts : int
+        K.
+
+    Returns
+    -------
+    concepts : torch.Tensor, shape (N, J), int64
+        Per image, the concepts present (and annotated), ascending, -1 padded;
+        J is the most any image has.
+    index : torch.Tensor, shape (N, L, P)
+        Position of each pixel's concept in its image's row of ``concepts``,
+        J for none; uint8 when J < 255, else int32.
+    area : torch.Tensor, shape (N, J), int64
+        Pixels of each.
+    """
+    k = int(num_concepts)
+    device = labels.device
+    n = labels.shape[0]
+    rows = torch.arange(n, device=device)[:, None, None]
+    binned = torch.where(labels >= 0, labels, torch.full_like(labels, k))  # none -> k
+    counts = torch.bincount((binned + rows * (k + 1)).reshape(-1), minlength=n * (k + 1)).reshape(n, k + 1)
+    counts[:, :k] *= valid.to(counts.dtype)  # concepts not annotated on an image count as none
+    counts[:, k] = 0
+    has = counts > 0
+    rank = torch.cumsum(has, dim=1) - 1
+    j = int(has.sum(1).max()) if n else 0
+    lookup = torch.where(has, rank, torch.full_like(rank, j))  # the "none" column k -> j
+    index = torch.gather(lookup, 1, binned.reshape(n, -1)).reshape(binned.shape)
+    image, concept = torch.nonzero(has, as_tuple=True)
+    concepts = torch.full((n, j), -1, dtype=torch.int64, device=device)
+    area = torch.zeros((n, j), dtype=torch.int64, device=device)
+    concepts[image, rank[image, concept]] = concept
+    area[image, rank[image, concept]] = counts[image, concept]
+    return concepts, index.to(torch.uint8 if j < 255 else torch.int32), area
+
+
+def batch_concepts(labels: torch.Tensor, valid: torch.Tensor, num_concepts: int) -> BatchConcepts:
+    """The one-hot form of a batch's label layers (memory: N x P x (J + 1) floats).
+
+    Parameters are those of :func:`compact_labels`.
+    """
+    concepts, index, area = compact_labels(labels, valid, num_concepts)
+    return BatchConcepts.from_index(concepts, index, area, valid)
 
 
 class PairOverlap(Statistic):
@@ -64,27 +160,67 @@ class PairOverlap(Statistic):
             when each layer is one annotation category), else it counts twice.
         valid : torch.Tensor, shape (N, K), bool
             Whether each concept is annotated in each image.
-        on : tuple of tensors, optional
-            ``torch.nonzero(masks, as_tuple=True)`` when the caller has it already.
+        on : ignored
+            Kept for callers of earlier versions.
         """
-        k = self.num_concepts
-        n = labels.shape[0]
-        rows = torch.arange(n, device=labels.device)[:, None, None]
-        usable = (labels >= 0) & valid[rows, labels.clamp(min=0)]
-        binned = torch.where(usable, labels, torch.full_like(labels, k))
-        self.concept_area += torch.bincount(binned.reshape(-1), minlength=k + 1)[:k].to(self.concept_area.device)
-        self.count += n
-        if image.numel() == 0:
-            return
-        which, pixel = on if on is not None else torch.nonzero(masks, as_tuple=True)
-        area = torch.bincount(which, minlength=masks.shape[0])
+        self.add_pairs(image, unit, masks, batch_concepts(labels, valid, self.num_concepts))
+
+    def add_pairs(self, image, unit, masks, concepts: BatchConcepts) -> torch.Tensor:
+        """Add a batch of images given as :func:`batch_concepts` and their non-empty unit masks.
+
+        The same as :meth:`add_images` then :meth:`add_masks`.
+        """
+        self.add_images(concepts)
+        return self.add_masks(image, unit, masks, concepts)
+
+    def add_images(self, concepts: BatchConcepts) -> None:
+        """Count a batch's images and concept areas (call once per batch; the masks may come in parts)."""
         target = self.unit_area.device
-        self.unit_area.index_add_(0, unit.to(target), (area[:, None] * valid[image].long()).to(target))
-        owner_image, owner_unit = image[which], unit[which]
-        for layer in range(binned.shape[1]):
-            concept = binned[owner_image, layer, pixel]
-            counts = torch.bincount(owner_unit * (k + 1) + concept, minlength=self.num_units * (k + 1))
-            self.intersection += counts.reshape(self.num_units, k + 1)[:, :k].to(target)
+        known = concepts.concepts >= 0
+        self.concept_area.index_add_(0, concepts.concepts[known].to(target), concepts.area[known].to(target))
+        self.count += len(concepts)
+
+    def add_masks(self, image, unit, masks, concepts: BatchConcepts) -> torch.Tensor:
+        """Add unit masks on images of a batch counted with :meth:`add_images`.
+
+        The overlaps are one matrix product per image: its masks ``(M_i, P)``
+        times its one-hot labels ``(P, J + 1)``, whose last column of ones
+        gives each mask's area.
+
+        Parameters
+        ----------
+        image, unit : torch.Tensor, shape (M,), int64
+            The (image in batch, unit) of each mask.
+        masks : torch.Tensor, shape (M, P), bool or float
+        concepts : BatchConcepts
+            Computed once per batch and shared by every statistic fed with it.
+
+        Returns
+        -------
+        torch.Tensor, shape (M, J), int64
+            Pixels each mask shares with each concept of its image's row of
+            ``concepts.concepts`` (0 for padding).
+        """
+        target = self.unit_area.device
+        j = concepts.concepts.shape[1]
+        if image.numel() == 0:
+            return torch.zeros((0, j), dtype=torch.int64, device=masks.device)
+        order = torch.argsort(image, stable=True)
+        image, unit, masks = image[order], unit[order], masks[order]
+        counts = torch.empty((image.numel(), j + 1), dtype=concepts.onehot.dtype, device=masks.device)
+        start = 0
+        for i, m in enumerate(torch.bincount(image, minlength=len(concepts)).tolist()):
+            if m:
+                torch.matmul(masks[start:start + m].to(counts.dtype), concepts.onehot[i],
+                             out=counts[start:start + m])
+                start += m
+        counts = counts.round().long()
+        inter, area = counts[:, :-1], counts[:, -1]
+        self.unit_area.index_add_(0, unit.to(target), (area[:, None] * concepts.valid[image].long()).to(target))
+        columns = concepts.concepts[image].clamp(min=0)  # padding adds its zeros to concept 0
+        self.intersection.index_put_((unit[:, None].to(target), columns.to(target)), inter.to(target),
+                                     accumulate=True)
+        return inter[torch.argsort(order)]
 
     def union(self) -> torch.Tensor:
         return self.unit_area + self.concept_area[None, :] - self.intersection
