@@ -52,8 +52,13 @@ def register(app: typer.Typer) -> None:
         top: int = typer.Option(100, "--top", help="Top images kept per layer."),
         batch_size: int = typer.Option(32, "--batch-size"),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+        checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
+        restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
     ) -> None:
-        """Which images each layer prefers: the source mix of its top images (pre-experiment)."""
+        """Which images each layer prefers: the source mix of its top images (pre-experiment).
+
+        Run it again with the same arguments after an interruption to resume.
+        """
         from unitscope.data.open import open_pool
         from unitscope.experiments.preference import layer_preference
         from unitscope.models import model_info
@@ -69,7 +74,9 @@ def register(app: typer.Typer) -> None:
                                    preprocessing=model_info(first).preprocessing))
         layer_map = split_list(layers) or {n: model_info(m).default_layers for n, m in models.items()}
         result = _run_with_bar("layer preference", layer_preference, models=models, layers=layer_map,
-                               pools=pools, top=top, batch_size=batch_size)
+                               pools=pools, top=top, batch_size=batch_size,
+                               work_dir=out / ".partial" / "preference", checkpoint_every=checkpoint_every,
+                               restart=restart)
         result.save(out / "preference")
         typer.echo(result.to_frame().to_string(index=False))
         typer.echo(f"results in {out / 'preference'}")
@@ -199,9 +206,15 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, "--weights"),
         name: Optional[str] = typer.Option(None, "--name"),
         label_category: Optional[str] = typer.Option(None, "--label-category"),
+        batch_size: int = typer.Option(32, "--batch-size"),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+        checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
+        restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
     ) -> None:
-        """Units as object localizers: masks, boxes and the pointing game (Exp. 5)."""
+        """Units as object localizers: masks, boxes and the pointing game (Exp. 5).
+
+        Run it again with the same arguments after an interruption to resume.
+        """
         from unitscope.data.open import open_annotated_pool
         from unitscope.experiments.dissect import DissectionResult
         from unitscope.experiments.localize import localize_objects
@@ -211,7 +224,9 @@ def register(app: typer.Typer) -> None:
         options = {"label_category": label_category} if label_category else {}
         pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing, **options)
         result = _run_with_bar("localize", localize_objects, model=net, layer=layer, data=pool,
-                               dissection=DissectionResult.load(dissection))
+                               dissection=DissectionResult.load(dissection), batch_size=batch_size,
+                               work_dir=out / (name or model) / ".partial" / "localize",
+                               checkpoint_every=checkpoint_every, restart=restart)
         target = out / (name or model) / "localize"
         result.save(target)
         typer.echo(f"results in {target}")
@@ -228,9 +243,15 @@ def register(app: typer.Typer) -> None:
         name: Optional[str] = typer.Option(None, "--name"),
         label_category: str = typer.Option("scene", "--label-category"),
         n_random: int = typer.Option(5, "--random", help="Random-unit draws per object."),
+        batch_size: int = typer.Option(32, "--batch-size"),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+        checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
+        restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
     ) -> None:
-        """Switch off the detectors of each object and measure each class's accuracy drop."""
+        """Switch off the detectors of each object and measure each class's accuracy drop.
+
+        Run it again with the same arguments after an interruption to resume.
+        """
         from unitscope.data.open import open_annotated_pool
         from unitscope.experiments.ablate import ablate_detectors
         from unitscope.experiments.dissect import DissectionResult
@@ -240,7 +261,9 @@ def register(app: typer.Typer) -> None:
         pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing,
                                    label_category=label_category)
         result = _run_with_bar("ablate", ablate_detectors, model=net, layer=layer, data=pool,
-                               dissection=DissectionResult.load(dissection), n_random=n_random)
+                               dissection=DissectionResult.load(dissection), n_random=n_random,
+                               batch_size=batch_size, work_dir=out / (name or model) / ".partial" / "ablate",
+                               checkpoint_every=checkpoint_every, restart=restart)
         target = out / (name or model) / "ablate"
         result.save(target)
         typer.echo(f"results in {target}")

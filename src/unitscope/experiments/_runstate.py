@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["RunState", "weights_fingerprint", "config_key"]
+__all__ = ["RunState", "BatchCheckpoints", "weights_fingerprint", "config_key"]
 
 STATE_FORMAT = 1
 
@@ -119,3 +119,54 @@ def tensor_to_numpy(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
     return value
+
+
+class BatchCheckpoints:
+    """Periodic checkpoints of a single-pass batch loop; all no-ops without a folder.
+
+    The loop asks :meth:`resume` for the saved accumulators (and the number
+    of batches they cover), skips those batches, calls :meth:`done` after
+    each batch with a function returning its accumulators, and
+    :meth:`finish` at the end (the folder is removed).
+
+    Parameters
+    ----------
+    folder : path or None
+        Where the state goes; None: no checkpoints, no resume.
+    config : dict
+        Everything the results depend on (weights fingerprint, data, options).
+    every : int
+        Batches between checkpoints.
+    restart : bool
+        Discard a saved state instead of resuming it.
+    """
+
+    def __init__(self, folder: str | Path | None, config: dict[str, Any], *, every: int = 20,
+                 restart: bool = False) -> None:
+        if isinstance(every, bool) or int(every) < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {every}")
+        self.every = int(every)
+        self.state = None if folder is None else RunState(Path(folder), config_key(config), restart=restart)
+
+    def resume(self) -> tuple[int, dict[str, Any] | None]:
+        """``(batches done, accumulators)`` of a saved state, else ``(0, None)``."""
+        saved = self.state.load() if self.state is not None else None
+        if not saved:
+            return 0, None
+        return int(saved["batch"]), saved["accumulators"]
+
+    def done(self, batch: int, accumulators, *, force: bool = False) -> None:
+        """``batch`` batches are done; save every ``every`` (``accumulators()`` is called only then)."""
+        if self.state is not None and (force or batch % self.every == 0):
+            self.state.save({"batch": batch, "accumulators": accumulators()})
+
+    def finish(self) -> None:
+        if self.state is not None:
+            self.state.clear()
+
+
+def data_key(data) -> dict[str, Any]:
+    """What identifies a data set in a run's key: its type, size and image ids."""
+    ids = getattr(data, "ids", None)
+    return {"type": type(data).__name__, "n": len(data),
+            "ids": config_key({"ids": list(ids)}) if ids is not None else None}

@@ -41,11 +41,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+import unitscope
 from unitscope.hooks import Trace, resolve_layer
 
 from ._common import Progress, check_dataset, check_positive_int, eval_mode, iter_batches, model_device
 from ._common import class_names as _class_names
 from ._io import read_json, write_csv, write_json
+from ._runstate import BatchCheckpoints, data_key, weights_fingerprint
 from .localize import _dissection_layer, _threshold, object_detectors
 
 __all__ = ["AblationResult", "ablate_detectors"]
@@ -278,6 +280,9 @@ def ablate_detectors(
     stack: str = "auto",
     max_images: int | None = None,
     num_workers: int = 0,
+    work_dir: str | Path | None = None,
+    checkpoint_every: int = 20,
+    restart: bool = False,
     progress: Progress | None = None,
 ) -> AblationResult:
     """Zero a layer's detectors of each object and measure every class's accuracy drop.
@@ -318,6 +323,14 @@ def ablate_detectors(
     max_images : int, keyword-only
         Use only the first ``max_images`` images.
     num_workers : int, keyword-only
+    work_dir : path, keyword-only
+        Where the counts are checkpointed every ``checkpoint_every``
+        batches; a run interrupted and started again with the same
+        arguments resumes there and ends with the same result.  None: no
+        checkpoints.
+    checkpoint_every : int, keyword-only
+    restart : bool, keyword-only
+        Discard a saved partial run in ``work_dir`` instead of resuming it.
     progress : callable, keyword-only
         ``progress(done, total)`` over forward passes.
 
@@ -379,14 +392,24 @@ def ablate_detectors(
     keep = keep.to(device)
     chunks = [(start, min(start + per_pass, n_conditions)) for start in range(0, n_conditions, per_pass)]
 
+    checkpoints = BatchCheckpoints(work_dir, {
+        "experiment": "ablate", "weights": weights_fingerprint(model), "layer": layer, "data": data_key(data),
+        "total": total, "conditions": [c["units"] for c in conditions], "batch_size": batch_size,
+        "per_pass": per_pass, "stack": stack, "version": unitscope.__version__,
+    }, every=checkpoint_every, restart=restart)
+    start_batch, saved = checkpoints.resume()
     correct = None
     totals = None
     counts = {"images": 0, "labelled": 0, "unlabelled": 0, "unreadable": 0}
     mode = "layer" if stack == "auto" else stack
+    if saved is not None:
+        correct, totals, counts, mode = saved["correct"], saved["totals"], saved["counts"], saved["mode"]
     n_steps = -(-total // batch_size) * len(chunks)
-    done = 0
+    done = start_batch * len(chunks)
+    batch_no = start_batch
     with eval_mode(model), torch.inference_mode():
-        for positions, images, metas, dropped in iter_batches(data, batch_size, indices=range(total),
+        for positions, images, metas, dropped in iter_batches(data, batch_size,
+                                                               indices=range(start_batch * batch_size, total),
                                                                num_workers=num_workers):
             counts["unreadable"] += dropped
             labels = torch.as_tensor([int(m.get("label", -1)) for m in metas], dtype=torch.int64)
@@ -395,6 +418,9 @@ def ablate_detectors(
             counts["unlabelled"] += int((~labelled).sum())
             if not bool(labelled.any()):
                 done += len(chunks)
+                batch_no += 1
+                checkpoints.done(batch_no, lambda: {"correct": correct, "totals": totals, "counts": counts,
+                                                    "mode": mode})
                 if progress is not None:
                     progress(done, n_steps)
                 continue
@@ -424,6 +450,10 @@ def ablate_detectors(
                 if progress is not None:
                     progress(done, n_steps)
             totals += np.bincount(labels.numpy(), minlength=len(totals))
+            batch_no += 1
+            checkpoints.done(batch_no, lambda: {"correct": correct, "totals": totals, "counts": counts,
+                                                "mode": mode})
+    checkpoints.finish()
     if correct is None:
         raise ValueError("no labelled images (meta['label'] >= 0): accuracy cannot be measured")
     names = known_names

@@ -61,6 +61,7 @@ from scipy import ndimage
 from torch import nn
 from torch.utils.data import Dataset
 
+import unitscope
 from unitscope.hooks import TraceDict, resolve_layer
 
 from ._common import (
@@ -75,6 +76,7 @@ from ._common import (
     to_uint8,
 )
 from ._io import read_json, read_png, safe_name, write_csv, write_json, write_png
+from ._runstate import BatchCheckpoints, data_key, weights_fingerprint
 
 __all__ = ["LocalizationResult", "localize_objects", "object_detectors", "component_boxes", "box_iou"]
 
@@ -419,6 +421,9 @@ def localize_objects(
     batch_size: int = 32,
     max_images: int | None = None,
     num_workers: int = 0,
+    work_dir: str | Path | None = None,
+    checkpoint_every: int = 20,
+    restart: bool = False,
     progress: Progress | None = None,
 ) -> LocalizationResult:
     """Score how well each object detector of a layer localises its object.
@@ -462,6 +467,14 @@ def localize_objects(
     max_images : int, keyword-only
         Use only the first ``max_images`` images.
     num_workers : int, keyword-only
+    work_dir : path, keyword-only
+        Where the running scores are checkpointed every ``checkpoint_every``
+        batches; a run interrupted and started again with the same
+        arguments resumes there and ends with the same result.  None: no
+        checkpoints.
+    checkpoint_every : int, keyword-only
+    restart : bool, keyword-only
+        Discard a saved partial run in ``work_dir`` instead of resuming it.
     progress : callable, keyword-only
         ``progress(done, total)`` over batches.
 
@@ -531,13 +544,35 @@ def localize_objects(
     kept_examples: list[dict] = []
     pictures: dict[str, np.ndarray] = {}
     n_batches = -(-total // batch_size)
-    done = 0
+    checkpoints = BatchCheckpoints(work_dir, {
+        "experiment": "localize", "weights": weights_fingerprint(model), "layers": layers,
+        "data": data_key(data), "total": total, "detectors": detectors, "threshold": threshold,
+        "pointing_radius": pointing_radius, "box_hit_iou": box_hit_iou, "mask_size": mask_size,
+        "examples": examples, "batch_size": batch_size, "version": unitscope.__version__,
+    }, every=checkpoint_every, restart=restart)
+
+    def accumulators():
+        return {"counts": counts, "examples": kept_examples, "pictures": pictures,
+                "scores": {n: {o: vars(s) for o, s in plan[n]["scores"].items()} for n in layers},
+                "running_min": {n: None if plan[n]["running_min"] is None
+                                else plan[n]["running_min"].cpu().numpy() for n in layers}}
+
+    done, saved = checkpoints.resume()
+    if saved is not None:
+        counts, kept_examples, pictures = saved["counts"], saved["examples"], saved["pictures"]
+        for n in layers:
+            for obj, values in saved["scores"][n].items():
+                vars(plan[n]["scores"][obj]).update(values)
+            low = saved["running_min"][n]
+            plan[n]["running_min"] = None if low is None else torch.as_tensor(low, device=device)
     with eval_mode(model), torch.inference_mode():
-        for positions, images, metas, dropped in iter_batches(data, batch_size, indices=range(total),
+        for positions, images, metas, dropped in iter_batches(data, batch_size,
+                                                               indices=range(done * batch_size, total),
                                                                num_workers=num_workers):
             counts["unreadable"] += dropped
             if not positions:
                 done += 1
+                checkpoints.done(done, accumulators)
                 if progress is not None:
                     progress(done, n_batches)
                 continue
@@ -612,8 +647,10 @@ def localize_objects(
                     counts["labelled"] += 1
                     counts["correct"] += int(predicted[j] == label)
             done += 1
+            checkpoints.done(done, accumulators)
             if progress is not None:
                 progress(done, n_batches)
+    checkpoints.finish()
     counts["accuracy"] = counts["correct"] / counts["labelled"] if counts["labelled"] else None
     network = network or dissection.network
     units_frame, objects_frame = _tables(network, layers, detectors, plan, dissection)

@@ -28,6 +28,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
+import unitscope
 from unitscope.hooks import TraceDict
 
 from ._common import (
@@ -43,6 +44,7 @@ from ._common import (
     to_uint8,
 )
 from ._io import read_json, read_png, safe_name, write_csv, write_json, write_npz, write_png
+from ._runstate import BatchCheckpoints, data_key, weights_fingerprint
 
 __all__ = ["LayerPreferenceResult", "layer_preference"]
 
@@ -195,6 +197,9 @@ def layer_preference(
     num_workers: int = 0,
     thumbnails: int = 8,
     thumbnail_size: int = 96,
+    work_dir: str | Path | None = None,
+    checkpoint_every: int = 20,
+    restart: bool = False,
     progress: Progress | None = None,
 ) -> LayerPreferenceResult:
     """Score every image by each layer's mean activation and count the top images by source.
@@ -219,6 +224,14 @@ def layer_preference(
         How many top images per layer to keep as thumbnails (0 for none).
     thumbnail_size : int, keyword-only
         Side of the square thumbnails in pixels.
+    work_dir : path, keyword-only
+        Where the scores so far are checkpointed every ``checkpoint_every``
+        batches; a run interrupted and started again with the same
+        arguments resumes there and ends with the same result.  None: no
+        checkpoints.
+    checkpoint_every : int, keyword-only
+    restart : bool, keyword-only
+        Discard a saved partial run in ``work_dir`` instead of resuming it.
     progress : callable, keyword-only
         ``progress(done, total)`` called after each batch (images done).
 
@@ -271,14 +284,31 @@ def layer_preference(
     rows: list[tuple[int, int, str, str]] = []
     chunks: dict[str, dict[str, list[np.ndarray]]] = {n: {l: [] for l in ls} for n, ls in net_layers.items()}
     done = 0
+    checkpoints = BatchCheckpoints(work_dir, {
+        "experiment": "preference", "weights": {n: weights_fingerprint(m) for n, m in models.items()},
+        "layers": net_layers, "pools": [data_key(pool) for pool in pools],
+        "sources": [str(getattr(pool, "source", "")) for pool in pools], "batch_size": batch_size,
+        "version": unitscope.__version__,
+    }, every=checkpoint_every, restart=restart)
+    skip, saved = checkpoints.resume()
+    if saved is not None:
+        rows, chunks, done = saved["rows"], saved["chunks"], saved["done"]
+    batch_no = 0
     with torch.inference_mode(), contextlib.ExitStack() as stack:
         for model in models.values():
             stack.enter_context(eval_mode(model))
         for p, pool in enumerate(pools):
             default_source = str(getattr(pool, "source", f"pool{p}"))
-            for positions, images, metas, dropped in iter_batches(pool, batch_size, num_workers=num_workers):
+            n_batches = -(-len(pool) // batch_size)
+            first = min(max(skip - batch_no, 0), n_batches)  # batches of this pool done before
+            batch_no += first
+            batches = iter_batches(pool, batch_size, indices=range(first * batch_size, len(pool)),
+                                   num_workers=num_workers) if first < n_batches else ()
+            for positions, images, metas, dropped in batches:
                 done += len(positions) + dropped
+                batch_no += 1
                 if not positions:
+                    checkpoints.done(batch_no, lambda: {"rows": rows, "chunks": chunks, "done": done})
                     continue
                 for position, meta in zip(positions, metas):
                     rows.append((p, position, str(meta.get("id", f"{p}/{position}")),
@@ -293,10 +323,14 @@ def layer_preference(
                             raise ValueError(f"layer {layer!r} of {name!r} does not output a tensor")
                         score = out.double().flatten(1).mean(dim=1)
                         chunks[name][layer].append(score.cpu().numpy())
+                checkpoints.done(batch_no, lambda: {"rows": rows, "chunks": chunks, "done": done})
                 if progress is not None:
                     progress(done, total)
     if not rows:
+        checkpoints.finish()
         raise ValueError("no readable images in the pools")
+    # (the thumbnails below read images again: an interruption there resumes after the scoring)
+    checkpoints.done(batch_no, lambda: {"rows": rows, "chunks": chunks, "done": done}, force=True)
     images_frame = pd.DataFrame(rows, columns=["pool", "index", "id", "source"])
     scores = {n: {l: np.concatenate(c) for l, c in by_layer.items()} for n, by_layer in chunks.items()}
     sources = list(dict.fromkeys(images_frame["source"]))
@@ -315,4 +349,5 @@ def layer_preference(
                                                        thumbnail_size)
                     items.append((rank, image_id, cache[(p, index)]))
                 result.thumbnails[(network, layer)] = items
+    checkpoints.finish()
     return result
