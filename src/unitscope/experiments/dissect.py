@@ -806,7 +806,7 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
             for group in labels["groups"]:
                 members = group["members"]
                 concepts = BatchConcepts.from_index(group["concepts"].to(device), group["index"].to(device),
-                                                    group["area"], group["valid"].to(device))
+                                                    group["area"].to(device), group["valid"].to(device))
                 member_ids = [int(global_index[positions[i]]) for i in members]
                 for layer in layers:
                     _count_overlaps(acts[layer][members], thresholds[layer], inclusive[layer], group["shape"],
