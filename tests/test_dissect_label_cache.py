@@ -88,3 +88,13 @@ def test_upsampler_matches_bilinear_interpolate(shape, size):
     expected = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
     got = dissect_module._Upsampler()(maps, size)
     torch.testing.assert_close(got, expected, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (128, 97), (97, 128), (120, 100), (50, 40)])
+def test_mask_subsampling_picks_the_pixels_of_nearest_interpolate(shape):
+    view = dissect_module._AnnotationView(None, 64, 9)
+    mask = np.random.default_rng(0).integers(0, 9, shape)
+    index, size = view._target(shape)
+    got = mask if index is None else mask[index]
+    expected = F.interpolate(torch.from_numpy(mask)[None, None].float(), size=size, mode="nearest")[0, 0]
+    np.testing.assert_array_equal(got, expected.long().numpy())

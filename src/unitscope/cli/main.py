@@ -235,7 +235,7 @@ def demo(
     for name, net in summary["networks"].items():
         typer.echo(f"{name}: held-out top-1 {net['val_top1']:.1%}")
     total = sum(v for k, v in summary["timings"].items() if k != "total_before_report")
-    typer.echo(f"stages: " + ", ".join(f"{k} {v:.0f}s" for k, v in summary["timings"].items()))
+    typer.echo("stages: " + ", ".join(f"{k} {v:.0f}s" for k, v in summary["timings"].items()))
     typer.echo(f"report: {summary['report']}")
     typer.echo(f"total: {total:.0f} s")
 

@@ -323,14 +323,11 @@ def ablate_detectors(
     max_images : int, keyword-only
         Use only the first ``max_images`` images.
     num_workers : int, keyword-only
-    work_dir : path, keyword-only
-        Where the counts are checkpointed every ``checkpoint_every``
-        batches; a run interrupted and started again with the same
-        arguments resumes there and ends with the same result.  None: no
-        checkpoints.
-    checkpoint_every : int, keyword-only
-    restart : bool, keyword-only
-        Discard a saved partial run in ``work_dir`` instead of resuming it.
+    work_dir, checkpoint_every, restart : keyword-only
+        Folder for checkpoints of the counts (every ``checkpoint_every``
+        batches; None: none), from which a run started again with the same
+        arguments resumes to the same result, unless ``restart``
+        (:class:`~unitscope.experiments._runstate.BatchCheckpoints`).
     progress : callable, keyword-only
         ``progress(done, total)`` over forward passes.
 

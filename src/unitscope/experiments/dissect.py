@@ -42,7 +42,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -309,9 +309,9 @@ class _AnnotationView(Dataset):
         return len(self.pool)
 
     def _target(self, shape: tuple[int, int]):
-        """Row and column indices of the subsampled mask (None: keep the native size)."""
+        """``(indexer, size)`` of the subsampled mask; the indexer is None to keep the native size."""
         if not self.mask_size or max(shape) <= self.mask_size:
-            return None
+            return None, tuple(shape)
         scale = self.mask_size / max(shape)
         size = (max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale)))
         picks = []
@@ -320,21 +320,13 @@ class _AnnotationView(Dataset):
             step = inp // out
             regular = out > 1 and step * out == inp and np.array_equal(index, np.arange(0, inp, step))
             picks.append(slice(0, inp, step) if regular else index)  # a slice is a cheap view
-        return picks[0], picks[1]
-
-    @staticmethod
-    def _pick(m: np.ndarray, target) -> np.ndarray:
-        rows, cols = target
-        if isinstance(rows, slice) and isinstance(cols, slice):
-            return m[rows, cols]
-        rows = np.arange(m.shape[0])[rows] if isinstance(rows, slice) else rows
-        cols = np.arange(m.shape[1])[cols] if isinstance(cols, slice) else cols
-        return m[np.ix_(rows, cols)]
+        if not any(isinstance(p, slice) for p in picks):
+            picks = list(np.ix_(*picks))
+        return tuple(picks), size
 
     def __getitem__(self, i: int):
         ann: Annotation = self.pool.annotation(i)
-        shape = tuple(ann.mask_shape or self.pool.mask_shape(i))
-        target = self._target(shape)
+        target, out_shape = self._target(tuple(ann.mask_shape or self.pool.mask_shape(i)))
         layers, categories, found = [], [], []
         for category, maps in ann.masks.items():
             if maps:
@@ -342,10 +334,7 @@ class _AnnotationView(Dataset):
             for m in maps:
                 m = np.asarray(m)
                 found.append(np.flatnonzero(np.bincount(m.ravel(), minlength=1)))
-                layers.append(m if target is None else self._pick(m, target))
-        out_shape = layers[0].shape if layers else tuple(shape)
-        if target is not None and not layers:
-            out_shape = (len(np.arange(shape[0])[target[0]]), len(np.arange(shape[1])[target[1]]))
+                layers.append(m if target is None else m[target])
         for category, numbers in ann.image_labels.items():
             if numbers:
                 categories.append(category)
@@ -417,8 +406,6 @@ class _LabelBatches(Dataset):
         from unitscope.experiments._io import atomic_write_bytes
 
         path = self.path(b)
-        if self.cached(b) is not None:
-            return str(path)
         items = [self.view[i] for i in self._range(b)]
         n = len(items)
         category_index = {cat: j for j, cat in enumerate(self.categories)}

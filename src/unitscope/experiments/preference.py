@@ -224,14 +224,11 @@ def layer_preference(
         How many top images per layer to keep as thumbnails (0 for none).
     thumbnail_size : int, keyword-only
         Side of the square thumbnails in pixels.
-    work_dir : path, keyword-only
-        Where the scores so far are checkpointed every ``checkpoint_every``
-        batches; a run interrupted and started again with the same
-        arguments resumes there and ends with the same result.  None: no
-        checkpoints.
-    checkpoint_every : int, keyword-only
-    restart : bool, keyword-only
-        Discard a saved partial run in ``work_dir`` instead of resuming it.
+    work_dir, checkpoint_every, restart : keyword-only
+        Folder for checkpoints of the scores so far (every ``checkpoint_every``
+        batches; None: none), from which a run started again with the same
+        arguments resumes to the same result, unless ``restart``
+        (:class:`~unitscope.experiments._runstate.BatchCheckpoints`).
     progress : callable, keyword-only
         ``progress(done, total)`` called after each batch (images done).
 

@@ -145,7 +145,7 @@ class PairOverlap(Statistic):
     def _config(self) -> dict[str, Any]:
         return {"num_units": self.num_units, "num_concepts": self.num_concepts}
 
-    def add(self, image, unit, masks, labels, valid, *, on=None) -> None:
+    def add(self, image, unit, masks, labels, valid) -> None:
         """Add a batch of images.
 
         Parameters
@@ -160,8 +160,6 @@ class PairOverlap(Statistic):
             when each layer is one annotation category), else it counts twice.
         valid : torch.Tensor, shape (N, K), bool
             Whether each concept is annotated in each image.
-        on : ignored
-            Kept for callers of earlier versions.
         """
         self.add_pairs(image, unit, masks, batch_concepts(labels, valid, self.num_concepts))
 
