@@ -7,16 +7,54 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import click
 import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.26 carries its own copy of click; older typer uses click itself
+    from typer._click import exceptions as click_exceptions
+    from typer._click.globals import get_current_context
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_exceptions
+    from click import get_current_context
+
+#: Exceptions that already carry their exit status (``--help``, usage errors, ``typer.Exit``).
+_CLICK_FLOW = tuple({typer.Exit, typer.Abort, click_exceptions.ClickException,
+                     getattr(click_exceptions, "Exit", typer.Exit),
+                     getattr(click_exceptions, "Abort", typer.Abort)})
 
 #: Errors a user can cause (bad names, bad files, bad options): shown as one line.
 USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError,
                PermissionError, KeyError, RuntimeError, OSError)
 
 
+class OneLineErrorsGroup(TyperGroup):
+    """The root command group: a usage error (bad option value, missing option) is one line.
+
+    Click's default shows a usage block, a hint and the error over several
+    lines; scripts and users grep for one ``unitscope: error: ...`` line, the
+    same shape as the errors that commands raise themselves.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_exceptions.ClickException as exc:
+            message = " ".join(exc.format_message().split())
+            typer.echo(f"unitscope: error: {message}", err=True)
+            sys.exit(exc.exit_code)
+        except (typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)):
+            typer.echo("unitscope: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def debug_enabled() -> bool:
-    ctx = click.get_current_context(silent=True)
+    ctx = get_current_context(silent=True)
     if ctx is None:
         return False
     root = ctx.find_root()
@@ -33,7 +71,7 @@ def friendly_errors(func: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException):
+        except _CLICK_FLOW:
             raise
         except KeyboardInterrupt:
             typer.echo("unitscope: interrupted; run the same command again to resume", err=True)

@@ -12,11 +12,12 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import default_home, friendly_errors, split_list, tqdm_progress
+from unitscope.cli._common import OneLineErrorsGroup, default_home, friendly_errors, split_list, tqdm_progress
 from unitscope.cli.label import label_app
 
 app = typer.Typer(
     name="unitscope",
+    cls=OneLineErrorsGroup,
     help="Find out how objects are represented inside convolutional networks.",
     no_args_is_help=True,
     add_completion=False,
