@@ -198,3 +198,29 @@ def test_old_index_mask_api_unchanged(tmp_path):
     root = S.camvid(tmp_path / "camvid")
     pool = IndexMaskPool(root, classes=[f"k{v}" for v in range(12)], ignore=(11,))
     assert pool.class_values(0).tolist() == S.CAMVID_MASK and len(pool.concepts) == 11
+
+
+def test_dissection_resumed_with_another_class_list_is_refused(tmp_path):
+    from unitscope.experiments.dissect import dissect
+    from unitscope.models import create_model, model_info
+
+    root = tmp_path / "pool"
+    for i in range(4):
+        S.image(root / "images" / f"{i}.jpg", (8, 8))
+        S.grey_mask(root / "masks" / f"{i}.png", np.tile([0, 1], (8, 4)))
+    net = create_model("mini_alexnet", num_classes=2, input_size=32, width=4)
+    pre = model_info(net).preprocessing
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("value,name\n0,floor\n1,box\n")
+    second.write_text("value,name\n0,box\n1,floor\n")  # the same ids and concept names, swapped
+
+    def stop(done, total):
+        if done >= 2:
+            raise KeyboardInterrupt
+
+    work = tmp_path / "work"
+    with pytest.raises(KeyboardInterrupt):
+        dissect(net, ["conv5"], open_pool(root, classes=first, preprocessing=pre), batch_size=1,
+                checkpoint_every=1, work_dir=work, progress=stop)
+    with pytest.raises(ValueError, match="partial run with other arguments"):
+        dissect(net, ["conv5"], open_pool(root, classes=second, preprocessing=pre), batch_size=1, work_dir=work)

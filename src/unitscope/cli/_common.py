@@ -180,5 +180,9 @@ def open_data(data: Path, layout: str, classes: Path | None, *, preprocessing, a
     pool = opener(data, kind=layout, classes=classes, preprocessing=preprocessing, **options)
     check = getattr(pool, "check_masks", None)
     if check is not None:
-        check()
+        callback, bar = tqdm_progress("checking masks", total=len(pool), unit="mask")
+        try:
+            check(progress=callback)
+        finally:
+            bar.close()
     return pool

@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         stages = StageCache(partial / "stages.json", lambda line: typer.echo(line, err=True))
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "segmentation": segmentation,
                   "segments": n_segments, "fill": fill, "max_images": max_images, "options": options,
-                  "layout": layout, "classes": str(classes)}
+                  "labels": pool.labels_key() if hasattr(pool, "labels_key") else None}
         merged, remaining = None, max_images
         for number, start in enumerate(range(0, len(pool), chunk)):
             if remaining is not None and remaining <= 0:

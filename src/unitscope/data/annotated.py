@@ -177,6 +177,14 @@ class AnnotatedPool(Pool):
         """
         return None
 
+    def labels_key(self) -> list:
+        """Plain values that change whenever the meaning of the pool's masks could.
+
+        Part of the resume keys of runs that use annotations, so a run resumed
+        with another class list starts again instead of mixing the two.
+        """
+        return self._concepts.to_records()
+
     def _extra_meta(self, index: int) -> dict:
         if self.include_annotation:
             return {"annotation": self._read_annotation(index)}
@@ -376,9 +384,8 @@ class IndexMaskPool(AnnotatedPool):
         orphans = sorted(mask_files - matched)
         if orphans and not skip_bad:
             example = orphans[0][: -len(mask_suffix)] + image_suffix
-            raise CorruptFileError(self.mask_dir / orphans[0],
-                                   f"mask has no image ({len(orphans)} mask(s) without one; expected "
-                                   f"{self.image_dir / example}.jpg or another image extension)")
+            raise ValueError(f"mask {self.mask_dir / orphans[0]} has no image ({len(orphans)} mask(s) without "
+                             f"one; expected {self.image_dir / example}.jpg or another image extension)")
         skipped += [(str(self.mask_dir / m), "image file is missing") for m in orphans]
         if not items:
             raise ValueError(f"none of the {len(relpaths)} images in {self.image_dir} has a usable mask "
@@ -396,6 +403,9 @@ class IndexMaskPool(AnnotatedPool):
         item = self._items[self._check_index(index)]
         return "|".join([file_stamp(item.extra), file_stamp(item.path), repr(self.class_list.key()),
                          repr(self._concepts.to_records())])
+
+    def labels_key(self) -> list:
+        return [self._concepts.to_records(), self.class_list.key()]
 
     def class_values(self, index: int) -> np.ndarray:
         """The mask of image ``index`` decoded to class values, ``(sh, sw)`` int32.

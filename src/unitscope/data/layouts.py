@@ -237,6 +237,9 @@ def open_index_mask_pool(root: str | Path, layout: str, *, classes: Any = None, 
     if layout not in INDEX_MASK_LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(INDEX_MASK_LAYOUTS)}, got {layout!r}")
     root = Path(root)
+    if options.pop("label_category", None) is not None:
+        raise ValueError(f"--label-category needs image-level class labels (a Broden pool's scene column); "
+                         f"the {layout} pool at {root} has pixel masks only")
     folders = _folders(root, layout)
     missing = [f + "/" for f in (folders.images, folders.masks) if not (root / f).is_dir()]
     if missing:
