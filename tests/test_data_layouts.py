@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,6 +197,8 @@ def test_old_index_mask_api_unchanged(tmp_path):
     root = S.camvid(tmp_path / "camvid")
     pool = IndexMaskPool(root, classes=[f"k{v}" for v in range(12)], ignore=(11,))
     assert pool.class_values(0).tolist() == S.CAMVID_MASK and len(pool.concepts) == 11
+    with pytest.raises(ValueError, match="a ClassList carries its own"):
+        IndexMaskPool(root, classes=voc_classes(), ignore=(11,))
 
 
 def test_dissection_resumed_with_another_class_list_is_refused(tmp_path):

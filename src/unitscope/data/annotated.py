@@ -289,8 +289,9 @@ class IndexMaskPool(AnnotatedPool):
         If ``root`` or its image or mask folder is missing.
     ValueError
         On an empty image folder, an unknown class in ``categories`` or
-        ``ignore``, or (without ``skip_bad``) an image with no mask or a mask
-        with no image (:class:`CorruptFileError`).
+        ``ignore`` (or those options beside a ``ClassList``), or (without
+        ``skip_bad``) an image with no mask (:class:`CorruptFileError`) or a
+        mask with no image.
     """
 
     def __init__(
@@ -325,6 +326,8 @@ class IndexMaskPool(AnnotatedPool):
                 raise FileNotFoundError(f"{what} folder {folder} does not exist")
         if not isinstance(classes, ClassList):
             classes = ClassList.from_names(classes, category=category, categories=categories, ignore=ignore)
+        elif categories or ignore or category != "object":
+            raise ValueError("category, categories and ignore go with class names; a ClassList carries its own")
         self.class_list = classes
         self.classes = [c.name for c in classes.classes]
         self.ignored = classes.ignored

@@ -1,15 +1,15 @@
 """The folder layouts of annotated datasets researchers have on disk, and how to tell them apart.
 
-=============  ==========================================  ==============================  ===================
-layout         folders                                     mask encoding                   ignored values
-=============  ==========================================  ==============================  ===================
-``broden``     ``index.csv``, ``label.csv``, ``images/``   R + 256·G (Network Dissection)  0
-``camvid``     ``images/`` + ``labels/``, CamVid names     grey, 0..11                     11 (void)
-``ade20k``     ``images/`` + ``annotations/``              grey, 1..150 (objectInfo150)    0 (unlabelled)
-``voc``        ``JPEGImages/`` + ``SegmentationClass/``    palette, VOC's 21 classes       255 (boundary)
-``cityscapes`` ``leftImg8bit/`` + ``gtFine/`` (*_labelIds)  grey, label ids 0..33           official table
-``index``      ``images/`` + ``labels|masks|annotations/``  grey, palette or RGB            per the class file
-=============  ==========================================  ==============================  ===================
+==============  ===============================================  ==============================  ==================
+layout          folders                                          mask encoding                   ignored values
+==============  ===============================================  ==============================  ==================
+``broden``      ``index.csv``, ``label.csv``, ``images/``        R + 256·G (Network Dissection)  0
+``camvid``      ``images/`` + ``labels/``, CamVid names          grey, 0..11                     11 (void)
+``ade20k``      ``images/`` + ``annotations/``                   grey, 1..150 (objectInfo150)    0 (unlabelled)
+``voc``         ``JPEGImages/`` + ``SegmentationClass/``         palette, VOC's 21 classes       255 (boundary)
+``cityscapes``  ``leftImg8bit/`` + ``gtFine/`` (``*_labelIds``)  grey, label ids 0..33           official table
+``index``       ``images/`` + ``labels|masks|annotations/``      grey, palette or RGB            per the class file
+==============  ===============================================  ==============================  ==================
 
 Detection is deliberately conservative: a dataset's class list is never
 guessed from mask values (an ADE20K mask whose values happen to be 0..11 is
