@@ -444,21 +444,29 @@ class IndexMaskPool(AnnotatedPool):
             )
         return values
 
-    def check_masks(self, progress: Callable[[int, int], None] | None = None) -> None:
+    def check_masks(self, progress: Callable[[int, int], None] | None = None, *, threads: int | None = None) -> None:
         """Decode every mask once and refuse the pool if any is unreadable or off its class list.
 
         Commands call this before any work, so a wrong class list stops them
-        up front instead of part-way through a run.
+        up front instead of part-way through a run.  PNG decoding releases
+        the GIL, so ``threads`` (default: up to 8, one per CPU) share the work.
 
         Raises
         ------
         CorruptFileError
-            For the first bad mask (see :meth:`class_values`).
+            For the first bad mask in pool order (see :meth:`class_values`).
         """
-        for i in range(len(self)):
-            self._class_values(i)
-            if progress is not None:
-                progress(i + 1, len(self))
+        from concurrent.futures import ThreadPoolExecutor
+
+        threads = threads or min(8, os.cpu_count() or 1)
+        executor = ThreadPoolExecutor(max_workers=threads)
+        try:
+            # map yields in pool order, so the error raised is the first bad mask's, as in a plain loop
+            for done, _ in enumerate(executor.map(lambda i: self._class_values(i).shape, range(len(self))), 1):
+                if progress is not None:
+                    progress(done, len(self))
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)  # a bad mask stops the rest at once
 
     def _read_annotation(self, index: int) -> Annotation:
         values = self._class_values(index)
