@@ -157,3 +157,32 @@ class StageCache:
         write_json(self.file, self.done)
         self.log(f"{name}: {self.timings[name]:.0f} s")
         return out
+
+
+#: ``--layout`` and ``--classes``, the same on every command that takes ``--data``.
+LAYOUT_OPTION = typer.Option(
+    "auto", "--layout",
+    help="How --data is laid out: auto, broden, camvid, ade20k, voc, cityscapes, index or plain (README: pool layouts).")
+CLASSES_OPTION = typer.Option(
+    None, "--classes",
+    help="Class file of an index-mask pool: CSV value,name[,category][,color], or ADE20K's objectInfo150.csv.")
+
+
+def open_data(data: Path, layout: str, classes: Path | None, *, preprocessing, annotated: bool, **options):
+    """Open ``--data`` as its ``--layout`` says, with ``--classes``, and check its masks up front.
+
+    Every mask of an index-mask pool is decoded once here, so a class list
+    that does not fit the masks stops the command before any work.
+    """
+    from unitscope.data.open import open_annotated_pool, open_pool
+
+    opener = open_annotated_pool if annotated else open_pool
+    pool = opener(data, kind=layout, classes=classes, preprocessing=preprocessing, **options)
+    check = getattr(pool, "check_masks", None)
+    if check is not None:
+        callback, bar = tqdm_progress("checking masks", total=len(pool), unit="mask")
+        try:
+            check(progress=callback)
+        finally:
+            bar.close()
+    return pool

@@ -11,7 +11,8 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import friendly_errors, split_list, tqdm_progress
+from unitscope.cli._common import (CLASSES_OPTION, LAYOUT_OPTION, friendly_errors, open_data, split_list,
+                                   tqdm_progress)
 
 __all__ = ["register"]
 
@@ -86,6 +87,8 @@ def register(app: typer.Typer) -> None:
     def minimal(
         model: str = typer.Option(..., "--model"),
         data: Path = typer.Option(..., "--data", help="Plain pool (ImageFolder) or annotated pool."),
+        layout: str = LAYOUT_OPTION,
+        classes: Optional[Path] = CLASSES_OPTION,
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/minimal/."),
         weights: Optional[Path] = typer.Option(None, "--weights"),
         name: Optional[str] = typer.Option(None, "--name"),
@@ -100,7 +103,6 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     ) -> None:
         """Minimal image representations: remove segments while the class stays correct (Exp. 1)."""
-        from unitscope.data.open import open_pool
         from unitscope.experiments.minimal_images import minimal_images
         from unitscope.models import model_info
 
@@ -114,14 +116,16 @@ def register(app: typer.Typer) -> None:
         options = {"label_category": label_category} if label_category else {}
         if label_pattern:
             options["label_pattern"] = label_pattern
-        pool = open_pool(data, preprocessing=model_info(net).preprocessing, **options)
+        pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=False,
+                         **options)
         target = out / (name or model) / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
         partial = target.parent / f".partial-{target.name}"
         # The search runs chunk by chunk; each finished chunk is saved, so an interrupted
         # run started again with the same arguments resumes at the first unfinished chunk.
         stages = StageCache(partial / "stages.json", lambda line: typer.echo(line, err=True))
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "segmentation": segmentation,
-                  "segments": n_segments, "fill": fill, "max_images": max_images, "options": options}
+                  "segments": n_segments, "fill": fill, "max_images": max_images, "options": options,
+                  "labels": pool.labels_key() if hasattr(pool, "labels_key") else None}
         merged, remaining = None, max_images
         for number, start in enumerate(range(0, len(pool), chunk)):
             if remaining is not None and remaining <= 0:
@@ -151,6 +155,8 @@ def register(app: typer.Typer) -> None:
     def rf(
         model: str = typer.Option(..., "--model"),
         data: Path = typer.Option(..., "--data"),
+        layout: str = LAYOUT_OPTION,
+        classes: Optional[Path] = CLASSES_OPTION,
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/rf/<layer>/."),
         weights: Optional[Path] = typer.Option(None, "--weights"),
         name: Optional[str] = typer.Option(None, "--name"),
@@ -162,13 +168,12 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     ) -> None:
         """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2)."""
-        from unitscope.data.open import open_pool
         from unitscope.experiments._io import write_csv
         from unitscope.experiments.empirical_rf import empirical_receptive_fields, summarise_receptive_fields
         from unitscope.models import model_info
 
         net = open_model(model, weights).to(device)
-        pool = open_pool(data, preprocessing=model_info(net).preprocessing)
+        pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=False)
         if max_images:
             pool = pool.subset(range(min(max_images, len(pool))))
         unit_list = [int(u) for u in split_list(units)] if units else None
@@ -200,6 +205,8 @@ def register(app: typer.Typer) -> None:
     def localize(
         model: str = typer.Option(..., "--model"),
         data: Path = typer.Option(..., "--data", help="Annotated pool."),
+        layout: str = LAYOUT_OPTION,
+        classes: Optional[Path] = CLASSES_OPTION,
         dissection: Path = typer.Option(..., "--dissection", help="A dissection result folder (OUT/NAME/dissect)."),
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/localize/."),
         layer: str = typer.Option(..., "--layer"),
@@ -215,14 +222,14 @@ def register(app: typer.Typer) -> None:
 
         Run it again with the same arguments after an interruption to resume.
         """
-        from unitscope.data.open import open_annotated_pool
         from unitscope.experiments.dissect import DissectionResult
         from unitscope.experiments.localize import localize_objects
         from unitscope.models import model_info
 
         net = open_model(model, weights).to(device)
         options = {"label_category": label_category} if label_category else {}
-        pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing, **options)
+        pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=True,
+                         **options)
         result = _run_with_bar("localize", localize_objects, model=net, layer=layer, data=pool,
                                dissection=DissectionResult.load(dissection), batch_size=batch_size,
                                work_dir=out / (name or model) / ".partial" / "localize",
@@ -236,6 +243,8 @@ def register(app: typer.Typer) -> None:
     def ablate(
         model: str = typer.Option(..., "--model"),
         data: Path = typer.Option(..., "--data", help="Annotated pool with class labels."),
+        layout: str = LAYOUT_OPTION,
+        classes: Optional[Path] = CLASSES_OPTION,
         dissection: Path = typer.Option(..., "--dissection", help="A dissection result folder."),
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/ablate/."),
         layer: str = typer.Option(..., "--layer"),
@@ -252,14 +261,13 @@ def register(app: typer.Typer) -> None:
 
         Run it again with the same arguments after an interruption to resume.
         """
-        from unitscope.data.open import open_annotated_pool
         from unitscope.experiments.ablate import ablate_detectors
         from unitscope.experiments.dissect import DissectionResult
         from unitscope.models import model_info
 
         net = open_model(model, weights).to(device)
-        pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing,
-                                   label_category=label_category)
+        pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=True,
+                         label_category=label_category)
         result = _run_with_bar("ablate", ablate_detectors, model=net, layer=layer, data=pool,
                                dissection=DissectionResult.load(dissection), n_random=n_random,
                                batch_size=batch_size, work_dir=out / (name or model) / ".partial" / "ablate",

@@ -12,7 +12,8 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import OneLineErrorsGroup, default_home, friendly_errors, split_list, tqdm_progress
+from unitscope.cli._common import (CLASSES_OPTION, LAYOUT_OPTION, OneLineErrorsGroup, default_home, friendly_errors,
+                                   open_data, split_list, tqdm_progress)
 from unitscope.cli.label import label_app
 
 app = typer.Typer(
@@ -126,7 +127,9 @@ def _network_name(model: str, weights: Optional[Path], name: Optional[str]) -> s
 @friendly_errors
 def dissect(
     model: str = typer.Option(..., "--model", help="Architecture name (`unitscope models`)."),
-    data: Path = typer.Option(..., "--data", help="Annotated pool: a Broden directory or images/ + labels/ folders."),
+    data: Path = typer.Option(..., "--data", help="Annotated pool: a Broden directory or images + masks folders."),
+    layout: str = LAYOUT_OPTION,
+    classes: Optional[Path] = CLASSES_OPTION,
     out: Path = typer.Option(..., "--out", help="Results directory; writes OUT/NAME/dissect/."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint file (random weights without it)."),
     layers_: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layer names (default: the model's)."),
@@ -153,7 +156,6 @@ def dissect(
     """
     import torch
 
-    from unitscope.data.open import open_annotated_pool
     from unitscope.experiments import _distributed as D
     from unitscope.experiments.dissect import dissect as run_dissect
     from unitscope.models import model_info
@@ -167,7 +169,7 @@ def dissect(
     layer_list = split_list(layers_) or list(info.default_layers)
     if not layer_list:
         raise ValueError(f"give --layers: {model} has no default layers")
-    pool = open_annotated_pool(data, preprocessing=info.preprocessing)
+    pool = open_data(data, layout, classes, preprocessing=info.preprocessing, annotated=True)
     network = _network_name(model, weights, name)
     target = out / network / "dissect"
     runs = [(network, net)]

@@ -1,5 +1,8 @@
 """Image pools and annotations: plain folders, Broden directories, index-mask datasets.
 
+The dataset layouts read from disk (Broden, CamVid, ADE20K, VOC, Cityscapes,
+any images + masks + class file) are in :mod:`unitscope.data.layouts`.
+
 Every pool is a ``torch.utils.data.Dataset`` of ``(image, meta)``; annotated
 pools add concepts and per-pixel masks.  See :mod:`unitscope.data.pools` for
 the contract and :mod:`unitscope.data.broden` for the Broden format.
@@ -15,6 +18,7 @@ from .annotated import (
     read_index_mask,
 )
 from .broden import BrodenPool, BrodenRecord, read_label_csv, write_broden
+from .classlist import ClassList, MaskClass, read_class_file
 from .concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable
 from .errors import CorruptFileError
 from .pools import BatchMetas, PlainPool, Pool, SkippedItem, collate, read_image
@@ -34,6 +38,9 @@ __all__ = [
     "read_label_csv",
     "decode_broden_mask",
     "read_index_mask",
+    "ClassList",
+    "MaskClass",
+    "read_class_file",
     "BRODEN_CATEGORIES",
     "Annotation",
     "Concept",

@@ -15,8 +15,9 @@ image; see :mod:`unitscope.data.transforms`.  With ``include_annotation=True``
 ``"annotation"``, so DataLoader workers decode the masks in parallel.
 
 This module also holds :class:`IndexMaskPool`, the generic "image + index-mask
-PNG + class list" reader (CamVid, ADE20K-style scene parsing), and
-:func:`camvid_pool`.
+file + class list" reader (CamVid, ADE20K, Pascal VOC, Cityscapes: the
+layouts are in :mod:`unitscope.data.layouts`, class lists and mask decoding
+in :mod:`unitscope.data.classlist`), and :func:`camvid_pool`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from .classlist import ClassList, decode_class_mask
+from .classlist import open_mask as _open_mask
 from .concepts import Annotation, Concept, ConceptTable
 from .errors import CorruptFileError
 from .pools import _DECODE_ERRORS, Pool, PoolItem, _unique_ids, check_header, scan_images
@@ -42,17 +45,6 @@ __all__ = [
     "decode_broden_mask",
     "read_index_mask",
 ]
-
-
-def _open_mask(path: Path) -> Image.Image:
-    if not path.is_file():
-        raise CorruptFileError(path, "mask file is missing")
-    try:
-        image = Image.open(path)
-        image.load()
-    except _DECODE_ERRORS as exc:
-        raise CorruptFileError(path, f"not a readable mask image ({exc})") from exc
-    return image
 
 
 def file_stamp(path: Path) -> str:
@@ -185,6 +177,14 @@ class AnnotatedPool(Pool):
         """
         return None
 
+    def labels_key(self) -> list:
+        """Plain values that change whenever the meaning of the pool's masks could.
+
+        Part of the resume keys of runs that use annotations, so a run resumed
+        with another class list starts again instead of mixing the two.
+        """
+        return self._concepts.to_records()
+
     def _extra_meta(self, index: int) -> dict:
         if self.include_annotation:
             return {"annotation": self._read_annotation(index)}
@@ -242,18 +242,22 @@ CAMVID_CATEGORIES = {
 
 
 class IndexMaskPool(AnnotatedPool):
-    """Images with one index-mask PNG each (pixel = class index), plus a class list.
+    """Images with one index-mask file each (pixel = class value), plus a class list.
 
-    The CamVid / ADE20K-scene-parsing / VOC layout: ``root/images/NAME.jpg``
-    and ``root/labels/NAME.png``.  Class ``k`` becomes concept number ``k + 1``
-    (0 stays "none"); ignored classes become 0 and are not concepts.  Each
-    category gets one label map per image holding that category's classes.
+    ``root/images/NAME.jpg`` goes with ``root/labels/NAME.png`` by default;
+    the folders and file-name suffixes are options, so the same reader serves
+    CamVid, ADE20K, Pascal VOC and Cityscapes (see :mod:`unitscope.data.layouts`).
+    Class value ``v`` becomes concept number ``v + 1`` (0 stays "none");
+    ignored values become 0 and are not concepts.  Each category gets one
+    label map per image holding that category's classes.
 
     Parameters
     ----------
     root : str or Path
-    classes : sequence of str
-        Class name by pixel value.
+    classes : ClassList or sequence of str
+        What each mask value means: a :class:`~unitscope.data.classlist.ClassList`
+        (from a class file or a built-in list), or class names by pixel value
+        ``0, 1, ...`` (then ``category``, ``categories`` and ``ignore`` apply).
     images, masks : str, optional
         Sub-folders of ``root`` with the images and the masks.
     category : str, optional
@@ -263,8 +267,14 @@ class IndexMaskPool(AnnotatedPool):
     ignore : sequence of int or str, optional
         Pixel values (or class names) that mean "no label", e.g. ``(255,)`` or
         ``("unlabelled",)``.  Any other value outside ``classes`` is an error.
-    mask_suffix : str, optional
-        The mask of ``images/a/b.jpg`` is ``masks/a/b`` + ``mask_suffix``.
+    image_suffix, mask_suffix : str, optional
+        The mask of ``images/a/b`` + ``image_suffix`` + ``.jpg`` is
+        ``masks/a/b`` + ``mask_suffix`` (Cityscapes: ``"_leftImg8bit"`` and
+        ``"_gtFine_labelIds.png"``).
+    unmasked_images : {"refuse", "leave"}, optional
+        An image with no mask is an error (default), or is left out of the
+        pool (Pascal VOC, whose image folder holds every image and whose
+        mask folder only the segmented ones).
     source : str, optional
         Pool name; defaults to the folder name of ``root``.
     transform, preprocessing, skip_bad :
@@ -276,24 +286,27 @@ class IndexMaskPool(AnnotatedPool):
     Raises
     ------
     FileNotFoundError
-        If ``root`` or its image folder is missing.
+        If ``root`` or its image or mask folder is missing.
     ValueError
         On an empty image folder, an unknown class in ``categories`` or
-        ``ignore``, or (without ``skip_bad``) an image with no mask
-        (:class:`CorruptFileError`).
+        ``ignore`` (or those options beside a ``ClassList``), or (without
+        ``skip_bad``) an image with no mask (:class:`CorruptFileError`) or a
+        mask with no image.
     """
 
     def __init__(
         self,
         root: str | Path,
         *,
-        classes: Sequence[str],
+        classes: ClassList | Sequence[str],
         images: str = "images",
         masks: str = "labels",
         category: str = "object",
         categories: Mapping[str, str] | None = None,
         ignore: Sequence[int | str] = (),
+        image_suffix: str = "",
         mask_suffix: str = ".png",
+        unmasked_images: str = "refuse",
         source: str | None = None,
         transform: Callable | None = None,
         preprocessing: Any = None,
@@ -303,75 +316,33 @@ class IndexMaskPool(AnnotatedPool):
         root = Path(root).expanduser()
         if not root.is_dir():
             raise FileNotFoundError(f"annotated pool folder {root} does not exist or is not a folder")
+        if unmasked_images not in ("refuse", "leave"):
+            raise ValueError(f"unmasked_images must be 'refuse' or 'leave', got {unmasked_images!r}")
         self.root = root.resolve()
         self.image_dir = self.root / images
         self.mask_dir = self.root / masks
-        if not self.image_dir.is_dir():
-            raise FileNotFoundError(f"image folder {self.image_dir} does not exist")
-        classes = [str(c) for c in classes]
-        if not classes:
-            raise ValueError("classes must name at least one class")
-        categories = dict(categories or {})
-        unknown = sorted(set(categories) - set(classes))
-        if unknown:
-            raise ValueError(f"categories name unknown classes {unknown}; classes are {classes}")
-        ignored: set[int] = set()
-        for value in ignore:
-            if isinstance(value, str):
-                if value not in classes:
-                    raise ValueError(f"ignore names unknown class {value!r}; classes are {classes}")
-                ignored.add(classes.index(value))
-            else:
-                if int(value) < 0:
-                    raise ValueError(f"ignored pixel values must be >= 0, got {value}")
-                ignored.add(int(value))
-        self.classes = classes
-        self.ignored = tuple(sorted(ignored))
-
-        concepts = []
-        class_category = {}
-        for k, name in enumerate(classes):
-            if k in ignored:
-                continue
-            class_category[k] = categories.get(name, category)
-            concepts.append(Concept(k + 1, name, class_category[k]))
-        self._concepts = ConceptTable(concepts)
+        for what, folder in (("image", self.image_dir), ("mask", self.mask_dir)):
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{what} folder {folder} does not exist")
+        if not isinstance(classes, ClassList):
+            classes = ClassList.from_names(classes, category=category, categories=categories, ignore=ignore)
+        elif categories or ignore or category != "object":
+            raise ValueError("category, categories and ignore go with class names; a ClassList carries its own")
+        self.class_list = classes
+        self.classes = [c.name for c in classes.classes]
+        self.ignored = classes.ignored
+        self._concepts = ConceptTable([Concept(c.value + 1, c.name, c.category) for c in classes.classes])
         self._categories = self._concepts.categories
-        # Lookup tables from pixel value to concept number and category index.
-        size = max(len(classes), max(ignored, default=-1) + 1)
+        # Lookup tables from class value to "known" and to category index (-1: ignored).
+        size = classes.entries[-1].value + 1
         self._lut_valid = np.zeros(size, dtype=bool)
         self._lut_category = np.full(size, -1, dtype=np.int32)
-        for k in range(size):
-            if k in ignored:
-                self._lut_valid[k] = True
-            elif k < len(classes):
-                self._lut_valid[k] = True
-                self._lut_category[k] = self._categories.index(class_category[k])
+        for c in classes.entries:
+            self._lut_valid[c.value] = True
+            if not c.ignore:
+                self._lut_category[c.value] = self._categories.index(c.category)
 
-        relpaths = scan_images(self.image_dir)
-        if not relpaths:
-            raise ValueError(f"no images found in {self.image_dir}")
-        items, skipped = [], []
-        for relpath, image_id in zip(relpaths, _unique_ids(relpaths)):
-            path = self.image_dir / relpath
-            mask = self.mask_dir / (relpath.rsplit(".", 1)[0] + mask_suffix)
-            reason = None
-            if not mask.is_file():
-                if not skip_bad:
-                    raise CorruptFileError(mask, f"mask file is missing (for image {path})")
-                reason = (str(mask), "mask file is missing")
-            elif skip_bad:
-                for f in (path, mask):
-                    bad = check_header(f)
-                    if bad is not None:
-                        reason = (str(f), bad)
-                        break
-            if reason is not None:
-                skipped.append(reason)
-                continue
-            items.append(PoolItem(image_id, path, -1, mask))
-        if not items:
-            raise ValueError(f"none of the {len(relpaths)} images in {self.image_dir} is usable")
+        items, skipped = self._pair(image_suffix, mask_suffix, unmasked_images == "leave", skip_bad)
         super().__init__(
             items,
             source=self.root.name if source is None else source,
@@ -383,6 +354,47 @@ class IndexMaskPool(AnnotatedPool):
         self.include_annotation = bool(include_annotation)
         self._frequency_cache = None
 
+    def _pair(self, image_suffix: str, mask_suffix: str, leave_unmasked: bool, skip_bad: bool):
+        """Items (image, mask) in image order, and the ``(path, reason)`` of those skipped."""
+        relpaths = scan_images(self.image_dir)
+        if not relpaths:
+            raise ValueError(f"no images found in {self.image_dir}")
+        mask_files = {p for p in scan_images(self.mask_dir) if p.endswith(mask_suffix)}
+        items, skipped, matched = [], [], set()
+        for relpath, image_id in zip(relpaths, _unique_ids(relpaths)):
+            path = self.image_dir / relpath
+            stem = relpath.rsplit(".", 1)[0]
+            mask_rel = (stem[: -len(image_suffix)] if image_suffix and stem.endswith(image_suffix) else stem) + mask_suffix
+            mask = self.mask_dir / mask_rel
+            reason = None
+            if mask_rel not in mask_files or (image_suffix and not stem.endswith(image_suffix)):
+                if leave_unmasked:
+                    continue
+                if not skip_bad:
+                    raise CorruptFileError(mask, f"mask file is missing (for image {path})")
+                reason = (str(mask), "mask file is missing")
+            elif skip_bad:
+                for f in (path, mask):
+                    bad = check_header(f)
+                    if bad is not None:
+                        reason = (str(f), bad)
+                        break
+            matched.add(mask_rel)
+            if reason is not None:
+                skipped.append(reason)
+                continue
+            items.append(PoolItem(image_id, path, -1, mask))
+        orphans = sorted(mask_files - matched)
+        if orphans and not skip_bad:
+            example = orphans[0][: -len(mask_suffix)] + image_suffix
+            raise ValueError(f"mask {self.mask_dir / orphans[0]} has no image ({len(orphans)} mask(s) without "
+                             f"one; expected {self.image_dir / example}.jpg or another image extension)")
+        skipped += [(str(self.mask_dir / m), "image file is missing") for m in orphans]
+        if not items:
+            raise ValueError(f"none of the {len(relpaths)} images in {self.image_dir} has a usable mask "
+                             f"(*{mask_suffix} in {self.mask_dir})")
+        return items, skipped
+
     def mask_shape(self, index: int) -> tuple[int, int]:
         return image_size(self._items[self._check_index(index)].extra, what="mask")
 
@@ -392,13 +404,28 @@ class IndexMaskPool(AnnotatedPool):
 
     def annotation_key(self, index: int) -> str | None:
         item = self._items[self._check_index(index)]
-        return "|".join([file_stamp(item.extra), file_stamp(item.path), repr(self.classes), repr(self.ignored),
+        return "|".join([file_stamp(item.extra), file_stamp(item.path), repr(self.class_list.key()),
                          repr(self._concepts.to_records())])
 
-    def _read_annotation(self, index: int) -> Annotation:
+    def labels_key(self) -> list:
+        return [self._concepts.to_records(), self.class_list.key()]
+
+    def class_values(self, index: int) -> np.ndarray:
+        """The mask of image ``index`` decoded to class values, ``(sh, sw)`` int32.
+
+        Raises
+        ------
+        CorruptFileError
+            If the mask is unreadable, not the size of its image, or holds a
+            value (or colour) that is not in the class list -- the message
+            names the file, the values and the class list.
+        """
+        return self._class_values(self._check_index(index))
+
+    def _class_values(self, index: int) -> np.ndarray:
         item = self._items[index]
         mask_file = item.extra
-        values = read_index_mask(mask_file)
+        values = decode_class_mask(mask_file, self.class_list)
         expected = image_size(item.path)
         if values.shape != expected:
             raise CorruptFileError(
@@ -412,9 +439,37 @@ class IndexMaskPool(AnnotatedPool):
             bad = np.unique(values[outside | ~self._lut_valid[clipped]])
             raise CorruptFileError(
                 mask_file,
-                f"pixel values {bad[:10].tolist()} are neither class indices "
-                f"(0..{len(self.classes) - 1}) nor ignored {list(self.ignored)}",
+                f"pixel values {bad[:10].tolist()} are not in {self.class_list.describe()} "
+                "(wrong --layout or --classes?)",
             )
+        return values
+
+    def check_masks(self, progress: Callable[[int, int], None] | None = None, *, threads: int | None = None) -> None:
+        """Decode every mask once and refuse the pool if any is unreadable or off its class list.
+
+        Commands call this before any work, so a wrong class list stops them
+        up front instead of part-way through a run.  PNG decoding releases
+        the GIL, so ``threads`` (default: up to 8, one per CPU) share the work.
+
+        Raises
+        ------
+        CorruptFileError
+            For the first bad mask in pool order (see :meth:`class_values`).
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        threads = threads or min(8, os.cpu_count() or 1)
+        executor = ThreadPoolExecutor(max_workers=threads)
+        try:
+            # map yields in pool order, so the error raised is the first bad mask's, as in a plain loop
+            for done, _ in enumerate(executor.map(lambda i: self._class_values(i).shape, range(len(self))), 1):
+                if progress is not None:
+                    progress(done, len(self))
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)  # a bad mask stops the rest at once
+
+    def _read_annotation(self, index: int) -> Annotation:
+        values = self._class_values(index)
         category_of = self._lut_category[values]
         masks = {}
         for c, name in enumerate(self._categories):
@@ -433,7 +488,9 @@ def camvid_pool(root: str | Path, **options: Any) -> IndexMaskPool:
     --------
     >>> pool = camvid_pool("../shared/realdata/camvid", source="scenes")  # doctest: +SKIP
     """
-    options.setdefault("classes", CAMVID_CLASSES)
-    options.setdefault("categories", CAMVID_CATEGORIES)
-    options.setdefault("ignore", ("unlabelled",))
+    if "classes" not in options:
+        options["classes"] = ClassList.from_names(
+            CAMVID_CLASSES, category=options.pop("category", "object"),
+            categories=options.pop("categories", CAMVID_CATEGORIES),
+            ignore=options.pop("ignore", ("unlabelled",)), source="the built-in CamVid class list")
     return IndexMaskPool(root, **options)

@@ -600,7 +600,10 @@ def dissect(
         "layers": layers,
         "weights": weights_fingerprint(model),
         "data": {"type": type(data).__name__, "n": len(data),
-                 "ids": config_key({"ids": list(getattr(data, "ids", []))})},
+                 "ids": config_key({"ids": list(getattr(data, "ids", []))}),
+                 # what the masks mean: resuming with another class list must not mix the two
+                 "labels": config_key({"labels": data.labels_key() if hasattr(data, "labels_key")
+                                       else data.concepts.to_records()})},
         "quantile": quantile,
         "iou_threshold": iou_threshold,
         "top_k": top_k,
