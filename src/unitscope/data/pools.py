@@ -39,9 +39,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from .decode import DECODE_ERRORS, check_header, read_image
 from .errors import CorruptFileError
 from .transforms import image_transform, to_tensor
 
@@ -58,7 +58,8 @@ __all__ = [
 #: File extensions treated as images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
-_DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
+# Kept under its old name for the readers that import it from here.
+_DECODE_ERRORS = DECODE_ERRORS
 
 
 @dataclass(frozen=True)
@@ -128,37 +129,6 @@ def collate(batch: Sequence[Any]) -> tuple[torch.Tensor, BatchMetas]:
             "transform (or preprocessing) that resizes them to one size"
         )
     return torch.stack(images), BatchMetas(metas, skipped)
-
-
-def read_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image as RGB.
-
-    Raises
-    ------
-    CorruptFileError
-        If the file is missing or cannot be decoded; the message names it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CorruptFileError(path, "file is missing")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except _DECODE_ERRORS as exc:
-        raise CorruptFileError(path, f"not a readable image ({exc})") from exc
-
-
-def check_header(path: Path) -> str | None:
-    """Cheap validity check (exists, image header parses); the reason when bad, else None."""
-    if not path.is_file():
-        return "file is missing"
-    try:
-        with Image.open(path):
-            pass
-    except _DECODE_ERRORS as exc:
-        return f"not a readable image ({exc})"
-    return None
 
 
 def _resolve_transform(transform: Callable | None, preprocessing: Any, *, crop: bool) -> Callable:
