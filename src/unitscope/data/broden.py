@@ -27,7 +27,6 @@ import csv
 import os
 import re
 import shutil
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +37,10 @@ from PIL import Image
 
 from .annotated import AnnotatedPool, decode_broden_mask, file_stamp, image_size
 from .concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable
+from .decode import check_file
 from .errors import CorruptFileError
-from .pools import PoolItem, _unique_ids, check_header
+from .pools import IMAGE_EXTENSIONS, PoolItem, _unique_ids, check_header
+from .staging import make_staging_dir, release_staging_dir, remove_stale_staging
 
 __all__ = ["BrodenPool", "BrodenRecord", "write_broden", "read_label_csv", "parse_category_cell"]
 
@@ -89,6 +90,59 @@ def _int_or_none(text: str | None) -> int | None:
     if not text:
         return None
     return int(float(text))
+
+
+def _size_cell(text: str, name: str, index_path: Path, line: int) -> int | None:
+    try:
+        value = _int_or_none(text)
+    except ValueError:
+        value = 0
+    if value is not None and value < 1:
+        raise ValueError(f"{index_path}, line {line}: {name} must be a positive integer (pixels), got {text!r}")
+    return value
+
+
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+def _label_cell(text: str, category: str, index_path: Path, line: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """``(mask file names, image-level concept numbers)`` of one category cell of index.csv."""
+    masks, numbers = [], []
+    for token in (t.strip() for t in text.split(";")):
+        if not token:
+            continue
+        if _INTEGER.match(token):
+            numbers.append(int(token))
+        elif token.lower().endswith(IMAGE_EXTENSIONS):
+            masks.append(token)
+        else:
+            raise ValueError(
+                f"{index_path}, line {line}: {category} entry {token!r} is neither a concept number "
+                "(an integer) nor a mask file name (.png)"
+            )
+    return tuple(masks), tuple(numbers)
+
+
+def _number_table(concepts: ConceptTable) -> np.ndarray:
+    """Lookup table: ``table[n]`` is true for 0 and the numbers of ``concepts`` (up to 65535)."""
+    table = np.zeros(MAX_MASK_NUMBER + 1, dtype=bool)
+    table[0] = True
+    table[[c.number for c in concepts if c.number <= MAX_MASK_NUMBER]] = True
+    return table
+
+
+def _is_known(table: np.ndarray, values):
+    """``table[values]``, false for values outside the table (negative or beyond 16 bits)."""
+    values = np.asarray(values)
+    inside = (values >= 0) & (values < len(table))
+    return inside & table[np.where(inside, values, 0)]
+
+
+def _number_range(concepts: ConceptTable) -> str:
+    numbers = [c.number for c in concepts]
+    if not numbers:
+        return "it has none"
+    return f"{len(numbers)} concepts numbered {min(numbers)}..{max(numbers)}"
 
 
 @dataclass(frozen=True)
@@ -168,6 +222,8 @@ class BrodenEntry:
     sw: int | None
     masks: dict[str, tuple[str, ...]]
     labels: dict[str, tuple[int, ...]]
+    line: int = 0
+    mask_size_from: str = "sh x sw"
 
 
 class BrodenPool(AnnotatedPool):
@@ -255,11 +311,21 @@ class BrodenPool(AnnotatedPool):
                     )
             splits = None if split is None else ({split} if isinstance(split, str) else set(split))
             column = {name: header.index(name) for name in header}
+            if categories is None and not selected:
+                raise ValueError(
+                    f"{index_path} has no category column with concepts in label.csv (expected some of "
+                    f"{', '.join(BRODEN_CATEGORIES)}); its columns are {header}"
+                )
             rows, seen_splits = [], set()
             for line, row in enumerate(reader, start=2):
                 if not any(cell.strip() for cell in row):
                     continue
-                row = row + [""] * (len(header) - len(row))
+                if len(row) != len(header):
+                    # A dropped cell shifts every later one into the wrong column: never guess.
+                    raise ValueError(
+                        f"{index_path}, line {line}: {len(row)} cells but the header has {len(header)} "
+                        f"columns ({','.join(header)})"
+                    )
                 get = lambda name: row[column[name]].strip() if name in column else ""  # noqa: E731
                 row_split = get("split")
                 seen_splits.add(row_split)
@@ -268,19 +334,15 @@ class BrodenPool(AnnotatedPool):
                 image = get("image")
                 if not image:
                     raise ValueError(f"{index_path}, line {line}: empty image cell")
-                try:
-                    ih, iw, sh, sw = (_int_or_none(get(c)) for c in ("ih", "iw", "sh", "sw"))
-                except ValueError as exc:
-                    raise ValueError(f"{index_path}, line {line}: bad image size ({exc})") from exc
+                ih, iw, sh, sw = (_size_cell(get(c), c, index_path, line) for c in ("ih", "iw", "sh", "sw"))
                 masks, image_labels = {}, {}
                 for cat in selected:
-                    tokens = [t.strip() for t in get(cat).split(";") if t.strip()]
-                    image_labels[cat] = tuple(int(t) for t in tokens if t.isdigit())
-                    masks[cat] = tuple(t for t in tokens if not t.isdigit())
+                    masks[cat], image_labels[cat] = _label_cell(get(cat), cat, index_path, line)
                 rows.append(BrodenEntry(
                     image, row_split, ih, iw,
                     sh if sh is not None else ih, sw if sw is not None else iw,
-                    masks, image_labels,
+                    masks, image_labels, line,
+                    "sh x sw" if sh is not None and sw is not None else "ih x iw",
                 ))
         if not rows:
             if splits is not None:
@@ -304,9 +366,24 @@ class BrodenPool(AnnotatedPool):
                 class_names.append(concept.name)
                 class_of[concept.number] = position
 
+        self._known_numbers = _number_table(self._concepts)
+        for entry in rows:
+            for cat, numbers in entry.labels.items():
+                unknown = [n for n in numbers if not _is_known(self._known_numbers, n)]
+                if unknown:
+                    raise ValueError(
+                        f"{index_path}, line {entry.line}: {cat} label {unknown[0]} is not a concept of "
+                        f"label.csv in the pool's categories ({_number_range(self._concepts)})"
+                    )
+
         items, skipped = [], []
         for entry, image_id in zip(rows, _unique_ids([r.image for r in rows])):
             path = self.image_dir / entry.image
+            if not skip_bad:
+                for f in [path] + [self.image_dir / m for ms in entry.masks.values() for m in ms]:
+                    reason = check_file(f)  # one stat: missing and empty files are refused before any work
+                    if reason is not None:
+                        raise CorruptFileError(f, f"{reason} (listed on line {entry.line} of {index_path})")
             label = -1
             if label_category is not None:
                 label = next((class_of[n] for n in entry.labels[label_category] if n in class_of), -1)
@@ -345,6 +422,18 @@ class BrodenPool(AnnotatedPool):
         meta["split"] = self._items[index].extra.split
         return meta
 
+    def _read(self, index: int) -> Image.Image:
+        image = super()._read(index)
+        entry = self._items[index].extra
+        if entry.ih is not None and entry.iw is not None and image.size != (entry.iw, entry.ih):
+            # The masks are aligned by fraction of the image: another size means misaligned masks.
+            raise CorruptFileError(
+                self._items[index].path,
+                f"image is {image.size[1]}x{image.size[0]} (h x w) but line {entry.line} of index.csv gives "
+                f"ih x iw = {entry.ih}x{entry.iw}",
+            )
+        return image
+
     def mask_paths(self, index: int) -> dict[str, list[Path]]:
         """Per category, the mask files of image ``index``."""
         entry = self._items[self._check_index(index)].extra
@@ -382,8 +471,17 @@ class BrodenPool(AnnotatedPool):
                 if data.shape != expected:
                     raise CorruptFileError(
                         path,
-                        f"mask is {data.shape[0]}x{data.shape[1]} (h x w) but index.csv gives "
-                        f"sh x sw = {expected[0]}x{expected[1]}",
+                        f"mask is {data.shape[0]}x{data.shape[1]} (h x w) but line {entry.line} of index.csv "
+                        f"gives {entry.mask_size_from} = {expected[0]}x{expected[1]}",
+                    )
+                known = _is_known(self._known_numbers, data)
+                if not known.all():
+                    values = np.unique(data[~known])
+                    raise CorruptFileError(
+                        path,
+                        f"{cat} mask (line {entry.line} of index.csv) holds concept number(s) "
+                        f"{values[:10].tolist()} not in label.csv for the pool's categories "
+                        f"({_number_range(self._concepts)}; 0 = none)",
                     )
                 maps.append(data)
             masks[cat] = maps
@@ -601,7 +699,8 @@ def write_broden(
         raise ValueError(f"concept numbers must be <= {MAX_MASK_NUMBER} to fit a mask PNG, got {concepts.max_number}")
     columns = list(BRODEN_CATEGORIES) + [c for c in concepts.categories if c not in BRODEN_CATEGORIES]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    remove_stale_staging(out_dir)  # what a killed export of the same directory left
+    tmp = make_staging_dir(out_dir)
     try:
         images = tmp / "images"
         images.mkdir()
@@ -645,7 +744,7 @@ def write_broden(
         if count == 0:
             raise ValueError("write_broden got no records")
         _write_tables(tmp, concepts, columns, stats)
-        _move_into_place(tmp, out_dir, overwrite=overwrite)
+        _move_into_place(release_staging_dir(tmp), out_dir, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -697,7 +796,7 @@ def _move_into_place(tmp: Path, out_dir: Path, *, overwrite: bool) -> None:
     if not overwrite:
         raise FileExistsError(f"{out_dir} appeared while writing; pass overwrite=True to replace it")
     # os.replace cannot replace a non-empty directory: set the old one aside first.
-    trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+    trash = make_staging_dir(out_dir, kind="old")
     old = trash / "old"
     os.replace(out_dir, old)
     try:

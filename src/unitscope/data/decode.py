@@ -36,7 +36,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import CorruptFileError
 
-__all__ = ["read_image", "check_header", "DECODE_ERRORS"]
+__all__ = ["read_image", "check_header", "check_file", "DECODE_ERRORS"]
 
 #: What Pillow raises on a file it cannot read (truncated data is an OSError).
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -72,7 +72,8 @@ def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
         path, f"image mode {mode!r} has no fixed pixel range; convert it to 8- or 16-bit RGB or grey first")
 
 
-def _missing_or_empty(path: Path) -> str | None:
+def check_file(path: Path) -> str | None:
+    """Cheapest check (one ``stat``): the reason when the file is missing or empty, else None."""
     try:
         if not path.is_file():
             return "file is missing"
@@ -108,7 +109,7 @@ def read_image(path: str | Path) -> Image.Image:
     (128, 128, 128)
     """
     path = Path(path)
-    reason = _missing_or_empty(path)
+    reason = check_file(path)
     if reason is not None:
         raise CorruptFileError(path, reason)
     try:
@@ -124,7 +125,7 @@ def read_image(path: str | Path) -> Image.Image:
 def check_header(path: Path) -> str | None:
     """Cheap validity check (exists, not empty, header parses); the reason when bad, else None."""
     path = Path(path)
-    reason = _missing_or_empty(path)
+    reason = check_file(path)
     if reason is not None:
         return reason
     try:

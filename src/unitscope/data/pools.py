@@ -39,9 +39,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
-from .decode import DECODE_ERRORS, check_header, read_image
+from .decode import DECODE_ERRORS, check_file, check_header, read_image
 from .errors import CorruptFileError
 from .transforms import image_transform, to_tensor
 
@@ -188,7 +189,7 @@ class Pool(Dataset):
         index = self._check_index(index)
         item = self._items[index]
         try:
-            image = self.transform(read_image(item.path))
+            image = self.transform(self._read(index))
             meta = self._meta(index)
             meta.update(self._extra_meta(index))
         except CorruptFileError as exc:
@@ -212,10 +213,14 @@ class Pool(Dataset):
     def _extra_meta(self, index: int) -> dict:
         return {}
 
+    def _read(self, index: int) -> Image.Image:
+        """The decoded RGB image of item ``index``; pools that know its size check it here."""
+        return read_image(self._items[index].path)
+
     # -- accessors ------------------------------------------------------------
     def raw_image(self, index: int) -> np.ndarray:
         """The original pixels of image ``index``, ``(H, W, 3)`` uint8 (no transform)."""
-        return np.asarray(read_image(self._items[self._check_index(index)].path), dtype=np.uint8).copy()
+        return np.asarray(self._read(self._check_index(index)), dtype=np.uint8).copy()
 
     def meta(self, index: int) -> dict:
         """The meta dict of item ``index`` without decoding the image."""
@@ -414,11 +419,13 @@ class PlainPool(Pool):
                 if match is None:
                     raise ValueError(f"file name {relpath!r} does not match label pattern {label_pattern!r}")
                 label = int(match.group(1))
-            if skip_bad:
-                reason = check_header(path)
-                if reason is not None:
-                    skipped.append((str(path), reason))
-                    continue
+            # Without skip_bad only a stat per file: a missing or empty file is refused before any work.
+            reason = check_header(path) if skip_bad else check_file(path)
+            if reason is not None:
+                if not skip_bad:
+                    raise CorruptFileError(path, reason)
+                skipped.append((str(path), reason))
+                continue
             items.append(PoolItem(image_id, path, label))
         if not items:
             raise ValueError(f"none of the {len(relpaths)} images in {self.root} is readable")
