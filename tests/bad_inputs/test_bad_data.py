@@ -173,6 +173,60 @@ def test_dissect_refuses_bad_data(refuse, assets, tmp_path, breakage, mentions):
            mentions=mentions, unchanged=[pool])
 
 
+def _write_index_mask_pool(root: Path) -> Path:
+    """CamVid's layout: images/NAME.png and labels/NAME.png (mode L, pixel = class 0..11)."""
+    rng = np.random.default_rng(1)
+    for folder in ("images", "labels"):
+        (root / folder).mkdir(parents=True)
+    for i in range(N_IMAGES):
+        Image.fromarray(rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)).save(root / "images" / f"f{i}.png")
+        Image.fromarray(rng.integers(0, 12, (SIZE, SIZE), dtype=np.uint8)).save(root / "labels" / f"f{i}.png")
+    return root
+
+
+def index_mask_value_out_of_range(pool):
+    labels = np.zeros((SIZE, SIZE), np.uint8)
+    labels[3, 3] = 42
+    Image.fromarray(labels).save(pool / "labels" / "f7.png")
+
+
+def index_mask_missing(pool):
+    (pool / "labels" / "f2.png").unlink()
+
+
+def index_mask_size_disagrees(pool):
+    Image.fromarray(np.zeros((SIZE, SIZE // 2), np.uint8)).save(pool / "labels" / "f6.png")
+
+
+@pytest.mark.parametrize(
+    "breakage, mentions",
+    [
+        pytest.param(index_mask_value_out_of_range, ["labels/f7.png", "[42]", "0..11", "ignored [11]"],
+                     id="indexmask-value-out-of-range"),
+        pytest.param(index_mask_missing, ["labels/f2.png", "mask file is missing"], id="indexmask-missing-mask"),
+        pytest.param(index_mask_size_disagrees, ["labels/f6.png", "32x16", "images/f6.png", "32x32"],
+                     id="indexmask-mask-size-vs-image"),
+    ],
+)
+def test_dissect_refuses_bad_index_mask_pools(refuse, assets, tmp_path, breakage, mentions):
+    _, weights = assets
+    pool = _write_index_mask_pool(tmp_path / "camvid")
+    breakage(pool)
+    refuse(["dissect", "--model", "mini_alexnet", "--weights", weights, "--data", pool, "--out", tmp_path / "out",
+            "--layers", "conv5", "--batch-size", "2", "--label-cache", "none"],
+           mentions=mentions, unchanged=[pool])
+
+
+def test_dissect_with_image_workers_names_the_corrupt_image(refuse, assets, tmp_path):
+    broden, weights = assets
+    pool = tmp_path / "pool"
+    shutil.copytree(broden, pool)
+    truncated_image(pool)
+    refuse(["dissect", "--model", "mini_alexnet", "--weights", weights, "--data", pool, "--out", tmp_path / "out",
+            "--layers", "conv5", "--batch-size", "2", "--workers", "2", "--label-cache", "none"],
+           mentions=["im6.png", "image file is truncated"], unchanged=[pool])
+
+
 def test_dissect_label_cache_on_a_full_disk(refuse, assets, tmp_path, monkeypatch):
     from unitscope.experiments import _io
 
