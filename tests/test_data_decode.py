@@ -138,3 +138,12 @@ def test_pools_read_through_the_same_decoder(tmp_path):
     (tmp_path / "pool" / "empty.png").write_bytes(b"")
     skipping = PlainPool(tmp_path / "pool", skip_bad=True)
     assert [Path(p).name for p, _ in skipping.skipped] == ["empty.png"]
+
+
+def test_float_masks_are_refused(tmp_path):
+    from unitscope.data import decode_broden_mask, read_index_mask
+
+    path = _save(tmp_path, "mask.tif", Image.fromarray(np.array([[0.0, 3.7]], np.float32)))
+    for reader in (decode_broden_mask, read_index_mask):
+        with pytest.raises(CorruptFileError, match=r"mask\.tif.*floating-point image \(mode 'F'\)"):
+            reader(path)

@@ -53,6 +53,9 @@ def _open_mask(path: Path) -> Image.Image:
         image.load()
     except _DECODE_ERRORS as exc:
         raise CorruptFileError(path, f"not a readable mask image ({exc})") from exc
+    if image.mode == "F":  # truncating floats to concept numbers would invent labels
+        raise CorruptFileError(path, "mask is a floating-point image (mode 'F'); masks hold integer numbers "
+                               "(8-bit grey, 16-bit grey, or RGB with number = R + 256 * G)")
     return image
 
 
