@@ -9,7 +9,6 @@ reads: images and mask PNGs under ``images/``, ``index.csv``,
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shutil
 from collections import defaultdict
@@ -21,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .concepts import BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, Annotation, ConceptTable
-from .staging import make_staging_dir, release_staging_dir, remove_stale_staging
+from .staging import make_staging_dir, move_into_place, remove_stale_staging
 
 __all__ = ["BrodenRecord", "write_broden"]
 
@@ -268,7 +267,7 @@ def write_broden(
         if count == 0:
             raise ValueError("write_broden got no records")
         _write_tables(tmp, concepts, columns, stats)
-        _move_into_place(release_staging_dir(tmp), out_dir, overwrite=overwrite)
+        move_into_place(tmp, out_dir, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -311,22 +310,3 @@ def _write_tables(tmp: Path, concepts: ConceptTable, columns: Sequence[str], sta
             rows.append([code, number, concepts[number].name, freq, _fmt(coverage)])
         _write_csv(tmp / f"c_{cat}.csv", ["code", "number", "name", "frequency", "coverage"], rows)
     _write_csv(tmp / "category.csv", ["name", "first", "last", "count", "frequency"], category_rows)
-
-
-def _move_into_place(tmp: Path, out_dir: Path, *, overwrite: bool) -> None:
-    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
-        os.replace(tmp, out_dir)
-        return
-    if not overwrite:
-        raise FileExistsError(f"{out_dir} appeared while writing; pass overwrite=True to replace it")
-    # os.replace cannot replace a non-empty directory: set the old one aside first.
-    trash = make_staging_dir(out_dir, kind="old")
-    old = trash / "old"
-    os.replace(out_dir, old)
-    try:
-        os.replace(tmp, out_dir)
-    except BaseException:
-        os.replace(old, out_dir)
-        raise
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)

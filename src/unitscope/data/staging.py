@@ -24,7 +24,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-__all__ = ["make_staging_dir", "remove_stale_staging", "release_staging_dir", "STAGING_MARKER"]
+__all__ = ["make_staging_dir", "move_into_place", "remove_stale_staging", "release_staging_dir", "STAGING_MARKER"]
 
 #: The marker file inside every temporary folder unitscope makes here.
 STAGING_MARKER = ".unitscope-temporary.json"
@@ -61,6 +61,42 @@ def release_staging_dir(folder: Path) -> Path:
     """Remove the marker from a finished staging folder (before it is moved into place); return it."""
     (Path(folder) / STAGING_MARKER).unlink(missing_ok=True)
     return Path(folder)
+
+
+def move_into_place(folder: Path, target: Path, *, overwrite: bool = False) -> None:
+    """Release a finished staging folder and rename it to ``target``, replacing what is there.
+
+    Parameters
+    ----------
+    folder : Path
+        Made by :func:`make_staging_dir` beside ``target``.
+    target : Path
+    overwrite : bool, keyword-only
+        Replace a non-empty ``target`` (set aside in a marked ``.old-``
+        sibling, then removed); otherwise only a missing or empty one.
+
+    Raises
+    ------
+    FileExistsError
+        If ``target`` is not empty and ``overwrite`` is false.
+    """
+    release_staging_dir(folder)
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        os.replace(folder, target)
+        return
+    if not overwrite:
+        raise FileExistsError(f"{target} appeared while writing; pass overwrite=True to replace it")
+    # os.replace cannot replace a non-empty directory: set the old one aside first.
+    trash = make_staging_dir(target, kind="old")
+    old = trash / "old"
+    os.replace(target, old)
+    try:
+        os.replace(folder, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _is_stale(folder: Path, target_name: str) -> bool:

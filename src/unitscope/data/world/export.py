@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from ..staging import make_staging_dir, release_staging_dir, remove_stale_staging
+from ..staging import make_staging_dir, move_into_place, remove_stale_staging
 from .definition import WorldDefinition, default_world
 from .render import MIN_SIZE, compose_object_image, compose_scene, image_rng
 
@@ -406,24 +406,8 @@ def generate_world(
             },
         }
         (tmp / "world.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        _move_into_place(release_staging_dir(tmp), out_dir)
+        move_into_place(tmp, out_dir, overwrite=True)  # a different world was refused above unless overwrite
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return WorldPaths.of(out_dir, seconds=time.perf_counter() - started)
-
-
-def _move_into_place(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
-        trash = make_staging_dir(out_dir, kind="old")
-        os.replace(out_dir, trash / "old")
-        try:
-            os.replace(tmp, out_dir)
-        except BaseException:
-            os.replace(trash / "old", out_dir)
-            raise
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp, out_dir)
