@@ -118,6 +118,10 @@ def scene_out_of_range(pool):
     _edit_cell(pool, 3, "scene", "99")
 
 
+def scene_label_of_an_object(pool):
+    _edit_cell(pool, 6, "scene", "1")
+
+
 def non_integer_label(pool):
     _edit_cell(pool, 5, "scene", "room")
 
@@ -152,6 +156,8 @@ DISSECT_ROWS = [
                  id="broden-mask-value-out-of-vocabulary"),
     pytest.param(scene_out_of_range, ["index.csv", "line 3", "scene label 99", "numbered 1..4"],
                  id="broden-scene-label-out-of-range"),
+    pytest.param(scene_label_of_an_object, ["index.csv", "line 6", "scene label 1 (box)", "under object, not scene"],
+                 id="broden-scene-label-of-another-category"),
     pytest.param(non_integer_label, ["index.csv", "line 5", "'room'", "neither a concept number"],
                  id="broden-non-integer-label"),
     pytest.param(missing_mask, ["im4_material.png", "missing", "line 6"], id="broden-missing-mask-file"),

@@ -368,6 +368,14 @@ class BrodenPool(AnnotatedPool):
                         f"{index_path}, line {entry.line}: {cat} label {unknown[0]} is not a concept of "
                         f"label.csv in the pool's categories ({_number_range(self._concepts)})"
                     )
+                # An object number in the scene column would label the whole image with it, silently.
+                misplaced = [n for n in numbers if n and cat not in labels.listed.get(n, {})]
+                if misplaced:
+                    n = misplaced[0]
+                    raise ValueError(
+                        f"{index_path}, line {entry.line}: {cat} label {n} ({self._concepts[n].name}) is listed "
+                        f"in label.csv under {', '.join(labels.listed[n])}, not {cat}"
+                    )
 
         items, skipped = [], []
         for entry, image_id in zip(rows, _unique_ids([r.image for r in rows])):
