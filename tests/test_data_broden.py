@@ -267,3 +267,23 @@ def test_reads_real_broden_quirks(tmp_path: Path):
     assert annotation.masks["part"] == [] and annotation.image_labels["scene"] == [12, 13]
     assert pool.concept_frequency() == {4: 40, 12: 5, 13: 2, 300: 7}
     assert pool[0][0].shape == (3, 6, 6)
+
+
+def test_mask_numbers_outside_the_vocabulary_name_file_row_and_range(tmp_path: Path, written):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(written[0], out)
+    # 32-bit integer masks are read as the numbers themselves: beyond 16 bits and negative too.
+    mask = np.zeros((4, 5), np.int32)
+    mask[0, :3] = (70000, -1, 300)
+    Image.fromarray(mask).save(out / "images" / "b_object.png".replace(".png", ".tif"))
+    rows = _rows(out / "index.csv")
+    rows[2][rows[0].index("object")] = "b_object.tif"
+    with open(out / "index.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    pool = BrodenPool(out)
+    pool.annotation(0)
+    with pytest.raises(CorruptFileError, match=r"b_object\.tif.*line 3 of index\.csv.*\[-1, 70000\].*"
+                                               r"9 concepts numbered 1\.\.701"):
+        pool.annotation(1)

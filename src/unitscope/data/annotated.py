@@ -33,6 +33,7 @@ from PIL import Image
 from .classlist import ClassList, decode_class_mask
 from .classlist import open_mask as _open_mask
 from .concepts import Annotation, Concept, ConceptTable
+from .decode import check_file
 from .errors import CorruptFileError
 from .pools import _DECODE_ERRORS, Pool, PoolItem, _unique_ids, check_header, scan_images
 
@@ -373,7 +374,12 @@ class IndexMaskPool(AnnotatedPool):
                 if not skip_bad:
                     raise CorruptFileError(mask, f"mask file is missing (for image {path})")
                 reason = (str(mask), "mask file is missing")
-            elif skip_bad:
+            elif not skip_bad:
+                for f in (path, mask):  # one stat each: empty files are refused before any work
+                    bad = check_file(f)
+                    if bad is not None:
+                        raise CorruptFileError(f, bad)
+            else:
                 for f in (path, mask):
                     bad = check_header(f)
                     if bad is not None:

@@ -18,36 +18,30 @@ one with the largest count.
 
 :class:`BrodenPool` reads any such directory, including the real Broden
 release (extra columns ignored, empty cells allowed).  :func:`write_broden`
-writes one, streaming and atomically, e.g. from the synthetic world.
+(in :mod:`unitscope.data.broden_write`, importable from here) writes one,
+streaming and atomically, e.g. from the synthetic world.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 import re
-import shutil
-import tempfile
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
 from .annotated import AnnotatedPool, decode_broden_mask, file_stamp, image_size
-from .concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable
+from .broden_write import BrodenRecord, write_broden
+from .concepts import BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, Annotation, Concept, ConceptTable
+from .decode import check_file
 from .errors import CorruptFileError
-from .pools import PoolItem, _unique_ids, check_header
+from .pools import IMAGE_EXTENSIONS, PoolItem, _unique_ids, check_header
 
 __all__ = ["BrodenPool", "BrodenRecord", "write_broden", "read_label_csv", "parse_category_cell"]
 
-#: The non-category columns of index.csv.
-INDEX_FIXED_COLUMNS = ("image", "split", "ih", "iw", "sh", "sw")
-
-#: Largest concept number a mask can hold (R + 256 * G with 8-bit channels).
-MAX_MASK_NUMBER = 255 + 256 * 255
 
 _CATEGORY_ENTRY = re.compile(r"^\s*([^()]+?)\s*(?:\(\s*(\d*)\s*\))?\s*$")
 
@@ -89,6 +83,59 @@ def _int_or_none(text: str | None) -> int | None:
     if not text:
         return None
     return int(float(text))
+
+
+def _size_cell(text: str, name: str, index_path: Path, line: int) -> int | None:
+    try:
+        value = _int_or_none(text)
+    except ValueError:
+        value = 0
+    if value is not None and value < 1:
+        raise ValueError(f"{index_path}, line {line}: {name} must be a positive integer (pixels), got {text!r}")
+    return value
+
+
+_INTEGER = re.compile(r"^[+-]?\d+$")
+
+
+def _label_cell(text: str, category: str, index_path: Path, line: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """``(mask file names, image-level concept numbers)`` of one category cell of index.csv."""
+    masks, numbers = [], []
+    for token in (t.strip() for t in text.split(";")):
+        if not token:
+            continue
+        if _INTEGER.match(token):
+            numbers.append(int(token))
+        elif token.lower().endswith(IMAGE_EXTENSIONS):
+            masks.append(token)
+        else:
+            raise ValueError(
+                f"{index_path}, line {line}: {category} entry {token!r} is neither a concept number "
+                "(an integer) nor a mask file name (.png)"
+            )
+    return tuple(masks), tuple(numbers)
+
+
+def _number_table(concepts: ConceptTable) -> np.ndarray:
+    """Lookup table: ``table[n]`` is true for 0 and the numbers of ``concepts`` (up to 65535)."""
+    table = np.zeros(MAX_MASK_NUMBER + 1, dtype=bool)
+    table[0] = True
+    table[[c.number for c in concepts if c.number <= MAX_MASK_NUMBER]] = True
+    return table
+
+
+def _is_known(table: np.ndarray, values):
+    """``table[values]``, false for values outside the table (negative or beyond 16 bits)."""
+    values = np.asarray(values)
+    inside = (values >= 0) & (values < len(table))
+    return inside & table[np.where(inside, values, 0)]
+
+
+def _number_range(concepts: ConceptTable) -> str:
+    numbers = [c.number for c in concepts]
+    if not numbers:
+        return "it has none"
+    return f"{len(numbers)} concepts numbered {min(numbers)}..{max(numbers)}"
 
 
 @dataclass(frozen=True)
@@ -168,6 +215,8 @@ class BrodenEntry:
     sw: int | None
     masks: dict[str, tuple[str, ...]]
     labels: dict[str, tuple[int, ...]]
+    line: int = 0
+    mask_size_from: str = "sh x sw"
 
 
 class BrodenPool(AnnotatedPool):
@@ -255,11 +304,21 @@ class BrodenPool(AnnotatedPool):
                     )
             splits = None if split is None else ({split} if isinstance(split, str) else set(split))
             column = {name: header.index(name) for name in header}
+            if categories is None and not selected:
+                raise ValueError(
+                    f"{index_path} has no category column with concepts in label.csv (expected some of "
+                    f"{', '.join(BRODEN_CATEGORIES)}); its columns are {header}"
+                )
             rows, seen_splits = [], set()
             for line, row in enumerate(reader, start=2):
                 if not any(cell.strip() for cell in row):
                     continue
-                row = row + [""] * (len(header) - len(row))
+                if len(row) != len(header):
+                    # A dropped cell shifts every later one into the wrong column: never guess.
+                    raise ValueError(
+                        f"{index_path}, line {line}: {len(row)} cells but the header has {len(header)} "
+                        f"columns ({','.join(header)})"
+                    )
                 get = lambda name: row[column[name]].strip() if name in column else ""  # noqa: E731
                 row_split = get("split")
                 seen_splits.add(row_split)
@@ -268,19 +327,15 @@ class BrodenPool(AnnotatedPool):
                 image = get("image")
                 if not image:
                     raise ValueError(f"{index_path}, line {line}: empty image cell")
-                try:
-                    ih, iw, sh, sw = (_int_or_none(get(c)) for c in ("ih", "iw", "sh", "sw"))
-                except ValueError as exc:
-                    raise ValueError(f"{index_path}, line {line}: bad image size ({exc})") from exc
+                ih, iw, sh, sw = (_size_cell(get(c), c, index_path, line) for c in ("ih", "iw", "sh", "sw"))
                 masks, image_labels = {}, {}
                 for cat in selected:
-                    tokens = [t.strip() for t in get(cat).split(";") if t.strip()]
-                    image_labels[cat] = tuple(int(t) for t in tokens if t.isdigit())
-                    masks[cat] = tuple(t for t in tokens if not t.isdigit())
+                    masks[cat], image_labels[cat] = _label_cell(get(cat), cat, index_path, line)
                 rows.append(BrodenEntry(
                     image, row_split, ih, iw,
                     sh if sh is not None else ih, sw if sw is not None else iw,
-                    masks, image_labels,
+                    masks, image_labels, line,
+                    "sh x sw" if sh is not None and sw is not None else "ih x iw",
                 ))
         if not rows:
             if splits is not None:
@@ -304,9 +359,32 @@ class BrodenPool(AnnotatedPool):
                 class_names.append(concept.name)
                 class_of[concept.number] = position
 
+        self._known_numbers = _number_table(self._concepts)
+        for entry in rows:
+            for cat, numbers in entry.labels.items():
+                unknown = [n for n in numbers if not _is_known(self._known_numbers, n)]
+                if unknown:
+                    raise ValueError(
+                        f"{index_path}, line {entry.line}: {cat} label {unknown[0]} is not a concept of "
+                        f"label.csv in the pool's categories ({_number_range(self._concepts)})"
+                    )
+                # An object number in the scene column would label the whole image with it, silently.
+                misplaced = [n for n in numbers if n and cat not in labels.listed.get(n, {})]
+                if misplaced:
+                    n = misplaced[0]
+                    raise ValueError(
+                        f"{index_path}, line {entry.line}: {cat} label {n} ({self._concepts[n].name}) is listed "
+                        f"in label.csv under {', '.join(labels.listed[n])}, not {cat}"
+                    )
+
         items, skipped = [], []
         for entry, image_id in zip(rows, _unique_ids([r.image for r in rows])):
             path = self.image_dir / entry.image
+            if not skip_bad:
+                for f in [path] + [self.image_dir / m for ms in entry.masks.values() for m in ms]:
+                    reason = check_file(f)  # one stat: missing and empty files are refused before any work
+                    if reason is not None:
+                        raise CorruptFileError(f, f"{reason} (listed on line {entry.line} of {index_path})")
             label = -1
             if label_category is not None:
                 label = next((class_of[n] for n in entry.labels[label_category] if n in class_of), -1)
@@ -345,6 +423,18 @@ class BrodenPool(AnnotatedPool):
         meta["split"] = self._items[index].extra.split
         return meta
 
+    def _read(self, index: int) -> Image.Image:
+        image = super()._read(index)
+        entry = self._items[index].extra
+        if entry.ih is not None and entry.iw is not None and image.size != (entry.iw, entry.ih):
+            # The masks are aligned by fraction of the image: another size means misaligned masks.
+            raise CorruptFileError(
+                self._items[index].path,
+                f"image is {image.size[1]}x{image.size[0]} (h x w) but line {entry.line} of index.csv gives "
+                f"ih x iw = {entry.ih}x{entry.iw}",
+            )
+        return image
+
     def mask_paths(self, index: int) -> dict[str, list[Path]]:
         """Per category, the mask files of image ``index``."""
         entry = self._items[self._check_index(index)].extra
@@ -382,8 +472,17 @@ class BrodenPool(AnnotatedPool):
                 if data.shape != expected:
                     raise CorruptFileError(
                         path,
-                        f"mask is {data.shape[0]}x{data.shape[1]} (h x w) but index.csv gives "
-                        f"sh x sw = {expected[0]}x{expected[1]}",
+                        f"mask is {data.shape[0]}x{data.shape[1]} (h x w) but line {entry.line} of index.csv "
+                        f"gives {entry.mask_size_from} = {expected[0]}x{expected[1]}",
+                    )
+                known = _is_known(self._known_numbers, data)
+                if not known.all():
+                    values = np.unique(data[~known])
+                    raise CorruptFileError(
+                        path,
+                        f"{cat} mask (line {entry.line} of index.csv) holds concept number(s) "
+                        f"{values[:10].tolist()} not in label.csv for the pool's categories "
+                        f"({_number_range(self._concepts)}; 0 = none)",
                     )
                 maps.append(data)
             masks[cat] = maps
@@ -402,308 +501,3 @@ class BrodenPool(AnnotatedPool):
             if all(v is not None for v in freq.values()):
                 return freq
         return super().concept_frequency()
-
-
-@dataclass
-class BrodenRecord:
-    """One image to write with :func:`write_broden`.
-
-    Attributes
-    ----------
-    id : str
-        Stable id; the image is written as ``images/<id>.png``.  Letters,
-        digits, ``_ - .`` and ``/`` (sub-folders) only.
-    image : ndarray of uint8, shape (H, W, 3)
-    annotation : Annotation
-        Masks ``(sh, sw)`` holding concept numbers; image-level labels.
-    split : str
-    """
-
-    id: str
-    image: np.ndarray
-    annotation: Annotation = field(default_factory=Annotation)
-    split: str = "train"
-
-
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)*$")
-
-
-def _check_id(record_id: str) -> None:
-    if not isinstance(record_id, str) or not _ID_PATTERN.match(record_id) or any(
-        part in (".", "..") for part in record_id.split("/")
-    ):
-        raise ValueError(
-            f"record id {record_id!r} is not usable as a file name: use letters, digits, '_', '-', '.' "
-            "and '/' between non-empty parts"
-        )
-
-
-def _encode_mask(mask: np.ndarray) -> np.ndarray:
-    rgb = np.zeros(mask.shape + (3,), dtype=np.uint8)
-    rgb[:, :, 0] = mask % 256
-    rgb[:, :, 1] = mask // 256
-    return rgb
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.6f}"
-
-
-class _Stats:
-    """Running counts for label.csv / category.csv / c_*.csv."""
-
-    def __init__(self) -> None:
-        self.frequency: dict[int, int] = defaultdict(int)
-        self.coverage: dict[int, float] = defaultdict(float)
-        self.cat_frequency: dict[tuple[str, int], int] = defaultdict(int)
-        self.cat_coverage: dict[tuple[str, int], float] = defaultdict(float)
-        self.category_images: dict[str, int] = defaultdict(int)
-
-    def add(self, masks: dict[str, list[np.ndarray]], image_labels: dict[str, list[int]], shape) -> None:
-        pixels = float(shape[0] * shape[1]) if shape else 1.0
-        union: dict[int, np.ndarray | float] = {}
-        for cat in set(masks) | set(image_labels):
-            cat_union: dict[int, np.ndarray | float] = {}
-            for m in masks.get(cat, []):
-                for number in np.unique(m):
-                    number = int(number)
-                    if number == 0:
-                        continue
-                    hit = m == number
-                    prev = cat_union.get(number)
-                    cat_union[number] = hit if prev is None else (prev | hit)
-            for number in image_labels.get(cat, []):
-                cat_union[int(number)] = 1.0
-            if cat_union:
-                self.category_images[cat] += 1
-            for number, hit in cat_union.items():
-                self.cat_frequency[(cat, number)] += 1
-                self.cat_coverage[(cat, number)] += hit if isinstance(hit, float) else hit.sum() / pixels
-                prev = union.get(number)
-                if isinstance(hit, float) or isinstance(prev, float):
-                    union[number] = 1.0
-                else:
-                    union[number] = hit if prev is None else (prev | hit)
-        for number, hit in union.items():
-            self.frequency[number] += 1
-            self.coverage[number] += hit if isinstance(hit, float) else hit.sum() / pixels
-
-
-def _validate_record(record: BrodenRecord, concepts: ConceptTable, columns: Sequence[str]):
-    if not isinstance(record, BrodenRecord):
-        raise ValueError(f"write_broden needs BrodenRecord items, got {type(record).__name__}")
-    _check_id(record.id)
-    image = np.asarray(record.image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
-            f"record {record.id!r}: image must be uint8 (H, W, 3), got {image.dtype} {image.shape}"
-        )
-    if not isinstance(record.split, str) or not record.split or any(ch in record.split for ch in ",;\n"):
-        raise ValueError(f"record {record.id!r}: split must be a plain non-empty string, got {record.split!r}")
-    annotation = record.annotation
-    shape = None
-    masks: dict[str, list[np.ndarray]] = {}
-    for cat, maps in annotation.masks.items():
-        if cat not in columns:
-            raise ValueError(f"record {record.id!r}: category {cat!r} is not one of {list(columns)}")
-        checked = []
-        for m in maps:
-            m = np.asarray(m)
-            if m.ndim != 2 or not np.issubdtype(m.dtype, np.integer):
-                raise ValueError(f"record {record.id!r}: {cat} masks must be 2-D integer arrays, got {m.dtype} {m.shape}")
-            if shape is None:
-                shape = m.shape
-            elif m.shape != shape:
-                raise ValueError(f"record {record.id!r}: masks have different shapes {shape} and {m.shape}")
-            checked.append(m.astype(np.int64))
-        masks[cat] = checked
-    image_labels: dict[str, list[int]] = {}
-    for cat, labels in annotation.image_labels.items():
-        if cat not in columns:
-            raise ValueError(f"record {record.id!r}: category {cat!r} is not one of {list(columns)}")
-        image_labels[cat] = [int(n) for n in labels]
-    used = set()
-    for maps in masks.values():
-        for m in maps:
-            used.update(int(v) for v in np.unique(m))
-    for labels in image_labels.values():
-        used.update(labels)
-    unknown = sorted(n for n in used if n != 0 and n not in concepts)
-    if unknown:
-        raise ValueError(f"record {record.id!r}: concept numbers {unknown[:10]} are not in the concept table")
-    if 0 in {n for labels in image_labels.values() for n in labels}:
-        raise ValueError(f"record {record.id!r}: image-level label 0 means no concept")
-    return image, masks, image_labels, shape
-
-
-def write_broden(
-    out_dir: str | Path,
-    records: Iterable[BrodenRecord],
-    concepts: ConceptTable,
-    *,
-    overwrite: bool = False,
-    progress: Callable[[int], Any] | None = None,
-) -> Path:
-    """Write images and their annotations as a Broden directory.
-
-    Parameters
-    ----------
-    out_dir : str or Path
-        The directory to create.  It may exist only if empty, unless
-        ``overwrite``.
-    records : iterable of BrodenRecord
-        Consumed once, one record at a time (a generator is fine: images are
-        written as they come and not kept).
-    concepts : ConceptTable
-        Every concept number used by the records; numbers up to 65535.
-    overwrite : bool, optional
-        Replace an existing ``out_dir``.
-    progress : callable, optional
-        Called as ``progress(n)`` after each record, ``n`` records written so far.
-
-    Returns
-    -------
-    Path
-        ``out_dir``, resolved.
-
-    Raises
-    ------
-    FileExistsError
-        If ``out_dir`` exists, is not empty and ``overwrite`` is false.
-    ValueError
-        On an invalid or duplicate record, a concept number not in
-        ``concepts``, or no records at all.
-
-    Notes
-    -----
-    Files: ``images/<id>.png`` (lossless, so a round trip is exact), masks
-    ``images/<id>_<category>.png`` -- ``_<category>_<k>.png``, k = 1, 2, ...
-    when a category has several -- with R = number % 256, G = number // 256;
-    ``index.csv`` with the six Broden category columns plus any other category
-    of ``concepts``.  ``label.csv``: frequency = images holding the concept,
-    coverage = its mean fraction of the image over those images (an
-    image-level label covers 1.0), category written ``name(count)``, the
-    concept's own category first, as NetDissect's reader expects.
-    ``category.csv``: first/last/count over the category's concepts,
-    frequency = images with any label of the category.  ``c_<category>.csv``:
-    the concepts of the category or occurring in it, code = 1, 2, ... in
-    number order, with per-category frequency and coverage.
-
-    The directory is built in a temporary sibling and moved into place with
-    :func:`os.replace` at the end, so an interrupted export leaves nothing
-    half-written behind.
-    """
-    out_dir = Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and not overwrite:
-        if not out_dir.is_dir() or any(out_dir.iterdir()):
-            raise FileExistsError(f"{out_dir} already exists; pass overwrite=True to replace it")
-    if concepts.max_number > MAX_MASK_NUMBER:
-        raise ValueError(f"concept numbers must be <= {MAX_MASK_NUMBER} to fit a mask PNG, got {concepts.max_number}")
-    columns = list(BRODEN_CATEGORIES) + [c for c in concepts.categories if c not in BRODEN_CATEGORIES]
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        images = tmp / "images"
-        images.mkdir()
-        stats = _Stats()
-        written: set[str] = set()
-        ids: set[str] = set()
-        count = 0
-        with open(tmp / "index.csv", "w", newline="", encoding="utf-8") as index_file:
-            index = csv.writer(index_file, lineterminator="\n")
-            index.writerow(list(INDEX_FIXED_COLUMNS) + columns)
-            for record in records:
-                image, masks, image_labels, shape = _validate_record(record, concepts, columns)
-                if record.id in ids:
-                    raise ValueError(f"duplicate record id {record.id!r}")
-                ids.add(record.id)
-                ih, iw = image.shape[:2]
-                sh, sw = shape if shape is not None else (ih, iw)
-                image_name = f"{record.id}.png"
-                cells = {}
-                files = [(image_name, image)]
-                for cat in columns:
-                    maps = masks.get(cat, [])
-                    names = [
-                        f"{record.id}_{cat}.png" if len(maps) == 1 else f"{record.id}_{cat}_{k}.png"
-                        for k in range(1, len(maps) + 1)
-                    ]
-                    files += [(name, _encode_mask(m)) for name, m in zip(names, maps)]
-                    cells[cat] = ";".join(names + [str(n) for n in image_labels.get(cat, [])])
-                for name, pixels in files:
-                    if name in written:
-                        raise ValueError(f"record {record.id!r}: file name {name} collides with an earlier record's file")
-                    written.add(name)
-                    target = images / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(pixels).save(target)
-                index.writerow([image_name, record.split, ih, iw, sh, sw] + [cells[c] for c in columns])
-                stats.add(masks, image_labels, (sh, sw))
-                count += 1
-                if progress is not None:
-                    progress(count)
-        if count == 0:
-            raise ValueError("write_broden got no records")
-        _write_tables(tmp, concepts, columns, stats)
-        _move_into_place(tmp, out_dir, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def _write_tables(tmp: Path, concepts: ConceptTable, columns: Sequence[str], stats: _Stats) -> None:
-    label_rows = []
-    for c in concepts:
-        used_in = [c.category] + [
-            cat for cat in columns if cat != c.category and stats.cat_frequency.get((cat, c.number), 0)
-        ]
-        category = ";".join(f"{cat}({stats.cat_frequency.get((cat, c.number), 0)})" for cat in used_in)
-        freq = stats.frequency.get(c.number, 0)
-        coverage = stats.coverage.get(c.number, 0.0) / freq if freq else 0.0
-        label_rows.append([c.number, c.name, category, freq, _fmt(coverage), ""])
-    _write_csv(tmp / "label.csv", ["number", "name", "category", "frequency", "coverage", "syns"], label_rows)
-
-    category_rows = []
-    for cat in columns:
-        own = concepts.in_category(cat)
-        if not own:
-            continue
-        numbers = [c.number for c in own]
-        category_rows.append([cat, min(numbers), max(numbers), len(numbers), stats.category_images.get(cat, 0)])
-        members = sorted(
-            {c.number for c in own} | {n for (k, n) in stats.cat_frequency if k == cat and n in concepts}
-        )
-        rows = []
-        for code, number in enumerate(members, start=1):
-            freq = stats.cat_frequency.get((cat, number), 0)
-            coverage = stats.cat_coverage.get((cat, number), 0.0) / freq if freq else 0.0
-            rows.append([code, number, concepts[number].name, freq, _fmt(coverage)])
-        _write_csv(tmp / f"c_{cat}.csv", ["code", "number", "name", "frequency", "coverage"], rows)
-    _write_csv(tmp / "category.csv", ["name", "first", "last", "count", "frequency"], category_rows)
-
-
-def _move_into_place(tmp: Path, out_dir: Path, *, overwrite: bool) -> None:
-    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
-        os.replace(tmp, out_dir)
-        return
-    if not overwrite:
-        raise FileExistsError(f"{out_dir} appeared while writing; pass overwrite=True to replace it")
-    # os.replace cannot replace a non-empty directory: set the old one aside first.
-    trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-    old = trash / "old"
-    os.replace(out_dir, old)
-    try:
-        os.replace(tmp, out_dir)
-    except BaseException:
-        os.replace(old, out_dir)
-        raise
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)

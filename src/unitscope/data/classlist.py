@@ -182,6 +182,9 @@ def open_mask(path: Path) -> Image.Image:
         image.load()
     except _DECODE_ERRORS as exc:
         raise CorruptFileError(path, f"not a readable mask image ({exc})") from exc
+    if image.mode == "F":  # truncating floats to concept numbers would invent labels
+        raise CorruptFileError(path, "mask is a floating-point image (mode 'F'); masks hold integer numbers "
+                               "(8-bit or 16-bit grey, palette, or RGB)")
     return image
 
 

@@ -13,10 +13,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["BRODEN_CATEGORIES", "Concept", "ConceptTable", "Annotation"]
+__all__ = ["BRODEN_CATEGORIES", "INDEX_FIXED_COLUMNS", "MAX_MASK_NUMBER", "Concept", "ConceptTable", "Annotation"]
 
 #: Category columns of Broden's index.csv, in file order.
 BRODEN_CATEGORIES = ("color", "object", "material", "part", "scene", "texture")
+
+#: The non-category columns of index.csv.
+INDEX_FIXED_COLUMNS = ("image", "split", "ih", "iw", "sh", "sw")
+
+#: Largest concept number a mask can hold (R + 256 * G with 8-bit channels).
+MAX_MASK_NUMBER = 255 + 256 * 255
 
 
 @dataclass(frozen=True)

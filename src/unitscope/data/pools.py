@@ -39,9 +39,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
+from .decode import DECODE_ERRORS, check_file, check_header, read_image
 from .errors import CorruptFileError
 from .transforms import image_transform, to_tensor
 
@@ -58,7 +59,8 @@ __all__ = [
 #: File extensions treated as images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
-_DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
+# Kept under its old name for the readers that import it from here.
+_DECODE_ERRORS = DECODE_ERRORS
 
 
 @dataclass(frozen=True)
@@ -130,37 +132,6 @@ def collate(batch: Sequence[Any]) -> tuple[torch.Tensor, BatchMetas]:
     return torch.stack(images), BatchMetas(metas, skipped)
 
 
-def read_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image as RGB.
-
-    Raises
-    ------
-    CorruptFileError
-        If the file is missing or cannot be decoded; the message names it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CorruptFileError(path, "file is missing")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except _DECODE_ERRORS as exc:
-        raise CorruptFileError(path, f"not a readable image ({exc})") from exc
-
-
-def check_header(path: Path) -> str | None:
-    """Cheap validity check (exists, image header parses); the reason when bad, else None."""
-    if not path.is_file():
-        return "file is missing"
-    try:
-        with Image.open(path):
-            pass
-    except _DECODE_ERRORS as exc:
-        return f"not a readable image ({exc})"
-    return None
-
-
 def _resolve_transform(transform: Callable | None, preprocessing: Any, *, crop: bool) -> Callable:
     if transform is not None and preprocessing is not None:
         raise ValueError("give either transform or preprocessing, not both")
@@ -218,7 +189,7 @@ class Pool(Dataset):
         index = self._check_index(index)
         item = self._items[index]
         try:
-            image = self.transform(read_image(item.path))
+            image = self.transform(self._read(index))
             meta = self._meta(index)
             meta.update(self._extra_meta(index))
         except CorruptFileError as exc:
@@ -242,10 +213,14 @@ class Pool(Dataset):
     def _extra_meta(self, index: int) -> dict:
         return {}
 
+    def _read(self, index: int) -> Image.Image:
+        """The decoded RGB image of item ``index``; pools that know its size check it here."""
+        return read_image(self._items[index].path)
+
     # -- accessors ------------------------------------------------------------
     def raw_image(self, index: int) -> np.ndarray:
         """The original pixels of image ``index``, ``(H, W, 3)`` uint8 (no transform)."""
-        return np.asarray(read_image(self._items[self._check_index(index)].path), dtype=np.uint8).copy()
+        return np.asarray(self._read(self._check_index(index)), dtype=np.uint8).copy()
 
     def meta(self, index: int) -> dict:
         """The meta dict of item ``index`` without decoding the image."""
@@ -444,11 +419,13 @@ class PlainPool(Pool):
                 if match is None:
                     raise ValueError(f"file name {relpath!r} does not match label pattern {label_pattern!r}")
                 label = int(match.group(1))
-            if skip_bad:
-                reason = check_header(path)
-                if reason is not None:
-                    skipped.append((str(path), reason))
-                    continue
+            # Without skip_bad only a stat per file: a missing or empty file is refused before any work.
+            reason = check_header(path) if skip_bad else check_file(path)
+            if reason is not None:
+                if not skip_bad:
+                    raise CorruptFileError(path, reason)
+                skipped.append((str(path), reason))
+                continue
             items.append(PoolItem(image_id, path, label))
         if not items:
             raise ValueError(f"none of the {len(relpaths)} images in {self.root} is readable")

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from unitscope.hooks import resolve_layer
 
@@ -141,15 +141,12 @@ def iter_batches(
     ``annotation`` take); ``dropped`` counts items of the batch that were not
     ``(image, meta)`` pairs (unreadable files of a ``skip_bad`` pool).
     """
+    from unitscope.data.workers import worker_batches
+
     sampler = list(range(len(data))) if indices is None else [int(i) for i in indices]
-    loader = DataLoader(
-        _Indexed(data),
-        batch_size=batch_size,
-        sampler=sampler,
-        num_workers=num_workers,
-        collate_fn=_collate,
-    )
-    yield from loader
+    # A worker's error (an unreadable file) is raised here as itself, not as torch's wrapped traceback.
+    yield from worker_batches(_Indexed(data), batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                              collate_fn=_collate)
 
 
 def normalisation(

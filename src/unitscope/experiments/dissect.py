@@ -49,10 +49,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 import unitscope
 from unitscope.data.concepts import Annotation, ConceptTable
+from unitscope.data.workers import worker_batches
 from unitscope.experiments import _distributed as D
 from unitscope.experiments._common import eval_mode, model_device
 from unitscope.experiments._io import read_json, write_csv, write_json
@@ -429,9 +430,20 @@ class _LabelBatches(Dataset):
                            "area": area, "valid": valid[members]})
         buffer = io.BytesIO()
         torch.save({"present": present, "groups": groups}, buffer)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buffer.getvalue())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, buffer.getvalue())
+        except OSError as exc:
+            raise OSError(self._write_error(path.parent, exc)) from exc
         return str(path)
+
+    def _write_error(self, folder: Path, exc: OSError) -> str:
+        """One line naming the folder a label file could not be written to, and the way out."""
+        reason = exc.strerror or str(exc)
+        if self.cache is not None and folder == self.cache:
+            return (f"cannot write the decoded-label cache in {folder} ({reason}); free space there or "
+                    "dissect without it (--label-cache none)")
+        return f"cannot write the dissection's decoded labels in {folder} ({reason}); free space there"
 
 
 #: Version of the label files' layout (part of their cache key).
@@ -647,8 +659,8 @@ def _label_loader(label_batches: _LabelBatches, start_batch: int, num_workers: i
     cached = {b: label_batches.cached(b) for b in batches}
     missing = [b for b in batches if cached[b] is None]
     workers = max(1, num_workers) if len(missing) > 2 else 0
-    decoded = iter(DataLoader(label_batches, batch_size=None, sampler=missing, num_workers=workers,
-                              prefetch_factor=4 if workers else None)) if missing else iter(())
+    decoded = worker_batches(label_batches, batch_size=None, sampler=missing, num_workers=workers,
+                             prefetch_factor=4 if workers else None) if missing else iter(())
     for b in batches:
         yield cached[b] if cached[b] is not None else next(decoded)
 

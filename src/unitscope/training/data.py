@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from unitscope.data.decode import read_image
 
 __all__ = ["InMemoryImages", "load_image_folder", "normalize"]
 
@@ -44,11 +44,8 @@ class InMemoryImages:
 
 
 def _decode(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from None
+    # The pools' decoder, so that training sees the pixels every experiment sees.
+    return np.asarray(read_image(path))
 
 
 def load_image_folder(root: str | Path, class_names: Sequence[str] | None = None, *,

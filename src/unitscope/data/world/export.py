@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from PIL import Image
 
+from ..staging import make_staging_dir, move_into_place, remove_stale_staging
 from .definition import WorldDefinition, default_world
-from .render import compose_object_image, compose_scene, image_rng
+from .render import MIN_SIZE, compose_object_image, compose_scene, image_rng
 
 __all__ = [
     "WORLD_FORMAT_VERSION",
@@ -154,6 +154,10 @@ def world_fingerprint(world_dir: str | Path) -> str:
 # rendering jobs (run in worker processes)
 
 _JOB_STATE: dict[str, Any] = {}
+
+
+#: Largest image side: beyond it a world is gigabytes and hours to render, not a test bed.
+MAX_SIZE = 1024
 
 
 def _init_worker(defn_dict: dict, size: int, seed: int, tmp: str) -> None:
@@ -300,13 +304,15 @@ def generate_world(
         raise ValueError("n_train, n_val, n_object_train and n_object_val must be at least 1")
     if n_dissect + n_dissect_objects < 1:
         raise ValueError("the Broden pool needs at least one image (n_dissect or n_dissect_objects)")
-    if int(size) % 16:
-        raise ValueError(f"size must be a multiple of 16 (mini_alexnet's constraint), got {size}")
+    if int(size) != size or not MIN_SIZE <= size <= MAX_SIZE or int(size) % 16:
+        raise ValueError(f"size must be a multiple of 16 (mini_alexnet's constraint) from {MIN_SIZE} to "
+                         f"{MAX_SIZE}, got {size}")
     defn = definition if definition is not None else default_world(n_scenes, n_objects, seed)
     if definition is not None:
         n_scenes, n_objects = len(defn.scenes), len(defn.objects)
     config = _generation_config(n_scenes, n_objects, seed, size, sizes)
 
+    remove_stale_staging(out_dir)  # a killed run's hidden .<name>.tmp-* (tens of MB)
     paths = WorldPaths.of(out_dir)
     if out_dir.exists():
         same = False
@@ -331,7 +337,7 @@ def generate_world(
         progress(0, total)
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = make_staging_dir(out_dir)
     try:
         step = 50
         chunks = (_chunks("scene", "dissect", n_dissect, step) + _chunks("object", "dissect", n_dissect_objects, step)
@@ -400,24 +406,8 @@ def generate_world(
             },
         }
         (tmp / "world.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        _move_into_place(tmp, out_dir)
+        move_into_place(tmp, out_dir, overwrite=True)  # a different world was refused above unless overwrite
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return WorldPaths.of(out_dir, seconds=time.perf_counter() - started)
-
-
-def _move_into_place(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
-        trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.replace(out_dir, trash / "old")
-        try:
-            os.replace(tmp, out_dir)
-        except BaseException:
-            os.replace(trash / "old", out_dir)
-            raise
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(tmp, out_dir)
