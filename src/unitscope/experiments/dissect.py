@@ -400,7 +400,16 @@ class _LabelBatches(Dataset):
     def cached(self, b: int) -> str | None:
         """Batch ``b``'s file when the label cache has it already."""
         path = self.path(b)
-        return str(path) if self.cache is not None and path.parent == self.cache and path.exists() else None
+        if self.cache is None or path.parent != self.cache or not path.exists():
+            return None
+        import zipfile
+
+        # A cheap look (the archive's directory) that finds a truncated or foreign entry before
+        # the run starts; a damaged entry is an error, never a silent decode (STYLE: caches).
+        if not zipfile.is_zipfile(path):
+            raise RuntimeError(f"the label cache entry {path} is corrupt (not a saved tensor file); "
+                               "delete it (or the label cache folder) and run again")
+        return str(path)
 
     def __getitem__(self, b: int) -> str:
         from unitscope.experiments._io import atomic_write_bytes
@@ -429,8 +438,8 @@ class _LabelBatches(Dataset):
                            "area": area, "valid": valid[members]})
         buffer = io.BytesIO()
         torch.save({"present": present, "groups": groups}, buffer)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buffer.getvalue())
+        # (clean=False: the label cache holds thousands of files, and other runs may write into it)
+        atomic_write_bytes(path, buffer.getvalue(), clean=False)
         return str(path)
 
 
@@ -445,8 +454,10 @@ def _load_label_batch(path: str | Path) -> dict:
         raise RuntimeError(f"the dissection's decoded labels {path} are missing (was the label cache "
                            "cleaned during the run?); start the run again with restart=True") from exc
     except Exception as exc:
-        raise RuntimeError(f"the dissection's decoded labels {path} are unreadable ({exc}); delete that "
-                           "file and start the run again") from exc
+        from unitscope._files import one_line
+
+        raise RuntimeError(f"the dissection's decoded labels {path} are unreadable ({one_line(exc)}); "
+                           "delete that file and start the run again") from None
 
 
 # ---------------------------------------------------------------------------
@@ -620,7 +631,9 @@ def dissect(
     if work_dir is None:
         temporary = tempfile.TemporaryDirectory(prefix="unitscope-dissect-")
         work_dir = temporary.name
-    state = RunState(Path(work_dir), key, rank=rank, restart=restart)
+    # Scratch files of this rank: pass 1's activations and decoded labels (see _run).
+    state = RunState(Path(work_dir), key, rank=rank, restart=restart,
+                     scratch=(f"acts_rank{rank}_*.f32", f"labels_rank{rank}_*.pt"))
     try:
         result = _run(model, layers, data, shard, global_index, num_concepts, state, config,
                       batch_size=batch_size, num_workers=num_workers, mask_size=mask_size,
@@ -628,6 +641,13 @@ def dissect(
                       activation_cache=activation_cache, checkpoint_every=checkpoint_every,
                       progress=progress, rank=rank,
                       label_cache=Path(label_cache) if label_cache is not None else None)
+    except Exception:
+        # A failure (bad data, a full disk) before the first checkpoint leaves nothing to resume
+        # from: remove the activation cache rather than leave gigabytes behind.  An interruption
+        # (KeyboardInterrupt) or a failure after a checkpoint keeps the run resumable.
+        if not state.path.exists():
+            state.clear()
+        raise
     finally:
         if temporary is not None:
             temporary.cleanup()
