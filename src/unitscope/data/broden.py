@@ -602,6 +602,9 @@ def write_broden(
     columns = list(BRODEN_CATEGORIES) + [c for c in concepts.categories if c not in BRODEN_CATEGORIES]
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    from unitscope._files import share_with_umask
+
+    share_with_umask(tmp, directory=True)  # mkdtemp's 0700 would hide the data from the user's group
     try:
         images = tmp / "images"
         images.mkdir()

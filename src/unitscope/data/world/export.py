@@ -332,6 +332,9 @@ def generate_world(
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    from unitscope._files import share_with_umask
+
+    share_with_umask(tmp, directory=True)  # mkdtemp's 0700 would hide the data from the user's group
     try:
         step = 50
         chunks = (_chunks("scene", "dissect", n_dissect, step) + _chunks("object", "dissect", n_dissect_objects, step)
