@@ -170,6 +170,10 @@ def dissect(
     pool = open_annotated_pool(data, preprocessing=info.preprocessing)
     network = _network_name(model, weights, name)
     target = out / network / "dissect"
+    if segmentations:  # refuse foreign tiles now, not after the whole dissection
+        from unitscope.experiments.segmentations import check_tile_folders
+
+        check_tile_folders(out / network / "segmentations", layer_list)
     runs = [(network, net)]
     if null:
         torch.manual_seed(seed)

@@ -261,5 +261,6 @@ def read_state(path: str | Path) -> Any:
                     or structure.get("version") != _STATE_VERSION):
                 raise ValueError("not this version's state format")
             return decode(structure.get("state"), arrays)
-    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile,
+            UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not a readable unitscope state file ({one_line(exc)})") from None

@@ -37,6 +37,7 @@ and counts) or within the sketch's bound (quantiles).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -661,13 +662,22 @@ def _label_loader(label_batches: _LabelBatches, start_batch: int, num_workers: i
     decoded by a worker process (in this one when only a few are missing).
     """
     batches = range(start_batch, len(label_batches))
-    cached = {b: label_batches.cached(b) for b in batches}
-    missing = [b for b in batches if cached[b] is None]
+    cached = {b: label_batches.cached(b) for b in batches}  # (before the first batch: a damaged cache
+    missing = [b for b in batches if cached[b] is None]      #  entry is refused up front)
     workers = max(1, num_workers) if len(missing) > 2 else 0
-    decoded = iter(DataLoader(label_batches, batch_size=None, sampler=missing, num_workers=workers,
-                              prefetch_factor=4 if workers else None)) if missing else iter(())
-    for b in batches:
-        yield cached[b] if cached[b] is not None else next(decoded)
+    loader = iter(DataLoader(label_batches, batch_size=None, sampler=missing, num_workers=workers,
+                             prefetch_factor=4 if workers else None)) if missing else None
+
+    def tokens():
+        try:
+            for b in batches:
+                yield cached[b] if cached[b] is not None else next(loader)
+        finally:
+            # Stop the worker now rather than when the garbage collector gets to it: a failed
+            # run's cleanup must not race with a label file still being written.
+            getattr(loader, "_shutdown_workers", lambda: None)()
+
+    return tokens()
 
 
 def _image_loader(shard, batch_size, num_workers, start_batch):
@@ -714,33 +724,36 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
             report(batch_no)
             # Annotations are decoded by a worker process while this one runs the network; each
             # batch's labels land in a file that pass 2 reads back (one token per batch here).
-            label_tokens = _label_loader(label_batches, batch_no, num_workers)
-            for positions, images, metas, dropped in _image_loader(shard, batch_size, num_workers, batch_no):
-                if dropped:
-                    raise ValueError(f"{dropped} unreadable image(s) in batch {batch_no}; dissection "
-                                     "needs every image (fix or remove them)")
-                acts = _activations(model, layers, images.to(device))
-                ids = torch.as_tensor(global_index[positions], device=device)
-                for layer, act in acts.items():
-                    n, c, h, w = act.shape
-                    shapes.setdefault(layer, (c, h, w))
-                    quantiles[layer].add(act.permute(0, 2, 3, 1).reshape(-1, c))
-                    topks[layer].add(act.amax(dim=(2, 3)), ids)
-                    if activation_cache == "disk":
-                        if layer not in caches:
-                            caches[layer] = open_cache(layer)
-                        caches[layer].write(positions[0], act.cpu().numpy())
-                label_paths.append(next(label_tokens))
-                batch_no += 1
-                report(batch_no)
-                if batch_no % checkpoint_every == 0 and batch_no < n_batches:
-                    for cache in caches.values():
-                        cache.flush()
-                    state.save({"pass": 1, "batch": batch_no, "shapes": shapes, "label_paths": label_paths,
-                                "stats": {
-                        "quantile": {l: quantiles[l].state_dict() for l in layers},
-                        "topk": {l: topks[l].state_dict() for l in layers}}})
-            label_paths.extend(label_tokens)  # (none left unless the image loader stopped early)
+            # (closed on the way out, so that no worker still writes a label file after a failure)
+            with contextlib.closing(_label_loader(label_batches, batch_no, num_workers)) as label_tokens:
+                batches = _image_loader(shard, batch_size, num_workers, batch_no)
+                for positions, images, metas, dropped in batches:
+                    if dropped:
+                        raise ValueError(f"{dropped} unreadable image(s) in batch {batch_no}; dissection "
+                                         "needs every image (fix or remove them)")
+                    acts = _activations(model, layers, images.to(device))
+                    ids = torch.as_tensor(global_index[positions], device=device)
+                    for layer, act in acts.items():
+                        n, c, h, w = act.shape
+                        shapes.setdefault(layer, (c, h, w))
+                        quantiles[layer].add(act.permute(0, 2, 3, 1).reshape(-1, c))
+                        topks[layer].add(act.amax(dim=(2, 3)), ids)
+                        if activation_cache == "disk":
+                            if layer not in caches:
+                                caches[layer] = open_cache(layer)
+                            caches[layer].write(positions[0], act.cpu().numpy())
+                    label_paths.append(next(label_tokens))
+                    batch_no += 1
+                    report(batch_no)
+                    if batch_no % checkpoint_every == 0 and batch_no < n_batches:
+                        for cache in caches.values():
+                            cache.flush()
+                        state.save({"pass": 1, "batch": batch_no, "shapes": shapes,
+                                    "label_paths": label_paths,
+                                    "stats": {
+                            "quantile": {l: quantiles[l].state_dict() for l in layers},
+                            "topk": {l: topks[l].state_dict() for l in layers}}})
+                label_paths.extend(label_tokens)  # (none left unless the image loader stopped early)
             for cache in caches.values():
                 cache.flush()
             # Merge over ranks: every rank gets the same thresholds and top sets.
