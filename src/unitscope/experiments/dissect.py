@@ -455,9 +455,14 @@ def _load_label_batch(path: str | Path) -> dict:
         raise RuntimeError(f"the dissection's decoded labels {path} are missing (was the label cache "
                            "cleaned during the run?); start the run again with restart=True") from exc
     except Exception as exc:
+        import pickle
+
         from unitscope._files import one_line
 
-        raise RuntimeError(f"the dissection's decoded labels {path} are unreadable ({one_line(exc)}); "
+        # (torch's own message for a refused object is a page of advice to load it unsafely)
+        reason = ("it holds Python objects, not just tensors, and is never unpickled"
+                  if isinstance(exc, pickle.UnpicklingError) else one_line(exc))
+        raise RuntimeError(f"the dissection's decoded labels {path} are unreadable ({reason}); "
                            "delete that file and start the run again") from None
 
 
