@@ -344,3 +344,20 @@ def test_a_damaged_stage_record_is_refused_naming_the_file(tmp_path):
     (tmp_path / "stages.json").write_text("{")
     with pytest.raises(ValueError, match="stages.json is not valid JSON.*delete it"):
         StageCache(tmp_path / "stages.json")
+
+
+def test_a_rerun_of_unit_segmentations_leaves_only_its_own_strips(tmp_path):
+    import pandas as pd
+
+    from unitscope.experiments.unit_segmentations import UnitSegmentationsResult
+
+    def result(units):
+        return UnitSegmentationsResult(layer="conv5", units=units,
+                                       tiles={u: np.full((4, 8, 3), u, np.uint8) for u in units},
+                                       table=pd.DataFrame({"unit": units}), network="net")
+
+    result([0, 1, 2]).save(tmp_path)
+    (tmp_path / "conv5" / "mine.png").write_bytes(b"a user's file")
+    result([1]).save(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "conv5").iterdir()) == ["mine.png", "unit_0001.png"]
+    assert UnitSegmentationsResult.load(tmp_path).units == [1]
