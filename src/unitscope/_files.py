@@ -127,7 +127,8 @@ def remove_dead_temps(folder: str | Path, name: str) -> list[Path]:
     return removed
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], *, clean: bool = True) -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], *, clean: bool = True,
+                 durable: bool = True) -> Path:
     """Write ``path`` atomically: ``write(handle)`` fills a temporary file that then replaces it.
 
     Parameters
@@ -140,6 +141,11 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], *, clea
         Also remove temporaries of ``path`` left by killed processes.  Off
         for folders of thousands of files written one by one (it lists
         the folder).
+    durable : bool, keyword-only
+        Flush the file to the disk before it replaces the old one, so that
+        not even a power cut leaves it empty.  Off for bulk files that can
+        be made again (one image tile, one batch of decoded labels): an
+        fsync costs milliseconds, thousands of them minutes.
 
     Returns
     -------
@@ -154,7 +160,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], *, clea
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -165,9 +172,9 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], *, clea
     return path
 
 
-def atomic_write_bytes(path: str | Path, payload: bytes, *, clean: bool = True) -> Path:
+def atomic_write_bytes(path: str | Path, payload: bytes, *, clean: bool = True, durable: bool = True) -> Path:
     """Write ``payload`` to ``path`` atomically (see :func:`atomic_write`)."""
-    return atomic_write(path, lambda handle: handle.write(payload), clean=clean)
+    return atomic_write(path, lambda handle: handle.write(payload), clean=clean, durable=durable)
 
 
 def make_temp_dir(parent: str | Path, name: str) -> Path:

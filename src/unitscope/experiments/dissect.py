@@ -439,8 +439,9 @@ class _LabelBatches(Dataset):
                            "area": area, "valid": valid[members]})
         buffer = io.BytesIO()
         torch.save({"present": present, "groups": groups}, buffer)
-        # (clean=False: the label cache holds thousands of files, and other runs may write into it)
-        atomic_write_bytes(path, buffer.getvalue(), clean=False)
+        # (the label cache holds thousands of files, other runs write into it, and a damaged
+        # entry is refused: no listing of the folder, no fsync per file)
+        atomic_write_bytes(path, buffer.getvalue(), clean=False, durable=False)
         return str(path)
 
 
@@ -647,10 +648,10 @@ def dissect(
                       activation_cache=activation_cache, checkpoint_every=checkpoint_every,
                       progress=progress, rank=rank,
                       label_cache=Path(label_cache) if label_cache is not None else None)
-    except Exception:
-        # A failure (bad data, a full disk) before the first checkpoint leaves nothing to resume
-        # from: remove the activation cache rather than leave gigabytes behind.  An interruption
-        # (KeyboardInterrupt) or a failure after a checkpoint keeps the run resumable.
+    except BaseException:
+        # A failure (bad data, a full disk) or an interruption before the first checkpoint leaves
+        # nothing to resume from: remove the activation cache rather than leave gigabytes behind.
+        # After a checkpoint the run stays resumable, its scratch files with it.
         if not state.path.exists():
             state.clear()
         raise

@@ -148,7 +148,9 @@ def _render(model, result, data, wanted, staging, images, *, tile_size, batch_si
                     mask = (up >= threshold).cpu().numpy() if threshold > float(act.min()) else \
                         (up > threshold).cpu().numpy()
                     buffer = _jpeg(highlight(tile, mask))
-                    atomic_write_bytes(staging[layer] / str(u) / f"{rank:03d}_{image_id}.jpg", buffer)
+                    # (not durable: thousands of small tiles a rerun makes again; the manifest is)
+                    atomic_write_bytes(staging[layer] / str(u) / f"{rank:03d}_{image_id}.jpg", buffer,
+                                       clean=False, durable=False)
             done += len(chunk)
             if progress is not None:
                 progress(done, len(images))
