@@ -129,7 +129,7 @@ def test_resumed_run_equals_uninterrupted(tmp_path):
     with pytest.raises(Boom):
         dissect(net, "conv", pool, batch_size=4, work_dir=tmp_path / "w",
                 checkpoint_every=2, progress=interrupt)
-    assert (tmp_path / "w" / "rank0.pkl").exists()
+    assert (tmp_path / "w" / "rank0.state.npz").exists()
     resumed = dissect(net, "conv", pool, batch_size=4, work_dir=tmp_path / "w",
                       checkpoint_every=2)
     assert resumed.to_frame().equals(reference.to_frame())
@@ -148,7 +148,7 @@ def test_partial_run_with_other_arguments_is_refused(tmp_path):
                 checkpoint_every=1, progress=interrupt)
     with pytest.raises(ValueError, match="other arguments"):
         dissect(net, "conv", ToyPool(), batch_size=4, quantile=0.01, work_dir=tmp_path / "w")
-    (tmp_path / "w" / "rank0.pkl").write_bytes(b"garbage")
+    (tmp_path / "w" / "rank0.state.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="corrupt"):
         dissect(net, "conv", ToyPool(), batch_size=4, work_dir=tmp_path / "w")
     out = dissect(net, "conv", ToyPool(), batch_size=4, work_dir=tmp_path / "w", restart=True)

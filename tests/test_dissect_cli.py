@@ -110,7 +110,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     args += ["--label-cache", str(tmp_path / "labels")]
 
     out = tmp_path / "killed"
-    state = out / "tiny" / ".partial" / "dissect" / "rank0.pkl"
+    state = out / "tiny" / ".partial" / "dissect" / "rank0.state.npz"
     proc = subprocess.Popen([str(VENV_BIN / "unitscope"), *args, "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

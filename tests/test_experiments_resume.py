@@ -40,7 +40,7 @@ def test_preference_resumes_across_pools(tmp_path):
     with pytest.raises(KeyboardInterrupt):  # pool 0 has 3 batches: stop inside pool 1
         layer_preference(net, ["conv", "pool"], pools(), top=3, batch_size=1, work_dir=work,
                          checkpoint_every=1, progress=interrupt_after(5))
-    assert (work / "rank0.pkl").exists()
+    assert (work / "rank0.state.npz").exists()
     seen, progress = counting()
     resumed = layer_preference(net, ["conv", "pool"], pools(), top=3, batch_size=1,
                                work_dir=work, checkpoint_every=1, progress=progress)
@@ -126,7 +126,7 @@ def test_preference_command_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(cli_experiments, "tqdm_progress", stopping_bar)
     broken = runner.invoke(app, args + ["--out", str(tmp_path / "resumed")])
     assert broken.exit_code == 130
-    assert (tmp_path / "resumed" / ".partial" / "preference" / "rank0.pkl").exists()
+    assert (tmp_path / "resumed" / ".partial" / "preference" / "rank0.state.npz").exists()
     monkeypatch.undo()
     resumed = runner.invoke(app, args + ["--out", str(tmp_path / "resumed")])
     assert resumed.exit_code == 0, resumed.output

@@ -127,14 +127,22 @@ class StageCache:
     """Runs named stages once per configuration, so an interrupted command resumes by stage.
 
     A stage whose configuration key is recorded in ``file`` (written when it
-    completed) is skipped; its timing is then 0.
+    completed) is skipped; its timing is then 0.  The file is plain JSON; one
+    that is damaged or not a record of stages is refused (naming it), never
+    taken for "nothing done".
     """
 
     def __init__(self, file: Path, log: Callable[[str], None] = lambda s: None) -> None:
         from unitscope.experiments._io import read_json
 
         self.file = Path(file)
-        self.done = read_json(self.file) if self.file.exists() else {}
+        try:
+            self.done = read_json(self.file) if self.file.exists() else {}
+        except ValueError as exc:
+            raise ValueError(f"{exc}; delete it to start over") from None
+        if not isinstance(self.done, dict) or not all(
+                isinstance(entry, dict) and isinstance(entry.get("key"), str) for entry in self.done.values()):
+            raise ValueError(f"{self.file} is not a record of finished stages; delete it to start over")
         self.timings: dict[str, float] = {}
         self.log = log
 

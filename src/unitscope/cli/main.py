@@ -172,6 +172,10 @@ def dissect(
     pool = open_data(data, layout, classes, preprocessing=info.preprocessing, annotated=True)
     network = _network_name(model, weights, name)
     target = out / network / "dissect"
+    if segmentations:  # refuse foreign tiles now, not after the whole dissection
+        from unitscope.experiments.segmentations import check_tile_folders
+
+        check_tile_folders(out / network / "segmentations", layer_list)
     runs = [(network, net)]
     if null:
         torch.manual_seed(seed)

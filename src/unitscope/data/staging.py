@@ -24,6 +24,8 @@ import socket
 import tempfile
 from pathlib import Path
 
+from unitscope._files import share_with_umask
+
 __all__ = ["make_staging_dir", "move_into_place", "remove_stale_staging", "release_staging_dir", "STAGING_MARKER"]
 
 #: The marker file inside every temporary folder unitscope makes here.
@@ -52,6 +54,7 @@ def make_staging_dir(target: Path, *, kind: str = "tmp") -> Path:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
     target = Path(target)
     folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{kind}-", dir=target.parent))
+    share_with_umask(folder, directory=True)  # mkdtemp's 0700 would hide the data from the user's group
     marker = {"made_by": "unitscope", "pid": os.getpid(), "host": socket.gethostname(), "target": target.name}
     (folder / STAGING_MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n", encoding="utf-8")
     return folder

@@ -142,11 +142,16 @@ def worker_batches(dataset: Dataset, *, num_workers: int = 0, collate_fn: Callab
         collate_fn = _CatchingCollate(collate_fn)
     elif collate_fn is None and loader_options.get("batch_size", 1) is None:
         collate_fn = _identity
-    loader = DataLoader(dataset, num_workers=num_workers, collate_fn=collate_fn, **loader_options)
-    for batch in loader:
-        if isinstance(batch, RaisedInWorker):
-            batch.reraise()
-        yield batch
+    batches = iter(DataLoader(dataset, num_workers=num_workers, collate_fn=collate_fn, **loader_options))
+    try:
+        for batch in batches:
+            if isinstance(batch, RaisedInWorker):
+                batch.reraise()
+            yield batch
+    finally:
+        # Closing this generator stops the worker processes at once (not when the garbage
+        # collector gets to them), so a caller's cleanup never races with a worker still writing.
+        getattr(batches, "_shutdown_workers", lambda: None)()
 
 
 def _identity(item):

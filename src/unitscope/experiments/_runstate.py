@@ -1,31 +1,39 @@
 """Checkpoints of long runs: save statistics periodically, resume with the same arguments.
 
 A run stores, under its output folder, a small state file per process
-(``rank<r>.pkl``) holding the run's full key (model weights hash, layers,
-data, options, code version), which pass it is in, how many batches of that
-pass are done, and the state of every statistic.  Started again with the
-same arguments, it carries on from there; started with other arguments it
-refuses (delete the partial folder or pass ``restart=True``).  A corrupt
-state file is an error, never a silent recompute.
+(``rank<r>.state.npz``, see :func:`~unitscope.experiments._io.write_state`)
+holding the run's full key (model weights hash, layers, data, options, code
+version), which pass it is in, how many batches of that pass are done, and
+the state of every statistic.  Started again with the same arguments, it
+carries on from there; started with other arguments it refuses (delete the
+partial folder or pass ``restart=True``).  A corrupt state file is an error,
+never a silent recompute.  The file is read without unpickling anything;
+the ``rank<r>.pkl`` pickles of earlier versions are refused, never loaded.
+
+The state folder is unitscope's own: a run removes from it only the names
+it makes (its state file, the scratch files its caller names, temporaries
+of killed writes), when it finishes, when it fails before its first
+checkpoint, and when it starts afresh.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
-import pickle
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
+from unitscope._files import one_line, remove_dead_temps
+from unitscope.experiments._io import read_state, write_state
+
 __all__ = ["RunState", "BatchCheckpoints", "weights_fingerprint", "config_key"]
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 
 def weights_fingerprint(model: nn.Module) -> str:
@@ -58,15 +66,51 @@ class RunState:
         Process rank (one file per rank).
     restart : bool, keyword-only
         Ignore (and delete) an existing state instead of refusing it.
+    scratch : sequence of str, keyword-only
+        Glob patterns of the other files this rank keeps in ``folder``
+        (e.g. an activation cache): removed with the state, and on a fresh
+        start (without a state they cannot be resumed from).
+
+    Raises
+    ------
+    ValueError
+        If ``folder`` holds a pickled state of an earlier version and
+        ``restart`` is false.
     """
 
-    def __init__(self, folder: Path, key: str, *, rank: int = 0, restart: bool = False) -> None:
+    def __init__(self, folder: Path, key: str, *, rank: int = 0, restart: bool = False,
+                 scratch: Sequence[str] = ()) -> None:
         self.folder = Path(folder)
         self.key = key
         self.rank = rank
-        self.path = self.folder / f"rank{rank}.pkl"
-        if restart and self.path.exists():
-            self.path.unlink()
+        self.path = self.folder / f"rank{rank}.state.npz"
+        self.scratch = tuple(scratch)
+        legacy = self.folder / f"rank{rank}.pkl"
+        if legacy.exists() and not restart:
+            raise ValueError(
+                f"{legacy} is a partial run saved by an earlier unitscope as a pickle, which is never "
+                "loaded (unpickling can run code); pass --restart to discard it and start over")
+        if restart or not self.path.exists():
+            self._remove_own_files(legacy=True)
+        else:
+            self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """Temporaries of writes killed midway (never the live state)."""
+        remove_dead_temps(self.folder, self.path.name)
+        if self.folder.is_dir():  # earlier versions' temporaries: ".rank<r>.pkl.<8 random>"
+            for path in self.folder.glob(f".rank{self.rank}.pkl.????????"):
+                path.unlink(missing_ok=True)
+
+    def _remove_own_files(self, *, legacy: bool = False) -> None:
+        self._remove_leftovers()
+        if not self.folder.is_dir():
+            return
+        patterns = (self.path.name,) + self.scratch + ((f"rank{self.rank}.pkl",) if legacy else ())
+        for entry in os.scandir(self.folder):
+            if entry.is_file(follow_symlinks=False) and any(fnmatch.fnmatchcase(entry.name, p)
+                                                             for p in patterns):
+                os.unlink(entry.path)
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None when there is none.
@@ -79,14 +123,13 @@ class RunState:
         if not self.path.exists():
             return None
         try:
-            with open(self.path, "rb") as handle:
-                state = pickle.load(handle)
-        except Exception as exc:  # any unpickling failure means a corrupt file
-            raise ValueError(
-                f"the saved state {self.path} is corrupt ({exc}); delete {self.folder} to start over"
-            ) from exc
+            state = read_state(self.path)
+        except ValueError as exc:
+            raise ValueError(f"the saved state is corrupt or not unitscope's: {one_line(exc)}; pass "
+                             f"--restart to start over (or delete {self.folder})") from None
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ValueError(f"the saved state {self.path} is not a unitscope run state")
+            raise ValueError(f"the saved state {self.path} is not a unitscope run state of this version; "
+                             "pass --restart to start over")
         if state.get("key") != self.key:
             raise ValueError(
                 f"{self.folder} holds a partial run with other arguments (key {state.get('key')} "
@@ -96,23 +139,18 @@ class RunState:
 
     def save(self, state: dict[str, Any]) -> None:
         """Write ``state`` atomically (a crash leaves the previous checkpoint intact)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        payload = dict(state, key=self.key, format=STATE_FORMAT)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_state(self.path, dict(state, key=self.key, format=STATE_FORMAT))
 
     def clear(self) -> None:
-        """Remove the whole state folder (the run finished)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Remove this rank's files (the run finished); then the folder and ``.partial`` if left empty."""
+        self._remove_own_files(legacy=True)
+        for folder in (self.folder, self.folder.parent):
+            if folder.name != ".partial" and folder != self.folder:
+                break
+            try:
+                folder.rmdir()  # only when empty: other ranks', or a user's, files stay
+            except OSError:
+                break
 
 
 def tensor_to_numpy(value: Any) -> Any:

@@ -37,6 +37,7 @@ and counts) or within the sketch's bound (quantiles).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -401,7 +402,16 @@ class _LabelBatches(Dataset):
     def cached(self, b: int) -> str | None:
         """Batch ``b``'s file when the label cache has it already."""
         path = self.path(b)
-        return str(path) if self.cache is not None and path.parent == self.cache and path.exists() else None
+        if self.cache is None or path.parent != self.cache or not path.exists():
+            return None
+        import zipfile
+
+        # A cheap look (the archive's directory) that finds a truncated or foreign entry before
+        # the run starts; a damaged entry is an error, never a silent decode (STYLE: caches).
+        if not zipfile.is_zipfile(path):
+            raise RuntimeError(f"the label cache entry {path} is corrupt (not a saved tensor file); "
+                               "delete it (or the label cache folder) and run again")
+        return str(path)
 
     def __getitem__(self, b: int) -> str:
         from unitscope.experiments._io import atomic_write_bytes
@@ -430,9 +440,11 @@ class _LabelBatches(Dataset):
                            "area": area, "valid": valid[members]})
         buffer = io.BytesIO()
         torch.save({"present": present, "groups": groups}, buffer)
+        # (the label cache holds thousands of files, other runs write into it, and a damaged
+        # entry is refused: no listing of the folder, no fsync per file)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, buffer.getvalue())
+            atomic_write_bytes(path, buffer.getvalue(), clean=False, durable=False)
         except OSError as exc:
             raise OSError(self._write_error(path.parent, exc)) from exc
         return str(path)
@@ -457,8 +469,15 @@ def _load_label_batch(path: str | Path) -> dict:
         raise RuntimeError(f"the dissection's decoded labels {path} are missing (was the label cache "
                            "cleaned during the run?); start the run again with restart=True") from exc
     except Exception as exc:
-        raise RuntimeError(f"the dissection's decoded labels {path} are unreadable ({exc}); delete that "
-                           "file and start the run again") from exc
+        import pickle
+
+        from unitscope._files import one_line
+
+        # (torch's own message for a refused object is a page of advice to load it unsafely)
+        reason = ("it holds Python objects, not just tensors, and is never unpickled"
+                  if isinstance(exc, pickle.UnpicklingError) else one_line(exc))
+        raise RuntimeError(f"the dissection's decoded labels {path} are unreadable ({reason}); "
+                           "delete that file and start the run again") from None
 
 
 # ---------------------------------------------------------------------------
@@ -635,7 +654,9 @@ def dissect(
     if work_dir is None:
         temporary = tempfile.TemporaryDirectory(prefix="unitscope-dissect-")
         work_dir = temporary.name
-    state = RunState(Path(work_dir), key, rank=rank, restart=restart)
+    # Scratch files of this rank: pass 1's activations and decoded labels (see _run).
+    state = RunState(Path(work_dir), key, rank=rank, restart=restart,
+                     scratch=(f"acts_rank{rank}_*.f32", f"labels_rank{rank}_*.pt"))
     try:
         result = _run(model, layers, data, shard, global_index, num_concepts, state, config,
                       batch_size=batch_size, num_workers=num_workers, mask_size=mask_size,
@@ -643,6 +664,13 @@ def dissect(
                       activation_cache=activation_cache, checkpoint_every=checkpoint_every,
                       progress=progress, rank=rank,
                       label_cache=Path(label_cache) if label_cache is not None else None)
+    except BaseException:
+        # A failure (bad data, a full disk) or an interruption before the first checkpoint leaves
+        # nothing to resume from: remove the activation cache rather than leave gigabytes behind.
+        # After a checkpoint the run stays resumable, its scratch files with it.
+        if not state.path.exists():
+            state.clear()
+        raise
     finally:
         if temporary is not None:
             temporary.cleanup()
@@ -656,13 +684,23 @@ def _label_loader(label_batches: _LabelBatches, start_batch: int, num_workers: i
     decoded by a worker process (in this one when only a few are missing).
     """
     batches = range(start_batch, len(label_batches))
-    cached = {b: label_batches.cached(b) for b in batches}
-    missing = [b for b in batches if cached[b] is None]
+    cached = {b: label_batches.cached(b) for b in batches}  # (before the first batch: a damaged cache
+    missing = [b for b in batches if cached[b] is None]      #  entry is refused up front)
     workers = max(1, num_workers) if len(missing) > 2 else 0
     decoded = worker_batches(label_batches, batch_size=None, sampler=missing, num_workers=workers,
-                             prefetch_factor=4 if workers else None) if missing else iter(())
-    for b in batches:
-        yield cached[b] if cached[b] is not None else next(decoded)
+                             prefetch_factor=4 if workers else None) if missing else None
+
+    def tokens():
+        try:
+            for b in batches:
+                yield cached[b] if cached[b] is not None else next(decoded)
+        finally:
+            # Stop the worker now rather than when the garbage collector gets to it: a failed
+            # run's cleanup must not race with a label file still being written.
+            if decoded is not None:
+                decoded.close()
+
+    return tokens()
 
 
 def _image_loader(shard, batch_size, num_workers, start_batch):
@@ -709,33 +747,36 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
             report(batch_no)
             # Annotations are decoded by a worker process while this one runs the network; each
             # batch's labels land in a file that pass 2 reads back (one token per batch here).
-            label_tokens = _label_loader(label_batches, batch_no, num_workers)
-            for positions, images, metas, dropped in _image_loader(shard, batch_size, num_workers, batch_no):
-                if dropped:
-                    raise ValueError(f"{dropped} unreadable image(s) in batch {batch_no}; dissection "
-                                     "needs every image (fix or remove them)")
-                acts = _activations(model, layers, images.to(device))
-                ids = torch.as_tensor(global_index[positions], device=device)
-                for layer, act in acts.items():
-                    n, c, h, w = act.shape
-                    shapes.setdefault(layer, (c, h, w))
-                    quantiles[layer].add(act.permute(0, 2, 3, 1).reshape(-1, c))
-                    topks[layer].add(act.amax(dim=(2, 3)), ids)
-                    if activation_cache == "disk":
-                        if layer not in caches:
-                            caches[layer] = open_cache(layer)
-                        caches[layer].write(positions[0], act.cpu().numpy())
-                label_paths.append(next(label_tokens))
-                batch_no += 1
-                report(batch_no)
-                if batch_no % checkpoint_every == 0 and batch_no < n_batches:
-                    for cache in caches.values():
-                        cache.flush()
-                    state.save({"pass": 1, "batch": batch_no, "shapes": shapes, "label_paths": label_paths,
-                                "stats": {
-                        "quantile": {l: quantiles[l].state_dict() for l in layers},
-                        "topk": {l: topks[l].state_dict() for l in layers}}})
-            label_paths.extend(label_tokens)  # (none left unless the image loader stopped early)
+            # (closed on the way out, so that no worker still writes a label file after a failure)
+            with contextlib.closing(_label_loader(label_batches, batch_no, num_workers)) as label_tokens:
+                batches = _image_loader(shard, batch_size, num_workers, batch_no)
+                for positions, images, metas, dropped in batches:
+                    if dropped:
+                        raise ValueError(f"{dropped} unreadable image(s) in batch {batch_no}; dissection "
+                                         "needs every image (fix or remove them)")
+                    acts = _activations(model, layers, images.to(device))
+                    ids = torch.as_tensor(global_index[positions], device=device)
+                    for layer, act in acts.items():
+                        n, c, h, w = act.shape
+                        shapes.setdefault(layer, (c, h, w))
+                        quantiles[layer].add(act.permute(0, 2, 3, 1).reshape(-1, c))
+                        topks[layer].add(act.amax(dim=(2, 3)), ids)
+                        if activation_cache == "disk":
+                            if layer not in caches:
+                                caches[layer] = open_cache(layer)
+                            caches[layer].write(positions[0], act.cpu().numpy())
+                    label_paths.append(next(label_tokens))
+                    batch_no += 1
+                    report(batch_no)
+                    if batch_no % checkpoint_every == 0 and batch_no < n_batches:
+                        for cache in caches.values():
+                            cache.flush()
+                        state.save({"pass": 1, "batch": batch_no, "shapes": shapes,
+                                    "label_paths": label_paths,
+                                    "stats": {
+                            "quantile": {l: quantiles[l].state_dict() for l in layers},
+                            "topk": {l: topks[l].state_dict() for l in layers}}})
+                label_paths.extend(label_tokens)  # (none left unless the image loader stopped early)
             for cache in caches.values():
                 cache.flush()
             # Merge over ranks: every rank gets the same thresholds and top sets.

@@ -7,10 +7,22 @@ as plain JPEG files in the layout the labeling app and the report read::
 
 The region where the unit's upsampled activation exceeds its dissection
 threshold keeps its colours and gets a yellow outline; the rest is dimmed.
+
+A rerun (other weights, another ``top``) replaces each unit's tiles as a
+whole: a layer's tiles are written into a temporary folder first, then
+moved in, and the old ones removed.  Only files unitscope recorded in the
+layer's manifest (``OUT/<layer>/tiles.json``) are ever removed.  Other
+files in those folders are left alone, except files named like tiles
+(``<rank>_<id>.jpg``) that the manifest does not list: the labeling app
+and the report would show them beside the new tiles, so they are refused
+up front (:func:`check_tile_folders`), before any work.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -21,10 +33,16 @@ from PIL import Image
 from scipy import ndimage
 
 from unitscope.experiments._common import eval_mode, model_device
-from unitscope.experiments._io import atomic_write_bytes, safe_name
+from unitscope._files import make_temp_dir, remove_dead_temps
+from unitscope.experiments._io import atomic_write_bytes, read_json, safe_name, write_json
 from unitscope.hooks import TraceDict
 
-__all__ = ["highlight", "write_unit_segmentations"]
+__all__ = ["highlight", "write_unit_segmentations", "check_tile_folders"]
+
+#: The record of the tiles unitscope wrote in a layer's folder.
+MANIFEST = "tiles.json"
+#: Names the labeling app and the report show as a unit's tiles.
+_TILE_NAME = re.compile(r"^(\d+)_(.+)\.(jpe?g|png)$", re.IGNORECASE)
 
 
 def highlight(image: np.ndarray, mask: np.ndarray, *, dim: float = 0.3) -> np.ndarray:
@@ -79,6 +97,7 @@ def write_unit_segmentations(
     for layer in layers:
         if layer not in result.layers:
             raise LookupError(f"layer {layer!r} is not in the dissection (layers: {list(result.layers)})")
+    recorded = check_tile_folders(out, layers)
     wanted: dict[int, list[tuple[str, int, int]]] = {}  # image -> [(layer, unit, rank)]
     for layer in layers:
         ld = result.layers[layer]
@@ -88,7 +107,28 @@ def write_unit_segmentations(
                     wanted.setdefault(int(index), []).append((layer, u, rank))
     device = model_device(model)
     images = sorted(wanted)
+    staging = {}
+    for layer in layers:
+        remove_dead_temps(out, safe_name(layer))  # a killed earlier run's staging folder
+        staging[layer] = make_temp_dir(out, safe_name(layer))
+    try:
+        _render(model, result, data, wanted, staging, images, tile_size=tile_size, batch_size=batch_size,
+                device=device, progress=progress)
+        about = {"network": result.network, "weights": result.config.get("weights"), "top": top,
+                 "tile_size": tile_size}
+        for layer in layers:
+            _swap_in(out / safe_name(layer), staging[layer], recorded[layer], about=about,
+                     whole_layer=units is None)
+    finally:
+        for folder in staging.values():
+            shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def _render(model, result, data, wanted, staging, images, *, tile_size, batch_size, device, progress):
+    """Write every wanted tile under its layer's staging folder."""
     done = 0
+    layers = list(staging)
     with eval_mode(model), torch.inference_mode():
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
@@ -108,11 +148,96 @@ def write_unit_segmentations(
                     mask = (up >= threshold).cpu().numpy() if threshold > float(act.min()) else \
                         (up > threshold).cpu().numpy()
                     buffer = _jpeg(highlight(tile, mask))
-                    atomic_write_bytes(out / safe_name(layer) / str(u) / f"{rank:03d}_{image_id}.jpg", buffer)
+                    # (not durable: thousands of small tiles a rerun makes again; the manifest is)
+                    atomic_write_bytes(staging[layer] / str(u) / f"{rank:03d}_{image_id}.jpg", buffer,
+                                       clean=False, durable=False)
             done += len(chunk)
             if progress is not None:
                 progress(done, len(images))
-    return out
+
+
+def _read_manifest(folder: Path) -> dict[str, list[str]]:
+    """Unit -> tile file names unitscope recorded in ``folder`` (empty when there is no manifest)."""
+    path = folder / MANIFEST
+    if not path.exists():
+        return {}
+    doc = read_json(path)
+    units = doc.get("units") if isinstance(doc, dict) else None
+    if not (isinstance(units, dict) and all(
+            isinstance(u, str) and u.isdigit() and isinstance(names, list)
+            and all(isinstance(n, str) and n == os.path.basename(n) and _TILE_NAME.match(n) for n in names)
+            for u, names in units.items())):
+        raise ValueError(f"{path} is not a record of segmentation tiles; move that folder away or use "
+                         "another --out")
+    return {u: list(names) for u, names in units.items()}
+
+
+def check_tile_folders(out_dir: str | Path, layers: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """Refuse tile folders holding tiles unitscope did not record (before any work is done).
+
+    Parameters
+    ----------
+    out_dir : path
+        The segmentations folder (``RESULTS/<network>/segmentations``).
+    layers : sequence of str
+
+    Returns
+    -------
+    dict
+        Layer -> its manifest (unit -> recorded file names).
+
+    Raises
+    ------
+    FileExistsError
+        If a unit folder holds files named like tiles that the layer's
+        manifest does not list (tiles of an earlier unitscope version, or
+        a user's): they would be shown mixed with the new tiles.
+    ValueError
+        If a manifest is damaged.
+    """
+    out = Path(out_dir)
+    recorded = {}
+    for layer in layers:
+        folder = out / safe_name(layer)
+        manifest = recorded[layer] = _read_manifest(folder)
+        if not folder.is_dir():
+            continue
+        strangers = []
+        for unit_dir in sorted(folder.iterdir()):
+            if unit_dir.is_dir() and unit_dir.name.isdigit():
+                known = set(manifest.get(unit_dir.name, ()))
+                strangers += [f"{unit_dir.name}/{f.name}" for f in sorted(unit_dir.iterdir())
+                              if _TILE_NAME.match(f.name) and f.name not in known]
+        if strangers:
+            raise FileExistsError(
+                f"{folder} holds {len(strangers)} segmentation tile(s) unitscope did not record (e.g. "
+                f"{strangers[0]}), which would be shown beside the new ones; move them away (or that "
+                "folder) or use another --out")
+    return recorded
+
+
+def _swap_in(target: Path, staged: Path, old: dict[str, list[str]], *, about: dict,
+             whole_layer: bool) -> None:
+    """Replace the recorded tiles of each unit in ``target`` by the staged ones (see the module docstring)."""
+    new = {u.name: sorted(f.name for f in u.iterdir()) for u in staged.iterdir() if u.is_dir()}
+    touched = set(new) | (set(old) if whole_layer else set())
+    # Record both generations before moving anything: a run killed midway leaves every file of
+    # ours listed, and the next run can clean up after it.
+    pending = {u: sorted(set(old.get(u, ())) | set(new.get(u, ()))) for u in set(old) | set(new)}
+    write_json(target / MANIFEST, dict(about, units=pending))
+    for unit in sorted(touched, key=int):
+        folder = target / unit
+        for name in set(old.get(unit, ())) - set(new.get(unit, ())):
+            (folder / name).unlink(missing_ok=True)
+        if unit in new:
+            folder.mkdir(parents=True, exist_ok=True)
+        for name in new.get(unit, ()):
+            os.replace(staged / unit / name, folder / name)
+        if unit not in new and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    final = {u: names for u, names in old.items() if u not in touched}
+    final.update(new)
+    write_json(target / MANIFEST, dict(about, units={u: final[u] for u in sorted(final, key=int)}))
 
 
 def _jpeg(array: np.ndarray) -> bytes:

@@ -11,6 +11,7 @@ strip per unit for the report.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -73,8 +74,13 @@ class UnitSegmentationsResult:
         return frame
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write ``segmentations.csv``, ``segmentations.json`` and ``<layer>/unit_<n>.png``."""
+        """Write ``segmentations.csv``, ``segmentations.json`` and ``<layer>/unit_<n>.png``.
+
+        Strips that an earlier save into ``out_dir`` listed and this one does
+        not (other units) are removed, so the folder holds one run's strips.
+        """
         out = Path(out_dir)
+        previous = _listed_strips(out / "segmentations.json")
         write_csv(out / "segmentations.csv", self.to_frame())
         files = {}
         for unit, tile in self.tiles.items():
@@ -85,6 +91,8 @@ class UnitSegmentationsResult:
             "experiment": "unit_segmentations", "network": self.network, "layer": self.layer,
             "units": [int(u) for u in self.units], "options": self.options, "tiles": files,
         })
+        for name in previous - set(files.values()):
+            (out / name).unlink(missing_ok=True)
         return out
 
     @classmethod
@@ -96,6 +104,16 @@ class UnitSegmentationsResult:
         tiles = {int(u): read_png(out / name) for u, name in meta["tiles"].items()}
         return cls(layer=meta["layer"], units=list(meta["units"]), tiles=tiles, table=table,
                    options=dict(meta["options"]), network=meta.get("network", ""))
+
+
+def _listed_strips(manifest: Path) -> set[str]:
+    """The strips a ``segmentations.json`` lists, if it is one (only names :meth:`save` makes)."""
+    try:
+        tiles = read_json(manifest).get("tiles", {})
+        names = {str(name) for name in tiles.values()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+    return {n for n in names if re.fullmatch(r"[A-Za-z0-9._-]+/unit_\d{4}\.png", n) and not n.startswith(".")}
 
 
 def _strip(images: list[np.ndarray], gap: int = 2) -> np.ndarray:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from unitscope._files import atomic_write
 from unitscope.models.info import model_info
 
 __all__ = ["read_checkpoint", "load_checkpoint", "save_checkpoint", "load_state_dict"]
@@ -349,18 +349,6 @@ def save_checkpoint(
         "default_layers": list(info.default_layers),
         "extra": extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"state_dict": state_dict, "unitscope": metadata}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    # (atomic_write: a temporary file, fsynced, moved into place, with the umask's mode)
+    atomic_write(path, lambda handle: torch.save({"state_dict": state_dict, "unitscope": metadata}, handle))
     return path

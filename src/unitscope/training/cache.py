@@ -5,7 +5,9 @@ A cache entry is a folder ``<cache_dir>/networks/<name>-<key16>/`` holding
 by :func:`~unitscope.models.save_checkpoint`), ``metrics.json`` (held-out
 accuracy, training time, history) and ``config.json`` (the configuration
 the key was computed from).  The folder is built under a temporary name and
-renamed into place, so an entry is either complete or absent.  An entry
+renamed into place, so an entry is either complete or absent (the
+temporary folder of a killed training is removed by the next write of that
+entry), and gets the mode the umask gives new folders.  An entry
 that exists but cannot be read, or whose stored key differs, is an error
 (:class:`CacheCorruptError`): never a silent retrain.
 """
@@ -16,9 +18,10 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from unitscope._files import make_temp_dir, one_line, remove_dead_temps
 
 __all__ = ["CacheCorruptError", "config_key", "entry_dir", "read_entry", "write_entry"]
 
@@ -50,7 +53,7 @@ def read_entry(folder: Path, key: str) -> dict[str, Any]:
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CacheCorruptError(f"cached network at {folder} is corrupt ({exc}); {hint}") from None
+        raise CacheCorruptError(f"cached network at {folder} is corrupt ({one_line(exc)}); {hint}") from None
     if not isinstance(metrics, dict) or metrics.get("key") != key or config_key(config) != key:
         raise CacheCorruptError(
             f"cached network at {folder} does not match its configuration key {key[:16]}; {hint}"
@@ -62,15 +65,17 @@ def read_entry(folder: Path, key: str) -> dict[str, Any]:
 
 def write_entry(folder: Path, *, save_model, metrics: dict[str, Any], config: dict[str, Any]) -> None:
     """Write an entry atomically; ``save_model(path)`` writes the weights file."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    remove_dead_temps(folder.parent, folder.name)
+    for leftover in folder.parent.glob(f".{folder.name}.[to][ml][pd]-????????"):  # earlier versions' names
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp = make_temp_dir(folder.parent, folder.name)
     try:
         save_model(tmp / "model.pt")
         (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         if folder.exists():
             # Only reached by an explicit retrain: set the old entry aside first.
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+            old = make_temp_dir(folder.parent, folder.name)
             os.replace(folder, old / "entry")
             shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, folder)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import unitscope
+from unitscope._files import one_line
 from unitscope.data.world.export import WorldPaths, load_world, world_fingerprint
 from unitscope.models import (
     MINI_ALEXNET_LAYERS,
@@ -170,7 +171,7 @@ def _load_cached(folder: Path, name: str, task: str, key: str, config: dict) -> 
         model = create_model("mini_alexnet", weights=folder / "model.pt")
     except (ValueError, RuntimeError, OSError, EOFError) as exc:
         raise CacheCorruptError(
-            f"cached network at {folder} is corrupt ({exc}); delete {folder} to train again"
+            f"cached network at {folder} is corrupt ({one_line(exc)}); delete {folder} to train again"
         ) from None
     model.eval()
     metrics = dict(metrics, cached=True)
