@@ -263,9 +263,11 @@ def report(
     typer.echo(f"report: {path}")
 
 
+from unitscope.cli.convert import register as _register_convert  # noqa: E402
 from unitscope.cli.experiments import register as _register_experiments  # noqa: E402
 
 _register_experiments(app)
+_register_convert(app)
 
 
 def main() -> None:  # console-script entry point

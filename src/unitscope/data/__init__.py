@@ -20,6 +20,7 @@ from .annotated import (
 from .broden import BrodenPool, BrodenRecord, read_label_csv, write_broden
 from .classlist import ClassList, MaskClass, read_class_file
 from .concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable
+from .convert import ConvertResult, convert_to_broden
 from .errors import CorruptFileError
 from .pools import BatchMetas, PlainPool, Pool, SkippedItem, collate, read_image
 from .transforms import ImageTransform, denormalize, image_transform, to_tensor
@@ -35,6 +36,8 @@ __all__ = [
     "CAMVID_CATEGORIES",
     "BrodenRecord",
     "write_broden",
+    "convert_to_broden",
+    "ConvertResult",
     "read_label_csv",
     "decode_broden_mask",
     "read_index_mask",
