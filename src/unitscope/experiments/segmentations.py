@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
+from unitscope.experiments import _thresholds as TH
 from unitscope.experiments._common import eval_mode, model_device
 from unitscope.experiments._io import atomic_write_bytes, safe_name
 from unitscope.hooks import TraceDict
@@ -104,9 +105,10 @@ def write_unit_segmentations(
                 for layer, u, rank in wanted[index]:
                     act = td[layer].output[j, u][None, None].float()
                     up = F.interpolate(act, size=size, mode="bilinear", align_corners=False)[0, 0]
-                    threshold = float(result.layers[layer].thresholds[u])
-                    mask = (up >= threshold).cpu().numpy() if threshold > float(act.min()) else \
-                        (up > threshold).cpu().numpy()
+                    ld = result.layers[layer]
+                    mask = TH.unit_masks(up, float(ld.thresholds[u]), minimum=float(act.min()),
+                                         rule=result.threshold_rule,
+                                         saturated=ld.saturated is not None and bool(ld.saturated[u])).cpu().numpy()
                     buffer = _jpeg(highlight(tile, mask))
                     atomic_write_bytes(out / safe_name(layer) / str(u) / f"{rank:03d}_{image_id}.jpg", buffer)
             done += len(chunk)
