@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -208,3 +210,47 @@ def test_bad_rule_and_support_are_refused():
         run("median")
     with pytest.raises(ValueError, match="min-support"):
         run(min_support=-1)
+
+
+def test_cli_prints_warnings_and_records_the_rule(tmp_path):
+    from typer.testing import CliRunner
+
+    from test_dissect_cli import make_broden
+    from unitscope.cli.main import app
+    from unitscope.models import create_model, save_checkpoint
+
+    pool = make_broden(tmp_path / "broden", n=12)
+    torch.manual_seed(0)
+    weights = tmp_path / "tiny.pt"
+    save_checkpoint(create_model("mini_alexnet", num_classes=2, input_size=32, width=4), weights)
+    result = CliRunner().invoke(app, ["dissect", "--model", "mini_alexnet", "--weights", str(weights), "--layers",
+                                      "conv5", "--data", str(pool), "--out", str(tmp_path / "out"), "--name", "tiny",
+                                      "--convention", "netdissect", "--min-support", "3", "--batch-size", "6"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "out" / "tiny" / "dissect" / "result.json").read_text())
+    assert meta["config"]["threshold_rule"] == "netdissect" and meta["config"]["min_support"] == 3
+    assert meta["thresholds"] == {"rule": "netdissect", "on": "A > T", "exact_quantile": {"conv5": True}}
+    printed = [line for line in result.stderr.splitlines() if line.startswith("unitscope: warning: ")]
+    assert printed == [f"unitscope: warning: {w}" for w in meta["warnings"]]
+    assert any("12 images, fewer than top-k 60" in line for line in printed)
+
+
+def test_report_shows_the_rule_and_the_warnings(tmp_path):
+    from unitscope.report import build_report
+
+    result = run(top_k=60)
+    result.network = "toy"
+    result.save(tmp_path / "results" / "toy" / "dissect")
+    html = build_report(tmp_path / "results").read_text()
+    notes = html[html.index('id="dissection-notes"'):]
+    notes = notes[:notes.index("</div>")]
+    assert "thresholds by the unitscope rule" in notes
+    assert "act: 2 of 5 units saturated" in notes and "fewer than top-k 60" in notes
+
+
+def test_coverage_beyond_twice_the_quantile_is_flagged():
+    assert TH.coverage_warning("conv", np.array([0.004, 0.005, 0.01]), 0.005) == []
+    (line,) = TH.coverage_warning("conv", np.array([0.004, 0.0159, 0.0101]), 0.005)
+    assert line == ("conv: 2 of 3 units cover more than twice the nominal 0.005 of mask pixels (up to 0.0159): "
+                    "sparse maps, spread by upsampling")
+    assert not any("twice the nominal" in w for w in run().warnings)

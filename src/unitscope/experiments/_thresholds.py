@@ -177,6 +177,23 @@ def saturation_warning(layer: str, saturated: np.ndarray, rule: str) -> list[str
             f"at the top); {what}"]
 
 
+def coverage_warning(layer: str, coverage: np.ndarray | None, quantile: float) -> list[str]:
+    """One sentence when some masks cover more than twice the nominal share of mask pixels.
+
+    Coverage is counted on the upsampled masks the IoU sees: bilinear
+    upsampling lowers it for peaked maps but spreads sparse ones (a unit
+    whose threshold sits at or near its zero floor lights every pixel its
+    few positive positions reach).
+    """
+    if coverage is None:
+        return []
+    wide = coverage > 2 * quantile
+    if not wide.any():
+        return []
+    return [f"{layer}: {int(wide.sum())} of {len(coverage)} units cover more than twice the nominal {quantile:g} "
+            f"of mask pixels (up to {float(coverage.max()):.3g}): sparse maps, spread by upsampling"]
+
+
 def pool_size_warnings(layer: str, *, images: int, positions: int, quantile: float, top_k: int) -> list[str]:
     """Sentences when the pool is too small for ``layer``'s thresholds or top images."""
     out = []

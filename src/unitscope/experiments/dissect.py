@@ -238,7 +238,10 @@ class DissectionResult:
         each category.  Labels are chosen among the concepts with at least
         ``min_support`` images (``concepts.csv``'s ``supported``).  A
         saturated unit under a strict rule has an empty mask: IoU 0, no
-        label, never a detector.
+        label, never a detector.  ``coverage`` is the share of the pool's
+        mask pixels where the unit is on, counted on the upsampled masks the
+        IoU sees (bilinear upsampling lowers it for peaked maps and can
+        raise it for sparse ones).
         """
         frames = [self.unit_frame(layer, iou_threshold=iou_threshold) for layer in self.layers]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -728,6 +731,7 @@ def _warnings(result: DissectionResult) -> list[str]:
         out += TH.pool_size_warnings(name, images=len(result.image_ids), positions=ld.positions,
                                      quantile=config["quantile"], top_k=config["top_k"])
         out += TH.saturation_warning(name, ld.saturated, config["threshold_rule"])
+        out += TH.coverage_warning(name, ld.coverage, config["quantile"])
         if config["threshold_rule"] == "netdissect" and not ld.exact:
             out.append(f"{name}: the exact 'netdissect' thresholds would need more than "
                        f"{TH.EXACT_TAIL_BYTES >> 20} MB; they come from the streaming sketch (approximate)")

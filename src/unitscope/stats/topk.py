@@ -19,7 +19,30 @@ from ._base import Statistic, as_tensor, check_matrix, check_no_nan, float_dtype
 __all__ = ["RunningTail", "RunningTopK"]
 
 
-class RunningTopK(Statistic):
+class _KeepsK(Statistic):
+    """What the statistics that keep ``k`` values per column share: the option, its check, the count."""
+
+    def __init__(self, k: int = 100):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, not {k!r}")
+        self.k = int(k)
+        self._count = 0
+        self._device: torch.device | None = None
+
+    @classmethod
+    def _config_keys(cls) -> tuple[str, ...]:
+        return ("k",)
+
+    def _config(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+    @property
+    def count(self) -> int:
+        """Number of items (rows) added so far."""
+        return self._count
+
+
+class RunningTopK(_KeepsK):
     """Running top-k of every column of a stream of ``(N, C)`` values.
 
     Parameters
@@ -48,30 +71,14 @@ class RunningTopK(Statistic):
     _tensor_names = ("_values", "_ids")
 
     def __init__(self, k: int = 100):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, not {k!r}")
-        self.k = int(k)
+        super().__init__(k)
         self._values: torch.Tensor | None = None  # (C, m), m = min(k, count)
         self._ids: torch.Tensor | None = None  # (C, m) int64
-        self._count = 0
-        self._device: torch.device | None = None
-
-    @classmethod
-    def _config_keys(cls) -> tuple[str, ...]:
-        return ("k",)
-
-    def _config(self) -> dict[str, Any]:
-        return {"k": self.k}
 
     @property
     def num_units(self) -> int | None:
         """Number of columns C, or None before the first ``add``."""
         return None if self._values is None else int(self._values.shape[0])
-
-    @property
-    def count(self) -> int:
-        """Number of items (rows) added so far."""
-        return self._count
 
     def add(self, values: torch.Tensor, ids: torch.Tensor | None = None) -> None:
         """Add a batch of items.
@@ -200,7 +207,7 @@ def _top_of_union(
     return values.gather(1, order), ids.gather(1, order)
 
 
-class RunningTail(Statistic):
+class RunningTail(_KeepsK):
     """The k largest values of every column of a stream of ``(N, C)`` values (values only).
 
     Good for exact upper quantiles: the ``1 - q`` quantile of ``n`` values,
@@ -229,31 +236,16 @@ class RunningTail(Statistic):
     _tensor_names = ("_blocks",)
 
     def __init__(self, k: int = 100):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, not {k!r}")
-        self.k = int(k)
+        super().__init__(k)
         self._blocks: list[torch.Tensor] = []  # (C, w_i) blocks, in no particular order
         self._width = 0
         self._num_units: int | None = None
         self._dtype = torch.float32
-        self._count = 0
-        self._device: torch.device | None = None
-
-    @classmethod
-    def _config_keys(cls) -> tuple[str, ...]:
-        return ("k",)
-
-    def _config(self) -> dict[str, Any]:
-        return {"k": self.k}
 
     @property
     def num_units(self) -> int | None:
+        """Number of columns C, or None before the first ``add``."""
         return self._num_units
-
-    @property
-    def count(self) -> int:
-        """Number of rows added so far."""
-        return self._count
 
     def add(self, values: torch.Tensor) -> None:
         """Add a batch ``(N, C)``; NaN is rejected."""
