@@ -107,7 +107,8 @@ def test_planted_saturation_is_reported_and_never_a_detector():
     assert units.loc[1, "label"] == "spot" and bool(units.loc[1, "detector"])
     assert 0 < units.loc[3, "coverage"] < QUANTILE  # a sparse ReLU unit: only its non-zero positions
     assert units["detector"].sum() == 1  # no false detectors (unit 4's "rare" has 3 images)
-    assert "act: 2 of 5 units saturated" in " ".join(result.warnings)
+    assert ("act: 2 of 5 units saturated (threshold = maximum: many positions tie at the top; 1 of them dead "
+            "(constant over the pool)); their masks are empty and none is a detector") in result.warnings
     summary = result.layer_summary().iloc[0]
     assert summary["saturated"] == 2 and summary["detectors"] == 1
 

@@ -47,6 +47,8 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from unitscope.stats import RunningQuantile, RunningTail
+
 #: The tie rules (see the module notes), the default first.
 THRESHOLD_RULES = ("unitscope", "netdissect", "inclusive")
 
@@ -163,18 +165,58 @@ def unit_masks(values: torch.Tensor, threshold: float, *, minimum: float | None,
     return values >= threshold
 
 
+def exact_tail(count: int, units: int, quantile: float, layers: int) -> RunningTail | None:
+    """A statistic holding each unit's largest values, enough for an exact quantile of ``count``.
+
+    None when the layers' tails would take more than :data:`EXACT_TAIL_BYTES`
+    (float32, and up to twice as many again wait in batches before each cut
+    back to the tail: 12 bytes per kept value).
+    """
+    size = tail_size(count, quantile)
+    return RunningTail(size) if 12 * size * units * layers <= EXACT_TAIL_BYTES else None
+
+
+def layer_thresholds(sketch: RunningQuantile, tail: RunningTail | None, quantile: float, rule: str) -> dict:
+    """Per-unit thresholds, extremes and saturation of one layer under ``rule``, from merged statistics.
+
+    Returns
+    -------
+    dict
+        ``thresholds``, ``minima``, ``maxima`` (float64, shape (U,)),
+        ``saturated`` (bool, (U,)), ``exact`` (whether the thresholds are
+        exact quantiles) and ``positions`` (values per unit).
+    """
+    n = sketch.count
+    low, lower_stat, high = sketch.quantiles([0.0, 1.0 - quantile, 1.0]).cpu().numpy().astype(np.float64).T
+    thresholds, exact = lower_stat, False
+    if rule == "netdissect":
+        top = tail.result().cpu().numpy() if tail is not None else None
+        if top is not None and top.shape[1] >= tail_size(n, quantile) - 1:
+            thresholds, exact = linear_quantile_from_top(top, n, quantile), True
+        else:  # the two order statistics from the sketch (approximate), interpolated the same way
+            j = tail_index(n, quantile)
+            levels = [(j + 0.5) / max(n - 1, 1), min(j + 1.5, n - 1) / max(n - 1, 1)]  # floor(l (n - 1)) = j, j + 1
+            pair = sketch.quantiles(levels).cpu().numpy()
+            thresholds = numpy_lerp(pair[:, 0], pair[:, 1], (n - 1) * (1.0 - quantile) - j)
+    return {"thresholds": thresholds, "minima": low, "maxima": high, "saturated": thresholds >= high,
+            "exact": exact, "positions": n}
+
+
 # ---------------------------------------------------------------------------
 # Warnings: plain sentences for the result's metadata, the CLI and the report
 # ---------------------------------------------------------------------------
-def saturation_warning(layer: str, saturated: np.ndarray, rule: str) -> list[str]:
-    """One sentence when some units of ``layer`` are saturated."""
+def saturation_warning(layer: str, saturated: np.ndarray, rule: str, *, dead: np.ndarray | None = None) -> list[str]:
+    """One sentence when some units of ``layer`` are saturated (``dead``: constant over the pool)."""
     n = int(np.count_nonzero(saturated))
     if not n:
         return []
+    n_dead = int(np.count_nonzero(saturated & dead)) if dead is not None else 0
+    how = (f"{n_dead} of them dead (constant over the pool)" if n_dead == n else
+           f"many positions tie at the top; {n_dead} of them dead (constant over the pool)" if n_dead else
+           "many positions tie at the top")
     what = ("their masks are empty and none is a detector" if is_strict(rule) else
             "under the 'inclusive' rule ties count as on, so their masks are inflated")
-    return [f"{layer}: {n} of {len(saturated)} units saturated (threshold = maximum, many positions tie "
-            f"at the top); {what}"]
+    return [f"{layer}: {n} of {len(saturated)} units saturated (threshold = maximum: {how}); {what}"]
 
 
 def coverage_warning(layer: str, coverage: np.ndarray | None, quantile: float) -> list[str]:
@@ -192,6 +234,14 @@ def coverage_warning(layer: str, coverage: np.ndarray | None, quantile: float) -
         return []
     return [f"{layer}: {int(wide.sum())} of {len(coverage)} units cover more than twice the nominal {quantile:g} "
             f"of mask pixels (up to {float(coverage.max()):.3g}): sparse maps, spread by upsampling"]
+
+
+def sketch_warning(layer: str, rule: str, *, exact: bool) -> list[str]:
+    """One sentence when the ``"netdissect"`` thresholds had to come from the sketch."""
+    if rule != "netdissect" or exact:
+        return []
+    return [f"{layer}: the exact 'netdissect' thresholds would need more than {EXACT_TAIL_BYTES >> 20} MB; "
+            "they come from the streaming sketch (approximate)"]
 
 
 def pool_size_warnings(layer: str, *, images: int, positions: int, quantile: float, top_k: int) -> list[str]:

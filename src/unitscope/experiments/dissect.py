@@ -104,8 +104,8 @@ class LayerDissection:
     top_values : ndarray, shape (U, top_k)
     top_overlap : ndarray, shape (U, top_k, K), bool
         Whether the unit's thresholded map on that top image overlaps each concept.
-    maxima : ndarray, shape (U,), optional
-        Each unit's largest activation over the pool.
+    maxima, minima : ndarray, shape (U,), optional
+        Each unit's largest and smallest activation over the pool.
     saturated : ndarray, shape (U,), bool, optional
         Threshold equal to the maximum (see :mod:`unitscope.experiments._thresholds`).
     coverage : ndarray, shape (U,), optional
@@ -124,6 +124,7 @@ class LayerDissection:
     top_values: np.ndarray
     top_overlap: np.ndarray
     maxima: np.ndarray | None = None
+    minima: np.ndarray | None = None
     saturated: np.ndarray | None = None
     coverage: np.ndarray | None = None
     exact: bool = False
@@ -275,7 +276,7 @@ class DissectionResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name, ld in self.layers.items():
-            extra = {key: value for key in ("maxima", "saturated", "coverage")
+            extra = {key: value for key in ("maxima", "minima", "saturated", "coverage")
                      if (value := getattr(ld, key)) is not None}
             _write_npz(out / f"layer_{_safe(name)}.npz", thresholds=ld.thresholds, iou=ld.iou,
                        top_indices=ld.top_indices, top_values=ld.top_values,
@@ -323,7 +324,7 @@ class DissectionResult:
         for name in meta["layers"]:
             with np.load(out / f"layer_{_safe(name)}.npz") as z:
                 k = int(z["num_concepts"])
-                optional = {key: z[key] for key in ("maxima", "saturated", "coverage") if key in z.files}
+                optional = {key: z[key] for key in ("maxima", "minima", "saturated", "coverage") if key in z.files}
                 layers[name] = LayerDissection(
                     layer=name, thresholds=z["thresholds"], iou=z["iou"],
                     top_indices=z["top_indices"], top_values=z["top_values"],
@@ -730,11 +731,9 @@ def _warnings(result: DissectionResult) -> list[str]:
     for name, ld in result.layers.items():
         out += TH.pool_size_warnings(name, images=len(result.image_ids), positions=ld.positions,
                                      quantile=config["quantile"], top_k=config["top_k"])
-        out += TH.saturation_warning(name, ld.saturated, config["threshold_rule"])
+        out += TH.saturation_warning(name, ld.saturated, config["threshold_rule"], dead=ld.minima == ld.maxima)
         out += TH.coverage_warning(name, ld.coverage, config["quantile"])
-        if config["threshold_rule"] == "netdissect" and not ld.exact:
-            out.append(f"{name}: the exact 'netdissect' thresholds would need more than "
-                       f"{TH.EXACT_TAIL_BYTES >> 20} MB; they come from the streaming sketch (approximate)")
+        out += TH.sketch_warning(name, config["threshold_rule"], exact=ld.exact)
     unsupported = [c.name for c in result.concepts if not result.supported()[c.number - 1]]
     return out + TH.support_warning(unsupported, min_support=config["min_support"])
 
@@ -833,7 +832,7 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                     topks[layer].add(act.amax(dim=(2, 3)), ids)
                     if threshold_rule == "netdissect":
                         if layer not in tails:
-                            tails[layer] = _tail_statistic(len(data) * h * w, c, quantile, len(layers))
+                            tails[layer] = TH.exact_tail(len(data) * h * w, c, quantile, len(layers))
                         if tails[layer] is not None:
                             tails[layer].add(values)
                     if activation_cache == "disk":
@@ -863,7 +862,7 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                 if tail is not None:
                     tail = D.merge_across_ranks(tail, RunningTail.from_state_dict)
                 values, indices = t.result()
-                merged[layer] = _thresholds_of(q, tail, quantile, threshold_rule)
+                merged[layer] = TH.layer_thresholds(q, tail, quantile, threshold_rule)
                 merged[layer].update({
                     "top_values": values.cpu().numpy(),
                     "top_indices": indices.cpu().numpy().astype(np.int64),
@@ -950,7 +949,7 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
         layer_results[layer] = LayerDissection(
             layer=layer, thresholds=m["thresholds"], iou=o.iou().cpu().numpy().astype(np.float64),
             top_indices=m["top_indices"], top_values=m["top_values"], top_overlap=combined,
-            maxima=m["maxima"], saturated=m["saturated"], coverage=o.coverage().cpu().numpy(),
+            maxima=m["maxima"], minima=m["minima"], saturated=m["saturated"], coverage=o.coverage().cpu().numpy(),
             exact=m["exact"], positions=m["positions"])
         concept_pixels = o.concept_area.cpu().numpy()
     concept_images = np.sum(D.gather_objects(concept_images), axis=0)
@@ -964,32 +963,6 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
         network=config["network"], concepts=data.concepts, layers=layer_results,
         image_ids=list(getattr(data, "ids", [str(i) for i in range(len(data))])),
         concept_images=concept_images, cooccurrence=cooccurrence, config=config, concept_pixels=concept_pixels)
-
-
-def _tail_statistic(count: int, units: int, quantile: float, layers: int) -> RunningTail | None:
-    """Each unit's largest values, enough for an exact quantile; None when over the memory budget."""
-    size = TH.tail_size(count, quantile)
-    # float32, and up to twice as many again wait in batches before each cut back to the tail
-    return RunningTail(size) if 12 * size * units * layers <= TH.EXACT_TAIL_BYTES else None
-
-
-def _thresholds_of(sketch: RunningQuantile, tail: RunningTail | None, quantile: float, rule: str) -> dict:
-    """Per-unit thresholds, extremes and saturation of one layer under ``rule`` (merged statistics)."""
-    n = sketch.count
-    low, lower_stat, high = sketch.quantiles([0.0, 1.0 - quantile, 1.0]).cpu().numpy().astype(np.float64).T
-    exact = False
-    thresholds = lower_stat
-    if rule == "netdissect":
-        top = tail.result().cpu().numpy() if tail is not None else None
-        if top is not None and top.shape[1] >= TH.tail_size(n, quantile) - 1:
-            thresholds, exact = TH.linear_quantile_from_top(top, n, quantile), True
-        else:  # the two order statistics from the sketch (approximate), interpolated the same way
-            j = TH.tail_index(n, quantile)
-            levels = [(j + 0.5) / max(n - 1, 1), min(j + 1.5, n - 1) / max(n - 1, 1)]  # floor(l (n - 1)) = j, j + 1
-            pair = sketch.quantiles(levels).cpu().numpy()
-            thresholds = TH.numpy_lerp(pair[:, 0], pair[:, 1], (n - 1) * (1.0 - quantile) - j)
-    return {"thresholds": thresholds, "minima": low, "maxima": high, "saturated": thresholds >= high,
-            "exact": exact, "positions": n}
 
 
 class _ActivationFile:
