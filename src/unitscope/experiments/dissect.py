@@ -4,9 +4,11 @@ For every unit (channel) of a studied layer, over an annotated pool:
 
 1. the threshold ``T_u`` is the top ``quantile`` (default 0.005) of the
    unit's activations over all images and positions (a mergeable streaming
-   quantile sketch, never all activations in memory);
+   quantile sketch, never all activations in memory; ``threshold_rule``
+   picks the convention, :mod:`~unitscope.experiments._thresholds`);
 2. each activation map is upsampled (bilinear) to the mask size and
-   thresholded, ``A_u > T_u``;
+   thresholded, ``A_u > T_u`` (a unit whose threshold is its maximum is
+   *saturated*: its mask is empty, never inflated by ties);
 3. ``IoU(u, c) = sum |A_u > T_u  and  c| / sum |A_u > T_u  or  c|`` over
    the pool (images where ``c``'s category is not annotated do not count);
 4. the unit's label is its concept of highest IoU, per category too; it is a
@@ -602,9 +604,9 @@ def dissect(
         largest ``quantile * n + 2`` values are kept in memory in pass 1:
         up to 12 bytes each with the batches waiting to be cut back, e.g.
         52 MB for 512 units of 13 x 13 over 10,000 images; the sketch, with
-        a warning, beyond 1 GiB), on when ``A > T``.  ``"inclusive"``: unitscope's earlier
-        ``A >= T``, for comparisons.  Units whose threshold is their maximum
-        are reported as ``saturated``.
+        a warning, beyond 1 GiB), on when ``A > T``.  ``"inclusive"``:
+        unitscope's earlier ``A >= T``, for comparisons.  Units whose
+        threshold is their maximum are reported as ``saturated``.
     min_support : int, keyword-only
         Images a concept needs in the pool to be used as a label (default
         10, Broden's own filter); the others stay in ``concepts.csv``.
