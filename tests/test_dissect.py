@@ -60,7 +60,9 @@ class IndicatorNet(nn.Module):
 
 
 def test_indicator_unit_has_iou_one_and_dead_unit_is_not_a_detector():
-    result = dissect(IndicatorNet(), "conv", ToyPool(), batch_size=5)
+    # A binary unit's top quantile is its maximum: only the "inclusive" rule (ties on) gives it a
+    # mask; under the default strict rule it is saturated (tests/test_dissect_thresholds.py).
+    result = dissect(IndicatorNet(), "conv", ToyPool(), batch_size=5, threshold_rule="inclusive")
     units = result.to_frame().set_index("unit")
     assert units.loc[0, "label"] == "thing"
     assert units.loc[0, "iou"] == pytest.approx(1.0)
@@ -91,7 +93,7 @@ def test_iou_is_exact_against_a_direct_computation():
         acts = net(images).numpy()
     t = np.quantile(acts.transpose(1, 0, 2, 3).reshape(4, -1), 0.9, axis=1, method="lower")
     np.testing.assert_allclose(layer.thresholds, t, rtol=0, atol=1e-6)
-    on = acts >= t[None, :, None, None]
+    on = acts > t[None, :, None, None]  # the default rule is strict
     thing = pool.masks.astype(bool)
     for u in range(4):
         inter = (on[:, u] & thing).sum()
@@ -144,14 +146,14 @@ def test_partial_run_with_other_arguments_is_refused(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        dissect(net, "conv", ToyPool(), batch_size=4, work_dir=tmp_path / "w",
+        dissect(net, "conv", ToyPool(), batch_size=4, threshold_rule="inclusive", work_dir=tmp_path / "w",
                 checkpoint_every=1, progress=interrupt)
     with pytest.raises(ValueError, match="other arguments"):
-        dissect(net, "conv", ToyPool(), batch_size=4, quantile=0.01, work_dir=tmp_path / "w")
+        dissect(net, "conv", ToyPool(), batch_size=4, threshold_rule="inclusive", quantile=0.01, work_dir=tmp_path / "w")
     (tmp_path / "w" / "rank0.state.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="corrupt"):
-        dissect(net, "conv", ToyPool(), batch_size=4, work_dir=tmp_path / "w")
-    out = dissect(net, "conv", ToyPool(), batch_size=4, work_dir=tmp_path / "w", restart=True)
+        dissect(net, "conv", ToyPool(), batch_size=4, threshold_rule="inclusive", work_dir=tmp_path / "w")
+    out = dissect(net, "conv", ToyPool(), batch_size=4, threshold_rule="inclusive", work_dir=tmp_path / "w", restart=True)
     assert out.to_frame().loc[0, "iou"] == pytest.approx(1.0)
 
 

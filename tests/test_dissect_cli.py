@@ -133,10 +133,11 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_equal_single_process(assets, tmp_path):
+@pytest.mark.parametrize("rule", ["unitscope", "netdissect"])
+def test_torchrun_two_processes_equal_single_process(assets, tmp_path, rule):
     root, broden, weights = assets
     args = ["dissect", "--model", "mini_alexnet", "--weights", str(weights), "--layers", "conv2,conv5",
-            "--data", str(broden), "--name", "tiny", "--batch-size", "5"]
+            "--data", str(broden), "--name", "tiny", "--batch-size", "5", "--threshold-rule", rule]
     single = run_cli(args + ["--out", str(tmp_path / "single")])
     assert single.returncode == 0, single.stderr
     env = dict(os.environ, OMP_NUM_THREADS="1")

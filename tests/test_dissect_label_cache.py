@@ -76,7 +76,7 @@ def test_pools_without_annotation_keys_are_decoded_every_time(tmp_path):
     from test_dissect import IndicatorNet, ToyPool
 
     cache = tmp_path / "labels"
-    result = dissect(IndicatorNet(), "conv", ToyPool(), batch_size=5, label_cache=cache)
+    result = dissect(IndicatorNet(), "conv", ToyPool(), batch_size=5, label_cache=cache, threshold_rule="inclusive")
     assert result.to_frame().loc[0, "iou"] == pytest.approx(1.0)
     assert not cache.exists() or not list(cache.glob("*.pt"))
 

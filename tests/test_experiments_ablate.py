@@ -90,7 +90,8 @@ class SkipClassifier(PlantedClassifier):
 def planted():
     pool = ScenePool()
     net = PlantedClassifier()
-    dissection = dissect(net, "conv", pool, batch_size=4, network="planted")
+    dissection = dissect(net, "conv", pool, batch_size=4, network="planted", threshold_rule="inclusive",
+                         min_support=0)  # binary planted units: ties are the mask
     return net, pool, dissection
 
 

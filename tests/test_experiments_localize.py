@@ -90,7 +90,8 @@ def test_planted_detector_localises_its_object_every_time(tmp_path):
     masks = _toy_masks()
     pool = ToyPool(masks)
     net = PlantedNet()
-    dissection = dissect(net, "conv", pool, batch_size=5, network="toy")
+    dissection = dissect(net, "conv", pool, batch_size=5, network="toy",
+                       threshold_rule="inclusive", min_support=0)  # binary planted units (ties are the mask), 9 images
     assert object_detectors(dissection, "conv") == {"thing": [0]}
 
     result = localize_objects(net, "conv", pool, dissection=dissection, batch_size=5, examples=3)
@@ -193,7 +194,7 @@ def test_boxes_and_box_iou():
 def test_bad_input_is_refused_with_clear_errors():
     pool = ToyPool(_toy_masks())
     net = PlantedNet()
-    dissection = dissect(net, "conv", pool, batch_size=6)
+    dissection = dissect(net, "conv", pool, batch_size=6, threshold_rule="inclusive", min_support=0)
     with pytest.raises(ValueError, match="no detectors of 'ghost'"):
         localize_objects(net, "conv", pool, dissection=dissection, objects=["thing", "ghost"])
     with pytest.raises(LookupError, match="not object concepts.*'thnig'.*thing"):
@@ -219,7 +220,7 @@ def test_no_hook_is_left_behind_after_a_failing_run():
 
     pool = ToyPool(_toy_masks())
     net = PlantedNet()
-    dissection = dissect(net, "conv", pool, batch_size=6)
+    dissection = dissect(net, "conv", pool, batch_size=6, threshold_rule="inclusive", min_support=0)
     broken = NotSpatial()
     broken.head = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 2))
     broken.conv = nn.Sequential(broken.conv, nn.Flatten())  # "conv" now outputs (N, 192)

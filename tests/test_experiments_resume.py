@@ -54,7 +54,7 @@ def test_preference_resumes_across_pools(tmp_path):
 
 def test_localization_resumes_with_its_examples(tmp_path):
     pool, net = ToyPool(_toy_masks()), PlantedNet()
-    dissection = dissect(net, "conv", pool, batch_size=5, network="toy")
+    dissection = dissect(net, "conv", pool, batch_size=5, network="toy", threshold_rule="inclusive", min_support=0)
     options = dict(dissection=dissection, batch_size=2, examples=5)
     whole = localize_objects(net, "conv", pool, **options)
     work = tmp_path / "partial"
@@ -73,7 +73,7 @@ def test_localization_resumes_with_its_examples(tmp_path):
 
 def test_ablation_resumes_and_refuses_other_arguments(tmp_path):
     pool, net = ScenePool(), PlantedClassifier()
-    dissection = dissect(net, "conv", pool, batch_size=4, network="planted")
+    dissection = dissect(net, "conv", pool, batch_size=4, network="planted", threshold_rule="inclusive", min_support=0)
     options = dict(dissection=dissection, n_random=2, seed=3, batch_size=2, conditions_per_pass=3)
     whole = ablate_detectors(net, "conv", pool, **options)
     work = tmp_path / "partial"

@@ -137,11 +137,11 @@ def test_planted_pickle_in_a_dissection_is_refused_not_run(tmp_path, name):
     work = tmp_path / "w"
     plant_pickle(work / name, marker)
     with pytest.raises(ValueError, match="never loaded|never loads") as info:
-        dissect(IndicatorNet(), "conv", ToyPool(), batch_size=4, work_dir=work)
+        dissect(IndicatorNet(), "conv", ToyPool(), batch_size=4, threshold_rule="inclusive", work_dir=work)
     assert "--restart" in str(info.value) and "\n" not in str(info.value)
     assert not marker.exists()
     assert sorted(p.name for p in work.iterdir()) == [name], "refused before touching anything"
-    result = dissect(IndicatorNet(), "conv", ToyPool(), batch_size=4, work_dir=work, restart=True)
+    result = dissect(IndicatorNet(), "conv", ToyPool(), batch_size=4, threshold_rule="inclusive", work_dir=work, restart=True)
     assert result.to_frame().loc[0, "iou"] == pytest.approx(1.0)
     assert not marker.exists() and not work.exists()
 
@@ -199,7 +199,7 @@ def _kill_during_write(path: Path, payload: bytes) -> None:
 
 def test_a_write_killed_midway_leaves_a_temporary_that_the_next_run_removes(tmp_path):
     pool, net = ScenePool(), PlantedClassifier()
-    dissection = dissect(net, "conv", pool, batch_size=4, network="planted")
+    dissection = dissect(net, "conv", pool, batch_size=4, network="planted", threshold_rule="inclusive", min_support=0)
     result = ablate_detectors(net, "conv", pool, dissection=dissection, n_random=2, seed=3, batch_size=2)
     reference = result.save(tmp_path / "reference")
     out = tmp_path / "out"
@@ -215,7 +215,7 @@ def test_a_write_killed_midway_leaves_a_temporary_that_the_next_run_removes(tmp_
 
 def test_an_interrupted_final_write_leaves_nothing_and_the_rerun_gives_the_same_bytes(tmp_path, monkeypatch):
     pool, net = ScenePool(), PlantedClassifier()
-    dissection = dissect(net, "conv", pool, batch_size=4, network="planted")
+    dissection = dissect(net, "conv", pool, batch_size=4, network="planted", threshold_rule="inclusive", min_support=0)
     result = ablate_detectors(net, "conv", pool, dissection=dissection, n_random=2, seed=3, batch_size=2)
     reference = result.save(tmp_path / "reference")
     real_fsync = os.fsync

@@ -15,6 +15,7 @@ from unitscope.stats import (
     RunningMean,
     RunningMoments,
     RunningQuantile,
+    RunningTail,
     RunningTopK,
     Statistic,
 )
@@ -54,6 +55,7 @@ def read_overlap(stat):
 
 CASES = {
     "topk": (lambda: RunningTopK(3), fill_topk, read_topk),
+    "tail": (lambda: RunningTail(3), fill_moments, lambda s: s.result()),
     "quantile": (lambda: RunningQuantile(resolution=16, seed=3), fill_quantile, read_quantile),
     "moments": (RunningMoments, fill_moments, read_moments),
     "mean": (RunningMean, fill_moments, lambda s: (s.mean(),)),

@@ -160,3 +160,18 @@ def test_bad_configuration_and_merges():
         b.merge(a)
     with pytest.raises(ValueError, match="different configurations"):
         a.merge(RunningTopK(4))
+
+
+def test_running_tail_is_exact_across_batches_merges_and_ties():
+    from unitscope.stats import RunningTail
+
+    values = torch.round(torch.randn(5000, 7, generator=torch.Generator().manual_seed(0)), decimals=1)
+    left, right = RunningTail(300), RunningTail(300)
+    for chunk in values[:2600].split(170):
+        left.add(chunk)
+    for chunk in values[2600:].split(333):
+        right.add(chunk)
+    left.merge(right)
+    expected = torch.sort(values.t(), dim=1, descending=True).values[:, :300]
+    assert torch.equal(left.result(), expected) and left.count == 5000
+    assert torch.equal(RunningTail.from_state_dict(left.state_dict()).result(), expected)

@@ -58,7 +58,7 @@ def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[
     from unitscope.data import BrodenPool, PlainPool
     from unitscope.data.world import generate_world, load_world
     from unitscope.experiments.census import object_census
-    from unitscope.experiments.dissect import DissectionResult, dissect
+    from unitscope.experiments.dissect import DissectionResult, dissect, flag_null
     from unitscope.experiments.segmentations import write_unit_segmentations
     from unitscope.models import create_model, model_info
     from unitscope.training import train_network
@@ -126,7 +126,9 @@ def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[
                                                 progress=callback)
                 finally:
                     b.close()
-                results[run_name].save(out / run_name / "dissect")
+            flag_null(results[name], results[f"{name}-random"])
+            for run_name, result in results.items():
+                result.save(out / run_name / "dissect")
             object_census(results[f"{name}-random"]).save(out / f"{name}-random" / "dissect")
             object_census(results[name], null=results[f"{name}-random"]).save(out / name / "dissect")
             callback, b = bar(f"segmentations {name}")
@@ -137,7 +139,8 @@ def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[
             finally:
                 b.close()
 
-    stages.run("dissect", dict(base, layers=DEMO_LAYERS, n=n_dissect, mask_size="auto"), do_dissect)
+    stages.run("dissect", dict(base, layers=DEMO_LAYERS, n=n_dissect, mask_size="auto", threshold_rule="unitscope",
+                               min_support=10), do_dissect)
 
     # 4. layer preference ------------------------------------------------------
     def do_preference():

@@ -135,6 +135,8 @@ def dissect(
     layers_: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layer names (default: the model's)."),
     name: Optional[str] = typer.Option(None, "--name", help="Network name in the tables (default MODEL-WEIGHTS)."),
     quantile: float = typer.Option(0.005, "--quantile", help="Top quantile that sets each unit's threshold."),
+    threshold_rule: str = typer.Option("unitscope", "--threshold-rule", "--convention", help="unitscope (strict > on the streaming quantile), netdissect (Network Dissection's interpolated quantile, strict >, exact) or inclusive (the old >=, for comparisons)."),
+    min_support: int = typer.Option(10, "--min-support", help="Images a concept needs in the pool to be used as a label."),
     iou_threshold: float = typer.Option(0.04, "--iou-threshold", help="IoU above which a unit is a detector."),
     top_k: int = typer.Option(60, "--top-k", help="Top images per unit (precision, tables)."),
     batch_size: int = typer.Option(32, "--batch-size"),
@@ -158,8 +160,10 @@ def dissect(
 
     from unitscope.experiments import _distributed as D
     from unitscope.experiments.dissect import dissect as run_dissect
+    from unitscope.experiments._thresholds import check_min_support, check_threshold_rule
     from unitscope.models import model_info
 
+    check_threshold_rule(threshold_rule), check_min_support(min_support)  # before any work
     distributed = D.init_from_environment()
     rank, world = D.rank_and_world()
     if distributed and device.startswith("cuda"):
@@ -193,7 +197,7 @@ def dissect(
         try:
             results[run_name] = run_dissect(
                 run_net, layer_list, pool, network=run_name, quantile=quantile,
-                iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
+                threshold_rule=threshold_rule, min_support=min_support, iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
                 num_workers=workers, mask_size="auto" if mask_size is None else (mask_size or None),
                 work_dir=out / run_name / ".partial" / "dissect",
                 checkpoint_every=checkpoint_every, restart=restart, progress=callback,
@@ -203,9 +207,11 @@ def dissect(
     result = results[network]
     if rank == 0:
         from unitscope.experiments.census import object_census
+        from unitscope.experiments.dissect import flag_null
 
         null_result = results.get(f"{network}-random")
         if null_result is not None:
+            flag_null(result, null_result)
             null_result.save(out / null_result.network / "dissect")
             object_census(null_result).save(out / null_result.network / "dissect")
         result.save(target)
@@ -218,6 +224,9 @@ def dissect(
         for row in summary.itertuples():
             typer.echo(f"{network} {row.layer}: {row.detectors}/{row.units} detectors, "
                        f"{row.unique_concepts} concepts, {row.unique_objects} objects")
+        for warning in dict.fromkeys(w if r is result else f"{r.network}: {w}" for r in results.values()
+                                     for w in r.warnings if r is result or w not in result.warnings):
+            typer.echo(f"unitscope: warning: {warning}", err=True)
         typer.echo(f"results in {target}")
     if distributed:
         import torch.distributed as dist

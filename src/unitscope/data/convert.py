@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -32,7 +31,8 @@ import numpy as np
 from PIL import Image
 
 from .annotated import image_size as header_size
-from .broden import BrodenRecord, _move_into_place, read_label_csv, write_broden
+from .broden import BrodenRecord, read_label_csv, write_broden
+from .staging import make_staging_dir, move_into_place, remove_stale_staging
 from .concepts import Annotation, ConceptTable
 
 __all__ = ["MARKER", "ConvertResult", "convert_to_broden", "parse_size", "resize_nearest", "check_output_folder"]
@@ -294,12 +294,13 @@ def convert_to_broden(
         **dict(provenance or {}),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_staging(out)  # (a killed conversion's folder, recognised by its marker)
+    tmp = make_staging_dir(out)
     try:
         written = write_broden(tmp / "broden", records(), data.concepts,
                                progress=None if progress is None else (lambda n: progress(n, count)))
         (written / MARKER).write_text(json.dumps(marker, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        _move_into_place(written, out, overwrite=overwrite)
+        move_into_place(written, out, overwrite=overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     labels = read_label_csv(out / "label.csv")

@@ -4,9 +4,11 @@ For every unit (channel) of a studied layer, over an annotated pool:
 
 1. the threshold ``T_u`` is the top ``quantile`` (default 0.005) of the
    unit's activations over all images and positions (a mergeable streaming
-   quantile sketch, never all activations in memory);
+   quantile sketch, never all activations in memory; ``threshold_rule``
+   picks the convention, :mod:`~unitscope.experiments._thresholds`);
 2. each activation map is upsampled (bilinear) to the mask size and
-   thresholded, ``A_u > T_u``;
+   thresholded, ``A_u > T_u`` (a unit whose threshold is its maximum is
+   *saturated*: its mask is empty, never inflated by ties);
 3. ``IoU(u, c) = sum |A_u > T_u  and  c| / sum |A_u > T_u  or  c|`` over
    the pool (images where ``c``'s category is not annotated do not count);
 4. the unit's label is its concept of highest IoU, per category too; it is a
@@ -56,11 +58,12 @@ import unitscope
 from unitscope.data.concepts import Annotation, ConceptTable
 from unitscope.data.workers import worker_batches
 from unitscope.experiments import _distributed as D
+from unitscope.experiments import _thresholds as TH
 from unitscope.experiments._common import eval_mode, model_device
 from unitscope.experiments._io import read_json, write_csv, write_json
 from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
 from unitscope.hooks import TraceDict, resolve_layer
-from unitscope.stats import PairOverlap, RunningQuantile, RunningTopK
+from unitscope.stats import PairOverlap, RunningQuantile, RunningTail, RunningTopK
 from unitscope.stats.pair_overlap import BatchConcepts, compact_labels
 from unitscope.taxonomy import TYPE_NAMES
 
@@ -105,6 +108,17 @@ class LayerDissection:
     top_values : ndarray, shape (U, top_k)
     top_overlap : ndarray, shape (U, top_k, K), bool
         Whether the unit's thresholded map on that top image overlaps each concept.
+    maxima, minima : ndarray, shape (U,), optional
+        Each unit's largest and smallest activation over the pool.
+    saturated : ndarray, shape (U,), bool, optional
+        Threshold equal to the maximum (see :mod:`unitscope.experiments._thresholds`).
+    coverage : ndarray, shape (U,), optional
+        Share of all mask pixels of the pool where the unit was on.
+    exact : bool
+        Whether the thresholds are exact quantiles (the ``"netdissect"`` rule
+        within its memory budget) rather than the streaming sketch's.
+    positions : int
+        Activations per unit over the pool (images x positions of the map).
     """
 
     layer: str
@@ -113,6 +127,12 @@ class LayerDissection:
     top_indices: np.ndarray
     top_values: np.ndarray
     top_overlap: np.ndarray
+    maxima: np.ndarray | None = None
+    minima: np.ndarray | None = None
+    saturated: np.ndarray | None = None
+    coverage: np.ndarray | None = None
+    exact: bool = False
+    positions: int = 0
 
     @property
     def num_units(self) -> int:
@@ -136,11 +156,33 @@ class DissectionResult:
     concept_images: np.ndarray  # (K,) images containing each concept
     cooccurrence: np.ndarray  # (K, K) images containing both concepts
     config: dict[str, Any] = field(default_factory=dict)
+    concept_pixels: np.ndarray | None = None  # (K,) mask pixels of each concept (at the mask size)
+    warnings: list[str] = field(default_factory=list)  # plain sentences (pool size, saturation, null)
+
+    @property
+    def threshold_rule(self) -> str:
+        """The tie rule of the masks (results from before the option used ``"inclusive"``)."""
+        return self.config.get("threshold_rule", "inclusive")
+
+    def supported(self) -> np.ndarray:
+        """``(K,)`` bool: concepts with at least ``min_support`` images in the pool (usable as labels)."""
+        return np.asarray(self.concept_images) >= int(self.config.get("min_support", 0))
 
     # -- labels ----------------------------------------------------------------
     def _column_concepts(self) -> list:
         k = self.cooccurrence.shape[0]
         return [self.concepts[j + 1] if (j + 1) in self.concepts else None for j in range(k)]
+
+    def concept_frame(self) -> pd.DataFrame:
+        """Per concept: number, name, category, images and pixels in the pool, and whether it is a label."""
+        frame = pd.DataFrame(self.concepts.to_records())
+        if len(frame):
+            index = frame["number"].to_numpy() - 1
+            frame["images"] = np.asarray(self.concept_images)[index]
+            if self.concept_pixels is not None:
+                frame["pixels"] = np.asarray(self.concept_pixels)[index]
+            frame["supported"] = self.supported()[index]
+        return frame
 
     def unit_frame(self, layer: str, *, iou_threshold: float | None = None,
                    category_types: dict[str, str] | None = None) -> pd.DataFrame:
@@ -149,8 +191,11 @@ class DissectionResult:
         types = dict(CATEGORY_TYPES, **(self.config.get("category_types") or {}), **(category_types or {}))
         ld = self.layers[layer]
         columns = self._column_concepts()
-        valid = np.array([c is not None for c in columns])
+        # Labels come from the concepts with enough images (see _thresholds), nothing else.
+        valid = np.array([c is not None for c in columns]) & self.supported()[:len(columns)]
         iou = np.where(valid[None, :], ld.iou, -1.0)
+        saturated = ld.saturated if ld.saturated is not None else np.zeros(ld.num_units, dtype=bool)
+        never = saturated & TH.is_strict(self.threshold_rule)  # an empty mask by definition
         categories = self.concepts.categories
         rows = []
         for u in range(ld.num_units):
@@ -172,13 +217,15 @@ class DissectionResult:
                 "type": types.get(concept.category, "") if concept else "",
                 "iou": score,
                 "score": score,
-                "detector": bool(score > iou_threshold),
+                "detector": bool(score > iou_threshold and not never[u]),
                 "threshold": float(ld.thresholds[u]),
+                "saturated": bool(saturated[u]),
+                "coverage": float(ld.coverage[u]) if ld.coverage is not None else float("nan"),
                 "precision": precision,
                 "top_images": ";".join(self.image_ids[i] for i in tops.tolist()),
             }
             for cat in categories:
-                cols = [j for j, c in enumerate(columns) if c is not None and c.category == cat]
+                cols = [j for j, c in enumerate(columns) if valid[j] and c.category == cat]
                 if cols:
                     j = cols[int(np.argmax(ld.iou[u, cols]))]
                     row[f"{cat}_label"] = columns[j].name
@@ -190,9 +237,16 @@ class DissectionResult:
         """Per-unit table over every layer.
 
         Columns: network, layer, unit, label, category, type, iou (alias
-        score, NetDissect's name), detector, threshold, precision,
-        top_images (``;``-separated image ids) and ``<category>_label`` /
-        ``<category>_iou`` for the best concept of each category.
+        score, NetDissect's name), detector, threshold, saturated,
+        coverage, precision, top_images (``;``-separated image ids) and
+        ``<category>_label`` / ``<category>_iou`` for the best concept of
+        each category.  Labels are chosen among the concepts with at least
+        ``min_support`` images (``concepts.csv``'s ``supported``).  A
+        saturated unit under a strict rule has an empty mask: IoU 0, no
+        label, never a detector.  ``coverage`` is the share of the pool's
+        mask pixels where the unit is on, counted on the upsampled masks the
+        IoU sees (bilinear upsampling lowers it for peaked maps and can
+        raise it for sparse ones).
         """
         frames = [self.unit_frame(layer, iou_threshold=iou_threshold) for layer in self.layers]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -212,6 +266,8 @@ class DissectionResult:
                 "unique_objects": det.loc[det["category"] == "object", "label"].nunique(),
                 "mean_iou": float(units["iou"].mean()) if len(units) else 0.0,
                 "mean_precision": float(det["precision"].mean()) if len(det) else float("nan"),
+                "saturated": int(units["saturated"].sum()),
+                "max_coverage": float(units["coverage"].max()) if len(units) else float("nan"),
             }
             for key in UNIT_TYPES:
                 row[f"share_{key}"] = float((det["type"] == key).sum()) / max(len(units), 1)
@@ -224,12 +280,17 @@ class DissectionResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name, ld in self.layers.items():
+            extra = {key: value for key in ("maxima", "minima", "saturated", "coverage")
+                     if (value := getattr(ld, key)) is not None}
             _write_npz(out / f"layer_{_safe(name)}.npz", thresholds=ld.thresholds, iou=ld.iou,
                        top_indices=ld.top_indices, top_values=ld.top_values,
                        top_overlap=np.packbits(ld.top_overlap, axis=-1),
-                       num_concepts=np.array(ld.iou.shape[1]))
-        _write_npz(out / "pool.npz", concept_images=self.concept_images, cooccurrence=self.cooccurrence)
-        write_csv(out / "concepts.csv", pd.DataFrame(self.concepts.to_records()))
+                       num_concepts=np.array(ld.iou.shape[1]), exact=np.array(ld.exact),
+                       positions=np.array(ld.positions), **extra)
+        pixels = {} if self.concept_pixels is None else {"concept_pixels": self.concept_pixels}
+        _write_npz(out / "pool.npz", concept_images=self.concept_images, cooccurrence=self.cooccurrence,
+                   **pixels)
+        write_csv(out / "concepts.csv", self.concept_frame())
         frame = self.to_frame()
         write_csv(out / "units.csv", frame)
         write_json(out / "units.json", frame.to_dict(orient="records"))
@@ -239,6 +300,9 @@ class DissectionResult:
             "layers": list(self.layers),
             "image_ids": self.image_ids,
             "config": self.config,
+            "thresholds": {"rule": self.threshold_rule, "on": "A >= T" if not TH.is_strict(self.threshold_rule)
+                           else "A > T", "exact_quantile": {n: bool(ld.exact) for n, ld in self.layers.items()}},
+            "warnings": list(self.warnings),
         })
         return out
 
@@ -264,16 +328,21 @@ class DissectionResult:
         for name in meta["layers"]:
             with np.load(out / f"layer_{_safe(name)}.npz") as z:
                 k = int(z["num_concepts"])
+                optional = {key: z[key] for key in ("maxima", "minima", "saturated", "coverage") if key in z.files}
                 layers[name] = LayerDissection(
                     layer=name, thresholds=z["thresholds"], iou=z["iou"],
                     top_indices=z["top_indices"], top_values=z["top_values"],
                     top_overlap=np.unpackbits(z["top_overlap"], axis=-1, count=k).astype(bool),
+                    exact=bool(z["exact"]) if "exact" in z.files else False,
+                    positions=int(z["positions"]) if "positions" in z.files else 0, **optional,
                 )
         with np.load(out / "pool.npz") as z:
             concept_images, cooccurrence = z["concept_images"], z["cooccurrence"]
+            concept_pixels = z["concept_pixels"] if "concept_pixels" in z.files else None
         return cls(network=meta["network"], concepts=concepts, layers=layers,
                    image_ids=list(meta["image_ids"]), concept_images=concept_images,
-                   cooccurrence=cooccurrence, config=meta.get("config", {}))
+                   cooccurrence=cooccurrence, config=meta.get("config", {}), concept_pixels=concept_pixels,
+                   warnings=list(meta.get("warnings", [])))
 
 
 def _safe(name: str) -> str:
@@ -527,6 +596,8 @@ def dissect(
     *,
     network: str = "network",
     quantile: float = 0.005,
+    threshold_rule: str = "unitscope",
+    min_support: int = TH.DEFAULT_MIN_SUPPORT,
     iou_threshold: float = 0.04,
     top_k: int = 60,
     batch_size: int = 32,
@@ -555,6 +626,21 @@ def dissect(
         Name written in the tables.
     quantile : float, keyword-only
         Top quantile that sets each unit's threshold (0.005: the top 0.5 %).
+    threshold_rule : {"unitscope", "netdissect", "inclusive"}, keyword-only
+        How the threshold is computed and how ties count (see
+        :mod:`unitscope.experiments._thresholds`).  ``"unitscope"``
+        (default): the sketch's order statistic, on when ``A > T``, so each
+        mask covers at most the nominal share.  ``"netdissect"``: Network
+        Dissection's linearly interpolated quantile, exact (each unit's
+        largest ``quantile * n + 2`` values are kept in memory in pass 1:
+        up to 12 bytes each with the batches waiting to be cut back, e.g.
+        52 MB for 512 units of 13 x 13 over 10,000 images; the sketch, with
+        a warning, beyond 1 GiB), on when ``A > T``.  ``"inclusive"``:
+        unitscope's earlier ``A >= T``, for comparisons.  Units whose
+        threshold is their maximum are reported as ``saturated``.
+    min_support : int, keyword-only
+        Images a concept needs in the pool to be used as a label (default
+        10, Broden's own filter); the others stay in ``concepts.csv``.
     iou_threshold : float, keyword-only
         A unit is a detector when its best IoU exceeds this.
     top_k : int, keyword-only
@@ -612,6 +698,8 @@ def dissect(
         raise ValueError(f"mask_size must be a positive int, 'auto' or None, not {mask_size!r}")
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    TH.check_threshold_rule(threshold_rule)
+    TH.check_min_support(min_support)
     if activation_cache not in ("disk", "recompute"):
         raise ValueError(f"activation_cache must be 'disk' or 'recompute', not {activation_cache!r}")
     for name, value in (("batch_size", batch_size), ("top_k", top_k), ("checkpoint_every", checkpoint_every)):
@@ -636,6 +724,8 @@ def dissect(
                  "labels": config_key({"labels": data.labels_key() if hasattr(data, "labels_key")
                                        else data.concepts.to_records()})},
         "quantile": quantile,
+        "threshold_rule": threshold_rule,
+        "min_support": int(min_support),
         "iou_threshold": iou_threshold,
         "top_k": top_k,
         "batch_size": batch_size,
@@ -660,7 +750,8 @@ def dissect(
     try:
         result = _run(model, layers, data, shard, global_index, num_concepts, state, config,
                       batch_size=batch_size, num_workers=num_workers, mask_size=mask_size,
-                      quantile=quantile, top_k=top_k, resolution=quantile_resolution,
+                      quantile=quantile, threshold_rule=threshold_rule, top_k=top_k,
+                      resolution=quantile_resolution,
                       activation_cache=activation_cache, checkpoint_every=checkpoint_every,
                       progress=progress, rank=rank,
                       label_cache=Path(label_cache) if label_cache is not None else None)
@@ -674,7 +765,37 @@ def dissect(
     finally:
         if temporary is not None:
             temporary.cleanup()
+    result.warnings = _warnings(result)
     return result
+
+
+def _warnings(result: DissectionResult) -> list[str]:
+    """The result's plain-sentence warnings: pool size, saturation, concepts left out as labels."""
+    config = result.config
+    out = []
+    for name, ld in result.layers.items():
+        out += TH.pool_size_warnings(name, images=len(result.image_ids), positions=ld.positions,
+                                     quantile=config["quantile"], top_k=config["top_k"])
+        out += TH.saturation_warning(name, ld.saturated, config["threshold_rule"], dead=ld.minima == ld.maxima)
+        out += TH.coverage_warning(name, ld.coverage, config["quantile"])
+        out += TH.sketch_warning(name, config["threshold_rule"], exact=ld.exact)
+    unsupported = [c.name for c in result.concepts if not result.supported()[c.number - 1]]
+    return out + TH.support_warning(unsupported, min_support=config["min_support"])
+
+
+def flag_null(result: DissectionResult, null: DissectionResult) -> list[str]:
+    """Add to both results' warnings the layers where the random-weights ``null`` matches ``result``.
+
+    Returns
+    -------
+    list of str
+        The sentences added (NULL_DETECTOR_RATIO in :mod:`~unitscope.experiments._thresholds`).
+    """
+    count = lambda r: {row.layer: int(row.detectors) for row in r.layer_summary().itertuples()}  # noqa: E731
+    found = TH.null_warnings(count(result), count(null), network=result.network)
+    for r in (result, null):
+        r.warnings.extend(w for w in found if w not in r.warnings)
+    return found
 
 
 def _label_loader(label_batches: _LabelBatches, start_batch: int, num_workers: int):
@@ -711,7 +832,7 @@ def _image_loader(shard, batch_size, num_workers, start_batch):
 
 
 def _run(model, layers, data, shard, global_index, num_concepts, state: RunState, config, *,
-         batch_size, num_workers, mask_size, quantile, top_k, resolution, activation_cache,
+         batch_size, num_workers, mask_size, quantile, threshold_rule, top_k, resolution, activation_cache,
          checkpoint_every, progress, rank, label_cache):
     device = model_device(model)
     n_local = len(shard)
@@ -720,10 +841,14 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
     quantiles = {l: RunningQuantile(resolution, seed=rank) for l in layers}
     topks = {l: RunningTopK(top_k) for l in layers}
     shapes: dict[str, tuple[int, int, int]] = saved.get("shapes", {})
+    # The "netdissect" rule's exact tails: each unit's largest values (None: over budget, or not that rule)
+    tails: dict[str, RunningTail | None] = {}
     if saved["pass"] == 1 and saved.get("stats"):
         for l in layers:
             quantiles[l].load_state_dict(saved["stats"]["quantile"][l])
             topks[l].load_state_dict(saved["stats"]["topk"][l])
+        for l, tail_state in saved["stats"].get("tails", {}).items():
+            tails[l] = RunningTail.from_state_dict(tail_state) if tail_state is not None else None
     total_work = 2 * n_batches
 
     def report(done):
@@ -759,8 +884,14 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                     for layer, act in acts.items():
                         n, c, h, w = act.shape
                         shapes.setdefault(layer, (c, h, w))
-                        quantiles[layer].add(act.permute(0, 2, 3, 1).reshape(-1, c))
+                        values = act.permute(0, 2, 3, 1).reshape(-1, c)
+                        quantiles[layer].add(values)
                         topks[layer].add(act.amax(dim=(2, 3)), ids)
+                        if threshold_rule == "netdissect":
+                            if layer not in tails:
+                                tails[layer] = TH.exact_tail(len(data) * h * w, c, quantile, len(layers))
+                            if tails[layer] is not None:
+                                tails[layer].add(values)
                         if activation_cache == "disk":
                             if layer not in caches:
                                 caches[layer] = open_cache(layer)
@@ -775,7 +906,8 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                                     "label_paths": label_paths,
                                     "stats": {
                             "quantile": {l: quantiles[l].state_dict() for l in layers},
-                            "topk": {l: topks[l].state_dict() for l in layers}}})
+                            "topk": {l: topks[l].state_dict() for l in layers},
+                            "tails": {l: t.state_dict() if t is not None else None for l, t in tails.items()}}})
                 label_paths.extend(label_tokens)  # (none left unless the image loader stopped early)
             for cache in caches.values():
                 cache.flush()
@@ -784,16 +916,15 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
             for layer in layers:
                 q = D.merge_across_ranks(quantiles[layer], lambda s: RunningQuantile.from_state_dict(s))
                 t = D.merge_across_ranks(topks[layer], lambda s: RunningTopK.from_state_dict(s))
+                tail = tails.get(layer)
+                if tail is not None:
+                    tail = D.merge_across_ranks(tail, RunningTail.from_state_dict)
                 values, indices = t.result()
-                qs = q.quantiles([0.0, 1.0 - quantile]).cpu().numpy().astype(np.float64)
-                merged[layer] = {
-                    "thresholds": qs[:, 1],
-                    # Ties at the threshold count as "on" unless the unit never varies below it
-                    # (a binary unit's top quantile is its maximum; a dead unit is constant).
-                    "inclusive": qs[:, 1] > qs[:, 0],
+                merged[layer] = TH.layer_thresholds(q, tail, quantile, threshold_rule)
+                merged[layer].update({
                     "top_values": values.cpu().numpy(),
                     "top_indices": indices.cpu().numpy().astype(np.int64),
-                }
+                })
             all_shapes = D.gather_objects(shapes)
             for s in all_shapes:
                 shapes.update(s)
@@ -823,9 +954,11 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                     if g >= 0:
                         lookup[(g, u)] = r
             top_lookup[l] = lookup
-        thresholds = {l: torch.as_tensor(merged[l]["thresholds"], dtype=torch.float32, device=device)
-                      for l in layers}
-        inclusive = {l: torch.as_tensor(merged[l]["inclusive"], device=device) for l in layers}
+        # float32 like the activations, so that "the next float above T" is the activations' next float
+        cutoffs = {l: TH.cutoffs(torch.as_tensor(merged[l]["thresholds"], dtype=torch.float32, device=device),
+                                 torch.as_tensor(merged[l]["minima"], dtype=torch.float32, device=device),
+                                 torch.as_tensor(merged[l]["saturated"], device=device), threshold_rule)
+                   for l in layers}
         if activation_cache == "disk":
             for cache in caches.values():
                 cache.close()
@@ -852,7 +985,7 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
                                                     group["area"].to(device), group["valid"].to(device))
                 member_ids = [int(global_index[positions[i]]) for i in members]
                 for layer in layers:
-                    _count_overlaps(acts[layer][members], thresholds[layer], inclusive[layer], group["shape"],
+                    _count_overlaps(acts[layer][members], cutoffs[layer], group["shape"],
                                     concepts, overlaps[layer], top_overlap[layer], top_lookup[layer],
                                     member_ids, upsamplers[layer])
             batch_no += 1
@@ -873,7 +1006,10 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
         m = merged[layer]
         layer_results[layer] = LayerDissection(
             layer=layer, thresholds=m["thresholds"], iou=o.iou().cpu().numpy().astype(np.float64),
-            top_indices=m["top_indices"], top_values=m["top_values"], top_overlap=combined)
+            top_indices=m["top_indices"], top_values=m["top_values"], top_overlap=combined,
+            maxima=m["maxima"], minima=m["minima"], saturated=m["saturated"], coverage=o.coverage().cpu().numpy(),
+            exact=m["exact"], positions=m["positions"])
+        concept_pixels = o.concept_area.cpu().numpy()
     concept_images = np.sum(D.gather_objects(concept_images), axis=0)
     cooccurrence = np.sum(D.gather_objects(cooccurrence), axis=0)
     for cache in caches.values():
@@ -884,7 +1020,7 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
     return DissectionResult(
         network=config["network"], concepts=data.concepts, layers=layer_results,
         image_ids=list(getattr(data, "ids", [str(i) for i in range(len(data))])),
-        concept_images=concept_images, cooccurrence=cooccurrence, config=config)
+        concept_images=concept_images, cooccurrence=cooccurrence, config=config, concept_pixels=concept_pixels)
 
 
 class _ActivationFile:
@@ -953,22 +1089,12 @@ class _Upsampler:
         return wy @ maps @ wx
 
 
-def _cutoff(threshold, inclusive):
-    """Per-unit "on" test as ``value >= cutoff``.
-
-    "On" is value >= t for units whose ties count, value > t otherwise: one
-    comparison against the next float above t does both.
-    """
-    return torch.where(inclusive, threshold, torch.nextafter(threshold, torch.full_like(threshold, float("inf"))))
-
-
 #: Mask pixels thresholded and counted at a time in pass 2 (~16 MB of float32): big
 #: enough to batch many images' small maps, small enough to stay in the CPU's cache.
 _CHUNK_PIXELS = 1 << 22
 
 
-def _count_overlaps(act, threshold, inclusive, shape, concepts, overlap, top_table, lookup, image_ids,
-                    upsample):
+def _count_overlaps(act, cutoff, shape, concepts, overlap, top_table, lookup, image_ids, upsample):
     """Pass 2 for one layer and a batch of images sharing one mask shape.
 
     Only the units whose peak reaches their threshold on an image are
@@ -978,9 +1104,9 @@ def _count_overlaps(act, threshold, inclusive, shape, concepts, overlap, top_tab
     cache), their masks are thresholded and their overlaps with the images'
     concepts counted (:meth:`PairOverlap.add_masks`); for the (unit, rank)
     whose top image this is, the concepts the mask touches are marked in
-    ``top_table``.
+    ``top_table``.  A position is on when its value is ``>= cutoff``
+    (:func:`~unitscope.experiments._thresholds.cutoffs` sets it per rule).
     """
-    cutoff = _cutoff(threshold, inclusive)
     overlap.add_images(concepts)
     image, unit = torch.nonzero(act.amax(dim=(2, 3)) >= cutoff[None, :], as_tuple=True)
     if not image.numel():

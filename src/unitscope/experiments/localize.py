@@ -606,7 +606,8 @@ def localize_objects(
                 act = act[:, info["units"]].float()
                 low = act.amin(dim=(0, 2, 3))
                 info["running_min"] = low if info["running_min"] is None else torch.minimum(info["running_min"], low)
-                inclusive = info["threshold"] > info["running_min"]
+                # ties count only under the dissection's "inclusive" rule (see _thresholds)
+                inclusive = (info["threshold"] > info["running_min"]) & (dissection.threshold_rule == "inclusive")
                 for j in range(len(positions)):
                     up = F.interpolate(act[j:j + 1], size=shapes[j], mode="bilinear", align_corners=False)[0]
                     t = info["threshold"][:, None, None]

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
+from unitscope.experiments import _thresholds as TH
 from unitscope.experiments._common import eval_mode, model_device
 from unitscope._files import make_temp_dir, remove_dead_temps
 from unitscope.experiments._io import atomic_write_bytes, read_json, safe_name, write_json
@@ -144,9 +145,10 @@ def _render(model, result, data, wanted, staging, images, *, tile_size, batch_si
                 for layer, u, rank in wanted[index]:
                     act = td[layer].output[j, u][None, None].float()
                     up = F.interpolate(act, size=size, mode="bilinear", align_corners=False)[0, 0]
-                    threshold = float(result.layers[layer].thresholds[u])
-                    mask = (up >= threshold).cpu().numpy() if threshold > float(act.min()) else \
-                        (up > threshold).cpu().numpy()
+                    ld = result.layers[layer]
+                    mask = TH.unit_masks(up, float(ld.thresholds[u]), minimum=float(act.min()),
+                                         rule=result.threshold_rule,
+                                         saturated=ld.saturated is not None and bool(ld.saturated[u])).cpu().numpy()
                     buffer = _jpeg(highlight(tile, mask))
                     # (not durable: thousands of small tiles a rerun makes again; the manifest is)
                     atomic_write_bytes(staging[layer] / str(u) / f"{rank:03d}_{image_id}.jpg", buffer,

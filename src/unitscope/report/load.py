@@ -148,6 +148,7 @@ class Dissection:
     categories: list[str]
     iou_threshold: float
     config: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # result.json's plain sentences (saturation, support)
 
     @property
     def layer_names(self) -> list[str]:
@@ -210,7 +211,8 @@ def load_dissection(results_dir: Path, network: str) -> Dissection | None:
         layers = _layer_summary(units, network)
     concepts = _read_csv(folder / "concepts.csv", keep_default_na=False)
     return Dissection(network=network, units=units, layers=layers, concepts=concepts,
-                      categories=categories, iou_threshold=threshold, config=config)
+                      categories=categories, iou_threshold=threshold, config=config,
+                      warnings=[str(w) for w in meta.get("warnings") or []])
 
 
 @dataclass

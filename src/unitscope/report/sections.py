@@ -399,6 +399,9 @@ def semantics_section(results: ResultSet, assets: Assets, *, examples_per_layer:
                    + [f"{plots.TYPE_NAMES[t]}" for t in plots.TYPES], "rows": layer_rows},
         "units": units, "networks": names, "has_human": bool(human),
         "thresholds": {n.name: n.dissection.iou_threshold for n in nets},
+        "notes": [{"network": n.name, "rule": n.dissection.config.get("threshold_rule", ""),
+                   "warnings": n.dissection.warnings} for n in nets
+                  if n.dissection.warnings or n.dissection.config.get("threshold_rule")],
     }
 
 

@@ -20,11 +20,12 @@ from .moments import RunningMean, RunningMoments
 from .overlap import RunningConceptOverlap
 from .pair_overlap import PairOverlap
 from .quantile import RunningQuantile
-from .topk import RunningTopK
+from .topk import RunningTail, RunningTopK
 
 __all__ = [
     "Statistic",
     "RunningTopK",
+    "RunningTail",
     "RunningQuantile",
     "RunningConceptOverlap",
     "PairOverlap",

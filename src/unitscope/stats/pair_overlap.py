@@ -126,7 +126,7 @@ class PairOverlap(Statistic):
         U and K.
     """
 
-    _tensor_names = ("intersection", "unit_area", "concept_area")
+    _tensor_names = ("intersection", "unit_area", "concept_area", "unit_pixels")
 
     def __init__(self, num_units: int, num_concepts: int) -> None:
         if int(num_units) < 1 or int(num_concepts) < 1:
@@ -135,6 +135,9 @@ class PairOverlap(Statistic):
         self.intersection = torch.zeros(self.num_units, self.num_concepts, dtype=torch.int64)
         self.unit_area = torch.zeros(self.num_units, self.num_concepts, dtype=torch.int64)
         self.concept_area = torch.zeros(self.num_concepts, dtype=torch.int64)
+        # Each unit's on-pixels and all pixels seen, whatever is annotated: its mask coverage.
+        self.unit_pixels = torch.zeros(self.num_units, dtype=torch.int64)
+        self.pixels = 0
         self.count = 0
         self._device = None
 
@@ -177,6 +180,7 @@ class PairOverlap(Statistic):
         known = concepts.concepts >= 0
         self.concept_area.index_add_(0, concepts.concepts[known].to(target), concepts.area[known].to(target))
         self.count += len(concepts)
+        self.pixels += len(concepts) * int(concepts.onehot.shape[1])
 
     def add_masks(self, image, unit, masks, concepts: BatchConcepts) -> torch.Tensor:
         """Add unit masks on images of a batch counted with :meth:`add_images`.
@@ -215,6 +219,7 @@ class PairOverlap(Statistic):
         counts = counts.round().long()
         inter, area = counts[:, :-1], counts[:, -1]
         self.unit_area.index_add_(0, unit.to(target), (area[:, None] * concepts.valid[image].long()).to(target))
+        self.unit_pixels.index_add_(0, unit.to(target), area.to(target))
         columns = concepts.concepts[image].clamp(min=0)  # padding adds its zeros to concept 0
         self.intersection.index_put_((unit[:, None].to(target), columns.to(target)), inter.to(target),
                                      accumulate=True)
@@ -222,6 +227,10 @@ class PairOverlap(Statistic):
 
     def union(self) -> torch.Tensor:
         return self.unit_area + self.concept_area[None, :] - self.intersection
+
+    def coverage(self) -> torch.Tensor:
+        """``(U,)`` float64: each unit's share of all pixels that were on (0 before any image)."""
+        return self.unit_pixels.double() / max(self.pixels, 1)
 
     def iou(self) -> torch.Tensor:
         """``(U, K)`` float64; 0 where the union is empty."""
@@ -233,14 +242,21 @@ class PairOverlap(Statistic):
         self.intersection += other.intersection.to(self.intersection.device)
         self.unit_area += other.unit_area.to(self.unit_area.device)
         self.concept_area += other.concept_area.to(self.concept_area.device)
+        self.unit_pixels += other.unit_pixels.to(self.unit_pixels.device)
+        self.pixels += other.pixels
         self.count += other.count
 
     def _state(self) -> dict[str, Any]:
-        return {"count": self.count, "intersection": self.intersection.cpu().numpy().copy(),
+        return {"count": self.count, "pixels": self.pixels,
+                "unit_pixels": self.unit_pixels.cpu().numpy().copy(),
+                "intersection": self.intersection.cpu().numpy().copy(),
                 "unit_area": self.unit_area.cpu().numpy().copy(),
                 "concept_area": self.concept_area.cpu().numpy().copy()}
 
     def _load(self, state: dict[str, Any]) -> None:
         self.count = int(state["count"])
+        self.pixels = int(state.get("pixels", 0))
+        if "unit_pixels" not in state:  # a checkpoint from before coverage was counted
+            state = dict(state, unit_pixels=np.zeros(self.num_units, np.int64))
         for name in self._tensor_names:
             setattr(self, name, torch.as_tensor(np.asarray(state[name]), dtype=torch.int64).clone())

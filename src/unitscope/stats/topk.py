@@ -16,10 +16,33 @@ import torch
 
 from ._base import Statistic, as_tensor, check_matrix, check_no_nan, float_dtype
 
-__all__ = ["RunningTopK"]
+__all__ = ["RunningTail", "RunningTopK"]
 
 
-class RunningTopK(Statistic):
+class _KeepsK(Statistic):
+    """What the statistics that keep ``k`` values per column share: the option, its check, the count."""
+
+    def __init__(self, k: int = 100):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, not {k!r}")
+        self.k = int(k)
+        self._count = 0
+        self._device: torch.device | None = None
+
+    @classmethod
+    def _config_keys(cls) -> tuple[str, ...]:
+        return ("k",)
+
+    def _config(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+    @property
+    def count(self) -> int:
+        """Number of items (rows) added so far."""
+        return self._count
+
+
+class RunningTopK(_KeepsK):
     """Running top-k of every column of a stream of ``(N, C)`` values.
 
     Parameters
@@ -48,30 +71,14 @@ class RunningTopK(Statistic):
     _tensor_names = ("_values", "_ids")
 
     def __init__(self, k: int = 100):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, not {k!r}")
-        self.k = int(k)
+        super().__init__(k)
         self._values: torch.Tensor | None = None  # (C, m), m = min(k, count)
         self._ids: torch.Tensor | None = None  # (C, m) int64
-        self._count = 0
-        self._device: torch.device | None = None
-
-    @classmethod
-    def _config_keys(cls) -> tuple[str, ...]:
-        return ("k",)
-
-    def _config(self) -> dict[str, Any]:
-        return {"k": self.k}
 
     @property
     def num_units(self) -> int | None:
         """Number of columns C, or None before the first ``add``."""
         return None if self._values is None else int(self._values.shape[0])
-
-    @property
-    def count(self) -> int:
-        """Number of items (rows) added so far."""
-        return self._count
 
     def add(self, values: torch.Tensor, ids: torch.Tensor | None = None) -> None:
         """Add a batch of items.
@@ -198,3 +205,126 @@ def _top_of_union(
     values, ids = values.gather(1, order), ids.gather(1, order)
     order = torch.argsort(values, dim=1, descending=True, stable=True)[:, :k]
     return values.gather(1, order), ids.gather(1, order)
+
+
+class RunningTail(_KeepsK):
+    """The k largest values of every column of a stream of ``(N, C)`` values (values only).
+
+    Good for exact upper quantiles: the ``1 - q`` quantile of ``n`` values,
+    whatever its interpolation, depends only on the largest ``q n + 2`` of
+    them.  Batches are kept as they come until they hold ``2 k`` values per
+    column, then cut back to the ``k`` largest by one partial sort
+    (``numpy.partition`` on the CPU, ``torch.topk`` elsewhere): memory is at
+    most ``C * (2 k + N)`` values and the work per value added is constant,
+    with no ids to order (far cheaper than :class:`RunningTopK` for
+    per-position values).  ``merge`` is exact.
+
+    Parameters
+    ----------
+    k : int
+        How many values to keep per column.
+
+    Examples
+    --------
+    >>> import torch
+    >>> tail = RunningTail(2)
+    >>> tail.add(torch.tensor([[1.0, 5.0], [3.0, 5.0], [2.0, 0.0]]))
+    >>> tail.result().tolist()
+    [[3.0, 2.0], [5.0, 5.0]]
+    """
+
+    _tensor_names = ("_blocks",)
+
+    def __init__(self, k: int = 100):
+        super().__init__(k)
+        self._blocks: list[torch.Tensor] = []  # (C, w_i) blocks, in no particular order
+        self._width = 0
+        self._num_units: int | None = None
+        self._dtype = torch.float32
+
+    @property
+    def num_units(self) -> int | None:
+        """Number of columns C, or None before the first ``add``."""
+        return self._num_units
+
+    def add(self, values: torch.Tensor) -> None:
+        """Add a batch ``(N, C)``; NaN is rejected."""
+        values = check_matrix(values, "values", expected_columns=self._num_units, what="unit")
+        check_no_nan(values, "values")
+        values = self._place(values)
+        if self._num_units is None:
+            self._num_units, self._dtype = int(values.shape[1]), float_dtype(values)
+        self._append(values.to(self._dtype).t().contiguous())
+        self._count += int(values.shape[0])
+
+    def result(self) -> torch.Tensor:
+        """``(C, min(k, count))``: each column's largest values, descending.
+
+        Raises
+        ------
+        ValueError
+            If nothing has been added yet.
+        """
+        if self._num_units is None:
+            raise ValueError("RunningTail has no data yet: call add() first")
+        self._compact(0)
+        if not self._blocks:
+            return torch.empty((self._num_units, 0), dtype=self._dtype, device=self.device)
+        return torch.sort(self._blocks[0], dim=1, descending=True).values
+
+    def _append(self, block: torch.Tensor) -> None:
+        self._blocks.append(block)
+        self._width += int(block.shape[1])
+        self._compact(2 * self.k)
+
+    def _compact(self, limit: int) -> None:
+        """Cut the blocks back to the k largest values per column once they hold more than ``limit``."""
+        if len(self._blocks) > 1 or self._width > limit:
+            if self._width > limit:
+                columns = self._blocks[0] if len(self._blocks) == 1 else torch.cat(self._blocks, dim=1)
+                self._blocks = [_largest(columns, self.k)]
+                self._width = int(self._blocks[0].shape[1])
+
+    def _merge_same(self, other: "RunningTail") -> None:
+        if other._num_units is None:
+            return
+        if self._num_units is None:
+            self._num_units, self._dtype = other._num_units, other._dtype
+        elif other._num_units != self._num_units:
+            raise ValueError(f"cannot merge a RunningTail of {other._num_units} units into one of "
+                             f"{self._num_units}")
+        device = self.device if self._blocks or self._device is not None else other.device
+        for block in other._blocks:
+            self._append(block.to(device=device, dtype=self._dtype).clone())
+        self._count += other._count
+
+    def _state(self) -> dict[str, Any]:
+        if self._num_units is None:
+            return {"count": self._count, "num_units": -1, "dtype": "float32",
+                    "values": np.zeros((0, 0), np.float32)}
+        # sorted, so that equal statistics have equal states
+        return {"count": self._count, "num_units": self._num_units,
+                "dtype": str(self._dtype).removeprefix("torch."), "values": self.result().cpu().numpy()}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self._count = int(state["count"])
+        self._blocks, self._width = [], 0
+        if int(state["num_units"]) < 0:
+            self._num_units = None
+            return
+        self._num_units = int(state["num_units"])
+        self._dtype = getattr(torch, str(state["dtype"]))
+        values = torch.as_tensor(np.asarray(state["values"])).to(self._dtype)
+        if values.dim() != 2 or values.shape[0] != self._num_units:
+            raise ValueError("state is inconsistent: values and num_units disagree")
+        self._blocks, self._width = [values], int(values.shape[1])
+
+
+def _largest(columns: torch.Tensor, k: int) -> torch.Tensor:
+    """Per row, the ``k`` largest values (all of them when fewer), in no particular order."""
+    width = columns.shape[1]
+    if width <= k:
+        return columns.contiguous()
+    if columns.device.type == "cpu":  # a linear-time selection; torch.topk sorts on the CPU
+        return torch.from_numpy(np.partition(columns.numpy(), width - k, axis=1)[:, width - k:].copy())
+    return torch.topk(columns, k, dim=1, sorted=False).values
