@@ -112,10 +112,10 @@ def train(
         )
 
 
-def _load_network(model: str, weights: Optional[Path], num_classes: Optional[int] = None, *, seed: int):
+def _load_network(model: str, weights: Optional[Path], *, seed: int):
     from unitscope.models import create_model
 
-    return create_model(model, weights=weights, num_classes=num_classes, seed=seed)
+    return create_model(model, weights=weights, seed=seed)
 
 
 def _network_name(model: str, weights: Optional[Path], name: Optional[str]) -> str:
@@ -177,7 +177,10 @@ def dissect(
     target = out / network / "dissect"
     runs = [(network, net)]
     if null:
-        random_net = _load_network(model, None, num_classes=len(info.class_names) or None, seed=seed).to(device)
+        from unitscope.models.registry import random_like
+
+        # the same architecture as the checkpoint's (its width, input size, classes), random weights
+        random_net = random_like(net, seed=seed).to(device)
         runs.append((f"{network}-random", random_net))
     if label_cache is None:
         labels_folder = default_home() / "cache" / "labels"

@@ -136,7 +136,10 @@ def check_dissected_network(model: nn.Module, dissection) -> str:
 
 
 def _threshold(dissection, iou_threshold: float | None) -> float:
-    return float(dissection.config.get("iou_threshold", 0.04) if iou_threshold is None else iou_threshold)
+    threshold = float(dissection.config.get("iou_threshold", 0.04) if iou_threshold is None else iou_threshold)
+    if not 0 <= threshold < 1:  # NaN too: no unit would be a detector, silently
+        raise ValueError(f"iou_threshold must be in [0, 1), got {threshold}")
+    return threshold
 
 
 def object_detectors(dissection, layer: str, *, objects: str | Sequence[str] | None = None,

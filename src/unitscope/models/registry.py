@@ -47,6 +47,7 @@ __all__ = [
     "ModelSpec",
     "register_model",
     "create_model",
+    "random_like",
     "list_models",
     "model_spec",
     "layer_labels",
@@ -487,7 +488,39 @@ def create_model(
         weights=os.fspath(weights) if weights is not None else "random",
         seed=seed if weights is None else None,
     ))
+    # what random_like needs to build the same architecture again (a checkpoint can set the width)
+    model._unitscope_build = (spec.name, num_classes, dict(build_kwargs))
     return model.eval()
+
+
+def random_like(model: nn.Module, *, seed: int) -> nn.Module:
+    """The same architecture as ``model`` (made by :func:`create_model`), with seeded random weights.
+
+    The null of a trained network: same layers, widths, input size, classes
+    and preprocessing, none of the training.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Made by :func:`create_model` (random or from a checkpoint).
+    seed : int, keyword-only
+        Seed of the random initialisation (see :func:`create_model`).
+
+    Raises
+    ------
+    ValueError
+        If ``model`` was not made by :func:`create_model`.
+    """
+    build = getattr(model, "_unitscope_build", None)
+    if build is None:
+        raise ValueError(f"random_like needs a model made by create_model, not a {type(model).__name__}")
+    name, num_classes, build_kwargs = build
+    info = model_info(model)
+    twin = create_model(name, num_classes=num_classes, class_names=info.class_names, seed=seed, **build_kwargs)
+    # the twin reads the same pool as the model: same preprocessing, same default layers
+    attach_info(twin, ModelInfo(arch=info.arch, preprocessing=info.preprocessing, class_names=info.class_names,
+                                default_layers=list(info.default_layers), weights="random", seed=seed))
+    return twin
 
 
 def _build(spec: ModelSpec, num_classes: int, build_kwargs: dict, seed: int | None) -> nn.Module:
