@@ -179,13 +179,14 @@ def register(app: typer.Typer) -> None:
         pool = open_pool(data, preprocessing=model_info(net).preprocessing)
         if max_images:
             pool = pool.subset(range(min(max_images, len(pool))))
-        unit_list = units
         layer_names = layers or list(model_info(net).default_layers)
+        if not layer_names:
+            raise ValueError(f"give --layers: {model} has no default layers")
         # every layer and unit is checked before the first layer's results are written
         shapes = check_spatial_layers(net, layer_names, pool, purpose="a receptive field")
         fewest = min(shapes.items(), key=lambda item: item[1][0])
-        if unit_list and max(unit_list) >= fewest[1][0]:
-            raise ValueError(f"--units {max(unit_list)} is out of range for layer {fewest[0]!r} with "
+        if units and max(units) >= fewest[1][0]:
+            raise ValueError(f"--units {max(units)} is out of range for layer {fewest[0]!r} with "
                              f"{fewest[1][0]} units (0 to {fewest[1][0] - 1})")
         from unitscope.cli._common import StageCache
         from unitscope.experiments._runstate import weights_fingerprint
@@ -195,12 +196,12 @@ def register(app: typer.Typer) -> None:
         # one stage per layer: an interrupted run resumes at the first unfinished layer
         stages = StageCache(out / network / "rf" / ".stages.json", lambda line: typer.echo(line, err=True))
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "top_k": top_k,
-                  "units": unit_list, "max_images": max_images, "seed": model_info(net).seed}
+                  "units": units, "max_images": max_images, "weights_seed": model_info(net).seed}
         results = []
         for layer in layer_names:
             def run_layer(layer=layer):
                 result = _run_with_bar(f"receptive field {layer}", empirical_receptive_fields, model=net,
-                                       layer=layer, data=pool, top_k=top_k, units=unit_list,
+                                       layer=layer, data=pool, top_k=top_k, units=units,
                                        network=network, batch_size=batch_size)
                 result.save(out / network / "rf" / layer)
 
