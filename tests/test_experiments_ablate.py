@@ -173,6 +173,8 @@ def _renamed(dissection, old, new):
 
     other = copy.copy(dissection)
     other.layers = {new: dissection.layers[old]}
+    # the same weights under other module names have another fingerprint: take them on trust
+    other.config = {k: v for k, v in dissection.config.items() if k != "weights"}
     return other
 
 

@@ -285,8 +285,8 @@ def test_preference_refuses_a_zero_byte_image(refuse, assets, tmp_path):
         pytest.param(["--size", "20"], ["size", "multiple of 16", "32 to 1024"], id="world-size-not-multiple-of-16"),
         pytest.param(["--size", "16"], ["size", "32 to 1024", "got 16"], id="world-size-too-small"),
         pytest.param(["--size", "0"], ["size", "32 to 1024", "got 0"], id="world-size-zero"),
-        pytest.param(["--n-scenes", "0"], ["n_scenes", "scene"], id="world-no-scenes"),
-        pytest.param(["--n-objects", "-2"], ["n_objects", "object"], id="world-negative-objects"),
+        pytest.param(["--n-scenes", "0"], ["--n-scenes", "greater than or equal to 2"], id="world-no-scenes"),
+        pytest.param(["--n-objects", "-2"], ["--n-objects", "greater than or equal to 1"], id="world-negative-objects"),
     ],
 )
 def test_world_refuses_bad_sizes_and_counts(refuse, tmp_path, options, mentions):

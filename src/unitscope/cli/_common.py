@@ -1,4 +1,4 @@
-"""What every command shares: one-line errors, progress bars, parsing helpers."""
+"""What every command shares: one-line errors, progress bars, the stage cache."""
 
 from __future__ import annotations
 
@@ -103,16 +103,6 @@ def tqdm_progress(description: str, *, total: int | None = None, unit: str = "it
         bar.refresh()
 
     return callback, bar
-
-
-def split_list(value: str | None) -> list[str] | None:
-    """Parse ``"a,b, c"`` into ``["a", "b", "c"]`` (None stays None)."""
-    if value is None:
-        return None
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise typer.BadParameter("expected a comma-separated list")
-    return items
 
 
 def default_home() -> Path:

@@ -112,10 +112,9 @@ def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[
     # 3. dissection, census, segmentations --------------------------------------
     def do_dissect():
         for name, model in networks.items():
-            torch.manual_seed(1)
             null_model = create_model("mini_alexnet", num_classes=len(model_info(model).class_names),
                                       input_size=preprocessing.input_size,
-                                      width=model.conv1.conv.out_channels)
+                                      width=model.conv1.conv.out_channels, seed=1)
             results = {}
             for run_name, run_model in ((name, model), (f"{name}-random", null_model)):
                 callback, b = bar(f"dissect {run_name}")

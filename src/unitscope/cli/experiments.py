@@ -11,27 +11,33 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import (CLASSES_OPTION, LAYOUT_OPTION, friendly_errors, open_data, split_list,
-                                   tqdm_progress)
+from unitscope.cli._common import CLASSES_OPTION, LAYOUT_OPTION, friendly_errors, open_data, tqdm_progress
+from unitscope.cli._validate import (
+    SEED_HELP,
+    choice,
+    device_option,
+    layer_list,
+    name_option,
+    pattern_option,
+    spec_list,
+    unit_list,
+)
 
 __all__ = ["register"]
 
 
-def parse_net(spec: str):
-    """``NAME=ARCH[:WEIGHTS]`` -> (name, model)."""
+def parse_net(name: str, arch_weights: str, *, seed: int):
+    """``NAME=ARCH[:WEIGHTS]`` (already split at ``=``) -> (name, model); random weights seeded by ``seed``."""
     from unitscope.models import create_model
 
-    if "=" not in spec:
-        raise ValueError(f"--net takes NAME=ARCH[:WEIGHTS], got {spec!r}")
-    name, rest = spec.split("=", 1)
-    arch, _, weights = rest.partition(":")
-    return name, create_model(arch or None, weights=Path(weights) if weights else None)
+    arch, _, weights = arch_weights.partition(":")
+    return name, create_model(arch or None, weights=Path(weights) if weights else None, seed=seed)
 
 
-def open_model(model: str, weights: Optional[Path]):
+def open_model(model: str, weights: Optional[Path], *, seed: int):
     from unitscope.models import create_model
 
-    return create_model(model, weights=weights)
+    return create_model(model, weights=weights, seed=seed)
 
 
 def _run_with_bar(name, func, **kwargs):
@@ -46,15 +52,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @friendly_errors
     def preference(
-        net: List[str] = typer.Option(..., "--net", help="NAME=ARCH[:WEIGHTS]; repeat for networks side by side."),
-        pool: List[str] = typer.Option(..., "--pool", help="SOURCE=DIR; repeat (e.g. objects=... scenes=...)."),
+        net: List[str] = typer.Option(..., "--net", callback=spec_list("NAME=ARCH[:WEIGHTS]"), help="NAME=ARCH[:WEIGHTS]; repeat for networks side by side (distinct names)."),
+        pool: List[str] = typer.Option(..., "--pool", callback=spec_list("SOURCE=DIR"), help="SOURCE=DIR; repeat (e.g. objects=... scenes=...), one folder per source."),
         out: Path = typer.Option(..., "--out", help="Writes OUT/preference/."),
-        layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: each model's)."),
-        top: int = typer.Option(100, "--top", help="Top images kept per layer."),
-        batch_size: int = typer.Option(32, "--batch-size"),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
-        checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
+        layers: Optional[str] = typer.Option(None, "--layers", callback=layer_list, help="Comma-separated layers (default: each model's)."),
+        top: int = typer.Option(100, "--top", min=1, help="Top images kept per layer."),
+        batch_size: int = typer.Option(32, "--batch-size", min=1),
+        device: str = typer.Option("cpu", "--device", callback=device_option, help="cpu, cuda, cuda:1 ..."),
+        checkpoint_every: int = typer.Option(20, "--checkpoint-every", min=1, help="Batches between checkpoints."),
         restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
+        seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
     ) -> None:
         """Which images each layer prefers: the source mix of its top images (pre-experiment).
 
@@ -64,16 +71,11 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.preference import layer_preference
         from unitscope.models import model_info
 
-        models = {n: m.to(device) for n, m in (parse_net(spec) for spec in net)}
+        models = {n: m.to(device) for n, m in (parse_net(n, spec, seed=seed) for n, spec in net)}
         first = next(iter(models.values()))
-        pools = []
-        for spec in pool:
-            if "=" not in spec:
-                raise ValueError(f"--pool takes SOURCE=DIR, got {spec!r}")
-            source, folder = spec.split("=", 1)
-            pools.append(open_pool(Path(folder), kind="plain", source=source,
-                                   preprocessing=model_info(first).preprocessing))
-        layer_map = split_list(layers) or {n: model_info(m).default_layers for n, m in models.items()}
+        pools = [open_pool(Path(folder), kind="plain", source=source, preprocessing=model_info(first).preprocessing)
+                 for source, folder in pool]
+        layer_map = layers or {n: model_info(m).default_layers for n, m in models.items()}
         result = _run_with_bar("layer preference", layer_preference, models=models, layers=layer_map,
                                pools=pools, top=top, batch_size=batch_size,
                                work_dir=out / ".partial" / "preference", checkpoint_every=checkpoint_every,
@@ -91,16 +93,17 @@ def register(app: typer.Typer) -> None:
         classes: Optional[Path] = CLASSES_OPTION,
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/minimal/."),
         weights: Optional[Path] = typer.Option(None, "--weights"),
-        name: Optional[str] = typer.Option(None, "--name"),
-        segmentation: str = typer.Option("slic", "--segmentation", help="slic (1a) or masks (1b, ground-truth objects)."),
-        n_segments: int = typer.Option(50, "--segments", help="SLIC segments per image."),
-        fill: str = typer.Option("mean", "--fill", help="mean, blur or gray."),
-        max_images: Optional[int] = typer.Option(None, "--max-images"),
+        name: Optional[str] = typer.Option(None, "--name", callback=name_option, help="Folder under --out (default MODEL)."),
+        segmentation: str = typer.Option("slic", "--segmentation", callback=choice("slic", "masks"), help="slic (1a) or masks (1b, ground-truth objects)."),
+        n_segments: int = typer.Option(50, "--segments", min=1, help="SLIC segments per image."),
+        fill: str = typer.Option("mean", "--fill", callback=choice("mean", "blur", "gray"), help="mean, blur or gray."),
+        max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Stop after this many images (default: all)."),
         label_category: Optional[str] = typer.Option(None, "--label-category", help="Annotated pool: category giving the class (e.g. scene)."),
-        label_pattern: Optional[str] = typer.Option(None, "--label-pattern", help="Plain pool: regex whose first group in a file name is the class index."),
-        batch_size: int = typer.Option(64, "--batch-size"),
-        chunk: int = typer.Option(50, "--chunk", help="Images per saved chunk (the unit of resumption)."),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+        label_pattern: Optional[str] = typer.Option(None, "--label-pattern", callback=pattern_option, help="Plain pool: regex whose first group in a file name is the class index."),
+        batch_size: int = typer.Option(64, "--batch-size", min=1),
+        chunk: int = typer.Option(50, "--chunk", min=1, help="Images per saved chunk (the unit of resumption)."),
+        device: str = typer.Option("cpu", "--device", callback=device_option, help="cpu, cuda, cuda:1 ..."),
+        seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
     ) -> None:
         """Minimal image representations: remove segments while the class stays correct (Exp. 1)."""
         from unitscope.experiments.minimal_images import minimal_images
@@ -109,15 +112,17 @@ def register(app: typer.Typer) -> None:
         import shutil
 
         from unitscope.cli._common import StageCache
+        from unitscope.experiments._common import check_labels
         from unitscope.experiments._runstate import weights_fingerprint
         from unitscope.experiments.minimal_images import MinimalImagesResult
 
-        net = open_model(model, weights).to(device)
+        net = open_model(model, weights, seed=seed).to(device)
         options = {"label_category": label_category} if label_category else {}
         if label_pattern:
             options["label_pattern"] = label_pattern
         pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=False,
                          **options)
+        check_labels(pool, len(model_info(net).class_names))  # before the first chunk writes anything
         target = out / (name or model) / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
         partial = target.parent / f".partial-{target.name}"
         # The search runs chunk by chunk; each finished chunk is saved, so an interrupted
@@ -159,24 +164,34 @@ def register(app: typer.Typer) -> None:
         classes: Optional[Path] = CLASSES_OPTION,
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/rf/<layer>/."),
         weights: Optional[Path] = typer.Option(None, "--weights"),
-        name: Optional[str] = typer.Option(None, "--name"),
-        layers: Optional[str] = typer.Option(None, "--layers"),
-        top_k: int = typer.Option(20, "--top-k", help="Top images per unit."),
-        units: Optional[str] = typer.Option(None, "--units", help="Comma-separated unit indices (default all)."),
-        max_images: Optional[int] = typer.Option(None, "--max-images", help="Use the first N images of the pool."),
-        batch_size: int = typer.Option(64, "--batch-size"),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+        name: Optional[str] = typer.Option(None, "--name", callback=name_option, help="Folder under --out (default MODEL)."),
+        layers: Optional[str] = typer.Option(None, "--layers", callback=layer_list, help="Comma-separated spatial layers (default: the model's)."),
+        top_k: int = typer.Option(20, "--top-k", min=1, help="Top images per unit."),
+        units: Optional[str] = typer.Option(None, "--units", callback=unit_list, help="Comma-separated unit indices (default all)."),
+        max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Use the first N images of the pool (default: all)."),
+        batch_size: int = typer.Option(64, "--batch-size", min=1),
+        device: str = typer.Option("cpu", "--device", callback=device_option, help="cpu, cuda, cuda:1 ..."),
+        seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
     ) -> None:
         """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2)."""
+        from unitscope.experiments._common import check_spatial_layers
         from unitscope.experiments._io import write_csv
         from unitscope.experiments.empirical_rf import empirical_receptive_fields, summarise_receptive_fields
         from unitscope.models import model_info
 
-        net = open_model(model, weights).to(device)
+        net = open_model(model, weights, seed=seed).to(device)
         pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=False)
         if max_images:
             pool = pool.subset(range(min(max_images, len(pool))))
-        unit_list = [int(u) for u in split_list(units)] if units else None
+        layer_names = layers or list(model_info(net).default_layers)
+        if not layer_names:
+            raise ValueError(f"give --layers: {model} has no default layers")
+        # every layer and unit is checked before the first layer's results are written
+        shapes = check_spatial_layers(net, layer_names, pool, purpose="a receptive field")
+        fewest = min(shapes.items(), key=lambda item: item[1][0])
+        if units and max(units) >= fewest[1][0]:
+            raise ValueError(f"--units {max(units)} is out of range for layer {fewest[0]!r} with "
+                             f"{fewest[1][0]} units (0 to {fewest[1][0] - 1})")
         from unitscope.cli._common import StageCache
         from unitscope.experiments._runstate import weights_fingerprint
         from unitscope.experiments.empirical_rf import EmpiricalRFResult
@@ -185,12 +200,12 @@ def register(app: typer.Typer) -> None:
         # one stage per layer: an interrupted run resumes at the first unfinished layer
         stages = StageCache(out / network / "rf" / ".stages.json", lambda line: typer.echo(line, err=True))
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "top_k": top_k,
-                  "units": unit_list, "max_images": max_images}
+                  "units": units, "max_images": max_images, "weights_seed": model_info(net).seed}
         results = []
-        for layer in split_list(layers) or model_info(net).default_layers:
+        for layer in layer_names:
             def run_layer(layer=layer):
                 result = _run_with_bar(f"receptive field {layer}", empirical_receptive_fields, model=net,
-                                       layer=layer, data=pool, top_k=top_k, units=unit_list,
+                                       layer=layer, data=pool, top_k=top_k, units=units,
                                        network=network, batch_size=batch_size)
                 result.save(out / network / "rf" / layer)
 
@@ -209,14 +224,15 @@ def register(app: typer.Typer) -> None:
         classes: Optional[Path] = CLASSES_OPTION,
         dissection: Path = typer.Option(..., "--dissection", help="A dissection result folder (OUT/NAME/dissect)."),
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/localize/."),
-        layer: str = typer.Option(..., "--layer"),
+        layer: str = typer.Option(..., "--layer", help="A dissected spatial layer."),
         weights: Optional[Path] = typer.Option(None, "--weights"),
-        name: Optional[str] = typer.Option(None, "--name"),
+        name: Optional[str] = typer.Option(None, "--name", callback=name_option, help="Folder under --out (default MODEL)."),
         label_category: Optional[str] = typer.Option(None, "--label-category"),
-        batch_size: int = typer.Option(32, "--batch-size"),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
-        checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
+        batch_size: int = typer.Option(32, "--batch-size", min=1),
+        device: str = typer.Option("cpu", "--device", callback=device_option, help="cpu, cuda, cuda:1 ..."),
+        checkpoint_every: int = typer.Option(20, "--checkpoint-every", min=1, help="Batches between checkpoints."),
         restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
+        seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
     ) -> None:
         """Units as object localizers: masks, boxes and the pointing game (Exp. 5).
 
@@ -226,7 +242,7 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.localize import localize_objects
         from unitscope.models import model_info
 
-        net = open_model(model, weights).to(device)
+        net = open_model(model, weights, seed=seed).to(device)
         options = {"label_category": label_category} if label_category else {}
         pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=True,
                          **options)
@@ -247,15 +263,16 @@ def register(app: typer.Typer) -> None:
         classes: Optional[Path] = CLASSES_OPTION,
         dissection: Path = typer.Option(..., "--dissection", help="A dissection result folder."),
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/ablate/."),
-        layer: str = typer.Option(..., "--layer"),
+        layer: str = typer.Option(..., "--layer", help="A dissected spatial layer."),
         weights: Optional[Path] = typer.Option(None, "--weights"),
-        name: Optional[str] = typer.Option(None, "--name"),
+        name: Optional[str] = typer.Option(None, "--name", callback=name_option, help="Folder under --out (default MODEL)."),
         label_category: str = typer.Option("scene", "--label-category"),
-        n_random: int = typer.Option(5, "--random", help="Random-unit draws per object."),
-        batch_size: int = typer.Option(32, "--batch-size"),
-        device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
-        checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
+        n_random: int = typer.Option(5, "--random", min=0, help="Random-unit draws per object."),
+        batch_size: int = typer.Option(32, "--batch-size", min=1),
+        device: str = typer.Option("cpu", "--device", callback=device_option, help="cpu, cuda, cuda:1 ..."),
+        checkpoint_every: int = typer.Option(20, "--checkpoint-every", min=1, help="Batches between checkpoints."),
         restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
+        seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random weights (without --weights) and of the random-unit draws."),
     ) -> None:
         """Switch off the detectors of each object and measure each class's accuracy drop.
 
@@ -265,11 +282,11 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.dissect import DissectionResult
         from unitscope.models import model_info
 
-        net = open_model(model, weights).to(device)
+        net = open_model(model, weights, seed=seed).to(device)
         pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=True,
                          label_category=label_category)
         result = _run_with_bar("ablate", ablate_detectors, model=net, layer=layer, data=pool,
-                               dissection=DissectionResult.load(dissection), n_random=n_random,
+                               dissection=DissectionResult.load(dissection), n_random=n_random, seed=seed,
                                batch_size=batch_size, work_dir=out / (name or model) / ".partial" / "ablate",
                                checkpoint_every=checkpoint_every, restart=restart)
         target = out / (name or model) / "ablate"

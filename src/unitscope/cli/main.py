@@ -13,7 +13,8 @@ from typing import List, Optional
 import typer
 
 from unitscope.cli._common import (CLASSES_OPTION, LAYOUT_OPTION, OneLineErrorsGroup, default_home, friendly_errors,
-                                   open_data, split_list, tqdm_progress)
+                                   open_data, tqdm_progress)
+from unitscope.cli._validate import SEED_HELP, device_option, float_range, layer_list, name_option
 from unitscope.cli.label import label_app
 
 app = typer.Typer(
@@ -42,12 +43,13 @@ def _root(
 def layers(
     model: str = typer.Argument(..., help="Architecture name (see `unitscope models`)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint file to load."),
-    num_classes: Optional[int] = typer.Option(None, "--num-classes", help="Output classes (inferred from the checkpoint when given)."),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, help="Output classes (inferred from the checkpoint when given)."),
+    seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
 ) -> None:
     """List a model's layers with channels, stride and theoretical receptive field."""
     from unitscope.models import create_model, layers_frame
 
-    net = create_model(model, weights=weights, num_classes=num_classes)
+    net = create_model(model, weights=weights, num_classes=num_classes, seed=seed)
     frame = layers_frame(net)
     typer.echo(frame.to_string(index=False))
 
@@ -66,10 +68,10 @@ def models_command() -> None:
 @friendly_errors
 def world(
     out: Path = typer.Option(..., "--out", help="Directory to write the world into."),
-    n_scenes: int = typer.Option(10, "--n-scenes", help="Scene classes."),
-    n_objects: int = typer.Option(24, "--n-objects", help="Object classes."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
-    size: int = typer.Option(128, "--size", help="Image side in pixels."),
+    n_scenes: int = typer.Option(10, "--n-scenes", min=2, help="Scene classes."),
+    n_objects: int = typer.Option(24, "--n-objects", min=1, help="Object classes."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same bytes)."),
+    size: int = typer.Option(128, "--size", help="Image side in pixels (a multiple of 16, 32 to 1024)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing world."),
 ) -> None:
     """Generate the built-in synthetic world (scene- and object-centric datasets, Broden export)."""
@@ -111,10 +113,10 @@ def train(
         )
 
 
-def _load_network(model: str, weights: Optional[Path], num_classes: Optional[int] = None):
+def _load_network(model: str, weights: Optional[Path], *, seed: int):
     from unitscope.models import create_model
 
-    return create_model(model, weights=weights, num_classes=num_classes)
+    return create_model(model, weights=weights, seed=seed)
 
 
 def _network_name(model: str, weights: Optional[Path], name: Optional[str]) -> str:
@@ -132,23 +134,23 @@ def dissect(
     classes: Optional[Path] = CLASSES_OPTION,
     out: Path = typer.Option(..., "--out", help="Results directory; writes OUT/NAME/dissect/."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint file (random weights without it)."),
-    layers_: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layer names (default: the model's)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Network name in the tables (default MODEL-WEIGHTS)."),
-    quantile: float = typer.Option(0.005, "--quantile", help="Top quantile that sets each unit's threshold."),
+    layers_: Optional[str] = typer.Option(None, "--layers", callback=layer_list, help="Comma-separated spatial layer names (default: the model's)."),
+    name: Optional[str] = typer.Option(None, "--name", callback=name_option, help="Network name in the tables and folder under --out (default MODEL-WEIGHTS)."),
+    quantile: float = typer.Option(0.005, "--quantile", callback=float_range(0, 1, low_open=True, high_open=True), help="Top quantile that sets each unit's threshold, in (0, 1)."),
     threshold_rule: str = typer.Option("unitscope", "--threshold-rule", "--convention", help="unitscope (strict > on the streaming quantile), netdissect (Network Dissection's interpolated quantile, strict >, exact) or inclusive (the old >=, for comparisons)."),
     min_support: int = typer.Option(10, "--min-support", help="Images a concept needs in the pool to be used as a label."),
-    iou_threshold: float = typer.Option(0.04, "--iou-threshold", help="IoU above which a unit is a detector."),
-    top_k: int = typer.Option(60, "--top-k", help="Top images per unit (precision, tables)."),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
-    mask_size: Optional[int] = typer.Option(None, "--mask-size", help="Subsample masks to this longest side (default: half the input size, as Network Dissection; 0: native resolution)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ... (under torchrun: each rank's local GPU)."),
-    checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
+    iou_threshold: float = typer.Option(0.04, "--iou-threshold", callback=float_range(0, 1, high_open=True), help="IoU above which a unit is a detector, in [0, 1)."),
+    top_k: int = typer.Option(60, "--top-k", min=1, help="Top images per unit (precision, tables)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    workers: int = typer.Option(0, "--workers", min=0, help="DataLoader worker processes."),
+    mask_size: Optional[int] = typer.Option(None, "--mask-size", min=0, help="Subsample masks to this longest side (default: half the input size, as Network Dissection; 0: native resolution)."),
+    device: str = typer.Option("cpu", "--device", callback=device_option, help="cpu, cuda, cuda:1 ... (under torchrun: each rank's local GPU)."),
+    checkpoint_every: int = typer.Option(20, "--checkpoint-every", min=1, help="Batches between checkpoints."),
     restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
     label_cache: Optional[str] = typer.Option(None, "--label-cache", help="Folder keeping the pool's decoded masks for later dissections (default $UNITSCOPE_HOME/cache/labels; 'none': decode for this run only)."),
-    segmentations: int = typer.Option(0, "--segmentations", help="Write the top-N segmentation images of each unit (for labeling and the report)."),
-    null: bool = typer.Option(False, "--null", help="Also dissect the same architecture with random weights (NAME-random) as a null."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random-weights null."),
+    segmentations: int = typer.Option(0, "--segmentations", min=0, help="Write the top-N segmentation images of each unit (for labeling and the report)."),
+    null: bool = typer.Option(False, "--null", help="Also dissect the same architecture with random weights (NAME-random) as a null (needs --weights)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random weights: the network's without --weights, the null's with --null."),
 ) -> None:
     """Network dissection: label every unit of the layers by IoU with concept masks.
 
@@ -164,14 +166,17 @@ def dissect(
     from unitscope.models import model_info
 
     check_threshold_rule(threshold_rule), check_min_support(min_support)  # before any work
+    if null and weights is None:
+        raise ValueError("--null needs --weights: without them the network itself has random weights "
+                         "(seeded by --seed), so it is its own null")
     distributed = D.init_from_environment()
     rank, world = D.rank_and_world()
     if distributed and device.startswith("cuda"):
         device = f"cuda:{torch.cuda.current_device()}"
-    net = _load_network(model, weights).to(device)
+    net = _load_network(model, weights, seed=seed).to(device)
     info = model_info(net)
-    layer_list = split_list(layers_) or list(info.default_layers)
-    if not layer_list:
+    chosen_layers = layers_ or list(info.default_layers)
+    if not chosen_layers:
         raise ValueError(f"give --layers: {model} has no default layers")
     pool = open_data(data, layout, classes, preprocessing=info.preprocessing, annotated=True)
     network = _network_name(model, weights, name)
@@ -179,11 +184,13 @@ def dissect(
     if segmentations:  # refuse foreign tiles now, not after the whole dissection
         from unitscope.experiments.segmentations import check_tile_folders
 
-        check_tile_folders(out / network / "segmentations", layer_list)
+        check_tile_folders(out / network / "segmentations", chosen_layers)
     runs = [(network, net)]
     if null:
-        torch.manual_seed(seed)
-        random_net = _load_network(model, None, num_classes=len(info.class_names) or None).to(device)
+        from unitscope.models.registry import random_like
+
+        # the same architecture as the checkpoint's (its width, input size, classes), random weights
+        random_net = random_like(net, seed=seed).to(device)
         runs.append((f"{network}-random", random_net))
     if label_cache is None:
         labels_folder = default_home() / "cache" / "labels"
@@ -196,8 +203,9 @@ def dissect(
             bar.disable = True
         try:
             results[run_name] = run_dissect(
-                run_net, layer_list, pool, network=run_name, quantile=quantile,
-                threshold_rule=threshold_rule, min_support=min_support, iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
+                run_net, chosen_layers, pool, network=run_name, quantile=quantile,
+                threshold_rule=threshold_rule, min_support=min_support,
+                iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
                 num_workers=workers, mask_size="auto" if mask_size is None else (mask_size or None),
                 work_dir=out / run_name / ".partial" / "dissect",
                 checkpoint_every=checkpoint_every, restart=restart, progress=callback,

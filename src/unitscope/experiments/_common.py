@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from unitscope.hooks import resolve_layer
+from unitscope.hooks import TraceDict, layer_names, resolve_layer
 
 __all__ = [
     "Progress",
@@ -28,7 +28,11 @@ __all__ = [
     "check_dataset",
     "check_positive_int",
     "normalisation",
+    "check_labels",
     "check_layers",
+    "check_spatial_layers",
+    "spatial_size",
+    "weights_record",
 ]
 
 #: ``progress(done, total)``: called as work completes (the CLI passes a tqdm bar).
@@ -64,6 +68,18 @@ def model_dtype(model: nn.Module) -> torch.dtype:
     return torch.float32
 
 
+def weights_record(model: nn.Module, fingerprint: str | None = None) -> dict:
+    """What a result records of the weights it saw: ``weights`` (fingerprint) and ``weights_seed``.
+
+    ``weights_seed`` is the seed of a random initialisation (None for weights
+    read from a file), so a random-weights result says how to make it again.
+    """
+    from unitscope.experiments._runstate import weights_fingerprint
+    from unitscope.models.info import model_info
+
+    return {"weights": fingerprint or weights_fingerprint(model), "weights_seed": model_info(model).seed}
+
+
 def check_positive_int(value, name: str) -> int:
     """Return ``value`` as an int, or raise ValueError if it is not a positive integer."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -82,6 +98,23 @@ def check_dataset(data: Dataset, name: str = "data") -> int:
     return n
 
 
+def check_labels(data: Dataset, n_classes: int | None) -> None:
+    """Refuse a pool whose class labels (``data.labels``, -1 = none) do not fit ``n_classes`` outputs.
+
+    Checked before any forward pass: an out-of-range label would otherwise
+    fail deep inside the run, or worse, score another class.  Pools without
+    a ``labels`` list, and models of unknown size, are not checked here.
+    """
+    labels = getattr(data, "labels", None)
+    if not n_classes or labels is None:
+        return
+    top = max((int(label) for label in labels), default=-1)
+    if top >= n_classes:
+        raise ValueError(f"the pool has class index {top}, out of range for a model with {n_classes} "
+                         f"classes (0 to {n_classes - 1}); check how the pool's labels are read "
+                         "(--label-pattern, --label-category)")
+
+
 def check_layers(model: nn.Module, layers: Iterable[str]) -> list[str]:
     """Return the layer names as a list (duplicates dropped); LookupError for unknown names."""
     layers = list(dict.fromkeys(layers))
@@ -90,6 +123,112 @@ def check_layers(model: nn.Module, layers: Iterable[str]) -> list[str]:
     for layer in layers:
         resolve_layer(model, layer)
     return layers
+
+
+def spatial_size(output) -> tuple[int, int] | None:
+    """``(H, W)`` of a layer output that is a spatial map ``(N, C, H, W)``, else None.
+
+    This is the one place that decides what counts as a map of positions:
+    dissection, receptive fields, localisation and ablation all ask it.  A
+    transformer's token grid ``(N, tokens, C)`` is not one yet; supporting
+    it means recognising it here (and reshaping it where the maps are read).
+    """
+    if isinstance(output, torch.Tensor) and output.dim() == 4:
+        return int(output.shape[2]), int(output.shape[3])
+    return None
+
+
+def _probe_image(model: nn.Module, data: Dataset | None, input_size: int | None) -> torch.Tensor:
+    """One input ``(1, 3, H, W)``: the first readable image of ``data``, else zeros of the model's size."""
+    if data is not None:
+        for position in range(min(len(data), 8)):  # a few unreadable files of a skip_bad pool are dropped
+            item = data[position]
+            if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], torch.Tensor):
+                return item[0].unsqueeze(0)
+    if input_size is None:
+        from unitscope.models.info import model_info
+
+        input_size = model_info(model).preprocessing.input_size
+    return torch.zeros(1, 3, int(input_size), int(input_size))
+
+
+def _output_shapes(model: nn.Module, layers: Sequence[str], image: torch.Tensor) -> dict[str, object]:
+    device, dtype = model_device(model), model_dtype(model)
+    try:
+        with eval_mode(model), torch.inference_mode(), TraceDict(model, layers, stop=True) as traces:
+            model(image.to(device=device, dtype=dtype))
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(f"a forward pass of one {tuple(image.shape[1:])} image failed: {exc}") from exc
+    return {name: traces[name].output for name in layers}
+
+
+def check_spatial_layers(model: nn.Module, layers: Iterable[str], data: Dataset | None = None, *,
+                         input_size: int | None = None,
+                         purpose: str = "this analysis") -> dict[str, tuple[int, int, int]]:
+    """Refuse layers whose output is not a spatial map with more than one position.
+
+    A unit of a layer without spatial extent (a fully connected layer, a
+    global pool, a ``1x1`` map) has one activation per image: thresholding
+    it at a top quantile and comparing with concept masks makes nonsense
+    look like detectors (a random network's classifier gave 835 of 1000).
+    One forward pass of one image answers for every layer.
+
+    Parameters
+    ----------
+    model : nn.Module
+    layers : iterable of str
+        Dotted layer names (already resolved).
+    data : Dataset, optional
+        The pool the analysis will read: its first readable image is the
+        probe, so the sizes are those of the real run.
+    input_size : int, keyword-only
+        Side of a zero probe when ``data`` is None (default: the model's
+        preprocessing size).
+    purpose : str, keyword-only
+        What needs the maps, for the message (``"dissection"``).
+
+    Returns
+    -------
+    dict of str to (int, int, int)
+        Each layer's ``(C, H, W)``, in the order given.
+
+    Raises
+    ------
+    ValueError
+        Naming the layer, its output shape, and spatial layers of the model
+        to choose instead.
+    """
+    layers = list(dict.fromkeys(layers))
+    if not layers:
+        return {}
+    image = _probe_image(model, data, input_size)
+    outputs = _output_shapes(model, layers, image)
+    shapes = {}
+    for layer in layers:
+        size = spatial_size(outputs[layer])
+        if size is not None and size[0] * size[1] > 1:
+            shapes[layer] = (int(outputs[layer].shape[1]), *size)
+            continue
+        out = outputs[layer]
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else (
+            "nothing (it does not run in the forward pass)" if out is None else type(out).__name__)
+        raise ValueError(
+            f"layer {layer!r} outputs {shape}, not a spatial map (N, C, H, W) with H*W > 1, which "
+            f"{purpose} needs; spatial layers of this network: {_spatial_examples(model, image)}"
+        )
+    return shapes
+
+
+def _spatial_examples(model: nn.Module, image: torch.Tensor, n: int = 5) -> str:
+    """A few layers with spatial maps, deepest first (the model's default layers before others)."""
+    from unitscope.models.info import model_info
+
+    names = layer_names(model)
+    outputs = _output_shapes(model, names, image)
+    spatial = [name for name in names if (s := spatial_size(outputs[name])) is not None and s[0] * s[1] > 1]
+    preferred = [name for name in reversed(model_info(model).default_layers) if name in spatial]
+    chosen = list(dict.fromkeys(preferred + spatial[::-1]))[:n]
+    return ", ".join(chosen) if chosen else "none"
 
 
 class _Indexed(Dataset):

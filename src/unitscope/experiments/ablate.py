@@ -44,11 +44,12 @@ from torch.utils.data import Dataset
 import unitscope
 from unitscope.hooks import Trace, resolve_layer
 
-from ._common import Progress, check_dataset, check_positive_int, eval_mode, iter_batches, model_device
+from ._common import (Progress, check_dataset, check_labels, check_positive_int, check_spatial_layers, eval_mode, iter_batches,
+                      model_device, weights_record)
 from ._common import class_names as _class_names
 from ._io import read_json, write_csv, write_json
-from ._runstate import BatchCheckpoints, data_key, weights_fingerprint
-from .localize import _dissection_layer, _threshold, object_detectors
+from ._runstate import BatchCheckpoints, data_key
+from .localize import _dissection_layer, _threshold, check_dissected_network, object_detectors
 
 __all__ = ["AblationResult", "ablate_detectors"]
 
@@ -348,6 +349,7 @@ def ablate_detectors(
     """
     resolve_layer(model, layer)
     _dissection_layer(dissection, layer)
+    fingerprint = check_dissected_network(model, dissection)
     total = check_dataset(data)
     batch_size = check_positive_int(batch_size, "batch_size")
     if max_images is not None:
@@ -360,9 +362,11 @@ def ablate_detectors(
     detectors = object_detectors(dissection, layer, objects=objects, iou_threshold=threshold)
     n_units = dissection.layers[layer].num_units
     known_names = _class_names(model, data, class_names)
+    check_labels(data, len(known_names) if known_names else None)
     if diagnostic is not None:
         # fail before the forward passes when the names are already known
         _check_diagnostic(diagnostic, known_names, dissection)
+    check_spatial_layers(model, [layer], data, purpose="ablation of a dissected layer")
 
     conditions: list[dict] = [{"kind": "baseline", "object": None, "draw": None, "units": []}]
     for obj, units in detectors.items():
@@ -390,7 +394,7 @@ def ablate_detectors(
     chunks = [(start, min(start + per_pass, n_conditions)) for start in range(0, n_conditions, per_pass)]
 
     checkpoints = BatchCheckpoints(work_dir, {
-        "experiment": "ablate", "weights": weights_fingerprint(model), "layer": layer, "data": data_key(data),
+        "experiment": "ablate", "weights": fingerprint, "layer": layer, "data": data_key(data),
         "total": total, "conditions": [c["units"] for c in conditions], "batch_size": batch_size,
         "per_pass": per_pass, "stack": stack, "version": unitscope.__version__,
     }, every=checkpoint_every, restart=restart)
@@ -460,7 +464,7 @@ def ablate_detectors(
     options = {"objects": None if objects is None else ([objects] if isinstance(objects, str) else list(objects)),
                "iou_threshold": threshold, "n_random": int(n_random), "seed": int(seed),
                "batch_size": batch_size, "conditions_per_pass": per_pass, "stack": stack, "stack_used": mode,
-               "max_images": max_images}
+               "max_images": max_images, **weights_record(model, fingerprint)}
     return AblationResult(network=network or dissection.network, layer=layer, class_names=names,
                           detectors=detectors, conditions=conditions, correct=correct, totals=totals,
                           diagnostic=diagnostic, counts=counts, options=options)

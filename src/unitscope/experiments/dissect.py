@@ -59,7 +59,7 @@ from unitscope.data.concepts import Annotation, ConceptTable
 from unitscope.data.workers import worker_batches
 from unitscope.experiments import _distributed as D
 from unitscope.experiments import _thresholds as TH
-from unitscope.experiments._common import eval_mode, model_device
+from unitscope.experiments._common import check_spatial_layers, eval_mode, model_device
 from unitscope.experiments._io import read_json, write_csv, write_json
 from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
 from unitscope.hooks import TraceDict, resolve_layer
@@ -556,6 +556,9 @@ def _check_inputs(model, layers, data):
     layers = [layers] if isinstance(layers, str) else list(layers)
     if not layers:
         raise ValueError("dissect needs at least one layer name")
+    repeated = sorted({layer for layer in layers if layers.count(layer) > 1})
+    if repeated:
+        raise ValueError(f"layers are named more than once: {', '.join(repeated)}")
     for layer in layers:
         resolve_layer(model, layer)
     for attr in ("annotation", "concepts"):
@@ -568,7 +571,7 @@ def _check_inputs(model, layers, data):
         raise ValueError("the pool is empty")
     if len(data.concepts) == 0:
         raise ValueError("the pool has no concepts (its label table is empty)")
-    return layers
+    return list(check_spatial_layers(model, layers, data, purpose="dissection"))
 
 
 def _activations(model, layers, images) -> dict[str, torch.Tensor]:
@@ -689,10 +692,9 @@ def dissect(
         If the pool has no masks, a layer is not spatial, activations are
         NaN, or an option is out of range.
     """
-    layers = _check_inputs(model, layers, data)
-    if mask_size == "auto":
-        from unitscope.models.info import model_info
+    from unitscope.models.info import model_info
 
+    if mask_size == "auto":
         mask_size = max(1, model_info(model).preprocessing.input_size // 2)
     elif mask_size is not None and (isinstance(mask_size, str) or int(mask_size) < 1):
         raise ValueError(f"mask_size must be a positive int, 'auto' or None, not {mask_size!r}")
@@ -700,11 +702,16 @@ def dissect(
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")
     TH.check_threshold_rule(threshold_rule)
     TH.check_min_support(min_support)
+    if not 0 <= iou_threshold < 1:  # also refuses NaN, which no IoU exceeds
+        raise ValueError(f"iou_threshold must be in [0, 1), got {iou_threshold}")
     if activation_cache not in ("disk", "recompute"):
         raise ValueError(f"activation_cache must be 'disk' or 'recompute', not {activation_cache!r}")
     for name, value in (("batch_size", batch_size), ("top_k", top_k), ("checkpoint_every", checkpoint_every)):
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    if int(num_workers) < 0:
+        raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+    layers = _check_inputs(model, layers, data)  # after the options: it runs one image through
 
     rank, world = D.rank_and_world()
     # Contiguous shards: rank r takes positions [r n / world, (r + 1) n / world) of the pool,
@@ -718,6 +725,7 @@ def dissect(
         "network": network,
         "layers": layers,
         "weights": weights_fingerprint(model),
+        "weights_seed": model_info(model).seed,
         "data": {"type": type(data).__name__, "n": len(data),
                  "ids": config_key({"ids": list(getattr(data, "ids", []))}),
                  # what the masks mean: resuming with another class list must not mix the two

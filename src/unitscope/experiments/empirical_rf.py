@@ -79,11 +79,13 @@ from ._common import (
     Progress,
     check_dataset,
     check_positive_int,
+    check_spatial_layers,
     eval_mode,
     iter_batches,
     model_device,
     model_dtype,
     normalisation,
+    weights_record,
 )
 from ._io import colorize, read_json, write_csv, write_json, write_npz, write_png
 from ._rf_geometry import RFWindow, as_window, theoretical_window
@@ -264,7 +266,8 @@ def _check_units(units, channels: int, layer: str) -> torch.Tensor:
         raise ValueError("units is empty")
     bad = [u for u in units if not 0 <= u < channels]
     if bad:
-        raise ValueError(f"units out of range for layer {layer!r} with {channels} channels: {bad[:5]}")
+        raise ValueError(f"units out of range for layer {layer!r} with {channels} channels "
+                         f"(0 to {channels - 1}): {bad[:5]}")
     if len(set(units)) != len(units):
         raise ValueError("units has duplicates")
     return torch.as_tensor(units)
@@ -597,6 +600,9 @@ def empirical_receptive_fields(
     n_data = check_dataset(data)
     top_k = check_positive_int(top_k, "top_k")
     batch_size = check_positive_int(batch_size, "batch_size")
+    channels = check_spatial_layers(model, [layer], data, purpose="a receptive field")[layer][0]
+    if units is not None:
+        _check_units(units, channels, layer)  # before the top-k pass, not after its first batch
     started = time.perf_counter()
 
     def stage(offset: int):
@@ -703,7 +709,8 @@ def empirical_receptive_fields(
         "topk_s": topk_seconds, "occlusion_s": time.perf_counter() - occlusion_started,
     }
     options = {"top_k": top_k, "crop": crop, "check": check, "seed": seed, "batch_size": batch_size,
-               "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist()}
+               "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist(),
+               **weights_record(model)}
     return EmpiricalRFResult(
         layer=layer, units=units_arr, maps=maps.astype(np.float32), sizes=sizes, top_ids=top_ids,
         top_values=top_values, locations=locations, theoretical=window, image_size=(h, w),

@@ -69,11 +69,13 @@ from ._common import (
     Progress,
     check_dataset,
     check_positive_int,
+    check_spatial_layers,
     eval_mode,
     iter_batches,
     model_device,
     normalisation,
     to_uint8,
+    weights_record,
 )
 from ._io import read_json, read_png, safe_name, write_csv, write_json, write_png
 from ._runstate import BatchCheckpoints, data_key, weights_fingerprint
@@ -103,8 +105,41 @@ def _dissection_layer(dissection, layer: str) -> None:
                           f"(dissected layers: {', '.join(names) or 'none'})")
 
 
+def check_dissected_network(model: nn.Module, dissection) -> str:
+    """The weights fingerprint of ``model``, refused when ``dissection`` was made from other weights.
+
+    Localising or ablating with the labels of another network's units gives
+    numbers about nothing; the dissection records the fingerprint of the
+    weights it saw (``config["weights"]``), so the mismatch is caught here.
+    A dissection that records none (hand-made, or older) is taken on trust.
+
+    Raises
+    ------
+    ValueError
+        Naming both networks and both fingerprints.
+    """
+    from unitscope.models.info import model_info
+
+    fingerprint = weights_fingerprint(model)
+    recorded = (getattr(dissection, "config", None) or {}).get("weights")
+    if recorded is not None and recorded != fingerprint:
+        info = model_info(model)
+        given = info.arch + (f" with weights {info.weights}" if info.weights else "")
+        if info.seed is not None:
+            given += f" (seed {info.seed})"
+        raise ValueError(
+            f"the dissection of {dissection.network!r} was made from other weights (fingerprint "
+            f"{recorded}) than the network given, {given} (fingerprint {fingerprint}); pass the "
+            "network that was dissected, or dissect this one first"
+        )
+    return fingerprint
+
+
 def _threshold(dissection, iou_threshold: float | None) -> float:
-    return float(dissection.config.get("iou_threshold", 0.04) if iou_threshold is None else iou_threshold)
+    threshold = float(dissection.config.get("iou_threshold", 0.04) if iou_threshold is None else iou_threshold)
+    if not 0 <= threshold < 1:  # NaN too: no unit would be a detector, silently
+        raise ValueError(f"iou_threshold must be in [0, 1), got {threshold}")
+    return threshold
 
 
 def object_detectors(dissection, layer: str, *, objects: str | Sequence[str] | None = None,
@@ -494,6 +529,7 @@ def localize_objects(
     for name in layers:
         resolve_layer(model, name)
         _dissection_layer(dissection, name)
+    fingerprint = check_dissected_network(model, dissection)
     total = check_dataset(data)
     batch_size = check_positive_int(batch_size, "batch_size")
     if max_images is not None:
@@ -507,6 +543,7 @@ def localize_objects(
     if not callable(getattr(data, "annotation", None)) or getattr(data, "concepts", None) is None:
         raise ValueError("localization needs an annotated pool (with .concepts and .annotation(index))")
     threshold = _threshold(dissection, iou_threshold)
+    check_spatial_layers(model, layers, data, purpose="localisation")
 
     detectors = _detectors_per_layer(dissection, layers, objects, threshold)
     numbers: dict[str, int] = {}
@@ -542,7 +579,7 @@ def localize_objects(
     pictures: dict[str, np.ndarray] = {}
     n_batches = -(-total // batch_size)
     checkpoints = BatchCheckpoints(work_dir, {
-        "experiment": "localize", "weights": weights_fingerprint(model), "layers": layers,
+        "experiment": "localize", "weights": fingerprint, "layers": layers,
         "data": data_key(data), "total": total, "detectors": detectors, "threshold": threshold,
         "pointing_radius": pointing_radius, "box_hit_iou": box_hit_iou, "mask_size": mask_size,
         "examples": examples, "batch_size": batch_size, "version": unitscope.__version__,
@@ -655,7 +692,7 @@ def localize_objects(
     options = {"objects": None if objects is None else ([objects] if isinstance(objects, str) else list(objects)),
                "iou_threshold": threshold, "pointing_radius": pointing_radius, "box_hit_iou": box_hit_iou,
                "mask_size": mask_size, "examples": examples, "batch_size": batch_size,
-               "max_images": max_images, "connectivity": 8,
+               "max_images": max_images, "connectivity": 8, **weights_record(model, fingerprint),
                "detectors": {name: detectors[name] for name in layers}}
     return LocalizationResult(network=network, layers=layers, units=units_frame, objects=objects_frame,
                               examples=kept_examples, pictures=pictures, counts=counts, options=options)

@@ -37,6 +37,7 @@ from ._common import (
     class_names as _class_names,
     Progress,
     check_dataset,
+    check_labels,
     check_positive_int,
     eval_mode,
     iter_batches,
@@ -44,6 +45,7 @@ from ._common import (
     model_dtype,
     normalisation,
     to_uint8,
+    weights_record,
 )
 from ._io import read_json, read_png, safe_name, write_csv, write_json, write_png
 
@@ -540,6 +542,7 @@ def minimal_images(
             raise ValueError(f"indices out of range for a data set of {total} images: {bad[:5]}")
         total = len(indices)
     names = _class_names(model, data, class_names)
+    check_labels(data, len(names) if names else None)
     diagnostic = _check_diagnostic(diagnostic, names, data)
     mean_t, std_t = normalisation(model, data, mean, std)
     device, dtype = model_device(model), model_dtype(model)
@@ -549,7 +552,8 @@ def minimal_images(
                "categories": list(categories) if seg_name == "masks" else None,
                "split_instances": split_instances if seg_name == "masks" else None,
                "fill": fill, "blur_sigma": blur_sigma, "score": score, "max_images": max_images,
-               "batch_size": batch_size, "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist()}
+               "batch_size": batch_size, "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist(),
+               **weights_record(model)}
 
     def class_score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = logits.float()

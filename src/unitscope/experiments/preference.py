@@ -42,9 +42,10 @@ from ._common import (
     model_dtype,
     normalisation,
     to_uint8,
+    weights_record,
 )
 from ._io import read_json, read_png, safe_name, write_csv, write_json, write_npz, write_png
-from ._runstate import BatchCheckpoints, data_key, weights_fingerprint
+from ._runstate import BatchCheckpoints, data_key
 
 __all__ = ["LayerPreferenceResult", "layer_preference"]
 
@@ -68,6 +69,9 @@ class LayerPreferenceResult:
     thumbnails : dict of (str, str) to list of (int, str, ndarray)
         Per ``(network, layer)``: ``(rank, image id, (h, w, 3) uint8)`` of the
         first top images, kept for the report.
+    weights : dict of str to dict
+        Per network, the weights it had: ``weights`` (fingerprint) and
+        ``weights_seed`` (seed of random weights, else None).
     """
 
     images: pd.DataFrame
@@ -75,6 +79,7 @@ class LayerPreferenceResult:
     top: int
     sources: list[str]
     thumbnails: dict[tuple[str, str], list[tuple[int, str, np.ndarray]]] = field(default_factory=dict)
+    weights: dict[str, dict] = field(default_factory=dict)
 
     @property
     def networks(self) -> list[str]:
@@ -145,7 +150,7 @@ class LayerPreferenceResult:
                                "file": rel.as_posix()})
         write_json(out / "preference.json", {
             "experiment": "layer_preference", "top": self.top, "sources": self.sources,
-            "scores": keys, "thumbnails": thumbs,
+            "scores": keys, "thumbnails": thumbs, "weights": self.weights,
         })
         return out
 
@@ -164,7 +169,7 @@ class LayerPreferenceResult:
             thumbnails.setdefault((t["network"], t["layer"]), []).append(
                 (int(t["rank"]), str(t["id"]), read_png(out / t["file"])))
         return cls(images=images, scores=scores, top=int(meta["top"]), sources=list(meta["sources"]),
-                   thumbnails=thumbnails)
+                   thumbnails=thumbnails, weights=dict(meta.get("weights") or {}))
 
 
 def _thumbnail(image: np.ndarray, size: int) -> np.ndarray:
@@ -281,8 +286,9 @@ def layer_preference(
     rows: list[tuple[int, int, str, str]] = []
     chunks: dict[str, dict[str, list[np.ndarray]]] = {n: {l: [] for l in ls} for n, ls in net_layers.items()}
     done = 0
+    weights = {n: weights_record(m) for n, m in models.items()}
     checkpoints = BatchCheckpoints(work_dir, {
-        "experiment": "preference", "weights": {n: weights_fingerprint(m) for n, m in models.items()},
+        "experiment": "preference", "weights": {n: w["weights"] for n, w in weights.items()},
         "layers": net_layers, "pools": [data_key(pool) for pool in pools],
         "sources": [str(getattr(pool, "source", "")) for pool in pools], "batch_size": batch_size,
         "version": unitscope.__version__,
@@ -331,7 +337,8 @@ def layer_preference(
     images_frame = pd.DataFrame(rows, columns=["pool", "index", "id", "source"])
     scores = {n: {l: np.concatenate(c) for l, c in by_layer.items()} for n, by_layer in chunks.items()}
     sources = list(dict.fromkeys(images_frame["source"]))
-    result = LayerPreferenceResult(images=images_frame, scores=scores, top=top, sources=sources)
+    result = LayerPreferenceResult(images=images_frame, scores=scores, top=top, sources=sources,
+                                   weights=weights)
 
     if thumbnails:
         cache: dict[tuple[int, int], np.ndarray] = {}

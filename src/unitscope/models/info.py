@@ -49,6 +49,9 @@ class ModelInfo:
         Dotted names of the layers studied by default.
     weights : str or None
         Where the weights came from (a file path, ``"random"``).
+    seed : int or None
+        Seed of the random initialisation that gave these weights (None when
+        they came from a file, or were drawn from the global generator).
     """
 
     arch: str
@@ -56,6 +59,7 @@ class ModelInfo:
     class_names: list[str] = field(default_factory=list)
     default_layers: list[str] = field(default_factory=list)
     weights: str | None = None
+    seed: int | None = None
 
 
 def attach_info(model: nn.Module, info: ModelInfo) -> nn.Module:

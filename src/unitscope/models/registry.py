@@ -47,6 +47,7 @@ __all__ = [
     "ModelSpec",
     "register_model",
     "create_model",
+    "random_like",
     "list_models",
     "model_spec",
     "layer_labels",
@@ -334,6 +335,7 @@ def create_model(
     class_names: Sequence[str] | str | None = None,
     input_size: int | None = None,
     allow_pickle: bool = False,
+    seed: int | None = None,
     **kwargs,
 ) -> nn.Module:
     """Build a registered architecture, with random weights or from a checkpoint file.
@@ -365,6 +367,11 @@ def create_model(
         ``mini_alexnet``).
     allow_pickle : bool, keyword-only
         Allow checkpoints that store pickled objects (trusted files only).
+    seed : int, keyword-only
+        Seed of the random initialisation: the same seed gives the same
+        weights, byte for byte, and the global random generator is left as
+        it was.  Recorded in ``model_info(model).seed`` for random weights.
+        None (default): draw from the global generator, as torch does.
     **kwargs
         Passed to the architecture's builder (e.g. ``width=`` for
         ``mini_alexnet``, ``dropout=`` for ``alexnet``).
@@ -381,8 +388,9 @@ def create_model(
     FileNotFoundError
         If ``weights`` does not exist.
     ValueError
-        For inconsistent arguments, a corrupt checkpoint, or one that does
-        not fit the architecture (missing/unexpected keys are listed).
+        For inconsistent arguments (``seed`` not a non-negative integer), a
+        corrupt checkpoint, or one that does not fit the architecture
+        (missing/unexpected keys are listed).
 
     Examples
     --------
@@ -393,6 +401,8 @@ def create_model(
     >>> len(model_info(net).class_names)                                     # doctest: +SKIP
     365
     """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     state_dict, metadata = (None, {})
     if weights is not None:
         state_dict, metadata = read_checkpoint(weights, allow_pickle=allow_pickle)
@@ -464,7 +474,7 @@ def create_model(
         build_kwargs[spec.size_kwarg] = preprocessing.input_size
     build_kwargs.update(kwargs)
     try:
-        model = spec.builder(num_classes=num_classes, **build_kwargs)
+        model = _build(spec, num_classes, build_kwargs, seed)
     except TypeError as exc:
         raise ValueError(f"bad arguments for {spec.name}: {exc}") from exc
     if state_dict is not None:
@@ -476,5 +486,48 @@ def create_model(
         class_names=class_names,
         default_layers=default_layers,
         weights=os.fspath(weights) if weights is not None else "random",
+        seed=seed if weights is None else None,
     ))
+    # what random_like needs to build the same architecture again (a checkpoint can set the width)
+    model._unitscope_build = (spec.name, num_classes, dict(build_kwargs))
     return model.eval()
+
+
+def random_like(model: nn.Module, *, seed: int) -> nn.Module:
+    """The same architecture as ``model`` (made by :func:`create_model`), with seeded random weights.
+
+    The null of a trained network: same layers, widths, input size, classes
+    and preprocessing, none of the training.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Made by :func:`create_model` (random or from a checkpoint).
+    seed : int, keyword-only
+        Seed of the random initialisation (see :func:`create_model`).
+
+    Raises
+    ------
+    ValueError
+        If ``model`` was not made by :func:`create_model`.
+    """
+    build = getattr(model, "_unitscope_build", None)
+    if build is None:
+        raise ValueError(f"random_like needs a model made by create_model, not a {type(model).__name__}")
+    name, num_classes, build_kwargs = build
+    info = model_info(model)
+    twin = create_model(name, num_classes=num_classes, class_names=info.class_names, seed=seed, **build_kwargs)
+    # the twin reads the same pool as the model: same preprocessing, same default layers
+    attach_info(twin, ModelInfo(arch=info.arch, preprocessing=info.preprocessing, class_names=info.class_names,
+                                default_layers=list(info.default_layers), weights="random", seed=seed))
+    return twin
+
+
+def _build(spec: ModelSpec, num_classes: int, build_kwargs: dict, seed: int | None) -> nn.Module:
+    """Run the builder; with a seed, on a private copy of the generators (callers' draws stay as they were)."""
+    if seed is None:
+        return spec.builder(num_classes=num_classes, **build_kwargs)
+    # fork_rng restores the CPU (and CUDA) generator states on exit; builders initialise on the CPU
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return spec.builder(num_classes=num_classes, **build_kwargs)
