@@ -73,7 +73,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from unitscope.hooks import Trace, resolve_layer
+from unitscope.hooks import Trace, extra_tokens_of, resolve_layer, spatial_map
 
 from ._common import (
     Progress,
@@ -248,12 +248,10 @@ def summarise_receptive_fields(results: Sequence[EmpiricalRFResult]) -> pd.DataF
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _layer_output(trace: Trace, layer: str) -> torch.Tensor:
-    out = trace.output
-    if not isinstance(out, torch.Tensor) or out.dim() != 4:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"layer {layer!r} must output (N, C, H, W) feature maps, got {shape}")
-    return out
+def _layer_output(trace: Trace, layer: str, images: torch.Tensor) -> torch.Tensor:
+    """The traced output of ``images`` as maps ``(N, C, H, W)`` (token grids reshaped)."""
+    return spatial_map(trace.output, layer=layer, batch=images.shape[0], image_size=images.shape[-2:],
+                       extra_tokens=extra_tokens_of(trace.model))
 
 
 def _check_units(units, channels: int, layer: str) -> torch.Tensor:
@@ -311,7 +309,7 @@ def top_activations(
                 image_size = tuple(images.shape[-2:])
                 with Trace(model, layer, stop=True, clone=False) as trace:
                     model(images.to(device=device, dtype=dtype))
-                out = _layer_output(trace, layer)
+                out = _layer_output(trace, layer, images)
                 if chosen is None:
                     chosen = _check_units(units, out.shape[1], layer).to(out.device)
                 maxima = out[:, chosen].flatten(2).amax(dim=2).float()
@@ -446,7 +444,7 @@ class _Occluder:
         inputs = batch[:, :, o:hp - o, o:wp - o]
         with Trace(self.model, self.layer, stop=True, clone=False) as trace:
             self.model(inputs)
-        out = _layer_output(trace, self.layer)
+        out = _layer_output(trace, self.layer, inputs)
         self.copies += total
         self.pixels += total * (hp - 2 * o) * (wp - 2 * o)
         # every target of every copy in one gather and one transfer
@@ -660,7 +658,7 @@ def empirical_receptive_fields(
             images = images.to(device=device, dtype=dtype)
             with Trace(model, layer, stop=True, clone=False) as trace:
                 model(images)
-            out = _layer_output(trace, layer)
+            out = _layer_output(trace, layer, images)
             oh, ow = out.shape[-2:]
             selected = out[:, units_t.to(out.device)].float()  # (B, U, oh, ow)
             flat = selected.flatten(2)

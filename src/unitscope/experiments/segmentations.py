@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from unitscope.experiments._common import eval_mode, model_device
 from unitscope.experiments._io import atomic_write_bytes, safe_name
-from unitscope.hooks import TraceDict
+from unitscope.hooks import TraceDict, extra_tokens_of, spatial_map
 
 __all__ = ["highlight", "write_unit_segmentations"]
 
@@ -95,6 +95,9 @@ def write_unit_segmentations(
             batch = torch.stack([data[i][0] for i in chunk]).to(device)
             with TraceDict(model, layers, stop=True) as td:
                 model(batch)
+            maps = {layer: spatial_map(td[layer].output, layer=layer, batch=batch.shape[0],
+                                       image_size=batch.shape[-2:], extra_tokens=extra_tokens_of(model))
+                    for layer in layers}
             for j, index in enumerate(chunk):
                 raw = data.raw_image(index)
                 scale = tile_size / max(raw.shape[:2])
@@ -102,7 +105,7 @@ def write_unit_segmentations(
                 tile = np.asarray(Image.fromarray(raw).resize(size[::-1], Image.BILINEAR))
                 image_id = safe_name(result.image_ids[index])
                 for layer, u, rank in wanted[index]:
-                    act = td[layer].output[j, u][None, None].float()
+                    act = maps[layer][j, u][None, None].float()
                     up = F.interpolate(act, size=size, mode="bilinear", align_corners=False)[0, 0]
                     threshold = float(result.layers[layer].thresholds[u])
                     mask = (up >= threshold).cpu().numpy() if threshold > float(act.min()) else \
