@@ -169,7 +169,7 @@ def test_bad_input_gives_clear_errors():
 
     with pytest.raises(ValueError, match="annotated pool"):
         dissect(net, "conv", Plain())
-    with pytest.raises(ValueError, match="not spatial"):
+    with pytest.raises(ValueError, match="not a spatial map"):
         dissect(net, "head", ToyPool(n=4))
 
     class NaNNet(IndicatorNet):

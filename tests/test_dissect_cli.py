@@ -93,7 +93,7 @@ def test_dissect_command_errors_are_one_line(assets, tmp_path):
     assert no_masks.exit_code == 2 and "no concept masks" in no_masks.output
     not_spatial = runner.invoke(app, ["dissect", "--model", "mini_alexnet", "--weights", str(weights),
                                       "--layers", "fc6", "--data", str(broden), "--out", str(tmp_path)])
-    assert not_spatial.exit_code == 2 and "not spatial" in not_spatial.output
+    assert not_spatial.exit_code == 2 and "not a spatial map" in not_spatial.output
 
 
 @pytest.mark.slow

@@ -223,7 +223,7 @@ def test_no_hook_is_left_behind_after_a_failing_run():
     broken = NotSpatial()
     broken.head = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 2))
     broken.conv = nn.Sequential(broken.conv, nn.Flatten())  # "conv" now outputs (N, 192)
-    with pytest.raises(ValueError, match="must output"):
+    with pytest.raises(ValueError, match="not a spatial map"):
         localize_objects(broken, "conv", pool, dissection=dissection)
     assert all(not m._forward_hooks for m in broken.modules())
 

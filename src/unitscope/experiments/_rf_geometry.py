@@ -106,7 +106,13 @@ def theoretical_window(model: nn.Module, layer: str, *, input_shape: tuple[int, 
     except ImportError:
         receptive_field = None
     if receptive_field is not None:
-        return as_window(receptive_field(model, layer, input_size=input_shape))
+        rf = receptive_field(model, layer, input_size=input_shape)
+        if rf.is_global:
+            raise ValueError(
+                f"layer {layer!r} sees the whole input ({rf.note or 'global'}): occlusion maps are centred "
+                "and bounded by the theoretical window, which such a layer does not have; choose a layer "
+                "before the first attention or global pooling (a transformer's patch embedding, say)")
+        return as_window(rf)
     return chain_window(model, layer, input_shape=input_shape)
 
 

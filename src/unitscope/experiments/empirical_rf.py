@@ -73,7 +73,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from unitscope.hooks import Trace, extra_tokens_of, resolve_layer, spatial_map
+from unitscope.hooks import Trace, check_spatial, extra_tokens_of, resolve_layer, spatial_map
 
 from ._common import (
     Progress,
@@ -595,6 +595,14 @@ def empirical_receptive_fields(
     n_data = check_dataset(data)
     top_k = check_positive_int(top_k, "top_k")
     batch_size = check_positive_int(batch_size, "batch_size")
+    # Before the data pass: a layer that is not spatial, or has no window, is refused up front.
+    sample = data[0][0].unsqueeze(0)
+    layout = check_spatial(model, layer, sample.to(device=model_device(model), dtype=model_dtype(model)))[layer]
+    window = as_window(rf) if rf is not None else theoretical_window(model, layer,
+                                                                     input_shape=tuple(sample.shape[-2:]))
+    crop_asked = crop
+    if layout.is_token_grid:
+        crop = False  # a transformer takes only inputs of its own size: occlude whole images
     started = time.perf_counter()
 
     def stage(offset: int):
@@ -612,7 +620,6 @@ def empirical_receptive_fields(
     stride = default_st if stride is None else check_positive_int(stride, "stride")
     if occluder > min(h, w):
         raise ValueError(f"occluder ({occluder} px) is larger than the images ({h}x{w})")
-    window = as_window(rf) if rf is not None else theoretical_window(model, layer, input_shape=(h, w))
     if window.size < 1 or window.stride < 1:
         raise ValueError(f"bad receptive field {window}")
     ny, nx = (h - occluder) // stride + 1, (w - occluder) // stride + 1
@@ -700,7 +707,8 @@ def empirical_receptive_fields(
         "pixels": engine.pixels, "pixels_naive": pixels_naive,
         "topk_s": topk_seconds, "occlusion_s": time.perf_counter() - occlusion_started,
     }
-    options = {"top_k": top_k, "crop": crop, "check": check, "seed": seed, "batch_size": batch_size,
+    options = {"top_k": top_k, "crop": crop, "crop_asked": crop_asked, "layout": layout.describe(),
+               "check": check, "seed": seed, "batch_size": batch_size,
                "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist()}
     return EmpiricalRFResult(
         layer=layer, units=units_arr, maps=maps.astype(np.float32), sizes=sizes, top_ids=top_ids,

@@ -237,4 +237,5 @@ def layers_frame(
     for column in ("channels", "height", "width", "stride", "rf_size", "rf_stride", "tokens"):
         frame[column] = frame[column].astype("Int64")
     frame["rf_offset"] = frame["rf_offset"].astype("Float64")
+    frame["rf_note"] = frame["rf_note"].astype("string")
     return frame
