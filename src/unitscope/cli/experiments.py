@@ -169,7 +169,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2)."""
         from unitscope.experiments._io import write_csv
-        from unitscope.experiments.empirical_rf import empirical_receptive_fields, summarise_receptive_fields
+        from unitscope.experiments.empirical_rf import (
+            check_rf_layers,
+            empirical_receptive_fields,
+            summarise_receptive_fields,
+        )
         from unitscope.models import model_info
 
         net = open_model(model, weights).to(device)
@@ -187,7 +191,9 @@ def register(app: typer.Typer) -> None:
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "top_k": top_k,
                   "units": unit_list, "max_images": max_images}
         results = []
-        for layer in split_list(layers) or model_info(net).default_layers:
+        layer_names = split_list(layers) or model_info(net).default_layers
+        check_rf_layers(net, layer_names, pool)  # every layer before the first one runs
+        for layer in layer_names:
             def run_layer(layer=layer):
                 result = _run_with_bar(f"receptive field {layer}", empirical_receptive_fields, model=net,
                                        layer=layer, data=pool, top_k=top_k, units=unit_list,

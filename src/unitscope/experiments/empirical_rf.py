@@ -73,7 +73,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from unitscope.hooks import Trace, check_spatial, extra_tokens_of, resolve_layer, spatial_map
+from unitscope.hooks import SpatialLayout, Trace, check_spatial, extra_tokens_of, resolve_layer, spatial_map
 
 from ._common import (
     Progress,
@@ -95,6 +95,7 @@ __all__ = [
     "rf_size",
     "default_occluder",
     "top_activations",
+    "check_rf_layers",
 ]
 
 #: The paper's occluder at 224 px: an 11x11 patch moved with stride 3.
@@ -252,6 +253,28 @@ def _layer_output(trace: Trace, layer: str, images: torch.Tensor) -> torch.Tenso
     """The traced output of ``images`` as maps ``(N, C, H, W)`` (token grids reshaped)."""
     return spatial_map(trace.output, layer=layer, batch=images.shape[0], image_size=images.shape[-2:],
                        extra_tokens=extra_tokens_of(trace.model))
+
+
+def check_rf_layers(model: nn.Module, layers: Sequence[str], data: Dataset, *,
+                    rf=None) -> dict[str, tuple[SpatialLayout, RFWindow]]:
+    """Each layer's map layout and theoretical window, or the refusal an RF run would end in.
+
+    One forward pass of the pool's first image.  Call it before any work
+    (the CLI does, for every layer of a run, before the first one starts).
+
+    Raises
+    ------
+    ValueError
+        For a layer that is not a spatial map, or whose units see the whole
+        input (after global pooling or attention) so that there is no window
+        to centre the occlusion maps on.
+    """
+    check_dataset(data)
+    sample = data[0][0].unsqueeze(0)
+    layouts = check_spatial(model, list(layers), sample.to(device=model_device(model), dtype=model_dtype(model)))
+    return {layer: (layout, as_window(rf) if rf is not None else
+                    theoretical_window(model, layer, input_shape=tuple(sample.shape[-2:])))
+            for layer, layout in layouts.items()}
 
 
 def _check_units(units, channels: int, layer: str) -> torch.Tensor:
@@ -596,10 +619,7 @@ def empirical_receptive_fields(
     top_k = check_positive_int(top_k, "top_k")
     batch_size = check_positive_int(batch_size, "batch_size")
     # Before the data pass: a layer that is not spatial, or has no window, is refused up front.
-    sample = data[0][0].unsqueeze(0)
-    layout = check_spatial(model, layer, sample.to(device=model_device(model), dtype=model_dtype(model)))[layer]
-    window = as_window(rf) if rf is not None else theoretical_window(model, layer,
-                                                                     input_shape=tuple(sample.shape[-2:]))
+    layout, window = check_rf_layers(model, [layer], data, rf=rf)[layer]
     crop_asked = crop
     if layout.is_token_grid:
         crop = False  # a transformer takes only inputs of its own size: occlude whole images
