@@ -235,3 +235,18 @@ def test_layers_command_shows_the_patch_rf_and_global_after_attention():
     block = rows["encoder.layers.encoder_layer_0"]
     assert block[2:8] == ["768", "14", "14", "16", "224", "<NA>"] and block[-2:] == ["global:", "attention"]
     assert rows["encoder.layers.encoder_layer_11"][-2:] == ["global:", "attention"]
+
+
+def test_preference_scores_a_token_layer_by_its_patches(tiny):
+    from unitscope.experiments.preference import layer_preference
+
+    pool = PlantedPool(n=6)
+    result = layer_preference(tiny, ["block"], pool, top=3, thumbnails=0, batch_size=4)
+    images = torch.stack([pool[i][0] for i in range(len(pool))])
+    with Trace(tiny, "block") as trace:
+        tiny(images)
+    expected = trace.output[:, 1:].double().mean(dim=(1, 2)).numpy()  # the class token (channel 0 = 100) left out
+    scores = result.scores["network"]["block"]
+    assert np.allclose(scores, expected, rtol=1e-5, atol=1e-6)  # (batches of 4 here, of 6 there)
+    with_class_token = trace.output.double().mean(dim=(1, 2)).numpy()
+    assert np.abs(scores - with_class_token).min() > 0.3

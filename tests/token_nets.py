@@ -109,7 +109,7 @@ class PlantedPool(torch.utils.data.Dataset):
         rng = np.random.default_rng(seed)
         self.labels = list(labels) if labels is not None else [-1] * n
         self.masks = np.zeros((n, SIZE, SIZE), dtype=np.int64)
-        for image, row, col in PLANTED:
+        for image, row, col in (p for p in PLANTED if p[0] < n):
             self.masks[image, row * PATCH:(row + 1) * PATCH, col * PATCH:(col + 1) * PATCH] = 1
         self.noise = rng.random((n, 2, SIZE, SIZE)).astype(np.float32)
         self.concepts = ConceptTable([Concept(1, "thing", "object"), Concept(2, "ground", "material")])
