@@ -183,8 +183,13 @@ _PAD = (nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d)
 
 
 def _is_attention(module: nn.Module) -> bool:
-    """Self-attention: every output token may read every input token."""
-    return isinstance(module, nn.MultiheadAttention) or type(module).__name__.endswith("Attention")
+    """Self-attention: every output token may read every input token.
+
+    Windowed attention (Swin's ``ShiftedWindowAttention``) reads only its
+    window, so it is not one step to global: its inner ops are followed.
+    """
+    name = type(module).__name__
+    return isinstance(module, nn.MultiheadAttention) or (name.endswith("Attention") and "Window" not in name)
 
 
 def _bind(names: tuple[str, ...], args: tuple, kwargs: dict) -> dict:
@@ -464,7 +469,8 @@ class _Propagator(fx.Interpreter):
         return _GLOBAL
 
 
-def _input_channels(model: nn.Module) -> int:
+def input_channels(model: nn.Module) -> int:
+    """Channels of the first convolution's input (3 when there is none): the dummy input's."""
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             return module.in_channels
@@ -494,7 +500,7 @@ def _propagate(model: nn.Module, input_size: int | tuple[int, int] | None) -> di
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    dummy = torch.zeros(1, _input_channels(model), height, width, device=device, dtype=dtype)
+    dummy = torch.zeros(1, input_channels(model), height, width, device=device, dtype=dtype)
     propagator = _Propagator(gm)
     was_training = model.training
     model.eval()

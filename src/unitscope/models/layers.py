@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from unitscope.hooks import TraceDict, extra_tokens_of, layer_names, resolve_layer, spatial_layout
+from unitscope.models._rf_propagation import input_channels
 from unitscope.models.info import model_info
 from unitscope.models.receptive_field import ReceptiveField, theoretical_receptive_fields
 
@@ -87,13 +88,6 @@ class LayerInfo:
         return row
 
 
-def _input_channels(model: nn.Module) -> int:
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    return 3
-
-
 def describe_layers(
     model: nn.Module,
     *,
@@ -143,7 +137,7 @@ def describe_layers(
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-        dummy = torch.zeros(1, _input_channels(model), size, size, device=device, dtype=dtype)
+        dummy = torch.zeros(1, input_channels(model), size, size, device=device, dtype=dtype)
         was_training = model.training
         model.eval()
         try:

@@ -35,7 +35,8 @@ Conventions
   the identity when input and output sizes agree (AlexNet's ``avgpool`` at
   224 px), an ordinary pooling when they divide evenly, global otherwise.
 - Self-attention (``nn.MultiheadAttention``, or any module whose class name
-  ends in ``Attention``, as timm's and Hugging Face's) mixes every token, so
+  ends in ``Attention``, as timm's and Hugging Face's, windowed attention
+  excepted) mixes every token, so
   its output and every layer after it are global, with ``note = "global:
   attention"``.  A transformer's patch embedding is an ordinary convolution
   (RF = the patch).  Its flattening into tokens ``(N, C, h, w) -> (N, C,
