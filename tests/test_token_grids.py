@@ -157,15 +157,34 @@ def test_theoretical_rf_is_the_patch_until_attention_then_global(tiny):
         WIDTH, (GRID, GRID), 4, 16, 1, "global: attention")
 
 
-def test_empirical_rf_of_a_token_layer_occludes_whole_images_and_refuses_attention(tiny):
+def test_empirical_rf_of_a_token_layer_occludes_whole_images(tiny):
     pool = PlantedPool()
     result = empirical_receptive_fields(tiny, "embed_drop", pool, units=[0], top_k=3, occluder=2, stride=2)
     # a crop would not fit the position embedding: the whole image is occluded instead
     assert result.options["crop"] is False and result.options["crop_asked"] is True
     assert result.options["layout"] == "tokens: 1 extra + 4x4 patches"
-    assert result.theoretical.size == 4 and np.isfinite(result.sizes[0])
-    with pytest.raises(ValueError, match=r"layer 'block' sees the whole input \(global: attention\)"):
-        empirical_receptive_fields(tiny, "block", pool, units=[0], top_k=3)
+    assert result.theoretical.size == 4 and result.theoretical.note is None and np.isfinite(result.sizes[0])
+
+
+def test_empirical_rf_after_attention_spans_the_image_and_the_planted_unit_stays_in_its_patch(tiny, tmp_path):
+    result = empirical_receptive_fields(tiny, "block", PlantedPool(), units=[0, 1], top_k=3, occluder=2, stride=2)
+    assert result.theoretical.note == "global: attention" and result.theoretical.stride == 4
+    assert result.locations[0].tolist() == [[r, c] for _, r, c in PLANTED]  # its max is the planted patch
+    row = result.summary().iloc[0]
+    assert row["theoretical_size"] == 16 and row["theoretical_note"] == "global: attention"
+    radius = result.radius
+    assert radius == 15 + 2 + 2  # any offset within the 16 px image, plus occluder and stride
+    # Unit 0 only reads its own patch (attention writes nothing into channel 0): the occluders that
+    # change it are those centred on the patch's 4x4 pixels, offsets -1..2 from its centre pixel.
+    planted = np.argwhere(result.maps[0] > 0) - radius
+    assert planted.min(axis=0).tolist() == [-1, -1] and planted.max(axis=0).tolist() == [2, 2]
+    assert len(planted) == 16
+    # Unit 1 attends: occluders far outside its patch change it too.
+    attending = np.argwhere(result.maps[1] > 0) - radius
+    assert np.abs(attending).max() >= 8
+    result.save(tmp_path / "rf")
+    again = type(result).load(tmp_path / "rf")
+    assert again.theoretical == result.theoretical and again.summary().equals(result.summary())
 
 
 def test_ablating_a_token_layer_zeroes_the_unit_in_patches_only(tiny):

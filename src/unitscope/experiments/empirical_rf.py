@@ -54,6 +54,17 @@ counts when an occluder *centred* on it changes the unit, so the region
 grows by up to the occluder's side (a 7-px window read with a 6-px
 occluder measures about 8-9 px).
 
+Transformers and global layers
+------------------------------
+A token layer is read as the map of its patches
+(:func:`unitscope.hooks.spatial_map`), and its images are always occluded
+whole: a transformer takes no input but one of its own size.  A layer whose
+units see the whole image (after self-attention, or a squeeze-and-excitation
+gate) has no theoretical window; its maps are centred on the centre of the
+unit's cell of the grid (a patch) and reach across the whole image, and its
+theoretical size is reported as the image's side with the note (``"global:
+attention"``) in ``rf.json`` and ``layer.csv``.
+
 Cost: one pass over the data, then per distinct top image one sweep of
 (at most) ``((H - occluder) / stride + 1)^2`` occluded copies plus one
 unoccluded reference per crop; memory ``units x (2R+1)^2`` floats for the maps.
@@ -141,6 +152,10 @@ class EmpiricalRFResult:
     locations : ndarray, shape (U, K, 2)
         Row and column of the max in the activation map, per top image.
     theoretical : RFWindow
+        The window occlusion maps are centred on; for a layer whose units
+        see the whole input (``theoretical.note``, e.g. ``"global:
+        attention"``) a frame reaching across the image, and the tables'
+        ``theoretical_size`` is then the image's side.
     image_size : (int, int)
     occluder, stride : int
     options : dict
@@ -169,6 +184,11 @@ class EmpiricalRFResult:
     network: str = ""
 
     @property
+    def theoretical_size(self) -> int:
+        """The theoretical RF side in the tables: the image's side for units that see all of it."""
+        return max(self.image_size) if self.theoretical.note else self.theoretical.size
+
+    @property
     def radius(self) -> int:
         return (self.maps.shape[-1] - 1) // 2
 
@@ -182,12 +202,13 @@ class EmpiricalRFResult:
             "rf_size": self.sizes,
             "peak": flat.max(axis=1) if flat.shape[1] else np.zeros(len(self.units)),
             "n_images": (self.top_ids >= 0).sum(axis=1),
-            "theoretical_size": self.theoretical.size,
+            "theoretical_size": self.theoretical_size,
         })
 
     def summary(self) -> pd.DataFrame:
         """One row: ``network, layer, n_units, n_measured, rf_mean, rf_std, rf_median,
-        theoretical_size, theoretical_stride, occluder, stride, image_size``.
+        theoretical_size, theoretical_stride, occluder, stride, image_size, theoretical_note``
+        (``theoretical_note``: ``"global: attention"`` when the units see the whole image, else empty).
 
         ``n_measured`` counts units with a finite size (dead units are left
         out of the mean and std); std is the population std (ddof 0).
@@ -199,9 +220,10 @@ class EmpiricalRFResult:
             "rf_mean": float(sizes.mean()) if len(sizes) else float("nan"),
             "rf_std": float(sizes.std()) if len(sizes) else float("nan"),
             "rf_median": float(np.median(sizes)) if len(sizes) else float("nan"),
-            "theoretical_size": self.theoretical.size, "theoretical_stride": self.theoretical.stride,
+            "theoretical_size": self.theoretical_size, "theoretical_stride": self.theoretical.stride,
             "occluder": self.occluder, "stride": self.stride,
             "image_size": f"{self.image_size[0]}x{self.image_size[1]}",
+            "theoretical_note": self.theoretical.note or "",
         }])
 
     def save(self, out_dir: str | Path, *, pictures: int = 16) -> Path:
@@ -220,7 +242,7 @@ class EmpiricalRFResult:
         write_json(out / "rf.json", {
             "experiment": "empirical_receptive_fields", "network": self.network, "layer": self.layer,
             "theoretical": {"size": self.theoretical.size, "stride": self.theoretical.stride,
-                            "start": self.theoretical.start},
+                            "start": self.theoretical.start, "note": self.theoretical.note},
             "image_size": list(self.image_size), "occluder": self.occluder, "stride": self.stride,
             "options": self.options, "stats": self.stats, "pictures": written,
         })
@@ -237,7 +259,8 @@ class EmpiricalRFResult:
         return cls(layer=meta["layer"], units=data["units"], maps=data["maps"],
                    sizes=data["sizes"].astype(np.float64), top_ids=data["top_ids"],
                    top_values=data["top_values"], locations=data["locations"],
-                   theoretical=RFWindow(int(theo["size"]), int(theo["stride"]), int(theo["start"])),
+                   theoretical=RFWindow(int(theo["size"]), int(theo["stride"]), int(theo["start"]),
+                                        theo.get("note")),
                    image_size=tuple(meta["image_size"]), occluder=int(meta["occluder"]),
                    stride=int(meta["stride"]), options=dict(meta["options"]), stats=dict(meta["stats"]),
                    network=meta.get("network", ""))
@@ -266,14 +289,14 @@ def check_rf_layers(model: nn.Module, layers: Sequence[str], data: Dataset, *,
     ------
     ValueError
         For a layer that is not a spatial map, or whose units see the whole
-        input (after global pooling or attention) so that there is no window
-        to centre the occlusion maps on.
+        input on a grid of cells that are not square.
     """
     check_dataset(data)
     sample = data[0][0].unsqueeze(0)
     layouts = check_spatial(model, list(layers), sample.to(device=model_device(model), dtype=model_dtype(model)))
     return {layer: (layout, as_window(rf) if rf is not None else
-                    theoretical_window(model, layer, input_shape=tuple(sample.shape[-2:])))
+                    theoretical_window(model, layer, input_shape=tuple(sample.shape[-2:]),
+                                       grid=(layout.height, layout.width)))
             for layer, layout in layouts.items()}
 
 
@@ -621,8 +644,10 @@ def empirical_receptive_fields(
     # Before the data pass: a layer that is not spatial, or has no window, is refused up front.
     layout, window = check_rf_layers(model, [layer], data, rf=rf)[layer]
     crop_asked = crop
-    if layout.is_token_grid:
-        crop = False  # a transformer takes only inputs of its own size: occlude whole images
+    if layout.is_token_grid or window.note:
+        # a transformer takes only inputs of its own size, and a unit that sees the whole input
+        # has no smaller crop: occlude whole images
+        crop = False
     started = time.perf_counter()
 
     def stage(offset: int):
