@@ -269,3 +269,14 @@ def test_preference_scores_a_token_layer_by_its_patches(tiny):
     assert np.allclose(scores, expected, rtol=1e-5, atol=1e-6)  # (batches of 4 here, of 6 there)
     with_class_token = trace.output.double().mean(dim=(1, 2)).numpy()
     assert np.abs(scores - with_class_token).min() > 0.3
+
+
+def test_whole_image_window_centres_on_cells_and_refuses_uneven_ones():
+    from unitscope.experiments._rf_geometry import whole_image_window
+
+    window = whole_image_window((224, 224), (14, 14), "global: attention", layer="enc")
+    assert [window.centre(i) for i in (0, 1, 13)] == [7, 23, 215]  # each patch's centre (rounded down)
+    assert window.size // 2 == 223  # any pixel of the image is within reach of any centre
+    with pytest.raises(ValueError, match=r"layer 'enc' sees the whole input \(global\) on a 7x7 grid that "
+                                         r"does not cut the 224x230 input into square cells"):
+        whole_image_window((224, 230), (7, 7), "global", layer="enc")

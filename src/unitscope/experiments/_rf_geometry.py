@@ -95,7 +95,8 @@ def _first(value):
     return value
 
 
-def whole_image_window(input_shape: tuple[int, int], grid: tuple[int, int], note: str) -> RFWindow:
+def whole_image_window(input_shape: tuple[int, int], grid: tuple[int, int], note: str, *,
+                       layer: str = "") -> RFWindow:
     """A frame for units that see the whole input: centred on each position's cell, wide enough for any offset.
 
     Position ``i`` of an ``h``-row grid over ``H`` input rows is the cell of
@@ -110,8 +111,9 @@ def whole_image_window(input_shape: tuple[int, int], grid: tuple[int, int], note
     """
     (height, width), (h, w) = input_shape, grid
     if height % h or width % w or height // h != width // w:
-        raise ValueError(f"the {h}x{w} grid does not cut the {height}x{width} input into square cells: "
-                         "there is no position to centre the occlusion maps on")
+        raise ValueError(f"layer {layer!r} sees the whole input ({note}) on a {h}x{w} grid that does not cut "
+                         f"the {height}x{width} input into square cells: there is no position to centre "
+                         "its occlusion maps on")
     cell, reach = height // h, max(height, width) - 1
     return RFWindow(size=2 * reach + 1, stride=cell, start=(cell - 1) // 2 - reach, note=note)
 
@@ -139,7 +141,7 @@ def theoretical_window(model: nn.Module, layer: str, *, input_shape: tuple[int, 
     if receptive_field is not None:
         rf = receptive_field(model, layer, input_size=input_shape)
         if rf.is_global and grid is not None and input_shape is not None:
-            return whole_image_window(input_shape, grid, rf.note or "global")
+            return whole_image_window(input_shape, grid, rf.note or "global", layer=layer)
         if rf.is_global:
             raise ValueError(
                 f"layer {layer!r} sees the whole input ({rf.note or 'global'}): occlusion maps are centred "
