@@ -30,14 +30,16 @@ class Net(nn.Module):
 def test_spatial_size_is_the_one_definition_of_a_map():
     assert spatial_size(torch.zeros(2, 3, 5, 7)) == (5, 7)
     assert spatial_size(torch.zeros(2, 3)) is None
-    assert spatial_size(torch.zeros(2, 49, 3)) is None  # token grids: not yet
+    assert spatial_size(torch.zeros(2, 49, 3)) == (7, 7)  # a token grid of 7x7 patches
+    assert spatial_size(torch.zeros(2, 50, 3)) == (7, 7)  # ... after a class token
+    assert spatial_size(torch.zeros(2, 1, 1, 1)) is None  # one position is not a map
     assert spatial_size((torch.zeros(1, 1, 2, 2),)) is None
 
 
 def test_check_spatial_layers_returns_shapes_and_refuses_the_rest():
     net = Net()
     assert check_spatial_layers(net, ["conv"], input_size=8) == {"conv": (4, 8, 8)}
-    with pytest.raises(ValueError, match=r"layer 'pool' outputs \(1, 4, 1, 1\), not a spatial map .* "
+    with pytest.raises(ValueError, match=r"layer 'pool' outputs \(1, 4, 1, 1\): a 1x1 map .*not a spatial map.* "
                                          r"spatial layers of this network: conv$"):
         check_spatial_layers(net, ["conv", "pool"], input_size=8)
     with pytest.raises(ValueError, match=r"layer 'flat' outputs \(1, 4\)"):

@@ -75,8 +75,9 @@ def test_layer_info_and_lookup_error(alexnet):
 def test_layers_frame(alexnet):
     frame = layers_frame(alexnet, layers=["features.0", "classifier.1"])
     assert list(frame.columns) == ["layer", "kind", "channels", "height", "width", "stride",
-                                   "rf_size", "rf_stride", "rf_offset"]
-    assert frame.iloc[0].tolist() == ["features.0", "Conv2d", 64, 55, 55, 4, 11, 4, 3.0]
+                                   "rf_size", "rf_stride", "rf_offset", "tokens", "rf_note"]
+    assert frame.iloc[0].tolist()[:9] == ["features.0", "Conv2d", 64, 55, 55, 4, 11, 4, 3.0]
+    assert frame.loc[0, ["tokens", "rf_note"]].isna().all()
     assert frame.loc[1, "channels"] == 4096
     assert frame.loc[1, ["height", "width", "stride", "rf_size"]].isna().all()
     assert str(frame["rf_size"].dtype) == "Int64"

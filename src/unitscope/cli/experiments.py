@@ -176,7 +176,11 @@ def register(app: typer.Typer) -> None:
         """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2)."""
         from unitscope.experiments._common import check_spatial_layers
         from unitscope.experiments._io import write_csv
-        from unitscope.experiments.empirical_rf import empirical_receptive_fields, summarise_receptive_fields
+        from unitscope.experiments.empirical_rf import (
+            check_rf_layers,
+            empirical_receptive_fields,
+            summarise_receptive_fields,
+        )
         from unitscope.models import model_info
 
         net = open_model(model, weights, seed=seed).to(device)
@@ -202,6 +206,7 @@ def register(app: typer.Typer) -> None:
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "top_k": top_k,
                   "units": units, "max_images": max_images, "weights_seed": model_info(net).seed}
         results = []
+        check_rf_layers(net, layer_names, pool)  # every layer's window too, before the first one runs
         for layer in layer_names:
             def run_layer(layer=layer):
                 result = _run_with_bar(f"receptive field {layer}", empirical_receptive_fields, model=net,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from unitscope.hooks import TraceDict, layer_names, resolve_layer
+from unitscope.hooks import TraceDict, extra_tokens_of, layer_names, resolve_layer, spatial_layout
 
 __all__ = [
     "Progress",
@@ -125,17 +125,17 @@ def check_layers(model: nn.Module, layers: Iterable[str]) -> list[str]:
     return layers
 
 
-def spatial_size(output) -> tuple[int, int] | None:
-    """``(H, W)`` of a layer output that is a spatial map ``(N, C, H, W)``, else None.
+def spatial_size(output, *, extra_tokens=None) -> tuple[int, int] | None:
+    """``(H, W)`` of a layer output read as a spatial map (feature map or token grid), else None.
 
-    This is the one place that decides what counts as a map of positions:
-    dissection, receptive fields, localisation and ablation all ask it.  A
-    transformer's token grid ``(N, tokens, C)`` is not one yet; supporting
-    it means recognising it here (and reshaping it where the maps are read).
+    What counts as a map of positions is decided in one place,
+    :func:`unitscope.hooks.spatial_layout`; this is its yes/no form.
     """
-    if isinstance(output, torch.Tensor) and output.dim() == 4:
-        return int(output.shape[2]), int(output.shape[3])
-    return None
+    try:
+        layout = spatial_layout(output, layer="?", extra_tokens=extra_tokens)
+    except ValueError:
+        return None
+    return layout.height, layout.width
 
 
 def _probe_image(model: nn.Module, data: Dataset | None, input_size: int | None) -> torch.Tensor:
@@ -203,19 +203,16 @@ def check_spatial_layers(model: nn.Module, layers: Iterable[str], data: Dataset 
         return {}
     image = _probe_image(model, data, input_size)
     outputs = _output_shapes(model, layers, image)
+    allowed = extra_tokens_of(model)
     shapes = {}
     for layer in layers:
-        size = spatial_size(outputs[layer])
-        if size is not None and size[0] * size[1] > 1:
-            shapes[layer] = (int(outputs[layer].shape[1]), *size)
-            continue
-        out = outputs[layer]
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else (
-            "nothing (it does not run in the forward pass)" if out is None else type(out).__name__)
-        raise ValueError(
-            f"layer {layer!r} outputs {shape}, not a spatial map (N, C, H, W) with H*W > 1, which "
-            f"{purpose} needs; spatial layers of this network: {_spatial_examples(model, image)}"
-        )
+        try:
+            layout = spatial_layout(outputs[layer], layer=layer, batch=1, image_size=tuple(image.shape[-2:]),
+                                    extra_tokens=allowed)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; {purpose} needs one: spatial layers of this network: "
+                             f"{_spatial_examples(model, image)}") from None
+        shapes[layer] = (layout.channels, layout.height, layout.width)
     return shapes
 
 
@@ -225,7 +222,7 @@ def _spatial_examples(model: nn.Module, image: torch.Tensor, n: int = 5) -> str:
 
     names = layer_names(model)
     outputs = _output_shapes(model, names, image)
-    spatial = [name for name in names if (s := spatial_size(outputs[name])) is not None and s[0] * s[1] > 1]
+    spatial = [name for name in names if spatial_size(outputs[name], extra_tokens=extra_tokens_of(model)) is not None]
     preferred = [name for name in reversed(model_info(model).default_layers) if name in spatial]
     chosen = list(dict.fromkeys(preferred + spatial[::-1]))[:n]
     return ", ".join(chosen) if chosen else "none"

@@ -21,7 +21,7 @@ from torch import nn
 
 from unitscope.hooks import Trace, resolve_layer
 
-__all__ = ["RFWindow", "as_window", "theoretical_window", "chain_window"]
+__all__ = ["RFWindow", "as_window", "theoretical_window", "chain_window", "whole_image_window"]
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,16 @@ class RFWindow:
         Input pixels between neighbouring output positions.
     start : int
         First input pixel of output position 0's window (``-padding``).
+    note : str or None
+        Set (``"global: attention"``) for a layer whose units see the whole
+        input: the window is then only a frame for centring occlusion maps
+        on a unit's position (:func:`whole_image_window`), not its RF.
     """
 
     size: int
     stride: int
     start: int
+    note: str | None = None
 
     def window(self, i: int) -> tuple[int, int]:
         """``[first, last + 1)`` input pixels of output position ``i``."""
@@ -90,7 +95,31 @@ def _first(value):
     return value
 
 
-def theoretical_window(model: nn.Module, layer: str, *, input_shape: tuple[int, int] | None = None) -> RFWindow:
+def whole_image_window(input_shape: tuple[int, int], grid: tuple[int, int], note: str, *,
+                       layer: str = "") -> RFWindow:
+    """A frame for units that see the whole input: centred on each position's cell, wide enough for any offset.
+
+    Position ``i`` of an ``h``-row grid over ``H`` input rows is the cell of
+    ``H / h`` pixels (a transformer's patch); its centre is the cell's, and
+    the window reaches ``max(H, W) - 1`` pixels either side, so every
+    occluder position of the image falls inside the map.
+
+    Raises
+    ------
+    ValueError
+        When the grid does not divide the input into square cells.
+    """
+    (height, width), (h, w) = input_shape, grid
+    if height % h or width % w or height // h != width // w:
+        raise ValueError(f"layer {layer!r} sees the whole input ({note}) on a {h}x{w} grid that does not cut "
+                         f"the {height}x{width} input into square cells: there is no position to centre "
+                         "its occlusion maps on")
+    cell, reach = height // h, max(height, width) - 1
+    return RFWindow(size=2 * reach + 1, stride=cell, start=(cell - 1) // 2 - reach, note=note)
+
+
+def theoretical_window(model: nn.Module, layer: str, *, input_shape: tuple[int, int] | None = None,
+                       grid: tuple[int, int] | None = None) -> RFWindow:
     """The layer's theoretical receptive field, from ``unitscope.models`` when available.
 
     Parameters
@@ -99,6 +128,10 @@ def theoretical_window(model: nn.Module, layer: str, *, input_shape: tuple[int, 
     layer : str
     input_shape : (int, int), keyword-only
         ``(H, W)`` of the input, for the fallback's probe forward pass.
+    grid : (int, int), keyword-only
+        The layer's map size.  Given, a layer whose units see the whole
+        input (after attention) gets a :func:`whole_image_window`; else it
+        is refused.
     """
     resolve_layer(model, layer)
     try:
@@ -106,7 +139,15 @@ def theoretical_window(model: nn.Module, layer: str, *, input_shape: tuple[int, 
     except ImportError:
         receptive_field = None
     if receptive_field is not None:
-        return as_window(receptive_field(model, layer, input_size=input_shape))
+        rf = receptive_field(model, layer, input_size=input_shape)
+        if rf.is_global and grid is not None and input_shape is not None:
+            return whole_image_window(input_shape, grid, rf.note or "global", layer=layer)
+        if rf.is_global:
+            raise ValueError(
+                f"layer {layer!r} sees the whole input ({rf.note or 'global'}): occlusion maps are centred "
+                "and bounded by the theoretical window, which such a layer does not have; choose a layer "
+                "before the first attention or global pooling (a transformer's patch embedding, say)")
+        return as_window(rf)
     return chain_window(model, layer, input_shape=input_shape)
 
 

@@ -22,7 +22,11 @@ the images at the input instead (same numbers, the prefix recomputed), and
 back to ``"input"`` when the forward pass fails or returns the wrong number
 of rows.  Rows per forward pass are ``batch_size * conditions_per_pass``;
 ablated channels are set to exactly zero (``torch.where``), no module is
-replaced.
+replaced.  In a transformer's token grid ``(N, T, C)`` a unit is a channel of
+the patch tokens: it is zeroed in every patch token, while the class token
+(and any other extra leading token) keeps its value, as it is not a position
+of the dissected map; what the class token reads from the ablated patches
+changes only through the attention layers after the ablated one.
 
 Random draws are reproducible and independent of which other objects are
 studied: object ``c``'s draws come from ``numpy.random.default_rng([seed,
@@ -42,7 +46,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import unitscope
-from unitscope.hooks import Trace, resolve_layer
+from unitscope.hooks import Trace, extra_tokens_of, keep_units, resolve_layer, spatial_layout
 
 from ._common import (Progress, check_dataset, check_labels, check_positive_int, check_spatial_layers, eval_mode, iter_batches,
                       model_device, weights_record)
@@ -481,11 +485,11 @@ def _forward(model: nn.Module, layer: str, images: torch.Tensor, keep: torch.Ten
     rows = n_cond * batch
 
     def edit(output):
-        if not isinstance(output, torch.Tensor) or output.dim() < 2:
-            raise ValueError(f"layer {layer!r} must output an (N, C, ...) tensor to ablate its units, got "
-                             f"{getattr(output, 'shape', type(output).__name__)}")
-        if output.shape[1] != n_units:
-            raise ValueError(f"layer {layer!r} outputs {output.shape[1]} channels but the dissection "
+        # the units as the dissection read them: channels of a map, or of a token grid's patches
+        layout = spatial_layout(output, layer=layer, image_size=images.shape[-2:],
+                                extra_tokens=extra_tokens_of(model))
+        if layout.channels != n_units:
+            raise ValueError(f"layer {layer!r} outputs {layout.channels} channels but the dissection "
                              f"has {n_units} units for it")
         if mode == "layer":
             if output.shape[0] != batch:
@@ -493,8 +497,7 @@ def _forward(model: nn.Module, layer: str, images: torch.Tensor, keep: torch.Ten
             output = output.repeat(n_cond, *([1] * (output.dim() - 1)))
         elif output.shape[0] != rows:
             raise ValueError(f"layer {layer!r} saw a batch of {output.shape[0]}, expected {rows}")
-        mask = keep.repeat_interleave(batch, dim=0).view(rows, n_units, *([1] * (output.dim() - 2)))
-        return torch.where(mask, output, torch.zeros((), dtype=output.dtype, device=output.device))
+        return keep_units(output, keep.repeat_interleave(batch, dim=0), layout)
 
     x = images if mode == "layer" else images.repeat(n_cond, *([1] * (images.dim() - 1)))
     with Trace(model, layer, edit=edit, clone=False):

@@ -62,7 +62,7 @@ from unitscope.experiments import _thresholds as TH
 from unitscope.experiments._common import check_spatial_layers, eval_mode, model_device
 from unitscope.experiments._io import read_json, write_csv, write_json
 from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
-from unitscope.hooks import TraceDict, resolve_layer
+from unitscope.hooks import TraceDict, extra_tokens_of, resolve_layer, spatial_map
 from unitscope.stats import PairOverlap, RunningQuantile, RunningTail, RunningTopK
 from unitscope.stats.pair_overlap import BatchConcepts, compact_labels
 from unitscope.taxonomy import TYPE_NAMES
@@ -579,13 +579,8 @@ def _activations(model, layers, images) -> dict[str, torch.Tensor]:
         model(images)
     out = {}
     for layer in layers:
-        act = td[layer].output
-        if not isinstance(act, torch.Tensor) or act.dim() != 4:
-            shape = tuple(act.shape) if isinstance(act, torch.Tensor) else type(act).__name__
-            raise ValueError(
-                f"layer {layer!r} is not spatial: its output has shape {shape}, dissection needs "
-                "(N, C, H, W) feature maps (choose a convolutional or pooling layer)"
-            )
+        act = spatial_map(td[layer].output, layer=layer, batch=images.shape[0],
+                          image_size=images.shape[-2:], extra_tokens=extra_tokens_of(model))
         if torch.isnan(act).any():
             raise ValueError(f"layer {layer!r} produced NaN activations (check the weights and the input)")
         out[layer] = act.float()
@@ -621,7 +616,9 @@ def dissect(
     ----------
     model : nn.Module
     layers : str or sequence of str
-        Dotted names of spatial layers (outputs ``(N, C, H, W)``).
+        Dotted names of spatial layers: outputs ``(N, C, H, W)``, or token
+        grids ``(N, T, C)`` read as maps of their patches
+        (:func:`unitscope.hooks.spatial_map`).
     data : annotated pool
         A pool with ``concepts`` and ``annotation(i)`` (``BrodenPool``,
         ``IndexMaskPool``); its images must be transformed for ``model``.

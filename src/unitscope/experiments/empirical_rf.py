@@ -54,6 +54,17 @@ counts when an occluder *centred* on it changes the unit, so the region
 grows by up to the occluder's side (a 7-px window read with a 6-px
 occluder measures about 8-9 px).
 
+Transformers and global layers
+------------------------------
+A token layer is read as the map of its patches
+(:func:`unitscope.hooks.spatial_map`), and its images are always occluded
+whole: a transformer takes no input but one of its own size.  A layer whose
+units see the whole image (after self-attention, or a squeeze-and-excitation
+gate) has no theoretical window; its maps are centred on the centre of the
+unit's cell of the grid (a patch) and reach across the whole image, and its
+theoretical size is reported as the image's side with the note (``"global:
+attention"``) in ``rf.json`` and ``layer.csv``.
+
 Cost: one pass over the data, then per distinct top image one sweep of
 (at most) ``((H - occluder) / stride + 1)^2`` occluded copies plus one
 unoccluded reference per crop; memory ``units x (2R+1)^2`` floats for the maps.
@@ -73,7 +84,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from unitscope.hooks import Trace, resolve_layer
+from unitscope.hooks import SpatialLayout, Trace, check_spatial, extra_tokens_of, resolve_layer, spatial_map
 
 from ._common import (
     Progress,
@@ -97,6 +108,7 @@ __all__ = [
     "rf_size",
     "default_occluder",
     "top_activations",
+    "check_rf_layers",
 ]
 
 #: The paper's occluder at 224 px: an 11x11 patch moved with stride 3.
@@ -142,6 +154,10 @@ class EmpiricalRFResult:
     locations : ndarray, shape (U, K, 2)
         Row and column of the max in the activation map, per top image.
     theoretical : RFWindow
+        The window occlusion maps are centred on; for a layer whose units
+        see the whole input (``theoretical.note``, e.g. ``"global:
+        attention"``) a frame reaching across the image, and the tables'
+        ``theoretical_size`` is then the image's side.
     image_size : (int, int)
     occluder, stride : int
     options : dict
@@ -170,6 +186,11 @@ class EmpiricalRFResult:
     network: str = ""
 
     @property
+    def theoretical_size(self) -> int:
+        """The theoretical RF side in the tables: the image's side for units that see all of it."""
+        return max(self.image_size) if self.theoretical.note else self.theoretical.size
+
+    @property
     def radius(self) -> int:
         return (self.maps.shape[-1] - 1) // 2
 
@@ -183,12 +204,13 @@ class EmpiricalRFResult:
             "rf_size": self.sizes,
             "peak": flat.max(axis=1) if flat.shape[1] else np.zeros(len(self.units)),
             "n_images": (self.top_ids >= 0).sum(axis=1),
-            "theoretical_size": self.theoretical.size,
+            "theoretical_size": self.theoretical_size,
         })
 
     def summary(self) -> pd.DataFrame:
         """One row: ``network, layer, n_units, n_measured, rf_mean, rf_std, rf_median,
-        theoretical_size, theoretical_stride, occluder, stride, image_size``.
+        theoretical_size, theoretical_stride, occluder, stride, image_size, theoretical_note``
+        (``theoretical_note``: ``"global: attention"`` when the units see the whole image, else empty).
 
         ``n_measured`` counts units with a finite size (dead units are left
         out of the mean and std); std is the population std (ddof 0).
@@ -200,9 +222,10 @@ class EmpiricalRFResult:
             "rf_mean": float(sizes.mean()) if len(sizes) else float("nan"),
             "rf_std": float(sizes.std()) if len(sizes) else float("nan"),
             "rf_median": float(np.median(sizes)) if len(sizes) else float("nan"),
-            "theoretical_size": self.theoretical.size, "theoretical_stride": self.theoretical.stride,
+            "theoretical_size": self.theoretical_size, "theoretical_stride": self.theoretical.stride,
             "occluder": self.occluder, "stride": self.stride,
             "image_size": f"{self.image_size[0]}x{self.image_size[1]}",
+            "theoretical_note": self.theoretical.note or "",
         }])
 
     def save(self, out_dir: str | Path, *, pictures: int = 16) -> Path:
@@ -221,7 +244,7 @@ class EmpiricalRFResult:
         write_json(out / "rf.json", {
             "experiment": "empirical_receptive_fields", "network": self.network, "layer": self.layer,
             "theoretical": {"size": self.theoretical.size, "stride": self.theoretical.stride,
-                            "start": self.theoretical.start},
+                            "start": self.theoretical.start, "note": self.theoretical.note},
             "image_size": list(self.image_size), "occluder": self.occluder, "stride": self.stride,
             "options": self.options, "stats": self.stats, "pictures": written,
         })
@@ -238,7 +261,8 @@ class EmpiricalRFResult:
         return cls(layer=meta["layer"], units=data["units"], maps=data["maps"],
                    sizes=data["sizes"].astype(np.float64), top_ids=data["top_ids"],
                    top_values=data["top_values"], locations=data["locations"],
-                   theoretical=RFWindow(int(theo["size"]), int(theo["stride"]), int(theo["start"])),
+                   theoretical=RFWindow(int(theo["size"]), int(theo["stride"]), int(theo["start"]),
+                                        theo.get("note")),
                    image_size=tuple(meta["image_size"]), occluder=int(meta["occluder"]),
                    stride=int(meta["stride"]), options=dict(meta["options"]), stats=dict(meta["stats"]),
                    network=meta.get("network", ""))
@@ -250,12 +274,32 @@ def summarise_receptive_fields(results: Sequence[EmpiricalRFResult]) -> pd.DataF
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _layer_output(trace: Trace, layer: str) -> torch.Tensor:
-    out = trace.output
-    if not isinstance(out, torch.Tensor) or out.dim() != 4:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"layer {layer!r} must output (N, C, H, W) feature maps, got {shape}")
-    return out
+def _layer_output(trace: Trace, layer: str, images: torch.Tensor) -> torch.Tensor:
+    """The traced output of ``images`` as maps ``(N, C, H, W)`` (token grids reshaped)."""
+    return spatial_map(trace.output, layer=layer, batch=images.shape[0], image_size=images.shape[-2:],
+                       extra_tokens=extra_tokens_of(trace.model))
+
+
+def check_rf_layers(model: nn.Module, layers: Sequence[str], data: Dataset, *,
+                    rf=None) -> dict[str, tuple[SpatialLayout, RFWindow]]:
+    """Each layer's map layout and theoretical window, or the refusal an RF run would end in.
+
+    One forward pass of the pool's first image.  Call it before any work
+    (the CLI does, for every layer of a run, before the first one starts).
+
+    Raises
+    ------
+    ValueError
+        For a layer that is not a spatial map, or whose units see the whole
+        input on a grid of cells that are not square.
+    """
+    check_dataset(data)
+    sample = data[0][0].unsqueeze(0)
+    layouts = check_spatial(model, list(layers), sample.to(device=model_device(model), dtype=model_dtype(model)))
+    return {layer: (layout, as_window(rf) if rf is not None else
+                    theoretical_window(model, layer, input_shape=tuple(sample.shape[-2:]),
+                                       grid=(layout.height, layout.width)))
+            for layer, layout in layouts.items()}
 
 
 def _check_units(units, channels: int, layer: str) -> torch.Tensor:
@@ -314,7 +358,7 @@ def top_activations(
                 image_size = tuple(images.shape[-2:])
                 with Trace(model, layer, stop=True, clone=False) as trace:
                     model(images.to(device=device, dtype=dtype))
-                out = _layer_output(trace, layer)
+                out = _layer_output(trace, layer, images)
                 if chosen is None:
                     chosen = _check_units(units, out.shape[1], layer).to(out.device)
                 maxima = out[:, chosen].flatten(2).amax(dim=2).float()
@@ -449,7 +493,7 @@ class _Occluder:
         inputs = batch[:, :, o:hp - o, o:wp - o]
         with Trace(self.model, self.layer, stop=True, clone=False) as trace:
             self.model(inputs)
-        out = _layer_output(trace, self.layer)
+        out = _layer_output(trace, self.layer, inputs)
         self.copies += total
         self.pixels += total * (hp - 2 * o) * (wp - 2 * o)
         # every target of every copy in one gather and one transfer
@@ -600,9 +644,15 @@ def empirical_receptive_fields(
     n_data = check_dataset(data)
     top_k = check_positive_int(top_k, "top_k")
     batch_size = check_positive_int(batch_size, "batch_size")
-    channels = check_spatial_layers(model, [layer], data, purpose="a receptive field")[layer][0]
+    # Before the data pass: a layer that is not spatial, or has no window, is refused up front.
+    layout, window = check_rf_layers(model, [layer], data, rf=rf)[layer]
+    crop_asked = crop
+    if layout.is_token_grid or window.note:
+        # a transformer takes only inputs of its own size, and a unit that sees the whole input
+        # has no smaller crop: occlude whole images
+        crop = False
     if units is not None:
-        _check_units(units, channels, layer)  # before the top-k pass, not after its first batch
+        _check_units(units, layout.channels, layer)  # before the top-k pass, not after its first batch
     started = time.perf_counter()
 
     def stage(offset: int):
@@ -620,7 +670,6 @@ def empirical_receptive_fields(
     stride = default_st if stride is None else check_positive_int(stride, "stride")
     if occluder > min(h, w):
         raise ValueError(f"occluder ({occluder} px) is larger than the images ({h}x{w})")
-    window = as_window(rf) if rf is not None else theoretical_window(model, layer, input_shape=(h, w))
     if window.size < 1 or window.stride < 1:
         raise ValueError(f"bad receptive field {window}")
     ny, nx = (h - occluder) // stride + 1, (w - occluder) // stride + 1
@@ -666,7 +715,7 @@ def empirical_receptive_fields(
             images = images.to(device=device, dtype=dtype)
             with Trace(model, layer, stop=True, clone=False) as trace:
                 model(images)
-            out = _layer_output(trace, layer)
+            out = _layer_output(trace, layer, images)
             oh, ow = out.shape[-2:]
             selected = out[:, units_t.to(out.device)].float()  # (B, U, oh, ow)
             flat = selected.flatten(2)
@@ -708,7 +757,8 @@ def empirical_receptive_fields(
         "pixels": engine.pixels, "pixels_naive": pixels_naive,
         "topk_s": topk_seconds, "occlusion_s": time.perf_counter() - occlusion_started,
     }
-    options = {"top_k": top_k, "crop": crop, "check": check, "seed": seed, "batch_size": batch_size,
+    options = {"top_k": top_k, "crop": crop, "crop_asked": crop_asked, "layout": layout.describe(),
+               "check": check, "seed": seed, "batch_size": batch_size,
                "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist(),
                **weights_record(model)}
     return EmpiricalRFResult(

@@ -62,7 +62,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import unitscope
-from unitscope.hooks import TraceDict, resolve_layer
+from unitscope.hooks import TraceDict, extra_tokens_of, resolve_layer, spatial_map
 
 from ._common import (
     class_names as _class_names,
@@ -636,10 +636,8 @@ def localize_objects(
                                           (height, width), shapes[j]) for j in picked}
             for name in layers:
                 info = plan[name]
-                act = traces[name].output
-                if not isinstance(act, torch.Tensor) or act.dim() != 4:
-                    raise ValueError(f"layer {name!r} must output (N, C, h, w) maps, got "
-                                     f"{getattr(act, 'shape', type(act).__name__)}")
+                act = spatial_map(traces[name].output, layer=name, batch=images.shape[0],
+                                  image_size=images.shape[-2:], extra_tokens=extra_tokens_of(model))
                 act = act[:, info["units"]].float()
                 low = act.amin(dim=(0, 2, 3))
                 info["running_min"] = low if info["running_min"] is None else torch.minimum(info["running_min"], low)

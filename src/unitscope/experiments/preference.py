@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import unitscope
-from unitscope.hooks import TraceDict
+from unitscope.hooks import TraceDict, extra_tokens_of, spatial_map
 
 from ._common import (
     Progress,
@@ -192,6 +192,15 @@ def _raw_image(pool: Dataset, index: int, model: nn.Module) -> np.ndarray:
     return to_uint8(image, mean, std)
 
 
+def _patches(out: torch.Tensor, layer: str, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """A token grid's patches (its class token is not a position); other sequences as they are."""
+    try:
+        return spatial_map(out, layer=layer, batch=images.shape[0], image_size=images.shape[-2:],
+                           extra_tokens=extra_tokens_of(model))
+    except ValueError:  # not a patch grid: every value counts, as for a fully connected layer
+        return out
+
+
 def layer_preference(
     models: nn.Module | Mapping[str, nn.Module],
     layers: Sequence[str] | Mapping[str, Sequence[str]] | None,
@@ -251,7 +260,9 @@ def layer_preference(
     Notes
     -----
     A layer's score of an image is ``output.mean()`` over every dimension but
-    the batch one (units and positions, or units alone for a linear layer).
+    the batch one (units and positions, or units alone for a linear layer);
+    for a transformer's token grid the positions are its patches, its class
+    token left out (:func:`unitscope.hooks.spatial_map`).
     Ties in the ranking are broken by scoring order (pool order, then index).
     """
     if isinstance(models, nn.Module):
@@ -324,6 +335,8 @@ def layer_preference(
                         out = trace.output
                         if not isinstance(out, torch.Tensor):
                             raise ValueError(f"layer {layer!r} of {name!r} does not output a tensor")
+                        if out.dim() == 3:
+                            out = _patches(out, layer, model, x)
                         score = out.double().flatten(1).mean(dim=1)
                         chunks[name][layer].append(score.cpu().numpy())
                 checkpoints.done(batch_no, lambda: {"rows": rows, "chunks": chunks, "done": done})

@@ -36,7 +36,7 @@ from unitscope.experiments import _thresholds as TH
 from unitscope.experiments._common import eval_mode, model_device
 from unitscope._files import make_temp_dir, remove_dead_temps
 from unitscope.experiments._io import atomic_write_bytes, read_json, safe_name, write_json
-from unitscope.hooks import TraceDict
+from unitscope.hooks import TraceDict, extra_tokens_of, spatial_map
 
 __all__ = ["highlight", "write_unit_segmentations", "check_tile_folders"]
 
@@ -136,6 +136,9 @@ def _render(model, result, data, wanted, staging, images, *, tile_size, batch_si
             batch = torch.stack([data[i][0] for i in chunk]).to(device)
             with TraceDict(model, layers, stop=True) as td:
                 model(batch)
+            maps = {layer: spatial_map(td[layer].output, layer=layer, batch=batch.shape[0],
+                                       image_size=batch.shape[-2:], extra_tokens=extra_tokens_of(model))
+                    for layer in layers}
             for j, index in enumerate(chunk):
                 raw = data.raw_image(index)
                 scale = tile_size / max(raw.shape[:2])
@@ -143,7 +146,7 @@ def _render(model, result, data, wanted, staging, images, *, tile_size, batch_si
                 tile = np.asarray(Image.fromarray(raw).resize(size[::-1], Image.BILINEAR))
                 image_id = safe_name(result.image_ids[index])
                 for layer, u, rank in wanted[index]:
-                    act = td[layer].output[j, u][None, None].float()
+                    act = maps[layer][j, u][None, None].float()
                     up = F.interpolate(act, size=size, mode="bilinear", align_corners=False)[0, 0]
                     ld = result.layers[layer]
                     mask = TH.unit_masks(up, float(ld.thresholds[u]), minimum=float(act.min()),

@@ -231,7 +231,7 @@ def unit_segmentations(
         for positions, images, metas, _ in iter_batches(data, batch_size, indices=union, num_workers=num_workers):
             with Trace(model, layer, stop=True, clone=False) as trace:
                 model(images.to(device=device, dtype=dtype))
-            out = _layer_output(trace, layer)[:, units_t.to(device)].float()
+            out = _layer_output(trace, layer, images)[:, units_t.to(device)].float()
             h, w = images.shape[-2:]
             up = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False).cpu().numpy()
             small = out.cpu().numpy()

@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from unitscope.hooks import TraceDict, layer_names, resolve_layer
+from unitscope.hooks import TraceDict, extra_tokens_of, layer_names, resolve_layer, spatial_layout
+from unitscope.models._rf_propagation import input_channels
 from unitscope.models.info import model_info
 from unitscope.models.receptive_field import ReceptiveField, theoretical_receptive_fields
 
@@ -41,10 +42,12 @@ class LayerInfo:
     kind : str
         Module class name (``"Conv2d"``, ``"ReLU"``, ``"Sequential"``...).
     channels : int or None
-        Size of dim 1 of the output (units of the layer); None if the layer
-        does not run in the forward pass or does not return a tensor.
+        Units of the layer: dim 1 of the output, the last dim of a token
+        grid ``(N, T, C)``; None if the layer does not run in the forward
+        pass or does not return a tensor.
     spatial : (int, int) or None
-        ``(H, W)`` of a 4-D output ``(N, C, H, W)``; None for other outputs.
+        ``(H, W)`` of the map the analyses read (:func:`unitscope.hooks.spatial_layout`):
+        a 4-D output's, or a token grid's patches; None for other outputs.
     stride : int or None
         Total down-sampling factor from the input to this layer (timm's
         ``reduction``): the RF stride when the RF is finite, else
@@ -52,9 +55,18 @@ class LayerInfo:
     rf_size, rf_stride : int or None
         Theoretical receptive field side and stride in input pixels
         (:class:`~unitscope.models.receptive_field.ReceptiveField`); None
-        when a unit sees the whole input, or the RF is not known.
+        when the RF is not known, or a unit of a layer without positions
+        sees the whole input.  A spatial layer whose units see the whole
+        input (after self-attention, say) has ``rf_size`` = the input side
+        and ``rf_note`` saying so: not a window, the whole image.
     rf_offset : float or None
         Centre of the first unit's RF (pixel ``i`` centred at ``i``).
+    tokens : int or None
+        For a token grid, its extra leading tokens (class token...); None
+        for other outputs.
+    rf_note : str or None
+        ``"global: attention"`` (or ``"global"``) for a spatial layer whose
+        RF is the whole input.
     """
 
     name: str
@@ -65,6 +77,8 @@ class LayerInfo:
     rf_size: int | None
     rf_stride: int | None
     rf_offset: float | None
+    tokens: int | None = None
+    rf_note: str | None = None
 
     def to_dict(self) -> dict:
         """Plain values; ``spatial`` split into ``height`` and ``width``."""
@@ -72,13 +86,6 @@ class LayerInfo:
         spatial = row.pop("spatial")
         row["height"], row["width"] = spatial if spatial is not None else (None, None)
         return row
-
-
-def _input_channels(model: nn.Module) -> int:
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            return module.in_channels
-    return 3
 
 
 def describe_layers(
@@ -130,7 +137,7 @@ def describe_layers(
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-        dummy = torch.zeros(1, _input_channels(model), size, size, device=device, dtype=dtype)
+        dummy = torch.zeros(1, input_channels(model), size, size, device=device, dtype=dtype)
         was_training = model.training
         model.eval()
         try:
@@ -147,11 +154,19 @@ def describe_layers(
     out = []
     for name in names:
         value = outputs.get(name)
-        channels = spatial = None
+        channels = spatial = tokens = None
         if isinstance(value, torch.Tensor) and value.dim() >= 2:
             channels = int(value.shape[1])
             if value.dim() == 4:
                 spatial = (int(value.shape[2]), int(value.shape[3]))
+            elif value.dim() == 3:
+                try:
+                    layout = spatial_layout(value, layer=name, image_size=(size, size),
+                                            extra_tokens=extra_tokens_of(model))
+                except ValueError:  # a sequence, but not a patch grid
+                    layout = None
+                if layout is not None:
+                    channels, spatial, tokens = layout.channels, (layout.height, layout.width), layout.extra_tokens
         rf: ReceptiveField | None = rfs.get(name)
         if rf is not None and not rf.is_global:
             stride = rf.stride
@@ -160,15 +175,19 @@ def describe_layers(
         else:
             stride = None
         finite = rf is not None and not rf.is_global
+        # a map whose units all see the whole image: its RF is the image, said so in words
+        whole = rf is not None and rf.is_global and spatial is not None
         out.append(LayerInfo(
             name=name,
             kind=type(modules[name]).__name__,
             channels=channels,
             spatial=spatial,
             stride=stride,
-            rf_size=rf.size if finite else None,
+            rf_size=rf.size if finite else (size if whole else None),
             rf_stride=rf.stride if finite else None,
             rf_offset=rf.offset if finite else None,
+            tokens=tokens,
+            rf_note=(rf.note or "global") if whole else None,
         ))
     return out
 
@@ -196,7 +215,7 @@ def layers_frame(
     -------
     pandas.DataFrame
         Columns ``layer, kind, channels, height, width, stride, rf_size,
-        rf_stride, rf_offset`` (nullable integer columns, so a missing
+        rf_stride, rf_offset, tokens, rf_note`` (nullable integer columns, so a missing
         value reads as ``<NA>`` rather than turning the column to floats).
     """
     rows = []
@@ -206,9 +225,11 @@ def layers_frame(
         rows.append(row)
     columns = [
         "layer", "kind", "channels", "height", "width", "stride", "rf_size", "rf_stride", "rf_offset",
+        "tokens", "rf_note",
     ]
     frame = pd.DataFrame(rows, columns=columns)
-    for column in ("channels", "height", "width", "stride", "rf_size", "rf_stride"):
+    for column in ("channels", "height", "width", "stride", "rf_size", "rf_stride", "tokens"):
         frame[column] = frame[column].astype("Int64")
     frame["rf_offset"] = frame["rf_offset"].astype("Float64")
+    frame["rf_note"] = frame["rf_note"].astype("string")
     return frame

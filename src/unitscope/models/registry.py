@@ -309,6 +309,16 @@ def _register_defaults() -> None:
             description=f"DenseNet-{name[8:]} (the Places365 release loads into densenet161)",
         ))
     register_model(ModelSpec(
+        # Transformer blocks output token grids (N, 1 + 14*14, 768) that are read as 14x14 maps
+        # (unitscope.hooks.spatial_map); units after the first attention see the whole image.
+        name="vit_b_16", builder=_torchvision("vit_b_16"),
+        default_layers=tuple(f"encoder.layers.encoder_layer_{i}" for i in (2, 5, 8, 11)),
+        classifier_key="heads.head.weight", size_kwarg="image_size",
+        layer_labels={"conv_proj": "patch embedding",
+                      **{f"encoder.layers.encoder_layer_{i}": f"block{i + 1}" for i in range(12)}},
+        description="ViT-B/16 (torchvision layout; 16 px patches and a class token)",
+    ))
+    register_model(ModelSpec(
         name="mini_alexnet", builder=_build_mini_alexnet,
         default_layers=tuple(MINI_ALEXNET_LAYERS), classifier_key="classifier.weight",
         input_size=128, num_classes=None, infer_kwargs=_mini_alexnet_kwargs, size_kwarg="input_size",
