@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from unitscope.cli.label import label_app
 from unitscope.label import LabelStore, UnitKey
 
-from conftest_label import make_results
+from conftest_label import free_port, make_results
 
 runner = CliRunner()
 
@@ -77,7 +77,7 @@ def test_errors_are_one_line_with_exit_code_2(results, tmp_path):
         (["export", str(tmp_path / "a.csv"), "--results", str(tmp_path)], f"unitscope: error: no labeling database at {tmp_path / 'labels.sqlite'}"),
         (["serve", str(tmp_path / "missing")], f"unitscope: error: results directory {tmp_path / 'missing'} does not exist"),
         (["serve", str(results), "--network", "nope"], f"unitscope: error: network(s) nope not in {results}; available: scenenet"),
-        (["serve", str(results), "--k", "0"], "unitscope: error: k must be at least 1, got 0"),
+        (["serve", str(results), "--k", "0"], "unitscope: error: k (--k) must be an integer of at least 1, got 0"),
     ]
     for args, expected in cases:
         result = runner.invoke(label_app, args)
@@ -91,15 +91,16 @@ def test_errors_are_one_line_with_exit_code_2(results, tmp_path):
 
 
 def test_serve_binds_localhost_by_default(results, monkeypatch):
-    import uvicorn
+    from unitscope.label import serving
 
     calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
-    result = runner.invoke(label_app, ["serve", str(results), "--port", "8123", "--images", "2"])
+    monkeypatch.setattr(serving, "run_app", lambda app, sock, **options: calls.append((app, sock.getsockname(), options)))
+    port = free_port()
+    result = runner.invoke(label_app, ["serve", str(results), "--port", str(port), "--images", "2"])
     assert result.exit_code == 0, result.output
     assert one_line(result) == (
-        f"labeling 2 units (k=3) at http://127.0.0.1:8123/ · answers in {results / 'labels.sqlite'} · Ctrl-C to stop"
+        f"labeling 2 units (k=3) at http://127.0.0.1:{port}/ · answers in {results / 'labels.sqlite'} · Ctrl-C to stop"
     )
-    (app, options), = calls
-    assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "warning"}
+    (app, address, options), = calls
+    assert address == ("127.0.0.1", port) and options == {}
     assert [len(entry.images) for entry in app.state.catalog.units] == [2, 2]

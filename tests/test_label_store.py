@@ -245,28 +245,34 @@ def _filled(store: LabelStore, clock: FakeClock) -> None:
             store.submit(person, key, label=labels[(i + j) % 3], type=TYPES[(i + 2 * j) % 6], marked=marked, n_images=6, k=3)
 
 
+@pytest.fixture
+def net_catalog(tmp_path):
+    """The units ``_filled`` answers (net/conv5/0..2, six segmentations each), as a results directory."""
+    return load_catalog(make_results(tmp_path, networks={"net": {"conv5": 3}}, n_images=6, size=8), n_images=None)
+
+
 @pytest.mark.parametrize("suffix", ["csv", "json"])
-def test_export_import_round_trip(tmp_path, clock, suffix):
+def test_export_import_round_trip(tmp_path, clock, suffix, net_catalog):
     source = LabelStore(tmp_path / "a.sqlite", clock=clock)
     _filled(source, clock)
     first = tmp_path / f"first.{suffix}"
     assert export_answers(source, first) == 9
     target = LabelStore(tmp_path / "b.sqlite", clock=clock)
-    counts = import_answers(target, first)
+    counts = import_answers(target, first, catalog=net_catalog)
     assert (counts.added, counts.unchanged, counts.conflicting) == (9, 0, 0)
     assert target.answers() == source.answers()
     second = tmp_path / f"second.{suffix}"
     export_answers(target, second)
     assert second.read_bytes() == first.read_bytes()
     # Importing again adds nothing; imported annotators have no token yet.
-    counts = import_answers(target, first)
+    counts = import_answers(target, first, catalog=net_catalog)
     assert (counts.added, counts.unchanged, counts.conflicting) == (0, 9, 0)
     assert [a.name for a in target.annotators()] == ["ada", "bo", "cy"]
     token = target.add_annotator("ada")  # an imported annotator gets a token without --replace-token
     assert target.annotator_for_token(token).name == "ada"
 
 
-def test_import_reports_conflicts_and_bad_rows(tmp_path, clock):
+def test_import_reports_conflicts_and_bad_rows(tmp_path, clock, net_catalog):
     source = LabelStore(tmp_path / "a.sqlite", clock=clock)
     _filled(source, clock)
     path = tmp_path / "answers.csv"
@@ -275,18 +281,18 @@ def test_import_reports_conflicts_and_bad_rows(tmp_path, clock):
     frame.loc[0, "label"] = "something else"
     changed = tmp_path / "changed.csv"
     frame.to_csv(changed, index=False)
-    counts = import_answers(source, changed)
+    counts = import_answers(source, changed, catalog=net_catalog)
     assert (counts.added, counts.unchanged, counts.conflicting) == (0, 8, 1)
     frame.loc[3, "type"] = "thing"
     bad = tmp_path / "bad.csv"
     frame.to_csv(bad, index=False)
     with pytest.raises(ValueError, match=r"bad\.csv:5: unknown unit type 'thing'"):
-        read_answers(bad)
+        read_answers(bad, catalog=net_catalog)
     with pytest.raises(ValueError, match="use a .csv or .json file"):
-        read_answers(tmp_path / "answers.txt")
+        read_answers(tmp_path / "answers.txt", catalog=net_catalog)
     (tmp_path / "other.json").write_text(json.dumps({"answers": []}))
     with pytest.raises(ValueError, match="not a unitscope labels export"):
-        read_answers(tmp_path / "other.json")
+        read_answers(tmp_path / "other.json", catalog=net_catalog)
 
 
 # -- consensus arithmetic ------------------------------------------------
@@ -420,5 +426,5 @@ def test_catalog_reads_the_results_contract(tmp_path):
         load_catalog(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_catalog(tmp_path / "missing")
-    with pytest.raises(ValueError, match="n_images must be at least 1"):
+    with pytest.raises(ValueError, match=r"n_images \(--images\) must be at least 1"):
         load_catalog(results, n_images=0)

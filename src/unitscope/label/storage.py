@@ -9,12 +9,19 @@ connection waits up to ``timeout`` seconds for it).
 
 Annotator tokens are random (``secrets.token_urlsafe``) and only their SHA-256
 is stored; the token itself is shown once, by :meth:`LabelStore.add_annotator`.
+
+SQLite's failures are told apart, because they call for different actions: a
+file that is not a labeling database (another program's database, a text
+file) is a :class:`ValueError` and is never modified; a disk that is full,
+read-only or failing is a :class:`StorageError` (an :class:`OSError`) that
+says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -33,6 +40,7 @@ from .taxonomy import check_type
 __all__ = [
     "Annotator",
     "Answer",
+    "StorageError",
     "Progress",
     "ImportCounts",
     "LabelStore",
@@ -85,6 +93,49 @@ CREATE TABLE IF NOT EXISTS leases (
 _NAME = re.compile(r"^[\w][\w .@+-]{0,63}$")
 
 
+class StorageError(OSError):
+    """The database could not be read or written: disk full, read-only, I/O error, locked too long."""
+
+
+# SQLite's primary result codes for "this file is not (or no longer) a database".
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _translated(path: Path, error: sqlite3.Error) -> Exception:
+    """The error to raise for ``error``: ValueError for a file that is not a database, else StorageError."""
+    code = getattr(error, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or (
+        primary is None and not isinstance(error, sqlite3.OperationalError)
+    ):
+        return ValueError(f"{path} is not a labeling database ({error})")
+    return StorageError(f"cannot use the labeling database {path}: {error} (is the disk full, read-only or failing?)")
+
+
+@contextmanager
+def _sqlite_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise _translated(path, error) from None
+
+
+def _create_file(path: Path) -> None:
+    """Create an empty database file with the permissions the umask allows.
+
+    SQLite itself creates files with at most 0644, whatever the umask, so a
+    group that shares a labeling database under umask 002 could not write it.
+    The database holds answers, annotator names and SHA-256 hashes of random
+    192-bit tokens, from which a token cannot be recovered: nothing that must
+    be kept from the user's group, so the umask decides, as for every other
+    result. (The -wal and -shm files get the database file's permissions.)
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        pass  # created by a concurrent process meanwhile: theirs is as good
+
+
 class AnswerRefused(ValueError):
     """An answer that the assignment rules do not allow."""
 
@@ -107,7 +158,8 @@ def check_annotator_name(name: str) -> str:
         starting with a letter, digit or ``_`` and not ending in a space.
     """
     if not isinstance(name, str) or not _NAME.match(name) or name != name.strip():
-        raise ValueError(f"invalid annotator name {name!r}: use 1-64 letters, digits, spaces or . @ + - _")
+        shown = repr(name) if len(repr(name)) <= 70 else repr(name)[:67] + "..."
+        raise ValueError(f"invalid annotator name {shown}: use 1-64 letters, digits, spaces or . @ + - _")
     return name
 
 
@@ -204,52 +256,68 @@ class LabelStore:
         self.path = Path(path)
         self.timeout = timeout
         self.clock = clock
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        if self.path.is_dir():
+            raise IsADirectoryError(f"the labeling database {self.path} is a directory; give a file (--db FILE)")
+        if self.path.exists() and not self.path.is_file():
+            raise ValueError(f"{self.path} is not a labeling database (not a regular file)")
         try:
-            try:
-                mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            except sqlite3.DatabaseError as error:
-                raise ValueError(f"{self.path} is not a labeling database ({error})") from None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_file(self.path)
+        except OSError as error:
+            raise StorageError(f"cannot create the labeling database {self.path}: {error.strerror}") from None
+        with self._read() as con:
+            # Look before writing anything: another program's database must stay as it is.
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:
+                raise ValueError(
+                    f"{self.path} is not a labeling database (an SQLite database of another program, tables: "
+                    f"{', '.join(sorted(tables)[:5])})"
+                )
+            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise ValueError(f"could not put {self.path} in WAL mode (got {mode})")
             con.executescript(_SCHEMA)
             con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            version = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
-            if version != SCHEMA_VERSION:
-                raise ValueError(f"{self.path} has schema version {version}, this unitscope reads {SCHEMA_VERSION}")
-        finally:
-            con.close()
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None or row[0] != SCHEMA_VERSION:
+                found = row[0] if row else "none"
+                raise ValueError(f"{self.path} has schema version {found}, this unitscope reads {SCHEMA_VERSION}")
 
     # -- connections -------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        con.execute("PRAGMA synchronous=FULL")
-        con.execute("PRAGMA foreign_keys=ON")
+        try:
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            con.close()
+            raise
         return con
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        con = self._connect()
-        try:
-            yield con
-        finally:
-            con.close()
+        with _sqlite_errors(self.path):
+            con = self._connect()
+            try:
+                yield con
+            finally:
+                con.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        with _sqlite_errors(self.path):
+            con = self._connect()
             try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        finally:
-            con.close()
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    yield con
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            finally:
+                con.close()
 
     # -- annotators --------------------------------------------------------
 
