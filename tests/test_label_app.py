@@ -6,6 +6,7 @@ tested in ``test_label_security.py``.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import defaultdict
 
@@ -122,6 +123,21 @@ def test_a_unit_image_is_served(lab, results):
     assert response.headers["content-type"] == "image/jpeg"
     expected = results / "scenenet" / "segmentations" / "conv5" / "2" / "003_img2x3.jpg"
     assert response.content == expected.read_bytes()
+
+
+def test_a_full_disk_is_a_503_that_says_so(lab, monkeypatch):
+    client, tokens, store = lab
+    client.get("/api/next", headers=bearer(tokens["ada"]))
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(LabelStore, "_connect", full)
+    response = client.post("/api/answers", headers=bearer(tokens["ada"]), json=answer(0))
+    assert response.status_code == 503 and response.headers["retry-after"] == "60"
+    assert "database or disk is full" in response.json()["detail"]
+    monkeypatch.undo()
+    assert store.answers() == []
 
 
 # -- many annotators at once, through a live server -------------------------

@@ -94,7 +94,12 @@ def test_serve_binds_localhost_by_default(results, monkeypatch):
     from unitscope.label import serving
 
     calls = []
-    monkeypatch.setattr(serving, "run_app", lambda app, sock, **options: calls.append((app, sock.getsockname(), options)))
+
+    def run_app(app, sock, **options):
+        calls.append((app, sock.getsockname(), options))
+        sock.close()
+
+    monkeypatch.setattr(serving, "run_app", run_app)
     port = free_port()
     result = runner.invoke(label_app, ["serve", str(results), "--port", str(port), "--images", "2"])
     assert result.exit_code == 0, result.output
@@ -104,3 +109,42 @@ def test_serve_binds_localhost_by_default(results, monkeypatch):
     (app, address, options), = calls
     assert address == ("127.0.0.1", port) and options == {}
     assert [len(entry.images) for entry in app.state.catalog.units] == [2, 2]
+
+
+def test_busy_port_is_one_line_before_any_banner_and_writes_nothing(results):
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        result = runner.invoke(label_app, ["serve", str(results), "--port", str(port)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == f"unitscope: error: port {port} on 127.0.0.1 is in use; pass --port with a free port"
+    assert not (results / "labels.sqlite").exists()
+
+
+def test_a_remote_host_needs_allow_remote_and_the_banner_says_tokens_are_unencrypted(results, monkeypatch):
+    from unitscope.label import serving
+
+    refused = runner.invoke(label_app, ["serve", str(results), "--host", "0.0.0.0"])
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert "not a loopback address: annotator tokens and answers would travel unencrypted" in refused.stderr
+    assert not (results / "labels.sqlite").exists()
+    # Confirmed: the tests bind loopback only, so the listener is stood in for.
+    bound = []
+    monkeypatch.setattr(serving, "open_listener", lambda host, port: bound.append((host, port)) or socket_on_loopback())
+    monkeypatch.setattr(serving, "run_app", lambda app, sock, **options: sock.close())
+    result = runner.invoke(label_app, ["serve", str(results), "--host", "0.0.0.0", "--allow-remote", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert bound == [("0.0.0.0", 8123)]
+    assert "http://0.0.0.0:8123/" in result.stdout
+    assert "reachable from the network, tokens travel unencrypted unless behind an HTTPS proxy" in result.stdout
+
+
+def socket_on_loopback():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock

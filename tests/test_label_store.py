@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections import defaultdict
 
@@ -28,7 +29,7 @@ from unitscope.label import (
     write_human_results,
 )
 from unitscope.label.assignment import choose_unit
-from unitscope.label.storage import hash_token, utc_timestamp
+from unitscope.label.storage import StorageError, hash_token, utc_timestamp
 
 from conftest_label import make_results
 
@@ -223,6 +224,51 @@ def test_not_a_database(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ValueError, match="not a labeling database"):
         LabelStore(path)
+
+
+def test_another_programs_sqlite_database_is_refused_untouched(tmp_path):
+    path = tmp_path / "notes.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE notes (text TEXT)")
+    con.commit()
+    con.close()
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="is not a labeling database \\(an SQLite database of another program"):
+        LabelStore(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["notes.sqlite"]
+
+
+@pytest.mark.parametrize("message", ["database or disk is full", "disk I/O error", "attempt to write a readonly database"])
+def test_disk_errors_are_storage_errors_not_not_a_database(tmp_path, monkeypatch, message):
+    existing = LabelStore(tmp_path / "labels.sqlite")
+
+    def failing(self):
+        raise sqlite3.OperationalError(message)
+
+    monkeypatch.setattr(LabelStore, "_connect", failing)
+    with pytest.raises(StorageError, match=f"cannot use the labeling database .*: {message} \\(is the disk full") as error:
+        LabelStore(tmp_path / "new.sqlite")
+    assert "not a labeling database" not in str(error.value)
+    assert not (tmp_path / "new.sqlite").exists()  # a database that could not be set up is not left behind
+    with pytest.raises(StorageError, match=message):
+        existing.add_annotator("ada")
+    assert isinstance(error.value, OSError)  # the CLI's one-line errors and the app's 503 rely on it
+
+
+@pytest.mark.parametrize("umask, mode", [(0o002, 0o664), (0o022, 0o644), (0o077, 0o600)])
+def test_database_files_respect_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        store = LabelStore(tmp_path / "labels.sqlite")
+        ada = store.annotator_for_token(store.add_annotator("ada"))
+        con = sqlite3.connect(store.path)  # held open, so the -wal and -shm files stay to be looked at
+        con.execute("SELECT COUNT(*) FROM answers").fetchone()
+        store.submit(ada, UnitKey("net", "conv5", 0), label="bed", type="object", marked=[], n_images=6, k=3)
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        con.close()
+    finally:
+        os.umask(old)
+    assert modes == {"labels.sqlite": mode, "labels.sqlite-wal": mode, "labels.sqlite-shm": mode}
 
 
 def test_utc_timestamp():

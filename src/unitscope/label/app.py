@@ -36,11 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .catalog import Catalog, UnitEntry, UnitKey, load_catalog, read_image
 from .guard import RequestGuard
+from .serving import serve  # noqa: F401  (kept importable from here, where it used to live)
 from .storage import Annotator, AnswerRefused, LabelStore, StorageError
 from .taxonomy import TYPE_NAMES, TYPES
 from .validation import MAX_LABEL_LENGTH, check_answer
 
-__all__ = ["create_app", "COOKIE", "MAX_BODY_BYTES", "MAX_LABEL_LENGTH"]
+__all__ = ["create_app", "serve", "COOKIE", "MAX_BODY_BYTES", "MAX_LABEL_LENGTH"]
 
 COOKIE = "unitscope_token"
 MAX_BODY_BYTES = 64 * 1024

@@ -120,7 +120,7 @@ def _sqlite_errors(path: Path) -> Iterator[None]:
         raise _translated(path, error) from None
 
 
-def _create_file(path: Path) -> None:
+def _create_file(path: Path) -> bool:
     """Create an empty database file with the permissions the umask allows.
 
     SQLite itself creates files with at most 0644, whatever the umask, so a
@@ -129,11 +129,14 @@ def _create_file(path: Path) -> None:
     192-bit tokens, from which a token cannot be recovered: nothing that must
     be kept from the user's group, so the umask decides, as for every other
     result. (The -wal and -shm files get the database file's permissions.)
+
+    Returns whether this call created it.
     """
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except FileExistsError:
-        pass  # created by a concurrent process meanwhile: theirs is as good
+        return False  # there already, or created by a concurrent process meanwhile: theirs is as good
+    return True
 
 
 class AnswerRefused(ValueError):
@@ -262,9 +265,18 @@ class LabelStore:
             raise ValueError(f"{self.path} is not a labeling database (not a regular file)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            _create_file(self.path)
+            created = _create_file(self.path)
         except OSError as error:
             raise StorageError(f"cannot create the labeling database {self.path}: {error.strerror}") from None
+        try:
+            self._initialise()
+        except BaseException:
+            if created:  # a database that could not be set up is not left behind
+                for leftover in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                    leftover.unlink(missing_ok=True)
+            raise
+
+    def _initialise(self) -> None:
         with self._read() as con:
             # Look before writing anything: another program's database must stay as it is.
             tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
