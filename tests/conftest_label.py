@@ -7,7 +7,9 @@
 * :func:`chromium_or_skip`: Debian's Chromium for Playwright, or a skip that
   says how to install it;
 * :func:`lab_results`, :func:`open_lab`, :func:`bearer`, :func:`answer`: the
-  app with four annotators over four units, for the app and security tests.
+  app with four annotators over four units, for the app and security tests,
+  and the fixtures ``results`` and ``lab`` made from them (a test module
+  imports them to use them).
 """
 
 from __future__ import annotations
@@ -185,6 +187,18 @@ def open_lab(results: Path, **options: Any) -> Iterator[tuple[Any, dict[str, str
     app = create_app(results, store=store, **{"k": 2, "n_images": 60, **options})
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client, tokens, store
+
+
+@pytest.fixture
+def results(tmp_path):
+    return lab_results(tmp_path)
+
+
+@pytest.fixture
+def lab(results):
+    """An app with k=2 and four annotators; returns (client, tokens, store)."""
+    with open_lab(results) as opened:
+        yield opened
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -17,19 +17,7 @@ httpx = pytest.importorskip("httpx")
 
 from unitscope.label import LabelStore, UnitKey, create_app  # noqa: E402
 
-from conftest_label import LiveServer, answer, bearer, lab_results, make_results, open_lab  # noqa: E402
-
-
-@pytest.fixture
-def results(tmp_path):
-    return lab_results(tmp_path)
-
-
-@pytest.fixture
-def lab(results):
-    """An app with k=2 and four annotators; returns (client, tokens, store)."""
-    with open_lab(results) as opened:
-        yield opened
+from conftest_label import LiveServer, answer, bearer, lab, make_results, results  # noqa: E402,F401 (fixtures)
 
 
 # -- access ---------------------------------------------------------------

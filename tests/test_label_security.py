@@ -24,21 +24,9 @@ from unitscope.label import LabelStore, UnitKey, create_app, export_answers, imp
 from unitscope.label.app import COOKIE, MAX_BODY_BYTES  # noqa: E402
 from unitscope.label.transfer import read_answers  # noqa: E402
 
-from conftest_label import SCRIPT, LiveServer, answer, bearer, lab_results, make_results, open_lab  # noqa: E402
+from conftest_label import SCRIPT, LiveServer, answer, bearer, lab, make_results, open_lab, results  # noqa: E402,F401 (fixtures)
 
 JSON = {"content-type": "application/json"}
-
-
-@pytest.fixture
-def results(tmp_path):
-    return lab_results(tmp_path)
-
-
-@pytest.fixture
-def lab(results):
-    """An app with k=2 and four annotators; returns (client, tokens, store)."""
-    with open_lab(results) as opened:
-        yield opened
 
 
 # -- tokens and headers -----------------------------------------------------

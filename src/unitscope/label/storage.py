@@ -10,18 +10,16 @@ connection waits up to ``timeout`` seconds for it).
 Annotator tokens are random (``secrets.token_urlsafe``) and only their SHA-256
 is stored; the token itself is shown once, by :meth:`LabelStore.add_annotator`.
 
-SQLite's failures are told apart, because they call for different actions: a
-file that is not a labeling database (another program's database, a text
-file) is a :class:`ValueError` and is never modified; a disk that is full,
-read-only or failing is a :class:`StorageError` (an :class:`OSError`) that
-says so.
+A file that is not a labeling database (another program's database, a text
+file) is refused as a :class:`ValueError` and never modified; a disk that is
+full, read-only or failing is a :class:`StorageError` that says so
+(:mod:`unitscope.label.sqlite_file`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
 import sqlite3
@@ -35,6 +33,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from .assignment import choose_unit
 from .catalog import UnitKey
+from .sqlite_file import StorageError, create_file, sqlite_errors
 from .taxonomy import check_type
 
 __all__ = [
@@ -91,52 +90,6 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 _NAME = re.compile(r"^[\w][\w .@+-]{0,63}$")
-
-
-class StorageError(OSError):
-    """The database could not be read or written: disk full, read-only, I/O error, locked too long."""
-
-
-# SQLite's primary result codes for "this file is not (or no longer) a database".
-_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
-
-
-def _translated(path: Path, error: sqlite3.Error) -> Exception:
-    """The error to raise for ``error``: ValueError for a file that is not a database, else StorageError."""
-    code = getattr(error, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or (
-        primary is None and not isinstance(error, sqlite3.OperationalError)
-    ):
-        return ValueError(f"{path} is not a labeling database ({error})")
-    return StorageError(f"cannot use the labeling database {path}: {error} (is the disk full, read-only or failing?)")
-
-
-@contextmanager
-def _sqlite_errors(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as error:
-        raise _translated(path, error) from None
-
-
-def _create_file(path: Path) -> bool:
-    """Create an empty database file with the permissions the umask allows.
-
-    SQLite itself creates files with at most 0644, whatever the umask, so a
-    group that shares a labeling database under umask 002 could not write it.
-    The database holds answers, annotator names and SHA-256 hashes of random
-    192-bit tokens, from which a token cannot be recovered: nothing that must
-    be kept from the user's group, so the umask decides, as for every other
-    result. (The -wal and -shm files get the database file's permissions.)
-
-    Returns whether this call created it.
-    """
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except FileExistsError:
-        return False  # there already, or created by a concurrent process meanwhile: theirs is as good
-    return True
 
 
 class AnswerRefused(ValueError):
@@ -265,7 +218,7 @@ class LabelStore:
             raise ValueError(f"{self.path} is not a labeling database (not a regular file)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            created = _create_file(self.path)
+            created = create_file(self.path)
         except OSError as error:
             raise StorageError(f"cannot create the labeling database {self.path}: {error.strerror}") from None
         try:
@@ -309,7 +262,7 @@ class LabelStore:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with _sqlite_errors(self.path):
+        with sqlite_errors(self.path):
             con = self._connect()
             try:
                 yield con
@@ -318,7 +271,7 @@ class LabelStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with _sqlite_errors(self.path):
+        with sqlite_errors(self.path):
             con = self._connect()
             try:
                 con.execute("BEGIN IMMEDIATE")
