@@ -5,7 +5,11 @@
 * :class:`LiveServer`: the app under uvicorn in a thread, on 127.0.0.1 and a
   free port picked by the OS;
 * :func:`chromium_or_skip`: Debian's Chromium for Playwright, or a skip that
-  says how to install it.
+  says how to install it;
+* :func:`lab_results`, :func:`open_lab`, :func:`bearer`, :func:`answer`: the
+  app with four annotators over four units, for the app and security tests,
+  and the fixtures ``results`` and ``lab`` made from them (a test module
+  imports them to use them).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -160,3 +165,47 @@ def chromium_or_skip() -> str:
         pytest.skip("Debian's Chromium is not installed (apt-get install -y chromium); browser test skipped")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     return str(CHROMIUM)
+
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def lab_results(root: Path) -> Path:
+    """Four units of scenenet/conv5 with six segmentations each; unit 3's automatic label is a script."""
+    return make_results(root, networks={"scenenet": {"conv5": 4}}, n_images=6, extra_labels={("scenenet", "conv5", 3): SCRIPT})
+
+
+@contextmanager
+def open_lab(results: Path, **options: Any) -> Iterator[tuple[Any, dict[str, str], Any]]:
+    """The app (k=2 unless told) with annotators ada, bo, cy, dan: ``(client, tokens, store)``."""
+    from fastapi.testclient import TestClient
+
+    from unitscope.label import LabelStore, create_app
+
+    store = LabelStore(results / "labels.sqlite")
+    tokens = {name: store.add_annotator(name) for name in ("ada", "bo", "cy", "dan")}
+    app = create_app(results, store=store, **{"k": 2, "n_images": 60, **options})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, tokens, store
+
+
+@pytest.fixture
+def results(tmp_path):
+    return lab_results(tmp_path)
+
+
+@pytest.fixture
+def lab(results):
+    """An app with k=2 and four annotators; returns (client, tokens, store)."""
+    with open_lab(results) as opened:
+        yield opened
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def answer(unit: int, **fields: Any) -> dict[str, Any]:
+    body = {"network": "scenenet", "layer": "conv5", "unit": unit, "label": "bed", "type": "object", "marked": []}
+    body.update(fields)
+    return body

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from unitscope.cli.label import label_app
 from unitscope.label import LabelStore, UnitKey
 
-from conftest_label import make_results
+from conftest_label import free_port, make_results
 
 runner = CliRunner()
 
@@ -77,7 +77,7 @@ def test_errors_are_one_line_with_exit_code_2(results, tmp_path):
         (["export", str(tmp_path / "a.csv"), "--results", str(tmp_path)], f"unitscope: error: no labeling database at {tmp_path / 'labels.sqlite'}"),
         (["serve", str(tmp_path / "missing")], f"unitscope: error: results directory {tmp_path / 'missing'} does not exist"),
         (["serve", str(results), "--network", "nope"], f"unitscope: error: network(s) nope not in {results}; available: scenenet"),
-        (["serve", str(results), "--k", "0"], "unitscope: error: k must be at least 1, got 0"),
+        (["serve", str(results), "--k", "0"], "unitscope: error: k (--k) must be an integer of at least 1, got 0"),
     ]
     for args, expected in cases:
         result = runner.invoke(label_app, args)
@@ -91,15 +91,60 @@ def test_errors_are_one_line_with_exit_code_2(results, tmp_path):
 
 
 def test_serve_binds_localhost_by_default(results, monkeypatch):
-    import uvicorn
+    from unitscope.label import serving
 
     calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
-    result = runner.invoke(label_app, ["serve", str(results), "--port", "8123", "--images", "2"])
+
+    def run_app(app, sock, **options):
+        calls.append((app, sock.getsockname(), options))
+        sock.close()
+
+    monkeypatch.setattr(serving, "run_app", run_app)
+    port = free_port()
+    result = runner.invoke(label_app, ["serve", str(results), "--port", str(port), "--images", "2"])
     assert result.exit_code == 0, result.output
     assert one_line(result) == (
-        f"labeling 2 units (k=3) at http://127.0.0.1:8123/ · answers in {results / 'labels.sqlite'} · Ctrl-C to stop"
+        f"labeling 2 units (k=3) at http://127.0.0.1:{port}/ · answers in {results / 'labels.sqlite'} · Ctrl-C to stop"
     )
-    (app, options), = calls
-    assert options == {"host": "127.0.0.1", "port": 8123, "log_level": "warning"}
+    (app, address, options), = calls
+    assert address == ("127.0.0.1", port) and options == {}
     assert [len(entry.images) for entry in app.state.catalog.units] == [2, 2]
+
+
+def test_busy_port_is_one_line_before_any_banner_and_writes_nothing(results):
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        result = runner.invoke(label_app, ["serve", str(results), "--port", str(port)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == f"unitscope: error: port {port} on 127.0.0.1 is in use; pass --port with a free port"
+    assert not (results / "labels.sqlite").exists()
+
+
+def test_a_remote_host_needs_allow_remote_and_the_banner_says_tokens_are_unencrypted(results, monkeypatch):
+    from unitscope.label import serving
+
+    refused = runner.invoke(label_app, ["serve", str(results), "--host", "0.0.0.0"])
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert "not a loopback address: annotator tokens and answers would travel unencrypted" in refused.stderr
+    assert not (results / "labels.sqlite").exists()
+    # Confirmed: the tests bind loopback only, so the listener is stood in for.
+    bound = []
+    monkeypatch.setattr(serving, "open_listener", lambda host, port: bound.append((host, port)) or socket_on_loopback())
+    monkeypatch.setattr(serving, "run_app", lambda app, sock, **options: sock.close())
+    result = runner.invoke(label_app, ["serve", str(results), "--host", "0.0.0.0", "--allow-remote", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert bound == [("0.0.0.0", 8123)]
+    assert "http://0.0.0.0:8123/" in result.stdout
+    assert "reachable from the network, tokens travel unencrypted unless behind an HTTPS proxy" in result.stdout
+
+
+def socket_on_loopback():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections import defaultdict
 
@@ -28,7 +29,7 @@ from unitscope.label import (
     write_human_results,
 )
 from unitscope.label.assignment import choose_unit
-from unitscope.label.storage import hash_token, utc_timestamp
+from unitscope.label.storage import StorageError, hash_token, utc_timestamp
 
 from conftest_label import make_results
 
@@ -225,6 +226,51 @@ def test_not_a_database(tmp_path):
         LabelStore(path)
 
 
+def test_another_programs_sqlite_database_is_refused_untouched(tmp_path):
+    path = tmp_path / "notes.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE notes (text TEXT)")
+    con.commit()
+    con.close()
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="is not a labeling database \\(an SQLite database of another program"):
+        LabelStore(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["notes.sqlite"]
+
+
+@pytest.mark.parametrize("message", ["database or disk is full", "disk I/O error", "attempt to write a readonly database"])
+def test_disk_errors_are_storage_errors_not_not_a_database(tmp_path, monkeypatch, message):
+    existing = LabelStore(tmp_path / "labels.sqlite")
+
+    def failing(self):
+        raise sqlite3.OperationalError(message)
+
+    monkeypatch.setattr(LabelStore, "_connect", failing)
+    with pytest.raises(StorageError, match=f"cannot use the labeling database .*: {message} \\(is the disk full") as error:
+        LabelStore(tmp_path / "new.sqlite")
+    assert "not a labeling database" not in str(error.value)
+    assert not (tmp_path / "new.sqlite").exists()  # a database that could not be set up is not left behind
+    with pytest.raises(StorageError, match=message):
+        existing.add_annotator("ada")
+    assert isinstance(error.value, OSError)  # the CLI's one-line errors and the app's 503 rely on it
+
+
+@pytest.mark.parametrize("umask, mode", [(0o002, 0o664), (0o022, 0o644), (0o077, 0o600)])
+def test_database_files_respect_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        store = LabelStore(tmp_path / "labels.sqlite")
+        ada = store.annotator_for_token(store.add_annotator("ada"))
+        con = sqlite3.connect(store.path)  # held open, so the -wal and -shm files stay to be looked at
+        con.execute("SELECT COUNT(*) FROM answers").fetchone()
+        store.submit(ada, UnitKey("net", "conv5", 0), label="bed", type="object", marked=[], n_images=6, k=3)
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+        con.close()
+    finally:
+        os.umask(old)
+    assert modes == {"labels.sqlite": mode, "labels.sqlite-wal": mode, "labels.sqlite-shm": mode}
+
+
 def test_utc_timestamp():
     assert utc_timestamp(T0) == "2023-11-14T22:13:20.000000Z"
 
@@ -245,28 +291,34 @@ def _filled(store: LabelStore, clock: FakeClock) -> None:
             store.submit(person, key, label=labels[(i + j) % 3], type=TYPES[(i + 2 * j) % 6], marked=marked, n_images=6, k=3)
 
 
+@pytest.fixture
+def net_catalog(tmp_path):
+    """The units ``_filled`` answers (net/conv5/0..2, six segmentations each), as a results directory."""
+    return load_catalog(make_results(tmp_path, networks={"net": {"conv5": 3}}, n_images=6, size=8), n_images=None)
+
+
 @pytest.mark.parametrize("suffix", ["csv", "json"])
-def test_export_import_round_trip(tmp_path, clock, suffix):
+def test_export_import_round_trip(tmp_path, clock, suffix, net_catalog):
     source = LabelStore(tmp_path / "a.sqlite", clock=clock)
     _filled(source, clock)
     first = tmp_path / f"first.{suffix}"
     assert export_answers(source, first) == 9
     target = LabelStore(tmp_path / "b.sqlite", clock=clock)
-    counts = import_answers(target, first)
+    counts = import_answers(target, first, catalog=net_catalog)
     assert (counts.added, counts.unchanged, counts.conflicting) == (9, 0, 0)
     assert target.answers() == source.answers()
     second = tmp_path / f"second.{suffix}"
     export_answers(target, second)
     assert second.read_bytes() == first.read_bytes()
     # Importing again adds nothing; imported annotators have no token yet.
-    counts = import_answers(target, first)
+    counts = import_answers(target, first, catalog=net_catalog)
     assert (counts.added, counts.unchanged, counts.conflicting) == (0, 9, 0)
     assert [a.name for a in target.annotators()] == ["ada", "bo", "cy"]
     token = target.add_annotator("ada")  # an imported annotator gets a token without --replace-token
     assert target.annotator_for_token(token).name == "ada"
 
 
-def test_import_reports_conflicts_and_bad_rows(tmp_path, clock):
+def test_import_reports_conflicts_and_bad_rows(tmp_path, clock, net_catalog):
     source = LabelStore(tmp_path / "a.sqlite", clock=clock)
     _filled(source, clock)
     path = tmp_path / "answers.csv"
@@ -275,18 +327,18 @@ def test_import_reports_conflicts_and_bad_rows(tmp_path, clock):
     frame.loc[0, "label"] = "something else"
     changed = tmp_path / "changed.csv"
     frame.to_csv(changed, index=False)
-    counts = import_answers(source, changed)
+    counts = import_answers(source, changed, catalog=net_catalog)
     assert (counts.added, counts.unchanged, counts.conflicting) == (0, 8, 1)
     frame.loc[3, "type"] = "thing"
     bad = tmp_path / "bad.csv"
     frame.to_csv(bad, index=False)
     with pytest.raises(ValueError, match=r"bad\.csv:5: unknown unit type 'thing'"):
-        read_answers(bad)
+        read_answers(bad, catalog=net_catalog)
     with pytest.raises(ValueError, match="use a .csv or .json file"):
-        read_answers(tmp_path / "answers.txt")
+        read_answers(tmp_path / "answers.txt", catalog=net_catalog)
     (tmp_path / "other.json").write_text(json.dumps({"answers": []}))
     with pytest.raises(ValueError, match="not a unitscope labels export"):
-        read_answers(tmp_path / "other.json")
+        read_answers(tmp_path / "other.json", catalog=net_catalog)
 
 
 # -- consensus arithmetic ------------------------------------------------
@@ -420,5 +472,5 @@ def test_catalog_reads_the_results_contract(tmp_path):
         load_catalog(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_catalog(tmp_path / "missing")
-    with pytest.raises(ValueError, match="n_images must be at least 1"):
+    with pytest.raises(ValueError, match=r"n_images \(--images\) must be at least 1"):
         load_catalog(results, n_images=0)

@@ -47,26 +47,41 @@ def serve_command(
     db: Optional[Path] = DbOption,
     host: str = typer.Option("127.0.0.1", help="Address to bind (default: this machine only)."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    allow_remote: bool = typer.Option(
+        False,
+        "--allow-remote",
+        help="Confirm a --host other than loopback: tokens and answers then travel unencrypted (plain HTTP).",
+    ),
     k: int = typer.Option(3, "--k", help="Annotations per unit, each by a different annotator."),
     n_images: int = typer.Option(60, "--images", help="Top segmentations shown per unit."),
     network: List[str] = typer.Option([], "--network", help="Label only this network (repeatable)."),
     layer: List[str] = typer.Option([], "--layer", help="Label only this layer (repeatable)."),
 ) -> None:
     """Serve the labeling app for RESULTS_DIR until interrupted."""
+    from unitscope.label import serving
     from unitscope.label.app import create_app
 
-    app = create_app(results_dir, db=db, k=k, n_images=n_images, networks=network or None, layers=layer or None)
-    if not 0 < port < 65536:
-        raise ValueError(f"port must be in 1..65535, got {port}")
-    import uvicorn
-
+    # Every check before the port is taken, and the port taken before the database is created:
+    # a refused command leaves nothing behind and prints no banner.
+    serving.check_host(host, allow_remote=allow_remote)
+    sock = serving.open_listener(host, port)
+    try:
+        app = create_app(results_dir, db=db, k=k, n_images=n_images, networks=network or None, layers=layer or None)
+    except BaseException:
+        sock.close()
+        raise
     units = len(app.state.catalog)
-    exposed = "" if host in ("127.0.0.1", "localhost", "::1") else " · reachable from the network: put it behind HTTPS"
+    shown_host = f"[{host}]" if ":" in host else host
+    exposed = (
+        ""
+        if serving.is_loopback(host)
+        else " · reachable from the network, tokens travel unencrypted unless behind an HTTPS proxy"
+    )
     typer.echo(
-        f"labeling {units} units (k={k}) at http://{host}:{port}/ · answers in {app.state.store.path}{exposed}"
+        f"labeling {units} units (k={k}) at http://{shown_host}:{port}/ · answers in {app.state.store.path}{exposed}"
         " · Ctrl-C to stop"
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    serving.run_app(app, sock)
 
 
 @label_app.command("add-annotator")
@@ -79,9 +94,11 @@ def add_annotator_command(
 ) -> None:
     """Create an annotator and print their token (shown only once)."""
     from unitscope.label import LabelStore
+    from unitscope.label.catalog import network_dirs
+    from unitscope.label.storage import check_annotator_name
 
-    if not Path(results).is_dir():
-        raise FileNotFoundError(f"results directory {results} does not exist")
+    check_annotator_name(name)
+    network_dirs(results)  # a results directory, not a typo that would get a stray database
     token = LabelStore(_db(results, db)).add_annotator(name, replace_token=replace_token)
     typer.echo(f"token for {name} (shown once, store it now): {token}")
 
@@ -93,7 +110,7 @@ def export_command(
     results: Path = ResultsOption,
     db: Optional[Path] = DbOption,
 ) -> None:
-    """Write every answer to a CSV or JSON file."""
+    """Write every answer to a CSV or JSON file (spreadsheet formulas in CSV cells are neutralised)."""
     from unitscope.label import export_answers
 
     count = export_answers(_existing_store(results, db), out)
@@ -107,12 +124,12 @@ def import_command(
     results: Path = ResultsOption,
     db: Optional[Path] = DbOption,
 ) -> None:
-    """Add the answers of an export file to the database."""
-    from unitscope.label import LabelStore, import_answers
+    """Add the answers of an export file to the database, checked as the app checks answers."""
+    from unitscope.label import LabelStore, load_catalog, read_answers
 
-    if not Path(results).is_dir():
-        raise FileNotFoundError(f"results directory {results} does not exist")
-    counts = import_answers(LabelStore(_db(results, db)), source)
+    catalog = load_catalog(results, n_images=None)
+    answers = read_answers(source, catalog=catalog)  # every row checked before the database is opened
+    counts = LabelStore(_db(results, db)).insert_answers(answers)
     typer.echo(
         f"imported {counts.added} answers from {source} "
         f"({counts.unchanged} already present, {counts.conflicting} conflicting kept as stored)"

@@ -6,7 +6,9 @@ and mark the images that do not fit; three workers per unit. This package
 serves the same task from a results directory:
 
 * :func:`create_app` / :func:`serve`: the FastAPI app (needs the ``label``
-  extra: fastapi, uvicorn);
+  extra: fastapi, uvicorn), on loopback unless told otherwise;
+* :func:`check_answer`: the rules an answer must meet, the same for the app
+  and for imports;
 * :class:`LabelStore`: answers in SQLite (WAL), annotators and their tokens;
 * :func:`export_answers` / :func:`import_answers`: CSV or JSON;
 * :func:`consensus`, :func:`human_results`, :func:`write_human_results`:
@@ -24,9 +26,20 @@ from typing import Any
 
 from .catalog import Catalog, UnitEntry, UnitKey, load_catalog
 from .results import HumanResults, UnitConsensus, consensus, human_results, write_human_results
-from .storage import Annotator, Answer, AnswerRefused, DuplicateAnswer, ImportCounts, LabelStore, Progress, UnitFull
+from .storage import (
+    Annotator,
+    Answer,
+    AnswerRefused,
+    DuplicateAnswer,
+    ImportCounts,
+    LabelStore,
+    Progress,
+    StorageError,
+    UnitFull,
+)
 from .taxonomy import TYPE_NAMES, TYPES, label_key, labels_match, normalize_label
 from .transfer import export_answers, import_answers, read_answers
+from .validation import CheckedAnswer, check_answer
 
 __all__ = [
     "TYPES",
@@ -35,15 +48,18 @@ __all__ = [
     "Answer",
     "AnswerRefused",
     "Catalog",
+    "CheckedAnswer",
     "DuplicateAnswer",
     "HumanResults",
     "ImportCounts",
     "LabelStore",
     "Progress",
+    "StorageError",
     "UnitConsensus",
     "UnitEntry",
     "UnitFull",
     "UnitKey",
+    "check_answer",
     "consensus",
     "create_app",
     "default_db_path",
@@ -67,8 +83,12 @@ def default_db_path(results_dir: str | Path) -> Path:
 
 def __getattr__(name: str) -> Any:
     # The web app needs fastapi; reading and summarising answers does not.
-    if name in ("create_app", "serve"):
-        from . import app
+    if name == "create_app":
+        from .app import create_app
 
-        return getattr(app, name)
+        return create_app
+    if name == "serve":
+        from .serving import serve
+
+        return serve
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,135 +7,84 @@ vocabulary as suggestions, the six types, and images to click when they do
 not fit. Every route but the login page and the static files refuses a
 request without a valid token.
 
-Defences, each with a test: images are served only by looking their name up
-in the catalog (no path is ever built from the request); HTML is rendered by
-Jinja2 with autoescaping and the page script writes text with
-``textContent`` only, under a Content-Security-Policy without inline
-scripts; bodies larger than ``max_body_bytes`` get 413 before any route runs;
-answers are validated by a strict pydantic model (unknown fields, wrong types,
-unknown images refused).
+Defences, each with a test (``tests/test_label_security.py``): images are
+served only by looking their name up in the catalog (no path is ever built
+from the request) and only while the file is a real image inside the
+network's segmentations folder (:func:`~unitscope.label.catalog.read_image`);
+HTML is rendered by Jinja2 with autoescaping and the page script writes text
+with ``textContent`` only, under a Content-Security-Policy without inline
+scripts; bodies larger than ``max_body_bytes`` get 413 and cross-origin
+writes 403 before any route runs (:mod:`unitscope.label.guard`); answers are
+checked by :func:`~unitscope.label.validation.check_answer`, the same
+function as imports; odd input (bad JSON, NaN, unicode digits, huge numbers)
+is a 4xx, never a 500.
 """
 
 from __future__ import annotations
 
 import json
-import unicodedata
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Sequence
+from typing import Any, Sequence
 from urllib.parse import parse_qs, quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .catalog import Catalog, UnitEntry, UnitKey, load_catalog
-from .storage import Annotator, AnswerRefused, LabelStore
+from .catalog import Catalog, UnitEntry, UnitKey, load_catalog, read_image
+from .guard import RequestGuard
+from .serving import serve  # noqa: F401  (kept importable from here, where it used to live)
+from .storage import Annotator, AnswerRefused, LabelStore, StorageError
 from .taxonomy import TYPE_NAMES, TYPES
+from .validation import MAX_LABEL_LENGTH, check_answer
 
 __all__ = ["create_app", "serve", "COOKIE", "MAX_BODY_BYTES", "MAX_LABEL_LENGTH"]
 
 COOKIE = "unitscope_token"
 MAX_BODY_BYTES = 64 * 1024
-MAX_LABEL_LENGTH = 100
 _HERE = Path(__file__).parent
-_SECURITY_HEADERS = [
-    (
-        b"content-security-policy",
-        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-        b"form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-]
+_UNIT_IN_PATH = re.compile(r"^[0-9]{1,10}$")  # ASCII digits only: int() would also take "²" and "٣"
 
 
 class AnswerIn(BaseModel):
-    """The body of ``POST /api/answers``."""
+    """The shape of a ``POST /api/answers`` body: JSON types only.
 
-    model_config = ConfigDict(extra="forbid")
-
-    network: str = Field(min_length=1, max_length=200)
-    layer: str = Field(min_length=1, max_length=200)
-    unit: int = Field(ge=0, strict=True)
-    label: str = Field(min_length=1, max_length=MAX_LABEL_LENGTH)
-    type: Literal[TYPES]  # type: ignore[valid-type]
-    marked: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=1000)
-
-    @field_validator("label")
-    @classmethod
-    def _clean_label(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("the concept label is empty")
-        if any(unicodedata.category(char) == "Cc" for char in value):
-            raise ValueError("the concept label contains control characters")
-        return value
-
-
-class _Guard:
-    """ASGI middleware: size-limit request bodies, add security headers.
-
-    The whole body is read (up to the limit) before the app sees the request,
-    so an oversized body is refused with 413 whether or not it announces its
-    length.
+    What the values may be is decided by
+    :func:`~unitscope.label.validation.check_answer`, the function that
+    ``label import`` uses too.
     """
 
-    def __init__(self, app: Any, *, max_body_bytes: int):
-        self.app = app
-        self.max_body_bytes = max_body_bytes
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    network: str
+    layer: str
+    unit: int
+    label: str
+    type: str
+    marked: list[str] = Field(default_factory=list)
 
-        async def send_with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(message)
-                message["headers"] = list(message.get("headers", [])) + _SECURITY_HEADERS
-            await send(message)
 
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._refuse(send_with_headers)
-            return
-        chunks, total = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away before sending its body
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > self.max_body_bytes:
-                await self._refuse(send_with_headers)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        replayed = False
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
-        async def replay() -> dict:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send_with_headers)
-
-    async def _refuse(self, send: Any) -> None:
-        body = json.dumps({"detail": f"request body larger than {self.max_body_bytes} bytes"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+def _parse_answer(body: bytes) -> AnswerIn:
+    """The answer in ``body``, or an HTTP 422 that says what is wrong (never a 500)."""
+    try:
+        # NaN and Infinity are Python's extensions to JSON: no browser sends them.
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as error:
+        message = str(error) if isinstance(error, ValueError) else "nested too deeply"
+        raise HTTPException(status_code=422, detail=f"the body is not valid JSON: {message[:200]}") from None
+    try:
+        return AnswerIn.model_validate(data)
+    except ValidationError as error:
+        # Without the offending input: it may hold what a JSON response cannot encode.
+        details = error.errors(include_input=False, include_context=False, include_url=False)
+        raise HTTPException(status_code=422, detail=[{k: d[k] for k in ("type", "loc", "msg")} for d in details])
 
 
 def _token(request: Request) -> str | None:
@@ -202,11 +151,18 @@ def create_app(
     ValueError
         If ``k`` is not positive.
     FileNotFoundError, LookupError
-        From :func:`~unitscope.label.catalog.load_catalog`.
+        From :func:`~unitscope.label.catalog.load_catalog`; LookupError also
+        when no unit of the selection has segmentation images (nothing to
+        label). Both before the database is opened, so nothing is written.
     """
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k (--k) must be an integer of at least 1, got {k!r}")
     catalog: Catalog = load_catalog(results_dir, n_images=n_images, networks=networks, layers=layers)
+    if not catalog.units:
+        raise LookupError(
+            f"nothing to label in {catalog.results_dir}: no unit of the selected networks and layers has"
+            " segmentation images (<network>/segmentations/<layer>/<unit>/*.jpg); run dissect with --segmentations N"
+        )
     if store is None:
         store = LabelStore(Path(db) if db is not None else catalog.results_dir / "labels.sqlite")
     unit_keys = catalog.keys
@@ -291,23 +247,23 @@ def create_app(
         return progress(annotator)
 
     @app.post("/api/answers")
-    def submit(answer: AnswerIn, annotator: Annotator = authenticated) -> JSONResponse:
-        key = UnitKey(answer.network, answer.layer, answer.unit)
-        entry = catalog.get(key)
-        if entry is None:
-            raise HTTPException(status_code=404, detail=f"unknown unit {key}")
-        shown = set(entry.image_ids)
-        unknown = [image for image in answer.marked if image not in shown]
-        if unknown:
-            raise HTTPException(status_code=422, detail=f"marked images not shown for unit {key}: {unknown[:5]}")
+    async def submit(request: Request, annotator: Annotator = authenticated) -> JSONResponse:
+        # The body is parsed here, not by FastAPI, so that every odd body gets a 4xx that says why.
+        answer = _parse_answer(await request.body())
+        try:
+            checked = check_answer(catalog, **answer.model_dump())
+        except LookupError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from None
+        except ValueError as error:
+            raise HTTPException(status_code=422, detail=str(error)) from None
         try:
             stored = store.submit(
                 annotator,
-                key,
-                label=answer.label,
-                type=answer.type,
-                marked=answer.marked,
-                n_images=len(entry.images),
+                checked.key,
+                label=checked.label,
+                type=checked.type,
+                marked=checked.marked,
+                n_images=checked.n_images,
                 k=k,
             )
         except AnswerRefused as error:
@@ -330,36 +286,17 @@ def create_app(
         return JSONResponse(body, headers={"cache-control": "no-store"})
 
     @app.get("/image/{network}/{layer}/{unit}/{name}")
-    def image(network: str, layer: str, unit: str, name: str, annotator: Annotator = authenticated) -> FileResponse:
-        entry = catalog.get(UnitKey(network, layer, int(unit))) if unit.isdigit() else None
-        found = entry.image(name) if entry is not None else None
+    def image(network: str, layer: str, unit: str, name: str, annotator: Annotator = authenticated) -> Response:
+        found = read_image(catalog, UnitKey(network, layer, int(unit)), name) if _UNIT_IN_PATH.match(unit) else None
         if found is None:
             raise HTTPException(status_code=404, detail="no such image")
-        path = found.path.resolve()
-        # A symlink in the results directory must not lead out of it.
-        if not path.is_relative_to(catalog.results_dir) or not path.is_file():
-            raise HTTPException(status_code=404, detail="no such image")
-        media = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
-        return FileResponse(path, media_type=media, headers={"cache-control": "private, max-age=3600"})
+        data, media = found
+        return Response(data, media_type=media, headers={"cache-control": "private, max-age=3600"})
 
-    app.add_middleware(_Guard, max_body_bytes=max_body_bytes)
+    @app.exception_handler(StorageError)
+    def storage_failed(request: Request, error: StorageError) -> JSONResponse:
+        # The disk is full or failing: the answer was not stored, and the annotator should know it.
+        return JSONResponse({"detail": str(error)}, status_code=503, headers={"retry-after": "60"})
+
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes)
     return app
-
-
-def serve(
-    results_dir: str | Path,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    log_level: str = "warning",
-    **options: Any,
-) -> None:
-    """Run the app with uvicorn until interrupted (blocks).
-
-    ``options`` are those of :func:`create_app`. Binds ``127.0.0.1`` by
-    default: reachable from this machine only.
-    """
-    import uvicorn
-
-    app = create_app(results_dir, **options)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -11,21 +11,40 @@ internals. The contract it reads::
 A unit can be labelled when its segmentation folder holds at least one image.
 Image files are found by listing folders, and requests for images are answered
 only by looking the name up in this catalog, so a request can never reach a
-file outside it.
+file outside it. A results folder may come from someone else (an archive, a
+shared drive), so its links are not trusted either: an image is listed and
+served only while it is a regular file whose real path lies inside its
+network's ``segmentations`` folder, and only bytes that start like a JPEG or
+PNG are served (:func:`read_image`).
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
-__all__ = ["UnitKey", "SegmentationImage", "UnitEntry", "Catalog", "load_catalog", "read_units_csv"]
+__all__ = [
+    "UnitKey",
+    "SegmentationImage",
+    "UnitEntry",
+    "Catalog",
+    "load_catalog",
+    "read_image",
+    "read_units_csv",
+    "network_dirs",
+]
 
 _IMAGE_NAME = re.compile(r"^(\d+)_(.+)\.(jpe?g|png)$", re.IGNORECASE)
 _MISSING = {"", "-", "none", "nan"}
+_IMAGE_MAGIC = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
+#: Segmentation tiles are small pictures; anything larger is not one of ours.
+MAX_IMAGE_BYTES = 32 * 2**20
 
 
 class UnitKey(NamedTuple):
@@ -120,16 +139,61 @@ def read_units_csv(path: Path) -> list[dict[str, str]]:
         return rows
 
 
-def _segmentations(folder: Path, *, n_images: int) -> tuple[SegmentationImage, ...]:
+def _image_root(results_dir: Path, network: str) -> Path:
+    # Resolved, so that a segmentations folder moved to another disk and linked back still works.
+    return (results_dir / network / "segmentations").resolve()
+
+
+def _regular_file_inside(path: Path, root: Path) -> Path | None:
+    """The real path of ``path`` if it is a regular file inside ``root``, else None."""
+    try:
+        real = path.resolve(strict=True)
+        return real if real.is_relative_to(root) and stat.S_ISREG(real.stat().st_mode) else None
+    except (OSError, RuntimeError):  # a dangling link, a loop, a permission error
+        return None
+
+
+def _segmentations(folder: Path, *, root: Path, n_images: int | None) -> tuple[SegmentationImage, ...]:
     if not folder.is_dir():
         return ()
     found = []
     for path in folder.iterdir():
         match = _IMAGE_NAME.match(path.name)
-        if match and path.is_file():
+        if match and _regular_file_inside(path, root) is not None:
             found.append(SegmentationImage(int(match.group(1)), match.group(2), path.name, path))
     found.sort(key=lambda image: (image.rank, image.name))
     return tuple(found[:n_images])
+
+
+def read_image(catalog: Catalog, key: UnitKey, name: str) -> tuple[bytes, str] | None:
+    """The bytes and media type of image ``name`` of unit ``key``, or None.
+
+    None unless the catalog lists that image and, checked again now (the
+    folder may have changed since the catalog was made), it is a regular file
+    whose real path lies inside the network's ``segmentations`` folder and
+    whose bytes start like a JPEG or PNG. The file is opened without following
+    a link in its last component and checked on the open descriptor, so it
+    cannot be swapped between the check and the read.
+    """
+    entry = catalog.get(key)
+    image = entry.image(name) if entry is not None else None
+    if image is None:
+        return None
+    real = _regular_file_inside(image.path, _image_root(catalog.results_dir, key.network))
+    if real is None:
+        return None
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block
+    try:
+        descriptor = os.open(real, flags)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_IMAGE_BYTES:
+            return None
+        data = handle.read(MAX_IMAGE_BYTES + 1)
+    media = next((media for magic, media in _IMAGE_MAGIC.items() if data.startswith(magic)), None)
+    return (data, media) if media is not None and len(data) <= MAX_IMAGE_BYTES else None
 
 
 def _unit_folders(layer_dir: Path) -> dict[int, Path]:
@@ -148,15 +212,42 @@ def _float_or_none(text: str) -> float | None:
         return None
 
 
-def network_dirs(results_dir: Path) -> list[Path]:
-    """Folders of ``results_dir`` that hold a ``dissect/units.csv``, sorted by name."""
-    return sorted(p.parent.parent for p in Path(results_dir).glob("*/dissect/units.csv"))
+def network_dirs(results_dir: str | Path) -> list[Path]:
+    """Folders of ``results_dir`` that hold a ``dissect/units.csv``, sorted by name.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``results_dir`` is not a directory.
+    LookupError
+        If no network folder holds a ``dissect/units.csv``.
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"results directory {results_dir} does not exist")
+    found = sorted(p.parent.parent for p in results_dir.glob("*/dissect/units.csv") if p.is_file())
+    if not found:
+        raise LookupError(f"{results_dir} holds no <network>/dissect/units.csv; run the dissection first")
+    return found
+
+
+def _check_layers(layers: Sequence[str] | None, tables: dict[str, list[dict[str, str]]]) -> None:
+    present = list(dict.fromkeys(row["layer"] for rows in tables.values() for row in rows))
+    unknown = [layer for layer in layers or () if layer not in present]
+    if not unknown:
+        return
+    close = [match for layer in unknown for match in difflib.get_close_matches(layer, present, n=3, cutoff=0.5)]
+    hint = f"; close matches: {', '.join(dict.fromkeys(close))}" if close else ""
+    shown = ", ".join(present[:20]) + (f", ... ({len(present)} in all)" if len(present) > 20 else "")
+    raise LookupError(
+        f"layer(s) {', '.join(unknown)} not in the units.csv of {', '.join(tables)}{hint}; layers present: {shown}"
+    )
 
 
 def load_catalog(
     results_dir: str | Path,
     *,
-    n_images: int = 60,
+    n_images: int | None = 60,
     networks: Sequence[str] | None = None,
     layers: Sequence[str] | None = None,
 ) -> Catalog:
@@ -166,8 +257,9 @@ def load_catalog(
     ----------
     results_dir : str or Path
         A results directory (see the module docstring for its layout).
-    n_images : int, optional
-        How many top segmentations to show per unit (the paper showed 60).
+    n_images : int or None, optional
+        How many top segmentations to show per unit (the paper showed 60);
+        None: all of them.
     networks, layers : sequence of str, optional
         Keep only these networks / layer names (default: all).
 
@@ -184,18 +276,14 @@ def load_catalog(
         If ``results_dir`` is not a directory.
     LookupError
         If it holds no ``<network>/dissect/units.csv``, or a requested
-        network is not there.
+        network or layer is not there (the message lists the ones present).
     ValueError
         If ``n_images`` is not positive or a ``units.csv`` is malformed.
     """
-    results_dir = Path(results_dir).resolve()
-    if not results_dir.is_dir():
-        raise FileNotFoundError(f"results directory {results_dir} does not exist")
-    if n_images < 1:
-        raise ValueError(f"n_images must be at least 1, got {n_images}")
+    if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1):
+        raise ValueError(f"n_images (--images) must be at least 1, got {n_images!r}")
     found = {path.name: path for path in network_dirs(results_dir)}
-    if not found:
-        raise LookupError(f"{results_dir} holds no <network>/dissect/units.csv; run the dissection first")
+    results_dir = Path(results_dir).resolve()
     wanted = list(found) if not networks else list(networks)
     unknown = [name for name in wanted if name not in found]
     if unknown:
@@ -203,8 +291,10 @@ def load_catalog(
 
     vocabulary: set[str] = set()
     units: list[UnitEntry] = []
+    tables = {name: read_units_csv(found[name] / "dissect" / "units.csv") for name in wanted}
+    _check_layers(layers, tables)
     for name in wanted:
-        rows = read_units_csv(found[name] / "dissect" / "units.csv")
+        rows = tables[name]
         layer_order: dict[str, int] = {}
         for row in rows:
             layer_order.setdefault(row["layer"], len(layer_order))
@@ -215,12 +305,13 @@ def load_catalog(
             rows = [row for row in rows if row["layer"] in layers]
         rows.sort(key=lambda row: (layer_order[row["layer"]], int(row["unit"])))
         folders: dict[str, dict[int, Path]] = {}
+        root = _image_root(results_dir, name)
         for row in rows:
             layer, unit = row["layer"], int(row["unit"])
             if layer not in folders:
                 folders[layer] = _unit_folders(found[name] / "segmentations" / layer)
             folder = folders[layer].get(unit)
-            images = _segmentations(folder, n_images=n_images) if folder is not None else ()
+            images = _segmentations(folder, root=root, n_images=n_images) if folder is not None else ()
             if not images:
                 continue
             units.append(

@@ -9,6 +9,11 @@ connection waits up to ``timeout`` seconds for it).
 
 Annotator tokens are random (``secrets.token_urlsafe``) and only their SHA-256
 is stored; the token itself is shown once, by :meth:`LabelStore.add_annotator`.
+
+A file that is not a labeling database (another program's database, a text
+file) is refused as a :class:`ValueError` and never modified; a disk that is
+full, read-only or failing is a :class:`StorageError` that says so
+(:mod:`unitscope.label.sqlite_file`).
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from .assignment import choose_unit
 from .catalog import UnitKey
+from .sqlite_file import StorageError, create_file, sqlite_errors
 from .taxonomy import check_type
 
 __all__ = [
     "Annotator",
     "Answer",
+    "StorageError",
     "Progress",
     "ImportCounts",
     "LabelStore",
@@ -107,7 +114,8 @@ def check_annotator_name(name: str) -> str:
         starting with a letter, digit or ``_`` and not ending in a space.
     """
     if not isinstance(name, str) or not _NAME.match(name) or name != name.strip():
-        raise ValueError(f"invalid annotator name {name!r}: use 1-64 letters, digits, spaces or . @ + - _")
+        shown = repr(name) if len(repr(name)) <= 70 else repr(name)[:67] + "..."
+        raise ValueError(f"invalid annotator name {shown}: use 1-64 letters, digits, spaces or . @ + - _")
     return name
 
 
@@ -204,52 +212,77 @@ class LabelStore:
         self.path = Path(path)
         self.timeout = timeout
         self.clock = clock
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        if self.path.is_dir():
+            raise IsADirectoryError(f"the labeling database {self.path} is a directory; give a file (--db FILE)")
+        if self.path.exists() and not self.path.is_file():
+            raise ValueError(f"{self.path} is not a labeling database (not a regular file)")
         try:
-            try:
-                mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            except sqlite3.DatabaseError as error:
-                raise ValueError(f"{self.path} is not a labeling database ({error})") from None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            created = create_file(self.path)
+        except OSError as error:
+            raise StorageError(f"cannot create the labeling database {self.path}: {error.strerror}") from None
+        try:
+            self._initialise()
+        except BaseException:
+            if created:  # a database that could not be set up is not left behind
+                for leftover in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                    leftover.unlink(missing_ok=True)
+            raise
+
+    def _initialise(self) -> None:
+        with self._read() as con:
+            # Look before writing anything: another program's database must stay as it is.
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:
+                raise ValueError(
+                    f"{self.path} is not a labeling database (an SQLite database of another program, tables: "
+                    f"{', '.join(sorted(tables)[:5])})"
+                )
+            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise ValueError(f"could not put {self.path} in WAL mode (got {mode})")
             con.executescript(_SCHEMA)
             con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            version = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
-            if version != SCHEMA_VERSION:
-                raise ValueError(f"{self.path} has schema version {version}, this unitscope reads {SCHEMA_VERSION}")
-        finally:
-            con.close()
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None or row[0] != SCHEMA_VERSION:
+                found = row[0] if row else "none"
+                raise ValueError(f"{self.path} has schema version {found}, this unitscope reads {SCHEMA_VERSION}")
 
     # -- connections -------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        con.execute("PRAGMA synchronous=FULL")
-        con.execute("PRAGMA foreign_keys=ON")
+        try:
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            con.close()
+            raise
         return con
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        con = self._connect()
-        try:
-            yield con
-        finally:
-            con.close()
+        with sqlite_errors(self.path):
+            con = self._connect()
+            try:
+                yield con
+            finally:
+                con.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        con = self._connect()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        with sqlite_errors(self.path):
+            con = self._connect()
             try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        finally:
-            con.close()
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    yield con
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            finally:
+                con.close()
 
     # -- annotators --------------------------------------------------------
 
