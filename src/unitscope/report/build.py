@@ -11,11 +11,16 @@ shapes each section and draws its plots (PNG files), and Jinja2 templates
     REPORT/plots/*.png                      figures
     REPORT/static/report.css, report.js     style and the unit table's sorting / filtering
     REPORT/summary.json                     the answers and the numbers behind them
+    REPORT/.unitscope-report                the files the build wrote (see unitscope.report.folder)
 
 Images of the results (segmentations, thumbnails, maps) are linked with
 relative paths, so the report opens from disk with no server; with
 ``copy_images=True`` they are copied under ``REPORT/files`` and the report
 folder can be moved on its own.
+
+Every result file is checked before anything is written
+(:mod:`unitscope.report.inputs`), and the report is built beside ``REPORT``
+and swapped in whole (:mod:`unitscope.report.folder`).
 """
 
 from __future__ import annotations

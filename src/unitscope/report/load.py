@@ -211,6 +211,10 @@ def _check_unit_counts(folder: Path, units: pd.DataFrame, layers: pd.DataFrame |
                                    f"{folder / 'result.json'} lists (a truncated file?)")
     if layers is None or not len(layers):
         return
+    extra = [layer for layer in counts.index if layer not in set(layers["layer"])]
+    if extra:
+        raise ReportInputError(f"{path} has rows for layer {extra[0]}, which {folder / 'layers.csv'} does not list "
+                               "(files of two different dissections?)")
     for layer, expected in zip(layers["layer"], layers["units"]):
         found = int(counts.get(layer, 0))
         if found != int(expected):
