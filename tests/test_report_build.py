@@ -516,12 +516,19 @@ def test_partial_results_say_what_to_run(tmp_path):
 
 
 def test_rebuild_replaces_generated_files_and_refuses_foreign_folder(tmp_path):
-    results = make_fake_results(tmp_path, partial=True)
-    index = build_report(results)
-    stale = index.parent / "plots" / "stale.png"
-    stale.write_bytes(b"x")
-    assert build_report(results) == index and not stale.exists()
-    foreign = tmp_path / "site"
+    results = make_fake_results(tmp_path / "full")
+    index = build_report(results, out=tmp_path / "site")
+    assert (index.parent / "plots" / "preference.png").is_file()
+    partial = make_fake_results(tmp_path / "partial", partial=True)
+    assert build_report(partial, out=tmp_path / "site") == index
+    # what the first build wrote and the second did not is gone: the folder was replaced whole
+    assert sorted(p.name for p in (index.parent / "plots").iterdir()) == ["detectors.png", "unit_types.png"]
+    assert not (index.parent / "units" / "objectnet").exists()
+    (index.parent / "plots" / "mine.png").write_bytes(b"x")  # not written by unitscope: refused, kept
+    with pytest.raises(ValueError, match=r"did not write \(plots/mine.png\)"):
+        build_report(partial, out=tmp_path / "site")
+    assert (index.parent / "plots" / "mine.png").read_bytes() == b"x"
+    foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "index.html").write_text("mine")
     with pytest.raises(ValueError, match="did not write"):

@@ -11,11 +11,16 @@ shapes each section and draws its plots (PNG files), and Jinja2 templates
     REPORT/plots/*.png                      figures
     REPORT/static/report.css, report.js     style and the unit table's sorting / filtering
     REPORT/summary.json                     the answers and the numbers behind them
+    REPORT/.unitscope-report                the files the build wrote (see unitscope.report.folder)
 
 Images of the results (segmentations, thumbnails, maps) are linked with
 relative paths, so the report opens from disk with no server; with
 ``copy_images=True`` they are copied under ``REPORT/files`` and the report
 folder can be moved on its own.
+
+Every result file is checked before anything is written
+(:mod:`unitscope.report.inputs`), and the report is built beside ``REPORT``
+and swapped in whole (:mod:`unitscope.report.folder`).
 """
 
 from __future__ import annotations
@@ -31,14 +36,13 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from unitscope.report import sections
+from unitscope.report.folder import check_report_folder, staged_folder, write_manifest
 from unitscope.report.load import NetworkResults, ResultSet, load_results
 from unitscope.report.summary import key_layer, layer_order, object_detector_table, summarise
 
 __all__ = ["build_report", "render_environment"]
 
 _HERE = Path(__file__).resolve().parent
-_MARKER = ".unitscope-report"
-_GENERATED = ("units", "plots", "static", "files")
 
 
 # --------------------------------------------------------------------------- formatting
@@ -159,20 +163,6 @@ def _write_unit_pages(results: ResultSet, assets: sections.Assets, env: Environm
 
 
 # --------------------------------------------------------------------------- the report
-def _prepare(out: Path) -> None:
-    """Create ``out``; remove what an earlier build generated there (only if it was a report)."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"report folder {out} exists and is not a directory")
-    if (out / _MARKER).is_file():
-        for name in _GENERATED:
-            if (out / name).is_dir():
-                shutil.rmtree(out / name)
-    elif out.is_dir() and (out / "index.html").exists():
-        raise ValueError(f"{out} holds an index.html that unitscope did not write; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / _MARKER).write_text("written by unitscope.report.build_report\n", encoding="utf-8")
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -196,9 +186,12 @@ def build_report(
     results_dir : str or Path
         The results directory (``RESULTS``) the experiments wrote.
     out : str or Path, optional
-        The report folder (default ``RESULTS/report``).  Files a previous
-        build wrote there are replaced; a folder holding another
-        ``index.html`` is refused.
+        The report folder (default ``RESULTS/report``).  It is built beside
+        its target and swapped in whole when complete, so an interrupted
+        build leaves the previous report intact (see
+        :mod:`unitscope.report.folder`).  A previous report there is
+        replaced; a folder holding anything else (even one file added to
+        a report folder) is refused, never emptied.
     title : str, optional
         Page title (default: the networks compared).
     networks : sequence of str, optional
@@ -219,10 +212,13 @@ def build_report(
     FileNotFoundError
         If ``results_dir`` does not exist.
     LookupError
-        If a network asked for has no results.
+        If ``results_dir`` holds no results, or a network asked for has none.
     ValueError
-        If ``out`` is not usable, or a result file cannot be read
-        (:class:`~unitscope.report.load.ReportInputError`).
+        If ``out`` is not usable (a file, the results themselves, a folder
+        inside a network's results, a folder with files a report did not
+        write), or a result file does not hold what its writer writes
+        (:class:`~unitscope.report.inputs.ReportInputError`).  Both are
+        checked before anything is written.
 
     Examples
     --------
@@ -231,9 +227,19 @@ def build_report(
     >>> index.name  # doctest: +SKIP
     'index.html'
     """
-    results = load_results(results_dir, networks=list(networks) if networks is not None else None)
-    out_dir = Path(out) if out is not None else results.root / "report"
-    _prepare(out_dir)
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results directory {root} does not exist")
+    out_dir = check_report_folder(Path(out) if out is not None else root / "report", root)
+    results = load_results(root, networks=list(networks) if networks is not None else None)
+    with staged_folder(out_dir) as staging:
+        _render(results, staging, title=title, copy_images=copy_images)
+        write_manifest(staging)
+    return out_dir / "index.html"
+
+
+def _render(results: ResultSet, out_dir: Path, *, title: str | None, copy_images: bool) -> None:
+    """Write the report's pages, plots and summary into ``out_dir``."""
     names = [n.name for n in results.networks]
     title = title or ("unitscope report: " + (" vs ".join(names) if names else results.root.name))
     assets = sections.Assets(out_dir, results.root, copy=copy_images)
@@ -273,6 +279,4 @@ def build_report(
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n",
                                           encoding="utf-8")
-    index = out_dir / "index.html"
-    index.write_text(env.get_template("index.html.j2").render(**context), encoding="utf-8")
-    return index
+    (out_dir / "index.html").write_text(env.get_template("index.html.j2").render(**context), encoding="utf-8")

@@ -15,13 +15,16 @@ The report never imports the experiments: it reads the files they saved
 
 Every loader returns ``None`` (or an empty container) when its files are
 absent, so a partial result set gives a partial report.  A file that exists
-but cannot be parsed raises :class:`ReportInputError` naming the file: a
-broken result is reported, never silently skipped.
+but does not hold what its writer writes raises :class:`ReportInputError`
+naming the file: a broken result is reported, never silently skipped.  What
+each file must hold is written down once, in :mod:`unitscope.report.inputs`;
+the checks across files (a ``units.csv`` with fewer rows than ``layers.csv``
+counts) are here.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from unitscope.report.inputs import CSV_SPECS, ReportInputError, read_csv, read_json, spec_for
 
 __all__ = [
     "ReportInputError",
@@ -66,34 +71,10 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
 _SEGMENTATION_NAME = re.compile(r"^(\d+)_(.+)\.(jpe?g|png)$", re.IGNORECASE)
 
 
-class ReportInputError(ValueError):
-    """A result file exists but cannot be read (malformed CSV / JSON, missing columns)."""
-
-
 # --------------------------------------------------------------------------- helpers
-def _read_csv(path: Path, *, required: tuple[str, ...] = (), **kwargs) -> pd.DataFrame | None:
-    """Read a CSV, or None when the file is absent; ReportInputError when malformed."""
-    if not path.is_file():
-        return None
-    try:
-        frame = pd.read_csv(path, **kwargs)
-    except pd.errors.EmptyDataError:
-        frame = pd.DataFrame(columns=list(required))
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise ReportInputError(f"cannot read {path}: {exc}") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise ReportInputError(f"{path} lacks the column(s) {', '.join(missing)}")
-    return frame
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportInputError(f"cannot read {path}: {exc}") from None
+def _read_csv(path: Path, kind: str | None = None) -> pd.DataFrame | None:
+    """Read a CSV checked against the spec of ``kind`` (``"dissect/units.csv"``; default: any table)."""
+    return read_csv(path, CSV_SPECS[kind]) if kind else read_csv(path)
 
 
 def _as_bool(series: pd.Series) -> pd.Series:
@@ -116,10 +97,7 @@ def _layer_folders(layer: str) -> list[str]:
 # --------------------------------------------------------------------------- run.json
 def load_run(results_dir: Path) -> dict | None:
     """``RESULTS/run.json`` as a dict (keys ``config``, ``versions``, ``timings``, ``networks``, ``world``), or None."""
-    run = _read_json(Path(results_dir) / "run.json")
-    if run is not None and not isinstance(run, dict):
-        raise ReportInputError(f"{Path(results_dir) / 'run.json'} must hold a JSON object")
-    return run
+    return read_json(Path(results_dir) / "run.json")
 
 
 # --------------------------------------------------------------------------- networks
@@ -183,14 +161,18 @@ def load_dissection(results_dir: Path, network: str) -> Dissection | None:
     an object).  Returns None when there is no ``units.csv``.
     """
     folder = Path(results_dir) / network / "dissect"
-    units = _read_csv(folder / "units.csv", required=("layer", "unit", "label", "iou"),
-                      dtype={"label": str, "category": str, "type": str, "layer": str},
-                      keep_default_na=False, na_values={"iou": [""], "precision": ["", "nan", "NaN"]})
+    units = _read_csv(folder / "units.csv", "dissect/units.csv")
     if units is None:
         return None
-    meta = _read_json(folder / "result.json") or {}
+    meta = read_json(folder / "result.json") or {}
     config = meta.get("config") or {}
-    threshold = float(config.get("iou_threshold", 0.04))
+    threshold = config.get("iou_threshold", 0.04)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise ReportInputError(f"{folder / 'result.json'}: config.iou_threshold must be a finite number, "
+                               f"not {threshold!r}")
+    threshold = float(threshold)
+    layers = _read_csv(folder / "layers.csv", "dissect/layers.csv")
+    _check_unit_counts(folder, units, layers, meta.get("layers"))
     units = units.copy()
     if "network" not in units.columns:
         units.insert(0, "network", network)
@@ -199,20 +181,47 @@ def load_dissection(results_dir: Path, network: str) -> Dissection | None:
             units[column] = ""
     if "precision" not in units.columns:
         units["precision"] = np.nan
-    units["iou"] = pd.to_numeric(units["iou"], errors="coerce").fillna(0.0)
     units["precision"] = pd.to_numeric(units["precision"], errors="coerce")
-    units["unit"] = units["unit"].astype(int)
     units["detector"] = _as_bool(units["detector"]) if "detector" in units.columns else units["iou"] > threshold
     units["object_detector"] = units["detector"] & (units["category"] == "object")
     categories = [c[: -len("_label")] for c in units.columns
                   if c.endswith("_label") and f"{c[: -len('_label')]}_iou" in units.columns]
-    layers = _read_csv(folder / "layers.csv", dtype={"layer": str})
     if layers is None or not len(layers):
         layers = _layer_summary(units, network)
-    concepts = _read_csv(folder / "concepts.csv", keep_default_na=False)
+    concepts = _read_csv(folder / "concepts.csv", "dissect/concepts.csv")
     return Dissection(network=network, units=units, layers=layers, concepts=concepts,
                       categories=categories, iou_threshold=threshold, config=config,
                       warnings=[str(w) for w in meta.get("warnings") or []])
+
+
+def _check_unit_counts(folder: Path, units: pd.DataFrame, layers: pd.DataFrame | None,
+                       listed: list | None) -> None:
+    """``units.csv`` holds one row per unit of every layer the dissection lists: none missing, none twice.
+
+    A truncated ``units.csv`` would otherwise read as a smaller dissection
+    ("1 of the 6 units") with no sign that anything is wrong.
+    """
+    path = folder / "units.csv"
+    twice = units.duplicated(["layer", "unit"])
+    if twice.any():
+        row = units[twice].iloc[0]
+        raise ReportInputError(f"{path} has unit {row['unit']} of layer {row['layer']} twice")
+    counts = units.groupby("layer", sort=False).size()
+    for layer in listed or []:
+        if str(layer) not in counts.index:
+            raise ReportInputError(f"{path} has no rows for layer {layer}, which "
+                                   f"{folder / 'result.json'} lists (a truncated file?)")
+    if layers is None or not len(layers):
+        return
+    extra = [layer for layer in counts.index if layer not in set(layers["layer"])]
+    if extra:
+        raise ReportInputError(f"{path} has rows for layer {extra[0]}, which {folder / 'layers.csv'} does not list "
+                               "(files of two different dissections?)")
+    for layer, expected in zip(layers["layer"], layers["units"]):
+        found = int(counts.get(layer, 0))
+        if found != int(expected):
+            raise ReportInputError(f"{path} has {found} rows for layer {layer} where {folder / 'layers.csv'} "
+                                   f"counts {int(expected)} units (a truncated or mixed-up file?)")
 
 
 @dataclass
@@ -231,17 +240,16 @@ class Census:
 def load_census(results_dir: Path, network: str) -> Census | None:
     """Read ``<network>/dissect/census_*.csv``; None when ``census_objects.csv`` is absent."""
     folder = Path(results_dir) / network / "dissect"
-    objects = _read_csv(folder / "census_objects.csv", required=("network", "layer", "object", "detectors"),
-                        dtype={"layer": str, "object": str, "network": str})
+    objects = _read_csv(folder / "census_objects.csv", "dissect/census_objects.csv")
     if objects is None:
         return None
     empty = pd.DataFrame()
 
     def read(name: str) -> pd.DataFrame:
-        frame = _read_csv(folder / name, dtype={"layer": str, "network": str})
+        frame = _read_csv(folder / name)
         return empty.copy() if frame is None else frame
 
-    config = (_read_json(folder / "census.json") or {}).get("config") or {}
+    config = (read_json(folder / "census.json") or {}).get("config") or {}
     return Census(network=network, objects=objects, layers=read("census_layers.csv"),
                   correlations=read("census_correlations.csv"), sweep=read("census_sweep.csv"),
                   informative=read("census_informative.csv"), config=config)
@@ -259,6 +267,11 @@ class Preference:
     sources: list[str]
 
 
+def _has_preference(results_dir: Path) -> bool:
+    return (results_dir / "preference" / "fractions.csv").is_file() or any(
+        results_dir.glob("*/preference/fractions.csv"))
+
+
 def load_preference(results_dir: Path) -> Preference | None:
     """Read ``RESULTS/preference`` (or every ``RESULTS/<network>/preference``); None when absent."""
     results_dir = Path(results_dir)
@@ -269,15 +282,11 @@ def load_preference(results_dir: Path) -> Preference | None:
         return None
     fractions, tops, thumbs, sources, top = [], [], [], [], 0
     for folder in folders:
-        frame = _read_csv(folder / "fractions.csv", required=("network", "layer", "source", "fraction"),
-                          dtype={"layer": str, "source": str, "network": str}, keep_default_na=False)
-        frame["fraction"] = pd.to_numeric(frame["fraction"], errors="coerce")
-        fractions.append(frame)
-        top_frame = _read_csv(folder / "top_images.csv", dtype={"id": str, "layer": str, "source": str,
-                                                                "network": str}, keep_default_na=False)
+        fractions.append(_read_csv(folder / "fractions.csv", "preference/fractions.csv"))
+        top_frame = _read_csv(folder / "top_images.csv", "preference/top_images.csv")
         if top_frame is not None:
             tops.append(top_frame)
-        meta = _read_json(folder / "preference.json") or {}
+        meta = read_json(folder / "preference.json") or {}
         top = max(top, int(meta.get("top") or 0))
         sources += [s for s in meta.get("sources") or [] if s not in sources]
         for t in meta.get("thumbnails") or []:
@@ -328,18 +337,14 @@ def load_minimal(results_dir: Path, network: str) -> list[MinimalRun]:
         return runs
     for meta_path in sorted(base.rglob("minimal.json")):
         folder = meta_path.parent
-        meta = _read_json(meta_path)
-        if not isinstance(meta, dict):
-            raise ReportInputError(f"{meta_path} must hold a JSON object")
-        images = _read_csv(folder / "images.csv", dtype={"id": str, "label_name": str, "objects_kept": str,
-                                                         "objects_present": str}, keep_default_na=False)
+        meta = read_json(meta_path)
+        images = _read_csv(folder / "images.csv", "minimal/images.csv")
         images = pd.DataFrame() if images is None else images
         for column in ("kept_fraction", "n_segments", "n_kept", "initial_score", "final_score"):
             if column in images.columns:
                 images[column] = pd.to_numeric(images[column], errors="coerce")
-        objects = _read_csv(folder / "objects.csv", dtype={"scene": str, "object": str}, keep_default_na=False)
-        diagnostic = _read_csv(folder / "diagnostic.csv", dtype={"scene": str, "object": str},
-                               keep_default_na=False)
+        objects = _read_csv(folder / "objects.csv", "minimal/objects.csv")
+        diagnostic = _read_csv(folder / "diagnostic.csv", "minimal/diagnostic.csv")
         by_id = images.set_index("id") if "id" in images.columns and images["id"].is_unique else None
         examples = []
         for e in meta.get("examples") or []:
@@ -385,9 +390,9 @@ def load_receptive_fields(results_dir: Path, network: str) -> ReceptiveFields | 
     layer_frames, unit_frames, maps, stats = [], [], {}, {}
     for meta_path in sorted(base.rglob("rf.json")):
         folder = meta_path.parent
-        meta = _read_json(meta_path) or {}
+        meta = read_json(meta_path) or {}
         layer = str(meta.get("layer", folder.name))
-        summary = _read_csv(folder / "layer.csv", dtype={"layer": str, "network": str})
+        summary = _read_csv(folder / "layer.csv", "rf/layer.csv")
         if summary is None:
             theoretical = (meta.get("theoretical") or {}).get("size", np.nan)
             summary = pd.DataFrame([{"network": network, "layer": layer, "rf_mean": np.nan, "rf_std": np.nan,
@@ -395,7 +400,7 @@ def load_receptive_fields(results_dir: Path, network: str) -> ReceptiveFields | 
         summary = summary.copy()
         summary["network"] = network
         layer_frames.append(summary)
-        units = _read_csv(folder / "units.csv", dtype={"layer": str, "network": str})
+        units = _read_csv(folder / "units.csv", "rf/units.csv")
         if units is not None:
             units = units.copy()
             units["network"] = network
@@ -428,10 +433,13 @@ def load_unit_tiles(results_dir: Path, network: str) -> dict[tuple[str, int], Pa
     if not base.is_dir():
         return tiles
     for meta_path in sorted(base.rglob("segmentations.json")):
-        meta = _read_json(meta_path) or {}
+        meta = read_json(meta_path) or {}
         layer = str(meta.get("layer", ""))
         for unit, name in (meta.get("tiles") or {}).items():
-            path = meta_path.parent / str(name)
+            if not (unit.isdigit() and isinstance(name, str)):
+                raise ReportInputError(f"{meta_path}: tiles must map unit numbers to file names, "
+                                       f"not {unit!r} to {name!r}")
+            path = meta_path.parent / name
             if path.is_file():
                 tiles[(layer, int(unit))] = path
     return tiles
@@ -492,9 +500,9 @@ def load_experiment_files(results_dir: Path, network: str, name: str, *,
         rel = path.relative_to(base).as_posix()
         suffix = path.suffix.lower()
         if suffix == ".csv":
-            tables[rel] = _read_csv(path, keep_default_na=True)
+            tables[rel] = read_csv(path, spec_for(f"{name}/{rel}"))
         elif suffix == ".json":
-            documents[rel] = _read_json(path)
+            documents[rel] = read_json(path)
         elif suffix in _IMAGE_SUFFIXES and len(images) < max_images:
             images.append(path)
     if not (tables or documents or images):
@@ -516,17 +524,16 @@ class Human:
 
 def load_human(results_dir: Path, network: str) -> Human | None:
     folder = Path(results_dir) / network / "human"
-    units = _read_csv(folder / "units.csv", dtype={"layer": str, "label": str, "type": str},
-                      keep_default_na=False, na_values={"precision": ["", "nan"]})
+    units = _read_csv(folder / "units.csv", "human/units.csv")
     if units is None:
         return None
 
     def read(name: str) -> pd.DataFrame:
-        frame = _read_csv(folder / name, dtype={"layer": str}, keep_default_na=True)
+        frame = _read_csv(folder / name)
         return pd.DataFrame() if frame is None else frame
 
     return Human(network=network, units=units, layers=read("layers.csv"), compare=read("compare.csv"),
-                 summary=_read_json(folder / "summary.json") or {})
+                 summary=read_json(folder / "summary.json") or {})
 
 
 # --------------------------------------------------------------------------- everything
@@ -612,6 +619,9 @@ def load_results(results_dir: str | Path, *, networks: list[str] | None = None) 
         if missing:
             raise LookupError(f"no results for network(s) {', '.join(missing)} in {root}; found: "
                               f"{', '.join(found) or 'none'}")
+    if not found and not _has_preference(root):
+        raise LookupError(f"{root} holds no unitscope results (no <network>/dissect, minimal, rf, ... folder and "
+                          "no preference/); point the report at the --out of an experiment")
     infos = (run or {}).get("networks") or {}
     loaded = [_load_network(root, name, infos.get(name, {})) for name in chosen]
     nulls: dict[str, NetworkResults] = {}

@@ -99,9 +99,10 @@ class Assets:
         except ValueError:
             rel = Path("external") / safe_name(os.path.dirname(path)) / os.path.basename(path)
         target = self.out / "files" / rel
-        if not target.exists() or target.stat().st_mtime < os.stat(path).st_mtime:
+        if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+            # Contents only: the copy gets the umask's permissions, not the result file's.
+            shutil.copyfile(path, target)
         return str(target)
 
     def url(self, path: Path, page_dir: Path | None = None) -> str:

@@ -1,0 +1,267 @@
+"""Reading result files for the report, and what each one must hold.
+
+Every CSV and JSON file the report reads goes through :func:`read_csv` or
+:func:`read_json` with the :class:`CsvSpec` / :class:`JsonSpec` of its kind
+(the tables :data:`CSV_SPECS` and :data:`JSON_SPECS`, keyed by file name).  A
+file that exists but does not hold what its writer writes raises
+:class:`ReportInputError` with one line naming the file and what is wrong:
+invalid JSON, a list where an object belongs, a row cut short (a truncated
+file), a missing column, a non-number where a number belongs.  The report
+would otherwise fail deep inside a section with a traceback, or worse, count
+the rows of a half-written table and state a wrong number.
+
+A file that is absent reads as ``None``: a partial result set gives a
+partial report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ReportInputError", "CsvSpec", "JsonSpec", "CSV_SPECS", "JSON_SPECS", "read_csv", "read_json",
+           "spec_for"]
+
+
+class ReportInputError(ValueError):
+    """A result file exists but cannot be read (malformed CSV / JSON, missing columns, truncated rows)."""
+
+
+@dataclass(frozen=True)
+class CsvSpec:
+    """What a CSV file must hold.
+
+    Attributes
+    ----------
+    required : tuple of str
+        Columns that must be present.
+    numbers : tuple of str
+        Columns (when present) whose every cell is a finite number.
+    integers : tuple of str
+        Columns (when present) whose every cell is an integer; read as ``int``.
+    text : tuple of str
+        Columns read as strings (labels that look like numbers stay labels).
+    keep_default_na : bool
+        pandas' ``keep_default_na``: False keeps a label such as ``"NA"``.
+    na_values : dict
+        Per column, the cells that mean "no value".
+    """
+
+    required: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
+    integers: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()
+    keep_default_na: bool = True
+    na_values: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JsonSpec:
+    """What a JSON document must hold.
+
+    Attributes
+    ----------
+    kind : type
+        The top-level type (``dict`` or ``list``).
+    keys : dict
+        For an object: key -> type its value must have when present and not null.
+    items : type, optional
+        For a list: the type of every item.
+    item_keys : dict
+        For a list of objects: key -> type, as ``keys``.
+    """
+
+    kind: type = dict
+    keys: dict = field(default_factory=dict)
+    items: type | None = None
+    item_keys: dict = field(default_factory=dict)
+
+
+_TEXT = ("network", "layer")
+
+#: Known CSV files, by the path relative to the network's folder (or the results' for ``preference/``).
+CSV_SPECS: dict[str, CsvSpec] = {
+    "dissect/units.csv": CsvSpec(required=("layer", "unit", "label", "iou"), numbers=("iou",),
+                                 integers=("unit",), text=_TEXT + ("label", "category", "type"),
+                                 keep_default_na=False,
+                                 na_values={"precision": ["", "nan", "NaN"]}),
+    "dissect/layers.csv": CsvSpec(required=("layer", "units"), integers=("units", "detectors"), text=_TEXT),
+    "dissect/concepts.csv": CsvSpec(keep_default_na=False),
+    "dissect/census_objects.csv": CsvSpec(required=("network", "layer", "object", "detectors"),
+                                          integers=("detectors",), text=_TEXT + ("object",)),
+    "preference/fractions.csv": CsvSpec(required=("network", "layer", "source", "fraction"),
+                                        numbers=("fraction",), text=_TEXT + ("source",), keep_default_na=False),
+    "preference/top_images.csv": CsvSpec(text=_TEXT + ("id", "source"), integers=("rank",), keep_default_na=False),
+    "minimal/images.csv": CsvSpec(text=("id", "label_name", "objects_kept", "objects_present"),
+                                  keep_default_na=False),
+    "minimal/objects.csv": CsvSpec(text=("scene", "object"), keep_default_na=False),
+    "minimal/diagnostic.csv": CsvSpec(text=("scene", "object"), keep_default_na=False),
+    "rf/units.csv": CsvSpec(integers=("unit",), text=_TEXT),
+    "rf/layer.csv": CsvSpec(text=_TEXT),
+    "human/units.csv": CsvSpec(required=("layer", "unit", "label"), integers=("unit",),
+                               text=("layer", "label", "type"), keep_default_na=False,
+                               na_values={"precision": ["", "nan"]}),
+    "localize/units.csv": CsvSpec(integers=("unit",), text=_TEXT + ("object",)),
+    "ablate/classes.csv": CsvSpec(text=_TEXT + ("object", "class_name")),
+}
+#: Any other CSV file: it must parse, with as many cells in every row as in its header.
+GENERIC_CSV = CsvSpec(text=_TEXT)
+
+#: Known JSON documents, by the file name (the folders that hold them vary).
+JSON_SPECS: dict[str, JsonSpec] = {
+    "run.json": JsonSpec(keys={"config": dict, "versions": dict, "timings": dict, "networks": dict}),
+    "result.json": JsonSpec(keys={"config": dict, "layers": list, "network": str}),
+    "census.json": JsonSpec(keys={"config": dict}),
+    "preference.json": JsonSpec(keys={"top": int, "sources": list, "thumbnails": list}),
+    "minimal.json": JsonSpec(keys={"options": dict, "counts": dict, "examples": list}),
+    "rf.json": JsonSpec(keys={"layer": str, "theoretical": dict, "stats": dict, "pictures": list}),
+    "segmentations.json": JsonSpec(keys={"layer": str, "tiles": dict}),
+    "localize.json": JsonSpec(keys={"counts": dict, "options": dict}),
+    "examples.json": JsonSpec(kind=list, items=dict, item_keys={"picture": dict, "detections": list}),
+    "ablate.json": JsonSpec(keys={"counts": dict, "options": dict}),
+    "summary.json": JsonSpec(),
+}
+#: Lists of objects inside known documents: file name -> list key -> the keys of each item, as ``keys``.
+_LISTS_OF_OBJECTS = {"preference.json": {"thumbnails": {"rank": int, "file": str}},
+                     "minimal.json": {"examples": {"original": str, "minimal": str}}}
+
+_JSON_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer",
+               float: "a number", bool: "true or false", type(None): "null"}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def spec_for(relative: str) -> CsvSpec:
+    """The spec of a CSV file, by its path relative to a network folder (``dissect/units.csv``)."""
+    parts = relative.split("/")
+    return CSV_SPECS.get(f"{parts[0]}/{parts[-1]}", GENERIC_CSV)
+
+
+# --------------------------------------------------------------------------- JSON
+def read_json(path: Path, spec: JsonSpec | None = None) -> Any:
+    """Parse a JSON file and check it against ``spec`` (default: ``JSON_SPECS[path.name]``); None when absent.
+
+    Raises
+    ------
+    ReportInputError
+        If the file is not valid UTF-8 JSON or does not hold what ``spec`` asks.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReportInputError(f"cannot read {path}: not valid JSON ({exc})") from None
+    spec = spec or JSON_SPECS.get(path.name)
+    if spec is None:
+        return document
+    if not _is(document, spec.kind):
+        raise ReportInputError(f"{path} must hold {_JSON_NAMES[spec.kind]}, not {_describe(document)}")
+    objects = [document] if spec.kind is dict else []
+    if spec.kind is list and spec.items is not None:
+        for i, item in enumerate(document):
+            if not _is(item, spec.items):
+                raise ReportInputError(f"{path}: item {i} must be {_JSON_NAMES[spec.items]}, not {_describe(item)}")
+        objects = document if spec.items is dict else []
+    _check_keys(path, objects, spec.keys if spec.kind is dict else spec.item_keys)
+    for key, item_keys in _LISTS_OF_OBJECTS.get(path.name, {}).items():
+        items = document.get(key) or []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise ReportInputError(f"{path}: {key}[{i}] must be a JSON object, not {_describe(item)}")
+        _check_keys(path, items, item_keys, where=f"{key}[].")
+    return document
+
+
+def _check_keys(path: Path, objects: list, keys: dict, *, where: str = "") -> None:
+    for obj in objects:
+        for key, kind in keys.items():
+            value = obj.get(key)
+            if value is not None and not _is(value, kind):
+                raise ReportInputError(f"{path}: {where}{key} must be {_JSON_NAMES[kind]}, not {_describe(value)}")
+
+
+# --------------------------------------------------------------------------- CSV
+def _check_rows(path: Path) -> None:
+    """Every row has as many cells as the header: a row cut short is a truncated (half-written) file."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return
+        for row in reader:
+            if row and len(row) != len(header):
+                raise ReportInputError(
+                    f"{path} line {reader.line_num}: {len(row)} cells where the header has {len(header)} "
+                    "(a truncated or hand-edited file?)")
+
+
+def _bad_cell(path: Path, frame: pd.DataFrame, column: str, bad: pd.Series, what: str) -> ReportInputError:
+    row = int(bad.to_numpy().nonzero()[0][0])
+    return ReportInputError(f"{path} line {row + 2}: column {column} holds {frame[column].iloc[row]!r}, "
+                            f"not {what}")
+
+
+def read_csv(path: Path, spec: CsvSpec = GENERIC_CSV) -> pd.DataFrame | None:
+    """Read a CSV file and check it against ``spec``; None when the file is absent.
+
+    Raises
+    ------
+    ReportInputError
+        If the file cannot be parsed, a row has too few or too many cells,
+        a required column is missing, or a number column holds a non-number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        _check_rows(path)
+        frame = pd.read_csv(path, dtype={c: str for c in spec.text}, keep_default_na=spec.keep_default_na,
+                            na_values=spec.na_values or None)
+    except pd.errors.EmptyDataError:
+        if spec.required:
+            raise ReportInputError(f"{path} is empty; expected the columns {', '.join(spec.required)}") from None
+        return pd.DataFrame()
+    except UnicodeDecodeError:
+        raise ReportInputError(f"cannot read {path}: not UTF-8 text") from None
+    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+        if isinstance(exc, ReportInputError):
+            raise
+        raise ReportInputError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
+    missing = [c for c in spec.required if c not in frame.columns]
+    if missing:
+        raise ReportInputError(f"{path} lacks the column(s) {', '.join(missing)}")
+    for column in spec.numbers:
+        if column in frame.columns:
+            values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise _bad_cell(path, frame, column, bad, "a finite number")
+            frame[column] = values
+    for column in spec.integers:
+        if column in frame.columns:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            bad = values.isna() | (values.astype(float) % 1 != 0)
+            if bad.any():
+                raise _bad_cell(path, frame, column, bad, "an integer")
+            frame[column] = values.astype("int64")
+    return frame
