@@ -80,7 +80,8 @@ def friendly_errors(func: Callable) -> Callable:
             if debug_enabled():
                 raise
             message = str(exc) if not isinstance(exc, KeyError) else str(exc.args[0] if exc.args else exc)
-            typer.echo(f"unitscope: error: {message}", err=True)
+            # one line whatever the library (or a third-party exception) put in the text
+            typer.echo(f"unitscope: error: {' '.join(message.split())}", err=True)
             raise typer.Exit(2)
 
     return wrapper
