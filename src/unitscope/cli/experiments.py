@@ -11,26 +11,29 @@ from typing import List, Optional
 
 import typer
 
+from unitscope.cli import _options as O
 from unitscope.cli._common import friendly_errors, split_list, tqdm_progress
 
 __all__ = ["register"]
 
 
-def parse_net(spec: str):
-    """``NAME=ARCH[:WEIGHTS]`` -> (name, model)."""
-    from unitscope.models import create_model
-
+def parse_net(spec: str, preprocessing: dict | None = None, *, batch_size: int | None = None):
+    """``NAME=MODEL[:WEIGHTS]`` -> (name, model); MODEL may be ``file.py:factory`` or ``pkg.mod:factory``."""
     if "=" not in spec:
-        raise ValueError(f"--net takes NAME=ARCH[:WEIGHTS], got {spec!r}")
+        raise ValueError(f"--net takes NAME=MODEL[:WEIGHTS], got {spec!r}")
     name, rest = spec.split("=", 1)
-    arch, _, weights = rest.partition(":")
-    return name, create_model(arch or None, weights=Path(weights) if weights else None)
+    parts = rest.split(":")
+    # registry names have no dot: a dotted first part is a file.py or package.module with its factory
+    if "." in parts[0] and not parts[0].endswith(".pt2") and len(parts) > 1:
+        arch, weights = ":".join(parts[:2]), ":".join(parts[2:])
+    else:
+        arch, weights = parts[0], ":".join(parts[1:])
+    if not arch and weights:
+        from unitscope.models import create_model
 
-
-def open_model(model: str, weights: Optional[Path]):
-    from unitscope.models import create_model
-
-    return create_model(model, weights=weights)
+        return name, create_model(None, weights=Path(weights))  # the checkpoint names its architecture
+    return name, O.open_network(arch, Path(weights) if weights else None, preprocessing or {},
+                                batch_size=batch_size, command="preference")
 
 
 def _run_with_bar(name, func, **kwargs):
@@ -54,37 +57,56 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
         checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
         restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
+        preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+        input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+        channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
         """Which images each layer prefers: the source mix of its top images (pre-experiment).
 
         Run it again with the same arguments after an interruption to resume.
         """
+        from unitscope.cli._run_record import RunRecord
         from unitscope.data.open import open_pool
         from unitscope.experiments.preference import layer_preference
         from unitscope.models import model_info
 
-        models = {n: m.to(device) for n, m in (parse_net(spec) for spec in net)}
-        first = next(iter(models.values()))
-        pools = []
+        record = RunRecord("preference")
+        pre_options = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                             resize=resize, channel_order=channel_order, scale=scale)
+        pool_specs = []
         for spec in pool:
             if "=" not in spec:
                 raise ValueError(f"--pool takes SOURCE=DIR, got {spec!r}")
-            source, folder = spec.split("=", 1)
-            pools.append(open_pool(Path(folder), kind="plain", source=source,
-                                   preprocessing=model_info(first).preprocessing))
+            pool_specs.append(spec.split("=", 1))
+        models = {n: m.to(device) for n, m in (parse_net(spec, pre_options, batch_size=batch_size) for spec in net)}
         layer_map = split_list(layers) or {n: model_info(m).default_layers for n, m in models.items()}
-        result = _run_with_bar("layer preference", layer_preference, models=models, layers=layer_map,
-                               pools=pools, top=top, batch_size=batch_size,
-                               work_dir=out / ".partial" / "preference", checkpoint_every=checkpoint_every,
-                               restart=restart)
+        # Each network sees the images prepared its own way: one scoring pass per preprocessing.
+        groups: dict = {}
+        for n, m in models.items():
+            groups.setdefault(model_info(m).preprocessing, []).append(n)
+        result = None
+        for number, (pre, names) in enumerate(groups.items()):
+            pools = [open_pool(Path(folder), kind="plain", source=source, preprocessing=pre)
+                     for source, folder in pool_specs]
+            with record.stage(f"score {', '.join(names)}"):
+                part = _run_with_bar(
+                    "layer preference", layer_preference, models={n: models[n] for n in names},
+                    layers=layer_map if isinstance(layer_map, list) else {n: layer_map[n] for n in names},
+                    pools=pools, top=top, batch_size=batch_size, checkpoint_every=checkpoint_every,
+                    work_dir=out / ".partial" / ("preference" if len(groups) == 1 else f"preference-{number}"),
+                    restart=restart)
+            for n in names:
+                record.network(n, models[n], pools[0])
+            result = part if result is None else result.merge(part)
         result.save(out / "preference")
+        record.write(out / "preference")
         typer.echo(result.to_frame().to_string(index=False))
         typer.echo(f"results in {out / 'preference'}")
 
     @app.command()
     @friendly_errors
     def minimal(
-        model: str = typer.Option(..., "--model"),
+        model: str = typer.Option(..., "--model", help=O.MODEL_HELP),
         data: Path = typer.Option(..., "--data", help="Plain pool (ImageFolder) or annotated pool."),
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/minimal/."),
         weights: Optional[Path] = typer.Option(None, "--weights"),
@@ -98,6 +120,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, "--batch-size"),
         chunk: int = typer.Option(50, "--chunk", help="Images per saved chunk (the unit of resumption)."),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+        preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+        input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+        channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
         """Minimal image representations: remove segments while the class stays correct (Exp. 1)."""
         from unitscope.data.open import open_pool
@@ -107,21 +132,28 @@ def register(app: typer.Typer) -> None:
         import shutil
 
         from unitscope.cli._common import StageCache
+        from unitscope.experiments._common import preprocessing_record
         from unitscope.experiments._runstate import weights_fingerprint
         from unitscope.experiments.minimal_images import MinimalImagesResult
 
-        net = open_model(model, weights).to(device)
+        from unitscope.cli._run_record import RunRecord
+
+        record = RunRecord("minimal")
+        net = O.open_network(model, weights, O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                                  resize=resize, channel_order=channel_order, scale=scale),
+                             batch_size=batch_size, command="minimal").to(device)
         options = {"label_category": label_category} if label_category else {}
         if label_pattern:
             options["label_pattern"] = label_pattern
         pool = open_pool(data, preprocessing=model_info(net).preprocessing, **options)
-        target = out / (name or model) / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
+        target = out / (name or O.model_label(model)) / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
         partial = target.parent / f".partial-{target.name}"
         # The search runs chunk by chunk; each finished chunk is saved, so an interrupted
         # run started again with the same arguments resumes at the first unfinished chunk.
         stages = StageCache(partial / "stages.json", lambda line: typer.echo(line, err=True))
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "segmentation": segmentation,
-                  "segments": n_segments, "fill": fill, "max_images": max_images, "options": options}
+                  "segments": n_segments, "fill": fill, "max_images": max_images, "options": options,
+                  "preprocessing": preprocessing_record(net, pool)}
         merged, remaining = None, max_images
         for number, start in enumerate(range(0, len(pool), chunk)):
             if remaining is not None and remaining <= 0:
@@ -136,20 +168,23 @@ def register(app: typer.Typer) -> None:
                                        indices=indices, batch_size=batch_size)
                 result.save(folder)
 
-            stages.run(folder.name, dict(config, indices=[indices[0], indices[-1]], quota=remaining), run_chunk)
+            with record.stage("search"):
+                stages.run(folder.name, dict(config, indices=[indices[0], indices[-1]], quota=remaining), run_chunk)
             part = MinimalImagesResult.load(folder)
             merged = part if merged is None else merged.merge(part)
             if remaining is not None:
                 remaining -= part.counts.get("evaluated", 0)
         merged.options["max_images"] = max_images
         merged.save(target)
+        record.network(name or model, net, pool)
+        record.write(target)
         shutil.rmtree(partial, ignore_errors=True)
         typer.echo(f"results in {target}")
 
     @app.command()
     @friendly_errors
     def rf(
-        model: str = typer.Option(..., "--model"),
+        model: str = typer.Option(..., "--model", help=O.MODEL_HELP),
         data: Path = typer.Option(..., "--data"),
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/rf/<layer>/."),
         weights: Optional[Path] = typer.Option(None, "--weights"),
@@ -160,6 +195,9 @@ def register(app: typer.Typer) -> None:
         max_images: Optional[int] = typer.Option(None, "--max-images", help="Use the first N images of the pool."),
         batch_size: int = typer.Option(64, "--batch-size"),
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+        preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+        input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+        channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
         """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2)."""
         from unitscope.data.open import open_pool
@@ -167,7 +205,13 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.empirical_rf import empirical_receptive_fields, summarise_receptive_fields
         from unitscope.models import model_info
 
-        net = open_model(model, weights).to(device)
+        from unitscope.cli._run_record import RunRecord
+        from unitscope.experiments._common import preprocessing_record
+
+        record = RunRecord("rf")
+        net = O.open_network(model, weights, O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                                  resize=resize, channel_order=channel_order, scale=scale),
+                             native=False, command="rf").to(device)
         pool = open_pool(data, preprocessing=model_info(net).preprocessing)
         if max_images:
             pool = pool.subset(range(min(max_images, len(pool))))
@@ -176,11 +220,11 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments._runstate import weights_fingerprint
         from unitscope.experiments.empirical_rf import EmpiricalRFResult
 
-        network = name or model
+        network = name or O.model_label(model)
         # one stage per layer: an interrupted run resumes at the first unfinished layer
         stages = StageCache(out / network / "rf" / ".stages.json", lambda line: typer.echo(line, err=True))
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "top_k": top_k,
-                  "units": unit_list, "max_images": max_images}
+                  "units": unit_list, "max_images": max_images, "preprocessing": preprocessing_record(net, pool)}
         results = []
         for layer in split_list(layers) or model_info(net).default_layers:
             def run_layer(layer=layer):
@@ -189,16 +233,19 @@ def register(app: typer.Typer) -> None:
                                        network=network, batch_size=batch_size)
                 result.save(out / network / "rf" / layer)
 
-            stages.run(layer, dict(config, layer=layer), run_layer)
+            with record.stage(layer):
+                stages.run(layer, dict(config, layer=layer), run_layer)
             results.append(EmpiricalRFResult.load(out / network / "rf" / layer))
         summary = summarise_receptive_fields(results)
         write_csv(out / network / "rf" / "summary.csv", summary)
+        record.network(network, net, pool)
+        record.write(out / network / "rf")
         typer.echo(summary.to_string(index=False))
 
     @app.command()
     @friendly_errors
     def localize(
-        model: str = typer.Option(..., "--model"),
+        model: str = typer.Option(..., "--model", help=O.MODEL_HELP),
         data: Path = typer.Option(..., "--data", help="Annotated pool."),
         dissection: Path = typer.Option(..., "--dissection", help="A dissection result folder (OUT/NAME/dissect)."),
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/localize/."),
@@ -210,6 +257,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
         checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
         restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
+        preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+        input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+        channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
         """Units as object localizers: masks, boxes and the pointing game (Exp. 5).
 
@@ -220,21 +270,29 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.localize import localize_objects
         from unitscope.models import model_info
 
-        net = open_model(model, weights).to(device)
+        from unitscope.cli._run_record import RunRecord
+
+        record = RunRecord("localize")
+        net = O.open_network(model, weights, O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                                  resize=resize, channel_order=channel_order, scale=scale),
+                             native=False, command="localize").to(device)
         options = {"label_category": label_category} if label_category else {}
         pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing, **options)
-        result = _run_with_bar("localize", localize_objects, model=net, layer=layer, data=pool,
-                               dissection=DissectionResult.load(dissection), batch_size=batch_size,
-                               work_dir=out / (name or model) / ".partial" / "localize",
-                               checkpoint_every=checkpoint_every, restart=restart)
-        target = out / (name or model) / "localize"
+        with record.stage("localize"):
+            result = _run_with_bar("localize", localize_objects, model=net, layer=layer, data=pool,
+                                   dissection=DissectionResult.load(dissection), batch_size=batch_size,
+                                   work_dir=out / (name or O.model_label(model)) / ".partial" / "localize",
+                                   checkpoint_every=checkpoint_every, restart=restart)
+        target = out / (name or O.model_label(model)) / "localize"
         result.save(target)
+        record.network(name or model, net, pool)
+        record.write(target)
         typer.echo(f"results in {target}")
 
     @app.command()
     @friendly_errors
     def ablate(
-        model: str = typer.Option(..., "--model"),
+        model: str = typer.Option(..., "--model", help=O.MODEL_HELP),
         data: Path = typer.Option(..., "--data", help="Annotated pool with class labels."),
         dissection: Path = typer.Option(..., "--dissection", help="A dissection result folder."),
         out: Path = typer.Option(..., "--out", help="Writes OUT/NAME/ablate/."),
@@ -247,6 +305,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
         checkpoint_every: int = typer.Option(20, "--checkpoint-every", help="Batches between checkpoints."),
         restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
+        preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+        input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+        channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
         """Switch off the detectors of each object and measure each class's accuracy drop.
 
@@ -257,13 +318,21 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.dissect import DissectionResult
         from unitscope.models import model_info
 
-        net = open_model(model, weights).to(device)
+        from unitscope.cli._run_record import RunRecord
+
+        record = RunRecord("ablate")
+        net = O.open_network(model, weights, O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                                  resize=resize, channel_order=channel_order, scale=scale),
+                             batch_size=batch_size, command="ablate").to(device)
         pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing,
                                    label_category=label_category)
-        result = _run_with_bar("ablate", ablate_detectors, model=net, layer=layer, data=pool,
-                               dissection=DissectionResult.load(dissection), n_random=n_random,
-                               batch_size=batch_size, work_dir=out / (name or model) / ".partial" / "ablate",
-                               checkpoint_every=checkpoint_every, restart=restart)
-        target = out / (name or model) / "ablate"
+        with record.stage("ablate"):
+            result = _run_with_bar("ablate", ablate_detectors, model=net, layer=layer, data=pool,
+                                   dissection=DissectionResult.load(dissection), n_random=n_random,
+                                   batch_size=batch_size, work_dir=out / (name or O.model_label(model)) / ".partial" / "ablate",
+                                   checkpoint_every=checkpoint_every, restart=restart)
+        target = out / (name or O.model_label(model)) / "ablate"
         result.save(target)
+        record.network(name or model, net, pool)
+        record.write(target)
         typer.echo(f"results in {target}")

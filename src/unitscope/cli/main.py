@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 
+from unitscope.cli import _options as O
 from unitscope.cli._common import OneLineErrorsGroup, default_home, friendly_errors, split_list, tqdm_progress
 from unitscope.cli.label import label_app
 
@@ -39,15 +40,17 @@ def _root(
 @app.command()
 @friendly_errors
 def layers(
-    model: str = typer.Argument(..., help="Architecture name (see `unitscope models`)."),
+    model: str = typer.Argument(..., help=O.MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint file to load."),
     num_classes: Optional[int] = typer.Option(None, "--num-classes", help="Output classes (inferred from the checkpoint when given)."),
+    input_size: Optional[str] = O.INPUT_SIZE,
 ) -> None:
     """List a model's layers with channels, stride and theoretical receptive field."""
-    from unitscope.models import create_model, layers_frame
+    from unitscope.models import layers_frame, model_info
 
-    net = create_model(model, weights=weights, num_classes=num_classes)
-    frame = layers_frame(net)
+    net = O.open_network(model, weights, O.preprocessing_options(input_size=input_size),
+                         num_classes=num_classes, native=False, command="layers")
+    frame = layers_frame(net, input_size=model_info(net).preprocessing.size_hw)
     typer.echo(frame.to_string(index=False))
 
 
@@ -110,22 +113,17 @@ def train(
         )
 
 
-def _load_network(model: str, weights: Optional[Path], num_classes: Optional[int] = None):
-    from unitscope.models import create_model
-
-    return create_model(model, weights=weights, num_classes=num_classes)
-
-
 def _network_name(model: str, weights: Optional[Path], name: Optional[str]) -> str:
     if name:
         return name
+    model = O.model_label(model)
     return f"{model}-{weights.stem}" if weights else f"{model}-random"
 
 
 @app.command()
 @friendly_errors
 def dissect(
-    model: str = typer.Option(..., "--model", help="Architecture name (`unitscope models`)."),
+    model: str = typer.Option(..., "--model", help=O.MODEL_HELP),
     data: Path = typer.Option(..., "--data", help="Annotated pool: a Broden directory or images/ + labels/ folders."),
     out: Path = typer.Option(..., "--out", help="Results directory; writes OUT/NAME/dissect/."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint file (random weights without it)."),
@@ -144,6 +142,9 @@ def dissect(
     segmentations: int = typer.Option(0, "--segmentations", help="Write the top-N segmentation images of each unit (for labeling and the report)."),
     null: bool = typer.Option(False, "--null", help="Also dissect the same architecture with random weights (NAME-random) as a null."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random-weights null."),
+    preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+    input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+    channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
 ) -> None:
     """Network dissection: label every unit of the layers by IoU with concept masks.
 
@@ -153,16 +154,20 @@ def dissect(
     """
     import torch
 
+    from unitscope.cli._run_record import RunRecord
     from unitscope.data.open import open_annotated_pool
     from unitscope.experiments import _distributed as D
     from unitscope.experiments.dissect import dissect as run_dissect
     from unitscope.models import model_info
 
+    record = RunRecord("dissect")
+    pre_options = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                          resize=resize, channel_order=channel_order, scale=scale)
     distributed = D.init_from_environment()
     rank, world = D.rank_and_world()
     if distributed and device.startswith("cuda"):
         device = f"cuda:{torch.cuda.current_device()}"
-    net = _load_network(model, weights).to(device)
+    net = O.open_network(model, weights, pre_options, native=False, command="dissect").to(device)
     info = model_info(net)
     layer_list = split_list(layers_) or list(info.default_layers)
     if not layer_list:
@@ -173,7 +178,9 @@ def dissect(
     runs = [(network, net)]
     if null:
         torch.manual_seed(seed)
-        random_net = _load_network(model, None, num_classes=len(info.class_names) or None).to(device)
+        random_net = O.open_network(model, None, pre_options, num_classes=len(info.class_names) or None,
+                                    native=False, command="dissect").to(device)
+        model_info(random_net).preprocessing = info.preprocessing  # the same images as the trained one
         runs.append((f"{network}-random", random_net))
     if label_cache is None:
         labels_folder = default_home() / "cache" / "labels"
@@ -185,13 +192,15 @@ def dissect(
         if rank != 0:
             bar.disable = True
         try:
-            results[run_name] = run_dissect(
-                run_net, layer_list, pool, network=run_name, quantile=quantile,
-                iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
-                num_workers=workers, mask_size="auto" if mask_size is None else (mask_size or None),
-                work_dir=out / run_name / ".partial" / "dissect",
-                checkpoint_every=checkpoint_every, restart=restart, progress=callback,
-                label_cache=labels_folder)
+            with record.stage(f"dissect {run_name}"):
+                results[run_name] = run_dissect(
+                    run_net, layer_list, pool, network=run_name, quantile=quantile,
+                    iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
+                    num_workers=workers, mask_size="auto" if mask_size is None else (mask_size or None),
+                    work_dir=out / run_name / ".partial" / "dissect",
+                    checkpoint_every=checkpoint_every, restart=restart, progress=callback,
+                    label_cache=labels_folder)
+            record.network(run_name, run_net, pool)
         finally:
             bar.close()
     result = results[network]
@@ -199,15 +208,18 @@ def dissect(
         from unitscope.experiments.census import object_census
 
         null_result = results.get(f"{network}-random")
-        if null_result is not None:
-            null_result.save(out / null_result.network / "dissect")
-            object_census(null_result).save(out / null_result.network / "dissect")
-        result.save(target)
-        object_census(result, null=null_result).save(target)
+        with record.stage("save"):
+            if null_result is not None:
+                null_result.save(out / null_result.network / "dissect")
+                object_census(null_result).save(out / null_result.network / "dissect")
+            result.save(target)
+            object_census(result, null=null_result).save(target)
         if segmentations:
             from unitscope.experiments.segmentations import write_unit_segmentations
 
-            write_unit_segmentations(net, result, pool, out / network / "segmentations", top=segmentations)
+            with record.stage("segmentations"):
+                write_unit_segmentations(net, result, pool, out / network / "segmentations", top=segmentations)
+        record.write(target)
         summary = result.layer_summary()
         for row in summary.itertuples():
             typer.echo(f"{network} {row.layer}: {row.detectors}/{row.units} detectors, "

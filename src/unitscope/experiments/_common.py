@@ -29,6 +29,7 @@ __all__ = [
     "check_positive_int",
     "normalisation",
     "check_layers",
+    "preprocessing_record",
 ]
 
 #: ``progress(done, total)``: called as work completes (the CLI passes a tqdm bar).
@@ -162,25 +163,30 @@ def normalisation(
 
     Taken from the arguments when given, else from the data set's transform
     (a pool's transform carries ``mean``/``std``), else from the model's
-    preprocessing metadata (``model_info(model).preprocessing``).
+    preprocessing metadata (``model_info(model).preprocessing``); values for
+    pixels in ``[0, 255]`` (``scale`` 255) are divided by 255.  They are in
+    the input's channel order (BGR for a ``caffe`` network).
 
     Returns
     -------
     mean, std : Tensor
         Shape ``(3, 1, 1)``, float32, on the CPU.
     """
+    # A transform or preprocessing that scales pixels to [0, 255] has its mean and std in those
+    # units: divided by the scale they undo the normalisation back to [0, 1].
     if mean is None or std is None:
         transform = getattr(data, "transform", None)
         t_mean, t_std = getattr(transform, "mean", None), getattr(transform, "std", None)
         if t_mean is not None and t_std is not None:
-            mean = t_mean if mean is None else mean
-            std = t_std if std is None else std
+            scale = float(getattr(transform, "scale", 1.0))
+            mean = [m / scale for m in t_mean] if mean is None else mean
+            std = [s / scale for s in t_std] if std is None else std
     if mean is None or std is None:
         from unitscope.models.info import model_info
 
         pre = model_info(model).preprocessing
-        mean = pre.mean if mean is None else mean
-        std = pre.std if std is None else std
+        mean = [m / pre.scale for m in pre.mean] if mean is None else mean
+        std = [s / pre.scale for s in pre.std] if std is None else std
     mean_t = torch.as_tensor([float(m) for m in mean], dtype=torch.float32)
     std_t = torch.as_tensor([float(s) for s in std], dtype=torch.float32)
     if mean_t.numel() != 3 or std_t.numel() != 3:
@@ -223,3 +229,33 @@ def class_names(model: nn.Module, data: Dataset, given: Sequence[str] | None = N
         return list(names)
     names = getattr(data, "class_names", None)
     return list(names) if names else None
+
+
+def preprocessing_record(model: nn.Module, data: Dataset | None = None) -> dict:
+    """The preprocessing a run used, for its result and its resume key.
+
+    The data set's transform says what was done to the images (size,
+    geometry, channel order, scale, mean, std); the model's preprocessing
+    says where each value came from (``sources``) and which preset it
+    matches.  A transform that cannot describe itself is named by its type.
+    """
+    from unitscope.models.info import model_info
+
+    pre = model_info(model).preprocessing
+    transform = getattr(data, "transform", None)
+    describe = getattr(transform, "describe", None)
+    if callable(describe):
+        record = dict(describe())
+    elif transform is not None:
+        record = {"transform": f"{type(transform).__module__}.{type(transform).__qualname__}"}
+    else:
+        record = {k: v for k, v in pre.to_dict().items() if k not in ("preset", "sources")}
+    record["preset"] = pre.preset if _matches(record, pre) else None
+    record["sources"] = dict(pre.sources) if _matches(record, pre) else {"all": "the pool's own transform"}
+    return record
+
+
+def _matches(record: dict, pre) -> bool:
+    """Whether a transform's description has the model preprocessing's values."""
+    return (record.get("mean") == list(pre.mean) and record.get("std") == list(pre.std)
+            and record.get("channel_order") == pre.channel_order and record.get("scale") == pre.scale)

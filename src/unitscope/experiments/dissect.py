@@ -54,7 +54,7 @@ from torch.utils.data import DataLoader, Dataset
 import unitscope
 from unitscope.data.concepts import Annotation, ConceptTable
 from unitscope.experiments import _distributed as D
-from unitscope.experiments._common import eval_mode, model_device
+from unitscope.experiments._common import eval_mode, model_device, preprocessing_record
 from unitscope.experiments._io import read_json, write_csv, write_json
 from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
 from unitscope.hooks import TraceDict, resolve_layer
@@ -378,8 +378,11 @@ class _LabelBatches(Dataset):
         self.membership = torch.zeros(len(self.categories), self.num_concepts)  # category -> its concepts
         for c in concepts:
             self.membership[self.categories.index(c.category), c.number - 1] = 1.0
+        geometry = getattr(shard, "geometry_key", None)
+        # masks cropped or padded like the images are other annotations than the whole masks
         self._salt = config_key({"format": _LABEL_FORMAT, "mask_size": mask_size,
-                                 "concepts": concepts.to_records()})
+                                 "concepts": concepts.to_records(),
+                                 **({"geometry": geometry()} if callable(geometry) and geometry() else {})})
 
     def __len__(self) -> int:
         return math.ceil(len(self.view) / self.batch_size)
@@ -576,7 +579,7 @@ def dissect(
     if mask_size == "auto":
         from unitscope.models.info import model_info
 
-        mask_size = max(1, model_info(model).preprocessing.input_size // 2)
+        mask_size = max(1, model_info(model).preprocessing.nominal_side // 2)
     elif mask_size is not None and (isinstance(mask_size, str) or int(mask_size) < 1):
         raise ValueError(f"mask_size must be a positive int, 'auto' or None, not {mask_size!r}")
     if not 0 < quantile < 1:
@@ -601,6 +604,7 @@ def dissect(
         "weights": weights_fingerprint(model),
         "data": {"type": type(data).__name__, "n": len(data),
                  "ids": config_key({"ids": list(getattr(data, "ids", []))})},
+        "preprocessing": preprocessing_record(model, data),
         "quantile": quantile,
         "iou_threshold": iou_threshold,
         "top_k": top_k,

@@ -76,6 +76,7 @@ from torch.utils.data import Dataset
 from unitscope.hooks import Trace, resolve_layer
 
 from ._common import (
+    preprocessing_record,
     Progress,
     check_dataset,
     check_positive_int,
@@ -703,7 +704,8 @@ def empirical_receptive_fields(
         "topk_s": topk_seconds, "occlusion_s": time.perf_counter() - occlusion_started,
     }
     options = {"top_k": top_k, "crop": crop, "check": check, "seed": seed, "batch_size": batch_size,
-               "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist()}
+               "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist(),
+               "preprocessing": preprocessing_record(model, data)}
     return EmpiricalRFResult(
         layer=layer, units=units_arr, maps=maps.astype(np.float32), sizes=sizes, top_ids=top_ids,
         top_values=top_values, locations=locations, theoretical=window, image_size=(h, w),

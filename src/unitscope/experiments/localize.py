@@ -65,6 +65,7 @@ import unitscope
 from unitscope.hooks import TraceDict, resolve_layer
 
 from ._common import (
+    preprocessing_record,
     class_names as _class_names,
     Progress,
     check_dataset,
@@ -655,7 +656,8 @@ def localize_objects(
                "iou_threshold": threshold, "pointing_radius": pointing_radius, "box_hit_iou": box_hit_iou,
                "mask_size": mask_size, "examples": examples, "batch_size": batch_size,
                "max_images": max_images, "connectivity": 8,
-               "detectors": {name: detectors[name] for name in layers}}
+               "detectors": {name: detectors[name] for name in layers},
+               "preprocessing": preprocessing_record(model, data)}
     return LocalizationResult(network=network, layers=layers, units=units_frame, objects=objects_frame,
                               examples=kept_examples, pictures=pictures, counts=counts, options=options)
 

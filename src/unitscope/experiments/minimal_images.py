@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ._common import (
+    preprocessing_record,
     class_names as _class_names,
     Progress,
     check_dataset,
@@ -549,7 +550,8 @@ def minimal_images(
                "categories": list(categories) if seg_name == "masks" else None,
                "split_instances": split_instances if seg_name == "masks" else None,
                "fill": fill, "blur_sigma": blur_sigma, "score": score, "max_images": max_images,
-               "batch_size": batch_size, "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist()}
+               "batch_size": batch_size, "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist(),
+               "preprocessing": preprocessing_record(model, data)}
 
     def class_score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = logits.float()

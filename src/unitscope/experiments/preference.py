@@ -32,6 +32,7 @@ import unitscope
 from unitscope.hooks import TraceDict
 
 from ._common import (
+    preprocessing_record,
     Progress,
     check_dataset,
     check_layers,
@@ -68,6 +69,9 @@ class LayerPreferenceResult:
     thumbnails : dict of (str, str) to list of (int, str, ndarray)
         Per ``(network, layer)``: ``(rank, image id, (h, w, 3) uint8)`` of the
         first top images, kept for the report.
+    preprocessing : dict of str to dict
+        Per network, the preprocessing its images had (see
+        :func:`~unitscope.experiments._common.preprocessing_record`).
     """
 
     images: pd.DataFrame
@@ -75,6 +79,26 @@ class LayerPreferenceResult:
     top: int
     sources: list[str]
     thumbnails: dict[tuple[str, str], list[tuple[int, str, np.ndarray]]] = field(default_factory=dict)
+    preprocessing: dict[str, dict] = field(default_factory=dict)
+
+    def merge(self, other: "LayerPreferenceResult") -> "LayerPreferenceResult":
+        """The networks of both results side by side (the same images, each network's own preprocessing).
+
+        Raises
+        ------
+        ValueError
+            If the two were not scored on the same images in the same order,
+            or share a network name.
+        """
+        if not self.images[["pool", "index", "id", "source"]].equals(other.images[["pool", "index", "id", "source"]]):
+            raise ValueError("cannot merge layer preferences scored on different images")
+        shared = set(self.scores) & set(other.scores)
+        if shared:
+            raise ValueError(f"both layer preferences have the network(s) {sorted(shared)}")
+        return LayerPreferenceResult(
+            images=self.images, scores={**self.scores, **other.scores}, top=self.top, sources=self.sources,
+            thumbnails={**self.thumbnails, **other.thumbnails},
+            preprocessing={**self.preprocessing, **other.preprocessing})
 
     @property
     def networks(self) -> list[str]:
@@ -145,7 +169,7 @@ class LayerPreferenceResult:
                                "file": rel.as_posix()})
         write_json(out / "preference.json", {
             "experiment": "layer_preference", "top": self.top, "sources": self.sources,
-            "scores": keys, "thumbnails": thumbs,
+            "scores": keys, "thumbnails": thumbs, "preprocessing": self.preprocessing,
         })
         return out
 
@@ -164,7 +188,7 @@ class LayerPreferenceResult:
             thumbnails.setdefault((t["network"], t["layer"]), []).append(
                 (int(t["rank"]), str(t["id"]), read_png(out / t["file"])))
         return cls(images=images, scores=scores, top=int(meta["top"]), sources=list(meta["sources"]),
-                   thumbnails=thumbnails)
+                   thumbnails=thumbnails, preprocessing=dict(meta.get("preprocessing", {})))
 
 
 def _thumbnail(image: np.ndarray, size: int) -> np.ndarray:
@@ -331,7 +355,8 @@ def layer_preference(
     images_frame = pd.DataFrame(rows, columns=["pool", "index", "id", "source"])
     scores = {n: {l: np.concatenate(c) for l, c in by_layer.items()} for n, by_layer in chunks.items()}
     sources = list(dict.fromkeys(images_frame["source"]))
-    result = LayerPreferenceResult(images=images_frame, scores=scores, top=top, sources=sources)
+    result = LayerPreferenceResult(images=images_frame, scores=scores, top=top, sources=sources,
+                                   preprocessing={n: preprocessing_record(m, pools[0]) for n, m in models.items()})
 
     if thumbnails:
         cache: dict[tuple[int, int], np.ndarray] = {}

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from unitscope.hooks import Trace, resolve_layer
 
 from ._common import (
+    preprocessing_record,
     Progress,
     check_positive_int,
     eval_mode,
@@ -244,7 +245,7 @@ def unit_segmentations(
     table["_order"] = table["unit"].map({u: i for i, u in enumerate(units)})
     table = table.sort_values(["_order", "rank"], kind="stable").drop(columns="_order").reset_index(drop=True)
     options = {"top": top, "mask": mask, "threshold": threshold if thresholds is None else None,
-               "dim": dim}
+               "dim": dim, "preprocessing": preprocessing_record(model, data)}
     return UnitSegmentationsResult(layer=layer, units=units, tiles=tiles, table=table, options=options,
                                    network=network)
 

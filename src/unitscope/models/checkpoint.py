@@ -345,7 +345,8 @@ def save_checkpoint(
         "arch": info.arch,
         "num_classes": num_classes,
         "class_names": list(info.class_names),
-        "preprocessing": info.preprocessing.to_dict(),
+        "preprocessing": {k: v for k, v in info.preprocessing.to_dict().items()
+                          if k not in ("preset", "sources") and v is not None},
         "default_layers": list(info.default_layers),
         "extra": extra,
     }

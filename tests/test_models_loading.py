@@ -1,0 +1,145 @@
+"""Bring your own model: a .py factory, package.module:factory, torch.export archives; TorchScript refused."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from unitscope.cli.main import app
+from unitscope.hooks import Trace
+from unitscope.models import model_info
+from unitscope.models.loading import load_model, model_kind
+
+FACTORY = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 5, 3))
+            self.fc = nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.fc(self.features(x).mean(dim=(2, 3)))
+
+    def make():
+        torch.manual_seed(1)
+        return Tiny()
+
+    def broken():
+        raise RuntimeError("no GPU here")
+
+    def not_a_module():
+        return {"weights": 1}
+''')
+
+
+@pytest.fixture
+def factory_file(tmp_path):
+    path = tmp_path / "mynet.py"
+    path.write_text(FACTORY)
+    return path
+
+
+def test_kinds():
+    assert model_kind("alexnet") == "registry"
+    assert model_kind("nets/mynet.py:make") == "file"
+    assert model_kind("torchvision.models:resnet18") == "module"
+    assert model_kind("net.pt2") == "export"
+    assert model_kind("net.pt") == "torchscript"
+
+
+def test_py_factory_with_weights_nested_and_prefixed(factory_file, tmp_path):
+    net = load_model(f"{factory_file}:make")
+    assert isinstance(net, nn.Module) and not net.training
+    info = model_info(net)
+    assert info.arch == f"{factory_file}:make" and info.class_names == ["class_0", "class_1", "class_2"]
+    assert set(info.preprocessing.sources.values()) == {"default"}
+    # a DataParallel-style checkpoint nested under "model", with unitscope metadata
+    trained = {f"module.{k}": v + 1 for k, v in net.state_dict().items()}
+    path = tmp_path / "w.pth"
+    torch.save({"model": trained, "unitscope": {"preprocessing": {"mean": [0.5] * 3, "std": [0.5] * 3}}}, path)
+    loaded = load_model(f"{factory_file}:make", weights=path)
+    assert torch.equal(loaded.fc.bias, net.fc.bias + 1)
+    pre = model_info(loaded).preprocessing
+    assert pre.preset == "inception" and pre.sources["mean"] == "checkpoint" and pre.sources["input_size"] == "default"
+    for key in ("net", "state_dict"):
+        torch.save({key: {f"model.{k}" if key == "net" else k: v for k, v in net.state_dict().items()}}, path)
+        if key == "net":  # "model." is a wrapper's prefix the network does not have: an error naming the keys
+            with pytest.raises(ValueError, match="unexpected keys"):
+                load_model(f"{factory_file}:make", weights=path)
+        else:
+            assert torch.equal(load_model(f"{factory_file}:make", weights=path).fc.weight, net.fc.weight)
+
+
+def test_module_factory(factory_file, monkeypatch):
+    monkeypatch.syspath_prepend(str(factory_file.parent))
+    net = load_model("mynet:make")
+    with Trace(net, "features.1") as trace:
+        net(torch.zeros(1, 3, 8, 8))
+    assert trace.output.shape == (1, 4, 8, 8)
+    resnet = load_model("torchvision.models:resnet18")
+    assert isinstance(resnet, nn.Module)
+
+
+@pytest.mark.parametrize("spec, error, message", [
+    ("{dir}/missing.py:make", FileNotFoundError, "no such Python file"),
+    ("{file}:nothing", LookupError, "has no attribute 'nothing'"),
+    ("{file}:broken", ValueError, "the factory .*:broken raised RuntimeError: no GPU here"),
+    ("{file}:not_a_module", ValueError, "returned a dict, not a torch.nn.Module"),
+    ("no_such_package_xyz:make", LookupError, "no module named 'no_such_package_xyz'"),
+])
+def test_bad_factories(factory_file, spec, error, message):
+    with pytest.raises(error, match=message):
+        load_model(spec.format(dir=factory_file.parent, file=factory_file))
+
+
+def test_export_archive_keeps_layer_names_and_hooks(factory_file, tmp_path):
+    net = load_model(f"{factory_file}:make")
+    example = torch.randn(2, 3, 8, 8)
+    path = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(net, (example,)), path)
+    exported = load_model(str(path))
+    with Trace(exported, "features.1") as trace:
+        out = exported(example)
+    torch.testing.assert_close(out, net(example))
+    with Trace(net, "features.1") as reference:
+        net(example)
+    torch.testing.assert_close(trace.output, reference.output)
+    with pytest.raises(ValueError, match="holds its own weights"):
+        load_model(str(path), weights=tmp_path / "w.pth")
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated, which is half the point
+def test_torchscript_refused_with_the_reason(factory_file, tmp_path):
+    net = load_model(f"{factory_file}:make")
+    path = tmp_path / "net.pt"
+    torch.jit.save(torch.jit.script(net), path)
+    with pytest.raises(RuntimeError, match="not supported on ScriptModules"):  # torch's own limit
+        dict(torch.jit.load(path).named_modules())["features.1"].register_forward_hook(lambda *a: None)
+    with pytest.raises(ValueError, match="TorchScript archive.*forward hooks"):
+        load_model(str(path))
+
+
+def test_cli_runs_a_factory_model(factory_file, tmp_path):
+    folder = tmp_path / "pool" / "a"
+    folder.mkdir(parents=True)
+    from PIL import Image
+
+    for i in range(2):
+        Image.new("RGB", (12, 10), (50 * i, 20, 30)).save(folder / f"{i}.png")
+    result = CliRunner().invoke(app, ["preference", "--net", f"mine={factory_file}:make", "--pool",
+                                      f"objects={tmp_path / 'pool'}", "--layers", "features.1", "--out",
+                                      str(tmp_path / "out"), "--input-size", "16", "--preprocess", "inception"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    run = json.loads((tmp_path / "out" / "preference" / "run.json").read_text())
+    pre = run["networks"]["mine"]["preprocessing"]
+    assert pre["input_size"] == [16, 16] and pre["mean"] == [0.5, 0.5, 0.5]
+    assert pre["sources"]["input_size"] == "option" and pre["sources"]["std"] == "preset inception"
