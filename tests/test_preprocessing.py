@@ -178,3 +178,23 @@ def test_native_size_needs_batches_of_one(tmp_path):
     assert image_transform(Preprocessing(input_size="native")).describe()["input_size"] == "native"
     result = layer_preference(net, ["features.3"], pool, top=2, batch_size=1, thumbnails=0)
     assert result.scores["network"]["features.3"].shape == (2,)
+
+
+def test_caffe_inputs_are_drawn_back_in_rgb():
+    from types import SimpleNamespace
+
+    from unitscope.data.transforms import denormalize
+    from unitscope.experiments._common import input_channel_order, normalisation, to_uint8
+
+    pre = preset("caffe")
+    transform = ImageTransform("native", pre.mean, pre.std, channel_order="bgr", scale=255)
+    x = transform(tiny_image())
+    data = SimpleNamespace(transform=transform)
+    net = create_model("squeezenet1_1", num_classes=2)
+    mean, std = normalisation(net, data)
+    np.testing.assert_allclose(mean.flatten().numpy(), np.array(pre.mean) / 255, rtol=1e-6)
+    order = input_channel_order(net, data)
+    assert order == "bgr"
+    expected = np.array([[RED, AZURE]], dtype=np.uint8)
+    np.testing.assert_array_equal(to_uint8(x, mean, std, channel_order=order), expected)
+    np.testing.assert_array_equal(denormalize(x, pre), expected)

@@ -30,6 +30,7 @@ __all__ = [
     "normalisation",
     "check_layers",
     "preprocessing_record",
+    "input_channel_order",
 ]
 
 #: ``progress(done, total)``: called as work completes (the CLI passes a tqdm bar).
@@ -196,18 +197,31 @@ def normalisation(
     return mean_t.view(3, 1, 1), std_t.view(3, 1, 1)
 
 
+def input_channel_order(model: nn.Module, data: Dataset | None = None) -> str:
+    """``"rgb"`` or ``"bgr"``: the channel order of the network's input tensors (the data's transform, else the model's)."""
+    order = getattr(getattr(data, "transform", None), "channel_order", None)
+    if order is None:
+        from unitscope.models.info import model_info
+
+        order = model_info(model).preprocessing.channel_order
+    return order
+
+
 def to_uint8(image: torch.Tensor | np.ndarray, mean: torch.Tensor | None = None,
-             std: torch.Tensor | None = None) -> np.ndarray:
+             std: torch.Tensor | None = None, *, channel_order: str = "rgb") -> np.ndarray:
     """A displayable ``(H, W, 3)`` uint8 array from a ``(3, H, W)`` tensor or an ``(H, W, 3)`` array.
 
     A tensor is de-normalised with ``mean``/``std`` when given (else taken as
-    pixels in ``[0, 1]``); an array of uint8 is returned as is, a float array
-    is taken as ``[0, 1]``.
+    pixels in ``[0, 1]``) and put back in RGB order when its channels are
+    ``channel_order="bgr"``; an array of uint8 is returned as is, a float
+    array is taken as ``[0, 1]``.
     """
     if isinstance(image, torch.Tensor):
         x = image.detach().float().cpu()
         if mean is not None and std is not None:
             x = x * std + mean
+        if channel_order == "bgr":
+            x = x.flip(0)
         array = x.clamp(0, 1).permute(1, 2, 0).numpy()
         return np.round(array * 255).astype(np.uint8)
     array = np.asarray(image)

@@ -65,6 +65,7 @@ import unitscope
 from unitscope.hooks import TraceDict, resolve_layer
 
 from ._common import (
+    input_channel_order,
     preprocessing_record,
     class_names as _class_names,
     Progress,
@@ -520,6 +521,7 @@ def localize_objects(
 
     names = _class_names(model, data, class_names)
     mean_t, std_t = normalisation(model, data, mean, std)
+    order = input_channel_order(model, data)  # pictures are drawn in RGB whatever the input
     device = model_device(model)
     plan = {}
     for name in layers:
@@ -631,7 +633,7 @@ def localize_objects(
                 record = records[j]
                 rank = len(kept_examples)
                 record["picture"] = {}
-                image = to_uint8(images[j].cpu(), mean_t, std_t)
+                image = to_uint8(images[j].cpu(), mean_t, std_t, channel_order=order)
                 for name in layers:
                     path = f"examples/{safe_name(name)}/{rank:03d}_{safe_name(record['id'])}.png"
                     dets = [d for d in record["detections"] if d["layer"] == name]

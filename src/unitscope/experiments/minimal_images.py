@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ._common import (
+    input_channel_order,
     preprocessing_record,
     class_names as _class_names,
     Progress,
@@ -543,6 +544,7 @@ def minimal_images(
     names = _class_names(model, data, class_names)
     diagnostic = _check_diagnostic(diagnostic, names, data)
     mean_t, std_t = normalisation(model, data, mean, std)
+    order = input_channel_order(model, data)  # pictures are drawn in RGB whatever the input
     device, dtype = model_device(model), model_dtype(model)
     counts = {"seen": 0, "evaluated": 0, "incorrect": 0, "unlabelled": 0, "unreadable": 0, "candidates": 0}
     options = {"segmentation": seg_name, "n_segments": n_segments if seg_name == "slic" else None,
@@ -656,8 +658,9 @@ def minimal_images(
                 records.append(record)
                 counts["evaluated"] += 1
                 if len(kept_examples) < examples:
-                    kept_examples[record.id] = (to_uint8(state.image, mean_t, std_t),
-                                                to_uint8(slots[0].current[state.slot], mean_t, std_t))
+                    kept_examples[record.id] = (to_uint8(state.image, mean_t, std_t, channel_order=order),
+                                                to_uint8(slots[0].current[state.slot], mean_t, std_t,
+                                                         channel_order=order))
                 slots[0].release(state.slot)
                 _report()
     order = {position: rank for rank, position in enumerate(indices or [])}

@@ -32,6 +32,7 @@ import unitscope
 from unitscope.hooks import TraceDict
 
 from ._common import (
+    input_channel_order,
     preprocessing_record,
     Progress,
     check_dataset,
@@ -208,7 +209,7 @@ def _raw_image(pool: Dataset, index: int, model: nn.Module) -> np.ndarray:
         return to_uint8(raw(index))
     image = pool[index][0]
     mean, std = normalisation(model, pool)
-    return to_uint8(image, mean, std)
+    return to_uint8(image, mean, std, channel_order=input_channel_order(model, pool))
 
 
 def layer_preference(

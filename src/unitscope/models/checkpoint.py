@@ -21,7 +21,14 @@ is passed, which should be done only for files from a trusted source.
 where the ``unitscope`` section holds the model's :class:`ModelInfo` (arch,
 number of classes, class names, preprocessing, default layers) and any
 ``extra`` values, so :func:`unitscope.models.create_model` can rebuild the
-model from the file alone.
+model from the file alone.  Any checkpoint may carry such a section, with
+any subset of its keys; its ``preprocessing`` (``input_size``, ``mean``,
+``std``, ``resize``, ``channel_order``, ``scale``; see
+:mod:`unitscope.models.preprocessing`) is used unless the command line says
+otherwise::
+
+    torch.save({"state_dict": net.state_dict(),
+                "unitscope": {"preprocessing": {"mean": [0.5] * 3, "std": [0.5] * 3}}}, path)
 """
 
 from __future__ import annotations
