@@ -198,3 +198,10 @@ def test_caffe_inputs_are_drawn_back_in_rgb():
     expected = np.array([[RED, AZURE]], dtype=np.uint8)
     np.testing.assert_array_equal(to_uint8(x, mean, std, channel_order=order), expected)
     np.testing.assert_array_equal(denormalize(x, pre), expected)
+
+
+def test_layers_at_a_non_square_input_size():
+    result = CliRunner().invoke(app, ["layers", "squeezenet1_0", "--input-size", "240,320"])
+    assert result.exit_code == 0, result.output
+    row = next(line.split() for line in result.output.splitlines() if line.split()[:1] == ["features.0"])
+    assert row[:5] == ["features.0", "Conv2d", "96", "117", "157"]  # (240 - 7) // 2 + 1, (320 - 7) // 2 + 1

@@ -125,8 +125,8 @@ def open_network(model: str, weights: Optional[Path], preprocessing: dict, *, nu
 
     if preprocessing.get("input_size") == "native":
         if not native:
-            raise ValueError(f"--input-size native is not supported by {command}: it compares activation maps "
-                             "of one size across images; give N or H,W")
+            raise ValueError(f"--input-size native is not supported by {command}, which needs one input size "
+                             "for every image; give N or H,W")
         if batch_size is not None and batch_size != 1:
             raise ValueError(f"--input-size native needs --batch-size 1 (images of different sizes cannot share "
                              f"a batch), got --batch-size {batch_size}")

@@ -28,11 +28,7 @@ def parse_net(spec: str, preprocessing: dict | None = None, *, batch_size: int |
         arch, weights = ":".join(parts[:2]), ":".join(parts[2:])
     else:
         arch, weights = parts[0], ":".join(parts[1:])
-    if not arch and weights:
-        from unitscope.models import create_model
-
-        return name, create_model(None, weights=Path(weights))  # the checkpoint names its architecture
-    return name, O.open_network(arch, Path(weights) if weights else None, preprocessing or {},
+    return name, O.open_network(arch or None, Path(weights) if weights else None, preprocessing or {},
                                 batch_size=batch_size, command="preference")
 
 
@@ -132,7 +128,7 @@ def register(app: typer.Typer) -> None:
         import shutil
 
         from unitscope.cli._common import StageCache
-        from unitscope.experiments._common import preprocessing_record
+        from unitscope.experiments._common import preprocessing_key, preprocessing_record
         from unitscope.experiments._runstate import weights_fingerprint
         from unitscope.experiments.minimal_images import MinimalImagesResult
 
@@ -153,7 +149,7 @@ def register(app: typer.Typer) -> None:
         stages = StageCache(partial / "stages.json", lambda line: typer.echo(line, err=True))
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "segmentation": segmentation,
                   "segments": n_segments, "fill": fill, "max_images": max_images, "options": options,
-                  "preprocessing": preprocessing_record(net, pool)}
+                  "preprocessing": preprocessing_key(preprocessing_record(net, pool))}
         merged, remaining = None, max_images
         for number, start in enumerate(range(0, len(pool), chunk)):
             if remaining is not None and remaining <= 0:
@@ -206,7 +202,7 @@ def register(app: typer.Typer) -> None:
         from unitscope.models import model_info
 
         from unitscope.cli._run_record import RunRecord
-        from unitscope.experiments._common import preprocessing_record
+        from unitscope.experiments._common import preprocessing_key, preprocessing_record
 
         record = RunRecord("rf")
         net = O.open_network(model, weights, O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
@@ -224,7 +220,8 @@ def register(app: typer.Typer) -> None:
         # one stage per layer: an interrupted run resumes at the first unfinished layer
         stages = StageCache(out / network / "rf" / ".stages.json", lambda line: typer.echo(line, err=True))
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "top_k": top_k,
-                  "units": unit_list, "max_images": max_images, "preprocessing": preprocessing_record(net, pool)}
+                  "units": unit_list, "max_images": max_images,
+                  "preprocessing": preprocessing_key(preprocessing_record(net, pool))}
         results = []
         for layer in split_list(layers) or model_info(net).default_layers:
             def run_layer(layer=layer):

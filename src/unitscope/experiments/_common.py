@@ -30,6 +30,7 @@ __all__ = [
     "normalisation",
     "check_layers",
     "preprocessing_record",
+    "preprocessing_key",
     "input_channel_order",
 ]
 
@@ -267,6 +268,11 @@ def preprocessing_record(model: nn.Module, data: Dataset | None = None) -> dict:
     record["preset"] = pre.preset if _matches(record, pre) else None
     record["sources"] = dict(pre.sources) if _matches(record, pre) else {"all": "the pool's own transform"}
     return record
+
+
+def preprocessing_key(record: dict) -> dict:
+    """The values of a :func:`preprocessing_record` without where they came from (for resume keys)."""
+    return {k: v for k, v in record.items() if k not in ("sources", "preset")}
 
 
 def _matches(record: dict, pre) -> bool:

@@ -54,7 +54,7 @@ from torch.utils.data import DataLoader, Dataset
 import unitscope
 from unitscope.data.concepts import Annotation, ConceptTable
 from unitscope.experiments import _distributed as D
-from unitscope.experiments._common import eval_mode, model_device, preprocessing_record
+from unitscope.experiments._common import eval_mode, model_device, preprocessing_key, preprocessing_record
 from unitscope.experiments._io import read_json, write_csv, write_json
 from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
 from unitscope.hooks import TraceDict, resolve_layer
@@ -616,7 +616,8 @@ def dissect(
         "world_size": world,
         "version": unitscope.__version__,
     }
-    key = config_key(config)
+    # where a value came from is recorded, but the same values resume the same run
+    key = config_key(dict(config, preprocessing=preprocessing_key(config["preprocessing"])))
 
     import tempfile
 

@@ -136,15 +136,16 @@ def _refuse_torchscript(path: Path) -> None:
         "or a torch.export archive (.pt2)")
 
 
-def load_model(spec: str, *, weights: str | os.PathLike | None = None, num_classes: int | None = None,
+def load_model(spec: str | None, *, weights: str | os.PathLike | None = None, num_classes: int | None = None,
                allow_pickle: bool = False) -> nn.Module:
     """Build the network named by ``spec`` (see the module docstring), in eval mode.
 
     Parameters
     ----------
-    spec : str
+    spec : str or None
         Registry name, ``file.py:factory``, ``package.module:factory`` or
-        ``archive.pt2``.
+        ``archive.pt2``; None takes the architecture recorded in the
+        checkpoint (files written by ``save_checkpoint``).
     weights : path, keyword-only
         Checkpoint to load into the model (not for ``.pt2`` archives, which
         hold their weights).
@@ -170,6 +171,8 @@ def load_model(spec: str, *, weights: str | os.PathLike | None = None, num_class
         A factory that raises or returns something other than an
         ``nn.Module``; a TorchScript archive; weights that do not fit.
     """
+    if spec is None:  # a checkpoint written by save_checkpoint names its architecture
+        return create_model(None, weights=weights, num_classes=num_classes, allow_pickle=allow_pickle)
     spec = str(spec)
     kind = model_kind(spec)
     if kind == "registry":
