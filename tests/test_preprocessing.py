@@ -175,7 +175,8 @@ def test_native_size_needs_batches_of_one(tmp_path):
     net = create_model("squeezenet1_1", num_classes=4)
     pool = PlainPool(folder, preprocessing=Preprocessing(input_size="native"))
     assert pool[0][0].shape == (3, 12, 20) and pool[1][0].shape == (3, 15, 9)
-    assert image_transform(Preprocessing(input_size="native")).describe()["input_size"] == "native"
+    described = image_transform(Preprocessing(input_size="native")).describe()
+    assert described["input_size"] == "native" and described["resize"] is None
     result = layer_preference(net, ["features.3"], pool, top=2, batch_size=1, thumbnails=0)
     assert result.scores["network"]["features.3"].shape == (2,)
 

@@ -84,6 +84,7 @@ MODEL_CASES = [
     ("module-missing", "no_such_module_abc:make", ["--model", "no module named 'no_such_module_abc'"]),
     ("torchscript-archive", "{root}/scripted.pt", ["--model", "TorchScript", "forward hooks", ".pt2"]),
     ("export-archive-missing", "{root}/missing.pt2", ["--model", "no such torch.export archive"]),
+    ("state-dict-given-as-model", "{root}/tiny.pt", ["--model", "not a model archive", "--weights"]),
 ]
 
 

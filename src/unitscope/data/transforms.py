@@ -194,10 +194,10 @@ class ImageTransform:
 
     def describe(self) -> dict:
         """What this transform does, as plain values (results and cache keys record it)."""
-        size = list(self.hw) if self.hw is not None else "native"
-        return {"input_size": size, "resize": self.resize, "channel_order": self.channel_order,
-                "scale": self.scale, "mean": list(self.mean), "std": list(self.std),
-                "resize_ratio": self.resize_ratio if self.resize == CROP else None}
+        native = self.hw is None  # no resize at all: no geometry to name
+        return {"input_size": "native" if native else list(self.hw), "resize": None if native else self.resize,
+                "channel_order": self.channel_order, "scale": self.scale, "mean": list(self.mean),
+                "std": list(self.std), "resize_ratio": self.resize_ratio if self.resize == CROP and not native else None}
 
     def __repr__(self) -> str:
         return (

@@ -40,7 +40,7 @@ from torch import nn
 from unitscope.models.checkpoint import load_state_dict, read_checkpoint
 from unitscope.models.info import ModelInfo, attach_info, model_info
 from unitscope.models.preprocessing import FIELDS, Preprocessing
-from unitscope.models.registry import _generic_names, create_model
+from unitscope.models.registry import _generic_names, create_model, list_models
 
 __all__ = ["load_model", "model_kind"]
 
@@ -50,6 +50,8 @@ _FACTORY = re.compile(r"^(?P<target>.+):(?P<attr>[A-Za-z_][A-Za-z0-9_.]*)$")
 def model_kind(spec: str) -> str:
     """``"registry"``, ``"file"`` (a .py factory), ``"module"`` (module:factory), ``"export"`` or ``"torchscript"``."""
     spec = str(spec)
+    if spec in list_models():  # a registry name wins over a file of the same name
+        return "registry"
     match = _FACTORY.match(spec)
     if match:
         return "file" if match.group("target").endswith(".py") else "module"
@@ -127,8 +129,10 @@ def _from_export(path: Path) -> nn.Module:
 def _refuse_torchscript(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"--model: no such file: {path}")
-    is_script = zipfile.is_zipfile(path) and any(n.endswith("/code/") or "/code/" in n
-                                                for n in zipfile.ZipFile(path).namelist())
+    is_script = False
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            is_script = any("/code/" in n for n in archive.namelist())
     what = "a TorchScript archive" if is_script else "a file that is not a model archive"
     raise ValueError(
         f"--model: {path} is {what}; unitscope reads layers with forward hooks, which torch does not run "
