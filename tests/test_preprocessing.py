@@ -206,3 +206,48 @@ def test_layers_at_a_non_square_input_size():
     assert result.exit_code == 0, result.output
     row = next(line.split() for line in result.output.splitlines() if line.split()[:1] == ["features.0"])
     assert row[:5] == ["features.0", "Conv2d", "96", "117", "157"]  # (240 - 7) // 2 + 1, (320 - 7) // 2 + 1
+
+
+def _wide_broden(root):
+    """Wide images (24 x 48) with a bright box anywhere, left half included, on a dark floor."""
+    from unitscope.data import Annotation, BrodenRecord, ConceptTable, write_broden
+
+    concepts = ConceptTable.from_names({"object": ["box"], "material": ["floor"]})
+    rng = np.random.default_rng(5)
+
+    def records():
+        for i in range(24):
+            image = rng.integers(0, 40, size=(24, 48, 3), dtype=np.uint8)
+            box = np.zeros((24, 48), dtype=np.int32)
+            y, x = int(rng.integers(0, 14)), int(rng.integers(0, 38))
+            image[y:y + 10, x:x + 10] = 230
+            box[y:y + 10, x:x + 10] = 1
+            yield BrodenRecord(id=f"w{i:03d}", image=image,
+                               annotation=Annotation(masks={"object": [box], "material": [2 - 2 * box]}))
+
+    return write_broden(root, records(), concepts)
+
+
+def _brightness_iou(pool) -> tuple[str, float]:
+    from unitscope.experiments.dissect import dissect
+
+    brightness = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 1))
+    with torch.no_grad():
+        brightness[0].weight.fill_(1 / 3)
+        brightness[0].bias.zero_()
+    row = dissect(brightness, ["0"], pool, quantile=0.05, mask_size=None, batch_size=8).to_frame().iloc[0]
+    return row["label"], float(row["iou"])
+
+
+@pytest.mark.parametrize("resize", ["stretch", "pad", "shorter-side+center-crop"])
+def test_a_brightness_unit_detects_the_box_whatever_the_geometry(tmp_path, resize, monkeypatch):
+    """Known answer: a unit that is the pixel brightness finds the bright box only if masks follow the geometry."""
+    pool = BrodenPool(_wide_broden(tmp_path / "wide"),
+                      preprocessing=Preprocessing(input_size=32, mean=0, std=1, resize=resize))
+    label, iou = _brightness_iou(pool)
+    # the box is ~8% of a wide image; the unit's top 5% is inside it when masks are aligned
+    assert label == "box" and iou > 0.5, (resize, iou)  # measured: stretch 0.56, pad 0.91, crop 0.67
+    if resize != "stretch":  # the whole masks stretched over a cropped or padded input miss the box
+        monkeypatch.setattr(BrodenPool, "_aligned", lambda self, index, annotation: annotation)
+        _, misaligned = _brightness_iou(pool)
+        assert misaligned < iou - 0.2, (resize, iou, misaligned)  # measured: pad 0.49, crop 0.25

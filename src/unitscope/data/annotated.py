@@ -194,7 +194,8 @@ class AnnotatedPool(Pool):
         box_of = self._geometry()
         if box_of is None or not annotation.masks:
             return annotation
-        size = image_size(self._items[index].path)
+        height, width = image_size(self._items[index].path)
+        size = (width, height)
         box = box_of(*size)
         return Annotation(
             masks={cat: [crop_to_box(np.asarray(m), box, size) for m in maps]
