@@ -143,3 +143,14 @@ def test_cli_runs_a_factory_model(factory_file, tmp_path):
     pre = run["networks"]["mine"]["preprocessing"]
     assert pre["input_size"] == [16, 16] and pre["mean"] == [0.5, 0.5, 0.5]
     assert pre["sources"]["input_size"] == "option" and pre["sources"]["std"] == "preset inception"
+
+
+def test_library_preprocessing_argument():
+    from unitscope.models import Preprocessing
+
+    net = load_model("squeezenet1_1", num_classes=2, preprocessing={"preset_name": "caffe", "input_size": (200, 300)})
+    pre = model_info(net).preprocessing
+    assert pre.preset == "caffe" and pre.size_hw == (200, 300) and pre.sources["input_size"] == "option"
+    given = Preprocessing(input_size=64, mean=0.5, std=0.5)
+    pre = model_info(load_model("squeezenet1_1", num_classes=2, preprocessing=given)).preprocessing
+    assert pre == given and set(pre.sources.values()) == {"argument"}

@@ -118,10 +118,7 @@ def open_network(model: str, weights: Optional[Path], preprocessing: dict, *, nu
     command : str
         Its name, for messages.
     """
-    from unitscope.models import model_info
-    from unitscope.models.info import attach_info
     from unitscope.models.loading import load_model
-    from unitscope.models.preprocessing import resolve_preprocessing
 
     if preprocessing.get("input_size") == "native":
         if not native:
@@ -130,11 +127,7 @@ def open_network(model: str, weights: Optional[Path], preprocessing: dict, *, nu
         if batch_size is not None and batch_size != 1:
             raise ValueError(f"--input-size native needs --batch-size 1 (images of different sizes cannot share "
                              f"a batch), got --batch-size {batch_size}")
-    net = load_model(model, weights=weights, num_classes=num_classes)
-    info = model_info(net)
-    info.preprocessing = resolve_preprocessing(info.preprocessing, **preprocessing)
-    attach_info(net, info)
-    return net
+    return load_model(model, weights=weights, num_classes=num_classes, preprocessing=preprocessing)
 
 
 def model_label(model: str) -> str:

@@ -135,14 +135,15 @@ def register(app: typer.Typer) -> None:
         from unitscope.cli._run_record import RunRecord
 
         record = RunRecord("minimal")
-        net = O.open_network(model, weights, O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
-                                                  resize=resize, channel_order=channel_order, scale=scale),
-                             batch_size=batch_size, command="minimal").to(device)
+        pre = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                      resize=resize, channel_order=channel_order, scale=scale)
+        net = O.open_network(model, weights, pre, batch_size=batch_size, command="minimal").to(device)
         options = {"label_category": label_category} if label_category else {}
         if label_pattern:
             options["label_pattern"] = label_pattern
         pool = open_pool(data, preprocessing=model_info(net).preprocessing, **options)
-        target = out / (name or O.model_label(model)) / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
+        network = name or O.model_label(model)
+        target = out / network / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
         partial = target.parent / f".partial-{target.name}"
         # The search runs chunk by chunk; each finished chunk is saved, so an interrupted
         # run started again with the same arguments resumes at the first unfinished chunk.
@@ -172,7 +173,7 @@ def register(app: typer.Typer) -> None:
                 remaining -= part.counts.get("evaluated", 0)
         merged.options["max_images"] = max_images
         merged.save(target)
-        record.network(name or model, net, pool)
+        record.network(name or O.model_label(model), net, pool)
         record.write(target)
         shutil.rmtree(partial, ignore_errors=True)
         typer.echo(f"results in {target}")
@@ -205,9 +206,9 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments._common import preprocessing_key, preprocessing_record
 
         record = RunRecord("rf")
-        net = O.open_network(model, weights, O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
-                                                  resize=resize, channel_order=channel_order, scale=scale),
-                             native=False, command="rf").to(device)
+        pre = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                      resize=resize, channel_order=channel_order, scale=scale)
+        net = O.open_network(model, weights, pre, native=False, command="rf").to(device)
         pool = open_pool(data, preprocessing=model_info(net).preprocessing)
         if max_images:
             pool = pool.subset(range(min(max_images, len(pool))))
@@ -270,9 +271,9 @@ def register(app: typer.Typer) -> None:
         from unitscope.cli._run_record import RunRecord
 
         record = RunRecord("localize")
-        net = O.open_network(model, weights, O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
-                                                  resize=resize, channel_order=channel_order, scale=scale),
-                             native=False, command="localize").to(device)
+        pre = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                      resize=resize, channel_order=channel_order, scale=scale)
+        net = O.open_network(model, weights, pre, native=False, command="localize").to(device)
         options = {"label_category": label_category} if label_category else {}
         pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing, **options)
         with record.stage("localize"):
@@ -282,7 +283,7 @@ def register(app: typer.Typer) -> None:
                                    checkpoint_every=checkpoint_every, restart=restart)
         target = out / (name or O.model_label(model)) / "localize"
         result.save(target)
-        record.network(name or model, net, pool)
+        record.network(name or O.model_label(model), net, pool)
         record.write(target)
         typer.echo(f"results in {target}")
 
@@ -318,18 +319,19 @@ def register(app: typer.Typer) -> None:
         from unitscope.cli._run_record import RunRecord
 
         record = RunRecord("ablate")
-        net = O.open_network(model, weights, O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
-                                                  resize=resize, channel_order=channel_order, scale=scale),
-                             batch_size=batch_size, command="ablate").to(device)
+        pre = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                      resize=resize, channel_order=channel_order, scale=scale)
+        net = O.open_network(model, weights, pre, batch_size=batch_size, command="ablate").to(device)
         pool = open_annotated_pool(data, preprocessing=model_info(net).preprocessing,
                                    label_category=label_category)
         with record.stage("ablate"):
             result = _run_with_bar("ablate", ablate_detectors, model=net, layer=layer, data=pool,
                                    dissection=DissectionResult.load(dissection), n_random=n_random,
-                                   batch_size=batch_size, work_dir=out / (name or O.model_label(model)) / ".partial" / "ablate",
+                                   batch_size=batch_size,
+                                   work_dir=out / (name or O.model_label(model)) / ".partial" / "ablate",
                                    checkpoint_every=checkpoint_every, restart=restart)
         target = out / (name or O.model_label(model)) / "ablate"
         result.save(target)
-        record.network(name or model, net, pool)
+        record.network(name or O.model_label(model), net, pool)
         record.write(target)
         typer.echo(f"results in {target}")

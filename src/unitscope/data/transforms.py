@@ -197,7 +197,8 @@ class ImageTransform:
         native = self.hw is None  # no resize at all: no geometry to name
         return {"input_size": "native" if native else list(self.hw), "resize": None if native else self.resize,
                 "channel_order": self.channel_order, "scale": self.scale, "mean": list(self.mean),
-                "std": list(self.std), "resize_ratio": self.resize_ratio if self.resize == CROP and not native else None}
+                "std": list(self.std),
+                "resize_ratio": self.resize_ratio if self.resize == CROP and not native else None}
 
     def __repr__(self) -> str:
         return (
@@ -207,7 +208,8 @@ class ImageTransform:
         )
 
 
-def image_transform(preprocessing: Any, *, crop: bool = True, resize_ratio: float = CLASSIC_RESIZE_RATIO) -> ImageTransform:
+def image_transform(preprocessing: Any, *, crop: bool = True,
+                    resize_ratio: float = CLASSIC_RESIZE_RATIO) -> ImageTransform:
     """Build the transform that prepares images for a network.
 
     Parameters

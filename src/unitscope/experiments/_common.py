@@ -199,7 +199,7 @@ def normalisation(
 
 
 def input_channel_order(model: nn.Module, data: Dataset | None = None) -> str:
-    """``"rgb"`` or ``"bgr"``: the channel order of the network's input tensors (the data's transform, else the model's)."""
+    """``"rgb"`` or ``"bgr"``: the channel order of the network's inputs (the data's transform's, else the model's)."""
     order = getattr(getattr(data, "transform", None), "channel_order", None)
     if order is None:
         from unitscope.models.info import model_info

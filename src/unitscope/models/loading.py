@@ -33,13 +33,15 @@ import os
 import re
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, Mapping
 
 from torch import nn
 
 from unitscope.models.checkpoint import load_state_dict, read_checkpoint
 from unitscope.models.info import ModelInfo, attach_info, model_info
-from unitscope.models.preprocessing import FIELDS, Preprocessing
+from unitscope.models.preprocessing import FIELDS, Preprocessing, resolve_preprocessing
 from unitscope.models.registry import _generic_names, create_model, list_models
 
 __all__ = ["load_model", "model_kind"]
@@ -121,8 +123,9 @@ def _from_export(path: Path) -> nn.Module:
     try:
         program = torch.export.load(path)
     except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ValueError(f"--model: cannot read {path} as a torch.export archive "
-                         f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''})") from exc
+                         f"({type(exc).__name__}: {first})") from exc
     return torch.export.unflatten(program)
 
 
@@ -141,6 +144,7 @@ def _refuse_torchscript(path: Path) -> None:
 
 
 def load_model(spec: str | None, *, weights: str | os.PathLike | None = None, num_classes: int | None = None,
+               preprocessing: Preprocessing | Mapping[str, Any] | None = None,
                allow_pickle: bool = False) -> nn.Module:
     """Build the network named by ``spec`` (see the module docstring), in eval mode.
 
@@ -155,6 +159,13 @@ def load_model(spec: str | None, *, weights: str | os.PathLike | None = None, nu
         hold their weights).
     num_classes : int, keyword-only
         For registry models only (a factory decides its own).
+    preprocessing : Preprocessing or dict, keyword-only
+        A :class:`Preprocessing` replaces the model's own (sources
+        ``"argument"``); a dict of
+        :func:`~unitscope.models.preprocessing.resolve_preprocessing`
+        keywords (``preset_name``, ``mean``, ``std``, ``input_size``,
+        ``resize``, ``channel_order``, ``scale``) overrides it value by
+        value (sources ``"option"``).  Default: the model's own.
     allow_pickle : bool, keyword-only
         See :func:`~unitscope.models.checkpoint.read_checkpoint`.
 
@@ -175,6 +186,18 @@ def load_model(spec: str | None, *, weights: str | os.PathLike | None = None, nu
         A factory that raises or returns something other than an
         ``nn.Module``; a TorchScript archive; weights that do not fit.
     """
+    model = _load(spec, weights=weights, num_classes=num_classes, allow_pickle=allow_pickle)
+    if preprocessing is not None:
+        info = model_info(model)
+        if isinstance(preprocessing, Preprocessing):
+            info.preprocessing = replace(preprocessing, sources={k: "argument" for k in FIELDS})
+        else:
+            info.preprocessing = resolve_preprocessing(info.preprocessing, **preprocessing)
+        attach_info(model, info)
+    return model
+
+
+def _load(spec: str | None, *, weights, num_classes, allow_pickle) -> nn.Module:
     if spec is None:  # a checkpoint written by save_checkpoint names its architecture
         return create_model(None, weights=weights, num_classes=num_classes, allow_pickle=allow_pickle)
     spec = str(spec)
