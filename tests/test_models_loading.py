@@ -154,3 +154,21 @@ def test_library_preprocessing_argument():
     given = Preprocessing(input_size=64, mean=0.5, std=0.5)
     pre = model_info(load_model("squeezenet1_1", num_classes=2, preprocessing=given)).preprocessing
     assert pre == given and set(pre.sources.values()) == {"argument"}
+
+
+def test_net_specs_of_preference(factory_file, tmp_path):
+    from unitscope.cli.experiments import parse_net
+    from unitscope.models import create_model, save_checkpoint
+
+    weights = tmp_path / "tiny.pt"
+    save_checkpoint(create_model("mini_alexnet", num_classes=2, input_size=32, width=4), weights)
+    own = load_model(f"{factory_file}:make")
+    mine = tmp_path / "mine.pth"
+    torch.save({f"module.{k}": v * 2 for k, v in own.state_dict().items()}, mine)
+    cases = {f"a=mini_alexnet:{weights}": "mini_alexnet", f"b=:{weights}": "mini_alexnet",
+             f"c={factory_file}:make": f"{factory_file}:make", f"d={factory_file}:make:{mine}": f"{factory_file}:make"}
+    for spec, arch in cases.items():
+        name, net = parse_net(spec, {"mean": (0.5,) * 3})
+        assert name == spec[0] and model_info(net).arch == arch
+        assert model_info(net).preprocessing.mean == (0.5, 0.5, 0.5)
+    assert torch.equal(parse_net(f"d={factory_file}:make:{mine}")[1].fc.bias, own.fc.bias * 2)
