@@ -37,8 +37,10 @@ def open_annotated_pool(root: str | Path, *, kind: str | None = None, preprocess
     root : path
     kind : {"broden", "camvid", "indexmask"}, optional
         Detected when omitted.  ``"indexmask"`` needs ``classes``.
-    preprocessing : object with input_size, mean, std
-        The network's preprocessing (images resized without crop).
+    preprocessing : object with input_size, mean, std (and resize, channel_order, scale)
+        The network's preprocessing.  Without a ``resize``, images are
+        stretched to the input size; with a centre crop or padding the masks
+        are cropped or padded alike (see :mod:`unitscope.data.transforms`).
     classes : sequence of str, optional
         Class names by pixel value for an index-mask pool (CamVid's are built in).
 

@@ -29,7 +29,7 @@ Where each value came from is recorded in :attr:`Preprocessing.sources`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 __all__ = [
@@ -258,8 +258,3 @@ def resolve_preprocessing(
             sources[key] = "option"
     return Preprocessing(**values, sources=sources)
 
-
-def with_sources(pre: Preprocessing, source: str) -> Preprocessing:
-    """``pre`` with every field's source set to ``source`` where none is recorded."""
-    sources = {k: pre.sources.get(k, source) for k in FIELDS}
-    return replace(pre, sources=sources)
