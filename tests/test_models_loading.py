@@ -68,13 +68,12 @@ def test_py_factory_with_weights_nested_and_prefixed(factory_file, tmp_path):
     assert torch.equal(loaded.fc.bias, net.fc.bias + 1)
     pre = model_info(loaded).preprocessing
     assert pre.preset == "inception" and pre.sources["mean"] == "checkpoint" and pre.sources["input_size"] == "default"
-    for key in ("net", "state_dict"):
-        torch.save({key: {f"model.{k}" if key == "net" else k: v for k, v in net.state_dict().items()}}, path)
-        if key == "net":  # "model." is a wrapper's prefix the network does not have: an error naming the keys
-            with pytest.raises(ValueError, match="unexpected keys"):
-                load_model(f"{factory_file}:make", weights=path)
-        else:
-            assert torch.equal(load_model(f"{factory_file}:make", weights=path).fc.weight, net.fc.weight)
+    for key, prefix in (("net", "model."), ("state_dict", ""), ("model", "module.net.")):
+        torch.save({key: {prefix + k: v * 3 for k, v in net.state_dict().items()}}, path)
+        assert torch.equal(load_model(f"{factory_file}:make", weights=path).fc.weight, net.fc.weight * 3), key
+    torch.save({"net": {"model.extra." + k: v for k, v in net.state_dict().items()}}, path)
+    with pytest.raises(ValueError, match="missing keys.*unexpected keys"):  # what does not fit is named
+        load_model(f"{factory_file}:make", weights=path)
 
 
 def test_module_factory(factory_file, monkeypatch):
@@ -172,3 +171,14 @@ def test_net_specs_of_preference(factory_file, tmp_path):
         assert name == spec[0] and model_info(net).arch == arch
         assert model_info(net).preprocessing.mean == (0.5, 0.5, 0.5)
     assert torch.equal(parse_net(f"d={factory_file}:make:{mine}")[1].fc.bias, own.fc.bias * 2)
+
+
+def test_lightning_style_checkpoint_into_a_registry_model(tmp_path):
+    from unitscope.models import create_model
+
+    net = create_model("squeezenet1_1", num_classes=10)
+    path = tmp_path / "lightning.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in net.state_dict().items()}, "epoch": 3}, path)
+    loaded = create_model("squeezenet1_1", weights=path)
+    assert len(model_info(loaded).class_names) == 10  # inferred from model.classifier.1.weight
+    assert torch.equal(loaded.classifier[1].weight, net.classifier[1].weight)

@@ -32,7 +32,7 @@ import torch
 import torchvision
 from torch import nn
 
-from unitscope.models.checkpoint import load_state_dict, read_checkpoint
+from unitscope.models.checkpoint import load_state_dict, plain_key, read_checkpoint
 from unitscope.models.info import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -445,8 +445,7 @@ def create_model(
     inferred = None
     if state_dict is not None and spec.classifier_key:
         for key, value in state_dict.items():
-            plain = ".".join(part for part in key.split(".") if part != "module")
-            if plain == spec.classifier_key:
+            if key == spec.classifier_key or plain_key(key) == spec.classifier_key:
                 inferred = int(value.shape[0])
                 break
     if num_classes is None:
