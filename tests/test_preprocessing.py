@@ -251,3 +251,26 @@ def test_a_brightness_unit_detects_the_box_whatever_the_geometry(tmp_path, resiz
         monkeypatch.setattr(BrodenPool, "_aligned", lambda self, index, annotation: annotation)
         _, misaligned = _brightness_iou(pool)
         assert misaligned < iou - 0.2, (resize, iou, misaligned)  # measured: pad 0.49, crop 0.25
+
+
+def test_dissection_refuses_to_resume_with_other_preprocessing(tmp_path):
+    from unitscope.experiments.dissect import dissect
+
+    broden = make_broden(tmp_path / "broden", n=8)
+    net = create_model("mini_alexnet", num_classes=2, input_size=32, width=4)
+    work = tmp_path / "work"
+    options = dict(batch_size=2, checkpoint_every=1, work_dir=work, mask_size=None)
+    with pytest.raises(KeyboardInterrupt):
+        dissect(net, ["conv2"], BrodenPool(broden, preprocessing=model_info(net).preprocessing),
+                progress=lambda done, total: _stop_after(done, 2), **options)
+    other = Preprocessing(input_size=32, mean=0.5, std=0.5)
+    with pytest.raises(ValueError, match="partial run with other arguments"):
+        dissect(net, ["conv2"], BrodenPool(broden, preprocessing=other), **options)
+    # the same values from another source (an option rather than the registry) resume the run
+    same = resolve_preprocessing(model_info(net).preprocessing, mean=IMAGENET)
+    model_info(net).preprocessing = same
+    result = dissect(net, ["conv2"], BrodenPool(broden, preprocessing=same), **options)
+    assert result.config["preprocessing"]["sources"]["mean"] == "option"
+
+
+IMAGENET = (0.485, 0.456, 0.406)
