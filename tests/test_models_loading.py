@@ -32,7 +32,7 @@ FACTORY = textwrap.dedent('''
         return Tiny()
 
     def broken():
-        raise RuntimeError("no GPU here")
+        raise RuntimeError("no GPU here\\n  (a second line)")
 
     def not_a_module():
         return {"weights": 1}
@@ -89,7 +89,7 @@ def test_module_factory(factory_file, monkeypatch):
 @pytest.mark.parametrize("spec, error, message", [
     ("{dir}/missing.py:make", FileNotFoundError, "no such Python file"),
     ("{file}:nothing", LookupError, "has no attribute 'nothing'"),
-    ("{file}:broken", ValueError, "the factory .*:broken raised RuntimeError: no GPU here"),
+    ("{file}:broken", ValueError, "the factory .*:broken raised RuntimeError: no GPU here [(]a second line[)]$"),
     ("{file}:not_a_module", ValueError, "returned a dict, not a torch.nn.Module"),
     ("no_such_package_xyz:make", LookupError, "no module named 'no_such_package_xyz'"),
 ])

@@ -64,6 +64,12 @@ def model_kind(spec: str) -> str:
     return "registry"
 
 
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (errors are one line), shortened to ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _import_file(path: Path):
     if not path.is_file():
         raise FileNotFoundError(f"--model: no such Python file: {path}")
@@ -76,7 +82,7 @@ def _import_file(path: Path):
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise ValueError(f"--model: running {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"--model: running {path} failed: {type(exc).__name__}: {_one_line(exc)}") from exc
     return module
 
 
@@ -87,7 +93,7 @@ def _import_module(name: str):
         raise LookupError(f"--model: no module named {exc.name!r} (for {name}:...); give an importable "
                           "module or a path/to/file.py") from exc
     except Exception as exc:
-        raise ValueError(f"--model: importing {name} failed: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"--model: importing {name} failed: {type(exc).__name__}: {_one_line(exc)}") from exc
 
 
 def _from_factory(spec: str, kind: str) -> nn.Module:
@@ -107,7 +113,7 @@ def _from_factory(spec: str, kind: str) -> nn.Module:
         try:
             model = factory()
         except Exception as exc:
-            raise ValueError(f"--model: the factory {spec} raised {type(exc).__name__}: {exc}") from exc
+            raise ValueError(f"--model: the factory {spec} raised {type(exc).__name__}: {_one_line(exc)}") from exc
     else:
         raise ValueError(f"--model: {spec} is a {type(factory).__name__}, not a function returning an nn.Module")
     if not isinstance(model, nn.Module):
