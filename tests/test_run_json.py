@@ -92,3 +92,19 @@ def test_preference_gives_each_network_its_own_preprocessing(assets, tmp_path):
     assert not np.array_equal(both.scores["half"]["conv2"], both.scores["imagenet"]["conv2"])
     run = check_run(tmp_path / "both" / "preference" / "run.json", "preference")
     assert set(run["networks"]) == {"imagenet", "half"} and len(run["stages"]) == 2
+
+
+def test_results_are_byte_identical_between_runs_but_for_run_json(assets, tmp_path):
+    broden, weights, _ = assets
+    for out in ("a", "b"):
+        common = ["--model", "mini_alexnet", "--weights", weights, "--data", broden, "--name", "tiny",
+                  "--out", tmp_path / out]
+        invoke(["rf", *common, "--layers", "conv2", "--top-k", "2", "--units", "0,1"])
+        invoke(["minimal", *common, "--label-category", "scene", "--segments", "4", "--max-images", "2"])
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert {f.name for f in files} >= {"run.json", "rf.json", "minimal.json", "summary.csv", ".stages.json"}
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    differ = [str(f) for f in files if (tmp_path / "a" / f).read_bytes() != (tmp_path / "b" / f).read_bytes()]
+    assert sorted(differ) == ["tiny/minimal/superpixels/run.json", "tiny/rf/run.json"]
+    run = read(tmp_path / "a" / "tiny" / "rf" / "run.json")
+    assert {"conv2", "conv2 topk", "conv2 occlusion"} <= set(run["stages"])

@@ -77,6 +77,10 @@ class RunRecord:
         finally:
             self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - start
 
+    def add_time(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` to stage ``name`` (times measured inside a library call)."""
+        self.stages[name] = self.stages.get(name, 0.0) + float(seconds)
+
     def network(self, name: str, model, data=None) -> None:
         """Record a network's preprocessing (as applied to ``data``), weights source and fingerprint."""
         from unitscope.experiments._common import preprocessing_record

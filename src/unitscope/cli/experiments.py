@@ -215,7 +215,7 @@ def register(app: typer.Typer) -> None:
         unit_list = [int(u) for u in split_list(units)] if units else None
         from unitscope.cli._common import StageCache
         from unitscope.experiments._runstate import weights_fingerprint
-        from unitscope.experiments.empirical_rf import EmpiricalRFResult
+        from unitscope.experiments.empirical_rf import TIMING_STATS, EmpiricalRFResult
 
         network = name or O.model_label(model)
         # one stage per layer: an interrupted run resumes at the first unfinished layer
@@ -229,6 +229,8 @@ def register(app: typer.Typer) -> None:
                 result = _run_with_bar(f"receptive field {layer}", empirical_receptive_fields, model=net,
                                        layer=layer, data=pool, top_k=top_k, units=unit_list,
                                        network=network, batch_size=batch_size)
+                for stat in TIMING_STATS:  # wall times go to run.json, not to the results
+                    record.add_time(f"{layer} {stat[:-2]}", result.stats[stat])
                 result.save(out / network / "rf" / layer)
 
             with record.stage(layer):

@@ -222,7 +222,8 @@ class EmpiricalRFResult:
             "theoretical": {"size": self.theoretical.size, "stride": self.theoretical.stride,
                             "start": self.theoretical.start},
             "image_size": list(self.image_size), "occluder": self.occluder, "stride": self.stride,
-            "options": self.options, "stats": self.stats, "pictures": written,
+            "options": self.options, "stats": {k: v for k, v in self.stats.items() if k not in TIMING_STATS},
+            "pictures": written,
         })
         return out
 
@@ -711,6 +712,10 @@ def empirical_receptive_fields(
         top_values=top_values, locations=locations, theoretical=window, image_size=(h, w),
         occluder=occluder, stride=stride, options=options, stats=stats, network=network)
 
+
+#: Entries of ``stats`` that are wall times: kept in memory (benchmarks, the command's
+#: run.json) but not written to rf.json, which is byte-identical between runs.
+TIMING_STATS = ("topk_s", "occlusion_s")
 
 #: Fixed cost of one forward copy, in input pixels: small crops do not run at full speed
 #: (measured on CPUs for mini_alexnet: about a 32x32 crop's worth per copy).
