@@ -101,10 +101,18 @@ def test_results_are_byte_identical_between_runs_but_for_run_json(assets, tmp_pa
                   "--out", tmp_path / out]
         invoke(["rf", *common, "--layers", "conv2", "--top-k", "2", "--units", "0,1"])
         invoke(["minimal", *common, "--label-category", "scene", "--segments", "4", "--max-images", "2"])
+        invoke(["dissect", *common, "--layers", "conv2", "--batch-size", "4", "--label-cache", "none"])
+        dissection = tmp_path / out / "tiny" / "dissect"
+        invoke(["localize", *common, "--layer", "conv2", "--dissection", dissection])
+        invoke(["ablate", *common, "--layer", "conv2", "--dissection", dissection, "--random", "1"])
+        invoke(["preference", "--net", f"tiny=mini_alexnet:{weights}", "--pool", f"scenes={broden / 'images'}",
+                "--layers", "conv2", "--out", tmp_path / out])
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert {f.name for f in files} >= {"run.json", "rf.json", "minimal.json", "summary.csv", ".stages.json"}
+    assert {f.name for f in files} >= {"run.json", "rf.json", "minimal.json", "summary.csv", ".stages.json",
+                                       "result.json", "localize.json", "ablate.json", "preference.json"}
     assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
     differ = [str(f) for f in files if (tmp_path / "a" / f).read_bytes() != (tmp_path / "b" / f).read_bytes()]
-    assert sorted(differ) == ["tiny/minimal/superpixels/run.json", "tiny/rf/run.json"]
+    assert sorted(differ) == ["preference/run.json", "tiny/ablate/run.json", "tiny/dissect/run.json",
+                              "tiny/localize/run.json", "tiny/minimal/superpixels/run.json", "tiny/rf/run.json"]
     run = read(tmp_path / "a" / "tiny" / "rf" / "run.json")
     assert {"conv2", "conv2 topk", "conv2 occlusion"} <= set(run["stages"])
