@@ -182,3 +182,39 @@ def test_lightning_style_checkpoint_into_a_registry_model(tmp_path):
     loaded = create_model("squeezenet1_1", weights=path)
     assert len(model_info(loaded).class_names) == 10  # inferred from model.classifier.1.weight
     assert torch.equal(loaded.classifier[1].weight, net.classifier[1].weight)
+
+
+def test_random_twin_of_a_factory_model(factory_file, tmp_path):
+    from unitscope.models.loading import reinitialised
+
+    net = load_model(f"{factory_file}:make")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    torch.manual_seed(3)
+    twin = reinitialised(load_model(f"{factory_file}:make"))
+    assert all(not torch.equal(before[k], v) for k, v in twin.state_dict().items())
+    path = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(net, (torch.randn(1, 3, 8, 8),)), path)
+    with pytest.raises(ValueError, match="--null: cannot draw random weights for 6 parameter"):
+        reinitialised(load_model(str(path)))
+
+
+def test_dissect_an_export_archive_from_the_command_line(tmp_path):
+    from test_dissect_cli import make_broden
+
+    tiny = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
+    path = tmp_path / "tiny.pt2"
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.export.save(torch.export.export(tiny, (torch.zeros(2, 3, 32, 32),), dynamic_shapes=({0: batch},)), path)
+    broden = make_broden(tmp_path / "broden", n=6)
+    result = CliRunner().invoke(app, ["dissect", "--model", str(path), "--data", str(broden), "--layers", "1",
+                                      "--input-size", "32", "--batch-size", "4", "--out", str(tmp_path / "out"),
+                                      "--label-cache", "none"])
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    units = pd.read_csv(tmp_path / "out" / "tiny" / "dissect" / "units.csv", dtype={"layer": str})
+    assert list(units.layer) == ["1"] * 4
+    import json
+
+    run = json.loads((tmp_path / "out" / "tiny" / "dissect" / "run.json").read_text())
+    assert run["networks"]["tiny"]["weights"] == "archive"  # its own weights: not called "-random"

@@ -40,6 +40,8 @@ def assets(tmp_path_factory) -> tuple[Path, Path, Path]:
     (root / "factories.py").write_text(FACTORIES)
     script = root / "scripted.pt"
     torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3))), script)
+    tiny = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.ReLU())
+    torch.export.save(torch.export.export(tiny, (torch.zeros(1, 3, 32, 32),)), root / "exported.pt2")
     return make_broden(root / "broden", n=4), weights, root
 
 
@@ -103,3 +105,12 @@ def test_native_size_needs_batch_size_one(assets, tmp_path, refuse):
     args = ["preference", "--net", "a=mini_alexnet:" + str(assets[1]), "--pool", f"objects={pool}",
             "--out", str(tmp_path / "out"), "--input-size", "native", "--batch-size", "8"]
     refuse(args, mentions=["--input-size native needs --batch-size 1", "--batch-size 8"], unchanged=[tmp_path])
+
+
+def test_no_random_twin_for_an_export_archive(assets, tmp_path, refuse):
+    broden, _, root = assets
+    args = ["dissect", "--model", root / "exported.pt2", "--data", broden, "--out", tmp_path / "out",
+            "--layers", "1", "--null"]
+    refuse(args, mentions=["--null", "cannot draw random weights", "reset_parameters"],
+           unchanged=[broden, root, tmp_path])
+    assert not (tmp_path / "out").exists()

@@ -116,8 +116,13 @@ def train(
 def _network_name(model: str, weights: Optional[Path], name: Optional[str]) -> str:
     if name:
         return name
-    model = O.model_label(model)
-    return f"{model}-{weights.stem}" if weights else f"{model}-random"
+    from unitscope.models.loading import model_kind
+
+    label = O.model_label(model)
+    if weights:
+        return f"{label}-{weights.stem}"
+    # a registry model without weights is random; a factory's or an archive's need not be
+    return f"{label}-random" if model_kind(model) == "registry" else label
 
 
 @app.command()
@@ -177,9 +182,14 @@ def dissect(
     target = out / network / "dissect"
     runs = [(network, net)]
     if null:
+        from unitscope.models.loading import model_kind, reinitialised
+
         torch.manual_seed(seed)
         random_net = O.open_network(model, None, pre_options, num_classes=len(info.class_names) or None,
-                                    native=False, command="dissect").to(device)
+                                    native=False, command="dissect")
+        if model_kind(model) != "registry":  # a factory may load trained weights: draw them again
+            random_net = reinitialised(random_net)
+        random_net = random_net.to(device)
         model_info(random_net).preprocessing = info.preprocessing  # the same images as the trained one
         runs.append((f"{network}-random", random_net))
     if label_cache is None:

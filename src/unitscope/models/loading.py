@@ -44,7 +44,7 @@ from unitscope.models.info import ModelInfo, attach_info, model_info
 from unitscope.models.preprocessing import FIELDS, Preprocessing, resolve_preprocessing
 from unitscope.models.registry import _generic_names, create_model, list_models
 
-__all__ = ["load_model", "model_kind"]
+__all__ = ["load_model", "model_kind", "reinitialised"]
 
 _FACTORY = re.compile(r"^(?P<target>.+):(?P<attr>[A-Za-z_][A-Za-z0-9_.]*)$")
 
@@ -250,3 +250,31 @@ def _class_names_from_output(model: nn.Module) -> list[str]:
         elif isinstance(module, nn.Conv2d):
             last = module.out_channels
     return _generic_names(last) if last else []
+
+
+def reinitialised(model: nn.Module) -> nn.Module:
+    """``model`` with every parameter drawn again by its module's ``reset_parameters()`` (a random-weights null).
+
+    A factory may load trained weights itself, so "the factory's model
+    without ``--weights``" is no null; this one is, whatever the factory does.
+    Draws from torch's global generator (seed it first).
+
+    Raises
+    ------
+    ValueError
+        If a parameter belongs to a module that cannot reset it (a
+        ``torch.export`` archive's modules, custom layers without
+        ``reset_parameters``): such a model has no honest random twin here.
+    """
+    covered: set[int] = set()
+    for module in model.modules():
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset):
+            reset()
+            covered.update(id(p) for p in module.parameters(recurse=False))
+    left = [name for name, p in model.named_parameters() if id(p) not in covered]
+    if left:
+        shown = ", ".join(left[:5]) + (f", ... ({len(left) - 5} more)" if len(left) > 5 else "")
+        raise ValueError(f"--null: cannot draw random weights for {len(left)} parameter(s) of this model "
+                         f"({shown}): their modules have no reset_parameters()")
+    return model
