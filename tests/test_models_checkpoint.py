@@ -154,7 +154,8 @@ def test_save_and_create_round_trip(tmp_path, source):
     state_dict, meta = read_checkpoint(path)
     assert meta == {
         "format": 1, "arch": "mini_alexnet", "num_classes": 5, "class_names": names,
-        "preprocessing": {"input_size": 64, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        "preprocessing": {"input_size": 64, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                          "channel_order": "rgb", "scale": 1.0},
         "default_layers": model_info(source).default_layers,
         "extra": {"accuracy": 0.91, "config": {"epochs": [1, 2]}},
     }

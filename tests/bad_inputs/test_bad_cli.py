@@ -6,12 +6,12 @@ import pytest
 
 
 def test_a_multi_line_library_error_is_printed_on_one_line(refuse, monkeypatch, tmp_path):
-    import unitscope.models as models
+    import unitscope.models.loading as loading
 
     def broken(*args, **kwargs):
         raise ValueError("first line\n  second line\n\nthird line")
 
-    monkeypatch.setattr(models, "create_model", broken)
+    monkeypatch.setattr(loading, "load_model", broken)
     line = refuse(["layers", "alexnet"], mentions=["first line second line third line"], unchanged=[tmp_path])
     assert line == "unitscope: error: first line second line third line"
 

@@ -152,7 +152,7 @@ class StageCache:
         start = time.perf_counter()
         out = func()
         self.timings[name] = time.perf_counter() - start
-        self.done[name] = {"key": key, "seconds": self.timings[name]}
+        self.done[name] = {"key": key}  # no time here: it lives in results folders (run.json has times)
         write_json(self.file, self.done)
         self.log(f"{name}: {self.timings[name]:.0f} s")
         return out

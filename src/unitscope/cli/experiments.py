@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import typer
 
+from unitscope.cli import _options as O
 from unitscope.cli._common import CLASSES_OPTION, LAYOUT_OPTION, friendly_errors, open_data, tqdm_progress
 from unitscope.cli._validate import (
     SEED_HELP,
@@ -26,18 +27,21 @@ from unitscope.cli._validate import (
 __all__ = ["register"]
 
 
-def parse_net(name: str, arch_weights: str, *, seed: int):
-    """``NAME=ARCH[:WEIGHTS]`` (already split at ``=``) -> (name, model); random weights seeded by ``seed``."""
-    from unitscope.models import create_model
+def parse_net(name: str, rest: str, preprocessing: dict | None = None, *, batch_size: int | None = None,
+              seed: int = 0):
+    """``NAME=MODEL[:WEIGHTS]`` (already split at ``=``) -> (name, model).
 
-    arch, _, weights = arch_weights.partition(":")
-    return name, create_model(arch or None, weights=Path(weights) if weights else None, seed=seed)
-
-
-def open_model(model: str, weights: Optional[Path], *, seed: int):
-    from unitscope.models import create_model
-
-    return create_model(model, weights=weights, seed=seed)
+    MODEL may be ``file.py:factory`` or ``pkg.mod:factory``; random weights
+    (no WEIGHTS) are seeded by ``seed``.
+    """
+    parts = rest.split(":")
+    # registry names have no dot: a dotted first part is a file.py or package.module with its factory
+    if "." in parts[0] and not parts[0].endswith(".pt2") and len(parts) > 1:
+        arch, weights = ":".join(parts[:2]), ":".join(parts[2:])
+    else:
+        arch, weights = parts[0], ":".join(parts[1:])
+    return name, O.open_network(arch or None, Path(weights) if weights else None, preprocessing or {},
+                                batch_size=batch_size, command="preference", seed=seed)
 
 
 def _run_with_bar(name, func, **kwargs):
@@ -62,32 +66,52 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: int = typer.Option(20, "--checkpoint-every", min=1, help="Batches between checkpoints."),
         restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
         seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
+        preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+        input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+        channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
         """Which images each layer prefers: the source mix of its top images (pre-experiment).
 
         Run it again with the same arguments after an interruption to resume.
         """
+        from unitscope.cli._run_record import RunRecord
         from unitscope.data.open import open_pool
         from unitscope.experiments.preference import layer_preference
         from unitscope.models import model_info
 
-        models = {n: m.to(device) for n, m in (parse_net(n, spec, seed=seed) for n, spec in net)}
-        first = next(iter(models.values()))
-        pools = [open_pool(Path(folder), kind="plain", source=source, preprocessing=model_info(first).preprocessing)
-                 for source, folder in pool]
+        record = RunRecord("preference")
+        pre_options = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                              resize=resize, channel_order=channel_order, scale=scale)
+        models = {n: m.to(device) for n, m in (parse_net(n, spec, pre_options, batch_size=batch_size, seed=seed)
+                                               for n, spec in net)}
         layer_map = layers or {n: model_info(m).default_layers for n, m in models.items()}
-        result = _run_with_bar("layer preference", layer_preference, models=models, layers=layer_map,
-                               pools=pools, top=top, batch_size=batch_size,
-                               work_dir=out / ".partial" / "preference", checkpoint_every=checkpoint_every,
-                               restart=restart)
+        # Each network sees the images prepared its own way: one scoring pass per preprocessing.
+        groups: dict = {}
+        for n, m in models.items():
+            groups.setdefault(model_info(m).preprocessing, []).append(n)
+        result = None
+        for number, (pre, names) in enumerate(groups.items()):
+            pools = [open_pool(Path(folder), kind="plain", source=source, preprocessing=pre)
+                     for source, folder in pool]
+            with record.stage(f"score {', '.join(names)}"):
+                part = _run_with_bar(
+                    "layer preference", layer_preference, models={n: models[n] for n in names},
+                    layers=layer_map if isinstance(layer_map, list) else {n: layer_map[n] for n in names},
+                    pools=pools, top=top, batch_size=batch_size, checkpoint_every=checkpoint_every,
+                    work_dir=out / ".partial" / ("preference" if len(groups) == 1 else f"preference-{number}"),
+                    restart=restart)
+            for n in names:
+                record.network(n, models[n], pools[0])
+            result = part if result is None else result.merge(part)
         result.save(out / "preference")
+        record.write(out / "preference")
         typer.echo(result.to_frame().to_string(index=False))
         typer.echo(f"results in {out / 'preference'}")
 
     @app.command()
     @friendly_errors
     def minimal(
-        model: str = typer.Option(..., "--model"),
+        model: str = typer.Option(..., "--model", help=O.MODEL_HELP),
         data: Path = typer.Option(..., "--data", help="Plain pool (ImageFolder) or annotated pool."),
         layout: str = LAYOUT_OPTION,
         classes: Optional[Path] = CLASSES_OPTION,
@@ -104,6 +128,9 @@ def register(app: typer.Typer) -> None:
         chunk: int = typer.Option(50, "--chunk", min=1, help="Images per saved chunk (the unit of resumption)."),
         device: str = typer.Option("cpu", "--device", callback=device_option, help="cpu, cuda, cuda:1 ..."),
         seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
+        preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+        input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+        channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
         """Minimal image representations: remove segments while the class stays correct (Exp. 1)."""
         from unitscope.experiments.minimal_images import minimal_images
@@ -112,25 +139,31 @@ def register(app: typer.Typer) -> None:
         import shutil
 
         from unitscope.cli._common import StageCache
-        from unitscope.experiments._common import check_labels
+        from unitscope.cli._run_record import RunRecord
+        from unitscope.experiments._common import check_labels, preprocessing_key, preprocessing_record
         from unitscope.experiments._runstate import weights_fingerprint
         from unitscope.experiments.minimal_images import MinimalImagesResult
 
-        net = open_model(model, weights, seed=seed).to(device)
+        record = RunRecord("minimal")
+        pre = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                      resize=resize, channel_order=channel_order, scale=scale)
+        net = O.open_network(model, weights, pre, batch_size=batch_size, command="minimal", seed=seed).to(device)
         options = {"label_category": label_category} if label_category else {}
         if label_pattern:
             options["label_pattern"] = label_pattern
         pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=False,
                          **options)
         check_labels(pool, len(model_info(net).class_names))  # before the first chunk writes anything
-        target = out / (name or model) / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
+        network = name or O.model_label(model)
+        target = out / network / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
         partial = target.parent / f".partial-{target.name}"
         # The search runs chunk by chunk; each finished chunk is saved, so an interrupted
         # run started again with the same arguments resumes at the first unfinished chunk.
         stages = StageCache(partial / "stages.json", lambda line: typer.echo(line, err=True))
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "segmentation": segmentation,
                   "segments": n_segments, "fill": fill, "max_images": max_images, "options": options,
-                  "labels": pool.labels_key() if hasattr(pool, "labels_key") else None}
+                  "labels": pool.labels_key() if hasattr(pool, "labels_key") else None,
+                  "preprocessing": preprocessing_key(preprocessing_record(net, pool))}
         merged, remaining = None, max_images
         for number, start in enumerate(range(0, len(pool), chunk)):
             if remaining is not None and remaining <= 0:
@@ -145,20 +178,23 @@ def register(app: typer.Typer) -> None:
                                        indices=indices, batch_size=batch_size)
                 result.save(folder)
 
-            stages.run(folder.name, dict(config, indices=[indices[0], indices[-1]], quota=remaining), run_chunk)
+            with record.stage("search"):
+                stages.run(folder.name, dict(config, indices=[indices[0], indices[-1]], quota=remaining), run_chunk)
             part = MinimalImagesResult.load(folder)
             merged = part if merged is None else merged.merge(part)
             if remaining is not None:
                 remaining -= part.counts.get("evaluated", 0)
         merged.options["max_images"] = max_images
         merged.save(target)
+        record.network(name or O.model_label(model), net, pool)
+        record.write(target)
         shutil.rmtree(partial, ignore_errors=True)
         typer.echo(f"results in {target}")
 
     @app.command()
     @friendly_errors
     def rf(
-        model: str = typer.Option(..., "--model"),
+        model: str = typer.Option(..., "--model", help=O.MODEL_HELP),
         data: Path = typer.Option(..., "--data"),
         layout: str = LAYOUT_OPTION,
         classes: Optional[Path] = CLASSES_OPTION,
@@ -172,6 +208,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, "--batch-size", min=1),
         device: str = typer.Option("cpu", "--device", callback=device_option, help="cpu, cuda, cuda:1 ..."),
         seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
+        preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+        input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+        channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
         """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2)."""
         from unitscope.experiments._common import check_spatial_layers
@@ -183,7 +222,13 @@ def register(app: typer.Typer) -> None:
         )
         from unitscope.models import model_info
 
-        net = open_model(model, weights, seed=seed).to(device)
+        from unitscope.cli._run_record import RunRecord
+        from unitscope.experiments._common import preprocessing_key, preprocessing_record
+
+        record = RunRecord("rf")
+        pre = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                      resize=resize, channel_order=channel_order, scale=scale)
+        net = O.open_network(model, weights, pre, native=False, command="rf", seed=seed).to(device)
         pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=False)
         if max_images:
             pool = pool.subset(range(min(max_images, len(pool))))
@@ -198,13 +243,14 @@ def register(app: typer.Typer) -> None:
                              f"{fewest[1][0]} units (0 to {fewest[1][0] - 1})")
         from unitscope.cli._common import StageCache
         from unitscope.experiments._runstate import weights_fingerprint
-        from unitscope.experiments.empirical_rf import EmpiricalRFResult
+        from unitscope.experiments.empirical_rf import TIMING_STATS, EmpiricalRFResult
 
-        network = name or model
+        network = name or O.model_label(model)
         # one stage per layer: an interrupted run resumes at the first unfinished layer
         stages = StageCache(out / network / "rf" / ".stages.json", lambda line: typer.echo(line, err=True))
         config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "top_k": top_k,
-                  "units": units, "max_images": max_images, "weights_seed": model_info(net).seed}
+                  "units": units, "max_images": max_images, "weights_seed": model_info(net).seed,
+                  "preprocessing": preprocessing_key(preprocessing_record(net, pool))}
         results = []
         check_rf_layers(net, layer_names, pool)  # every layer's window too, before the first one runs
         for layer in layer_names:
@@ -212,18 +258,23 @@ def register(app: typer.Typer) -> None:
                 result = _run_with_bar(f"receptive field {layer}", empirical_receptive_fields, model=net,
                                        layer=layer, data=pool, top_k=top_k, units=units,
                                        network=network, batch_size=batch_size)
+                for stat in TIMING_STATS:  # wall times go to run.json, not to the results
+                    record.add_time(f"{layer} {stat[:-2]}", result.stats[stat])
                 result.save(out / network / "rf" / layer)
 
-            stages.run(layer, dict(config, layer=layer), run_layer)
+            with record.stage(layer):
+                stages.run(layer, dict(config, layer=layer), run_layer)
             results.append(EmpiricalRFResult.load(out / network / "rf" / layer))
         summary = summarise_receptive_fields(results)
         write_csv(out / network / "rf" / "summary.csv", summary)
+        record.network(network, net, pool)
+        record.write(out / network / "rf")
         typer.echo(summary.to_string(index=False))
 
     @app.command()
     @friendly_errors
     def localize(
-        model: str = typer.Option(..., "--model"),
+        model: str = typer.Option(..., "--model", help=O.MODEL_HELP),
         data: Path = typer.Option(..., "--data", help="Annotated pool."),
         layout: str = LAYOUT_OPTION,
         classes: Optional[Path] = CLASSES_OPTION,
@@ -238,6 +289,9 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: int = typer.Option(20, "--checkpoint-every", min=1, help="Batches between checkpoints."),
         restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
         seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
+        preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+        input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+        channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
         """Units as object localizers: masks, boxes and the pointing game (Exp. 5).
 
@@ -247,22 +301,30 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.localize import localize_objects
         from unitscope.models import model_info
 
-        net = open_model(model, weights, seed=seed).to(device)
+        from unitscope.cli._run_record import RunRecord
+
+        record = RunRecord("localize")
+        pre = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                      resize=resize, channel_order=channel_order, scale=scale)
+        net = O.open_network(model, weights, pre, native=False, command="localize", seed=seed).to(device)
         options = {"label_category": label_category} if label_category else {}
         pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=True,
                          **options)
-        result = _run_with_bar("localize", localize_objects, model=net, layer=layer, data=pool,
-                               dissection=DissectionResult.load(dissection), batch_size=batch_size,
-                               work_dir=out / (name or model) / ".partial" / "localize",
-                               checkpoint_every=checkpoint_every, restart=restart)
-        target = out / (name or model) / "localize"
+        with record.stage("localize"):
+            result = _run_with_bar("localize", localize_objects, model=net, layer=layer, data=pool,
+                                   dissection=DissectionResult.load(dissection), batch_size=batch_size,
+                                   work_dir=out / (name or O.model_label(model)) / ".partial" / "localize",
+                                   checkpoint_every=checkpoint_every, restart=restart)
+        target = out / (name or O.model_label(model)) / "localize"
         result.save(target)
+        record.network(name or O.model_label(model), net, pool)
+        record.write(target)
         typer.echo(f"results in {target}")
 
     @app.command()
     @friendly_errors
     def ablate(
-        model: str = typer.Option(..., "--model"),
+        model: str = typer.Option(..., "--model", help=O.MODEL_HELP),
         data: Path = typer.Option(..., "--data", help="Annotated pool with class labels."),
         layout: str = LAYOUT_OPTION,
         classes: Optional[Path] = CLASSES_OPTION,
@@ -278,6 +340,9 @@ def register(app: typer.Typer) -> None:
         checkpoint_every: int = typer.Option(20, "--checkpoint-every", min=1, help="Batches between checkpoints."),
         restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
         seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random weights (without --weights) and of the random-unit draws."),
+        preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+        input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+        channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
         """Switch off the detectors of each object and measure each class's accuracy drop.
 
@@ -287,13 +352,22 @@ def register(app: typer.Typer) -> None:
         from unitscope.experiments.dissect import DissectionResult
         from unitscope.models import model_info
 
-        net = open_model(model, weights, seed=seed).to(device)
+        from unitscope.cli._run_record import RunRecord
+
+        record = RunRecord("ablate")
+        pre = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                      resize=resize, channel_order=channel_order, scale=scale)
+        net = O.open_network(model, weights, pre, batch_size=batch_size, command="ablate", seed=seed).to(device)
         pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=True,
                          label_category=label_category)
-        result = _run_with_bar("ablate", ablate_detectors, model=net, layer=layer, data=pool,
-                               dissection=DissectionResult.load(dissection), n_random=n_random, seed=seed,
-                               batch_size=batch_size, work_dir=out / (name or model) / ".partial" / "ablate",
-                               checkpoint_every=checkpoint_every, restart=restart)
-        target = out / (name or model) / "ablate"
+        with record.stage("ablate"):
+            result = _run_with_bar("ablate", ablate_detectors, model=net, layer=layer, data=pool,
+                                   dissection=DissectionResult.load(dissection), n_random=n_random, seed=seed,
+                                   batch_size=batch_size,
+                                   work_dir=out / (name or O.model_label(model)) / ".partial" / "ablate",
+                                   checkpoint_every=checkpoint_every, restart=restart)
+        target = out / (name or O.model_label(model)) / "ablate"
         result.save(target)
+        record.network(name or O.model_label(model), net, pool)
+        record.write(target)
         typer.echo(f"results in {target}")

@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 
+from unitscope.cli import _options as O
 from unitscope.cli._common import (CLASSES_OPTION, LAYOUT_OPTION, OneLineErrorsGroup, default_home, friendly_errors,
                                    open_data, tqdm_progress)
 from unitscope.cli._validate import SEED_HELP, device_option, float_range, layer_list, name_option
@@ -41,16 +42,18 @@ def _root(
 @app.command()
 @friendly_errors
 def layers(
-    model: str = typer.Argument(..., help="Architecture name (see `unitscope models`)."),
+    model: str = typer.Argument(..., help=O.MODEL_HELP),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint file to load."),
     num_classes: Optional[int] = typer.Option(None, "--num-classes", min=1, help="Output classes (inferred from the checkpoint when given)."),
     seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
+    input_size: Optional[str] = O.INPUT_SIZE,
 ) -> None:
     """List a model's layers with channels, stride and theoretical receptive field."""
-    from unitscope.models import create_model, layers_frame
+    from unitscope.models import layers_frame, model_info
 
-    net = create_model(model, weights=weights, num_classes=num_classes, seed=seed)
-    frame = layers_frame(net)
+    net = O.open_network(model, weights, O.preprocessing_options(input_size=input_size),
+                         num_classes=num_classes, native=False, command="layers", seed=seed)
+    frame = layers_frame(net, input_size=model_info(net).preprocessing.size_hw)
     typer.echo(frame.to_string(index=False))
 
 
@@ -113,22 +116,22 @@ def train(
         )
 
 
-def _load_network(model: str, weights: Optional[Path], *, seed: int):
-    from unitscope.models import create_model
-
-    return create_model(model, weights=weights, seed=seed)
-
-
 def _network_name(model: str, weights: Optional[Path], name: Optional[str]) -> str:
     if name:
         return name
-    return f"{model}-{weights.stem}" if weights else f"{model}-random"
+    from unitscope.models.loading import model_kind
+
+    label = O.model_label(model)
+    if weights:
+        return f"{label}-{weights.stem}"
+    # a registry model without weights is random; a factory's or an archive's need not be
+    return f"{label}-random" if model_kind(model) == "registry" else label
 
 
 @app.command()
 @friendly_errors
 def dissect(
-    model: str = typer.Option(..., "--model", help="Architecture name (`unitscope models`)."),
+    model: str = typer.Option(..., "--model", help=O.MODEL_HELP),
     data: Path = typer.Option(..., "--data", help="Annotated pool: a Broden directory or images + masks folders."),
     layout: str = LAYOUT_OPTION,
     classes: Optional[Path] = CLASSES_OPTION,
@@ -151,6 +154,9 @@ def dissect(
     segmentations: int = typer.Option(0, "--segmentations", min=0, help="Write the top-N segmentation images of each unit (for labeling and the report)."),
     null: bool = typer.Option(False, "--null", help="Also dissect the same architecture with random weights (NAME-random) as a null (needs --weights)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random weights: the network's without --weights, the null's with --null."),
+    preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
+    input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
+    channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
 ) -> None:
     """Network dissection: label every unit of the layers by IoU with concept masks.
 
@@ -160,20 +166,25 @@ def dissect(
     """
     import torch
 
+    from unitscope.cli._run_record import RunRecord
     from unitscope.experiments import _distributed as D
     from unitscope.experiments.dissect import dissect as run_dissect
     from unitscope.experiments._thresholds import check_min_support, check_threshold_rule
     from unitscope.models import model_info
+    from unitscope.models.loading import model_kind
 
     check_threshold_rule(threshold_rule), check_min_support(min_support)  # before any work
-    if null and weights is None:
+    if null and weights is None and model_kind(model) == "registry":
         raise ValueError("--null needs --weights: without them the network itself has random weights "
                          "(seeded by --seed), so it is its own null")
+    record = RunRecord("dissect")
+    pre_options = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
+                                          resize=resize, channel_order=channel_order, scale=scale)
     distributed = D.init_from_environment()
     rank, world = D.rank_and_world()
     if distributed and device.startswith("cuda"):
         device = f"cuda:{torch.cuda.current_device()}"
-    net = _load_network(model, weights, seed=seed).to(device)
+    net = O.open_network(model, weights, pre_options, native=False, command="dissect", seed=seed).to(device)
     info = model_info(net)
     chosen_layers = layers_ or list(info.default_layers)
     if not chosen_layers:
@@ -187,10 +198,19 @@ def dissect(
         check_tile_folders(out / network / "segmentations", chosen_layers)
     runs = [(network, net)]
     if null:
+        from unitscope.models.loading import reinitialised
         from unitscope.models.registry import random_like
 
-        # the same architecture as the checkpoint's (its width, input size, classes), random weights
-        random_net = random_like(net, seed=seed).to(device)
+        if model_kind(model) == "registry":
+            # the same architecture as the checkpoint's (its width, input size, classes), random weights
+            random_net = random_like(net, seed=seed)
+        else:  # a factory may load trained weights: draw them again
+            random_net = O.open_network(model, None, pre_options, native=False, command="dissect", seed=seed)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                random_net = reinitialised(random_net)
+        random_net = random_net.to(device)
+        model_info(random_net).preprocessing = info.preprocessing  # the same images as the trained one
         runs.append((f"{network}-random", random_net))
     if label_cache is None:
         labels_folder = default_home() / "cache" / "labels"
@@ -202,14 +222,16 @@ def dissect(
         if rank != 0:
             bar.disable = True
         try:
-            results[run_name] = run_dissect(
-                run_net, chosen_layers, pool, network=run_name, quantile=quantile,
-                threshold_rule=threshold_rule, min_support=min_support,
-                iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
-                num_workers=workers, mask_size="auto" if mask_size is None else (mask_size or None),
-                work_dir=out / run_name / ".partial" / "dissect",
-                checkpoint_every=checkpoint_every, restart=restart, progress=callback,
-                label_cache=labels_folder)
+            with record.stage(f"dissect {run_name}"):
+                results[run_name] = run_dissect(
+                    run_net, chosen_layers, pool, network=run_name, quantile=quantile,
+                    threshold_rule=threshold_rule, min_support=min_support,
+                    iou_threshold=iou_threshold, top_k=top_k, batch_size=batch_size,
+                    num_workers=workers, mask_size="auto" if mask_size is None else (mask_size or None),
+                    work_dir=out / run_name / ".partial" / "dissect",
+                    checkpoint_every=checkpoint_every, restart=restart, progress=callback,
+                    label_cache=labels_folder)
+            record.network(run_name, run_net, pool)
         finally:
             bar.close()
     result = results[network]
@@ -218,16 +240,19 @@ def dissect(
         from unitscope.experiments.dissect import flag_null
 
         null_result = results.get(f"{network}-random")
-        if null_result is not None:
-            flag_null(result, null_result)
-            null_result.save(out / null_result.network / "dissect")
-            object_census(null_result).save(out / null_result.network / "dissect")
-        result.save(target)
-        object_census(result, null=null_result).save(target)
+        with record.stage("save"):
+            if null_result is not None:
+                flag_null(result, null_result)
+                null_result.save(out / null_result.network / "dissect")
+                object_census(null_result).save(out / null_result.network / "dissect")
+            result.save(target)
+            object_census(result, null=null_result).save(target)
         if segmentations:
             from unitscope.experiments.segmentations import write_unit_segmentations
 
-            write_unit_segmentations(net, result, pool, out / network / "segmentations", top=segmentations)
+            with record.stage("segmentations"):
+                write_unit_segmentations(net, result, pool, out / network / "segmentations", top=segmentations)
+        record.write(target)
         summary = result.layer_summary()
         for row in summary.itertuples():
             typer.echo(f"{network} {row.layer}: {row.detectors}/{row.units} detectors, "

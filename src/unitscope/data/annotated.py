@@ -36,6 +36,7 @@ from .concepts import Annotation, Concept, ConceptTable
 from .decode import check_file
 from .errors import CorruptFileError
 from .pools import _DECODE_ERRORS, Pool, PoolItem, _unique_ids, check_header, scan_images
+from .transforms import crop_to_box
 
 __all__ = [
     "AnnotatedPool",
@@ -153,6 +154,11 @@ class AnnotatedPool(Pool):
     def annotation(self, index: int) -> Annotation:
         """The concepts of image ``index``, masks at their native resolution.
 
+        When the pool's transform crops or pads the image (``resize`` of
+        ``"shorter-side+center-crop"`` or ``"pad"``), the masks are cropped
+        or padded (with 0, no concept) to the same region, so that they stay
+        aligned with the network's input.
+
         Raises
         ------
         CorruptFileError
@@ -160,7 +166,34 @@ class AnnotatedPool(Pool):
             (message names the file and both sizes).  Raised even with
             ``skip_bad`` -- that option concerns iteration.
         """
-        return self._read_annotation(self._check_index(index))
+        index = self._check_index(index)
+        return self._aligned(index, self._read_annotation(index))
+
+    def _geometry(self):
+        """The transform's ``source_box`` when it crops or pads, else None."""
+        transform = self.transform
+        if getattr(transform, "resize", "stretch") == "stretch" or getattr(transform, "hw", None) is None:
+            return None
+        return getattr(transform, "source_box", None)
+
+    def geometry_key(self) -> dict | None:
+        """How the transform crops or pads masks (None when it does not): part of label-cache keys."""
+        if self._geometry() is None:
+            return None
+        t = self.transform
+        return {"input_size": list(t.hw), "resize": t.resize, "resize_ratio": t.resize_ratio}
+
+    def _aligned(self, index: int, annotation: Annotation) -> Annotation:
+        box_of = self._geometry()
+        if box_of is None or not annotation.masks:
+            return annotation
+        height, width = image_size(self._items[index].path)
+        size = (width, height)
+        box = box_of(*size)
+        return Annotation(
+            masks={cat: [crop_to_box(np.asarray(m), box, size) for m in maps]
+                   for cat, maps in annotation.masks.items()},
+            image_labels=annotation.image_labels)
 
     def _read_annotation(self, index: int) -> Annotation:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -188,7 +221,7 @@ class AnnotatedPool(Pool):
 
     def _extra_meta(self, index: int) -> dict:
         if self.include_annotation:
-            return {"annotation": self._read_annotation(index)}
+            return {"annotation": self._aligned(index, self._read_annotation(index))}
         return {}
 
     def with_annotation(self, include: bool = True) -> "AnnotatedPool":

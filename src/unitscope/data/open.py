@@ -38,8 +38,10 @@ def open_annotated_pool(root: str | Path, *, kind: str | None = None, preprocess
     kind : str, optional
         The layout (``--layout``): one of :data:`~unitscope.data.layouts.LAYOUTS`;
         detected when omitted or ``"auto"``.
-    preprocessing : object with input_size, mean, std
-        The network's preprocessing (images resized without crop).
+    preprocessing : object with input_size, mean, std (and resize, channel_order, scale)
+        The network's preprocessing.  Without a ``resize``, images are
+        stretched to the input size; with a centre crop or padding the masks
+        are cropped or padded alike (see :mod:`unitscope.data.transforms`).
     classes : path, ClassList or sequence of str, optional
         The class list of an index-mask pool (``--classes``): a class file,
         a :class:`~unitscope.data.classlist.ClassList` or names by pixel value.

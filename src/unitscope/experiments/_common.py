@@ -33,6 +33,9 @@ __all__ = [
     "check_spatial_layers",
     "spatial_size",
     "weights_record",
+    "preprocessing_record",
+    "preprocessing_key",
+    "input_channel_order",
 ]
 
 #: ``progress(done, total)``: called as work completes (the CLI passes a tqdm bar).
@@ -295,25 +298,30 @@ def normalisation(
 
     Taken from the arguments when given, else from the data set's transform
     (a pool's transform carries ``mean``/``std``), else from the model's
-    preprocessing metadata (``model_info(model).preprocessing``).
+    preprocessing metadata (``model_info(model).preprocessing``); values for
+    pixels in ``[0, 255]`` (``scale`` 255) are divided by 255.  They are in
+    the input's channel order (BGR for a ``caffe`` network).
 
     Returns
     -------
     mean, std : Tensor
         Shape ``(3, 1, 1)``, float32, on the CPU.
     """
+    # A transform or preprocessing that scales pixels to [0, 255] has its mean and std in those
+    # units: divided by the scale they undo the normalisation back to [0, 1].
     if mean is None or std is None:
         transform = getattr(data, "transform", None)
         t_mean, t_std = getattr(transform, "mean", None), getattr(transform, "std", None)
         if t_mean is not None and t_std is not None:
-            mean = t_mean if mean is None else mean
-            std = t_std if std is None else std
+            scale = float(getattr(transform, "scale", 1.0))
+            mean = [m / scale for m in t_mean] if mean is None else mean
+            std = [s / scale for s in t_std] if std is None else std
     if mean is None or std is None:
         from unitscope.models.info import model_info
 
         pre = model_info(model).preprocessing
-        mean = pre.mean if mean is None else mean
-        std = pre.std if std is None else std
+        mean = [m / pre.scale for m in pre.mean] if mean is None else mean
+        std = [s / pre.scale for s in pre.std] if std is None else std
     mean_t = torch.as_tensor([float(m) for m in mean], dtype=torch.float32)
     std_t = torch.as_tensor([float(s) for s in std], dtype=torch.float32)
     if mean_t.numel() != 3 or std_t.numel() != 3:
@@ -323,18 +331,31 @@ def normalisation(
     return mean_t.view(3, 1, 1), std_t.view(3, 1, 1)
 
 
+def input_channel_order(model: nn.Module, data: Dataset | None = None) -> str:
+    """``"rgb"`` or ``"bgr"``: the channel order of the network's inputs (the data's transform's, else the model's)."""
+    order = getattr(getattr(data, "transform", None), "channel_order", None)
+    if order is None:
+        from unitscope.models.info import model_info
+
+        order = model_info(model).preprocessing.channel_order
+    return order
+
+
 def to_uint8(image: torch.Tensor | np.ndarray, mean: torch.Tensor | None = None,
-             std: torch.Tensor | None = None) -> np.ndarray:
+             std: torch.Tensor | None = None, *, channel_order: str = "rgb") -> np.ndarray:
     """A displayable ``(H, W, 3)`` uint8 array from a ``(3, H, W)`` tensor or an ``(H, W, 3)`` array.
 
     A tensor is de-normalised with ``mean``/``std`` when given (else taken as
-    pixels in ``[0, 1]``); an array of uint8 is returned as is, a float array
-    is taken as ``[0, 1]``.
+    pixels in ``[0, 1]``) and put back in RGB order when its channels are
+    ``channel_order="bgr"``; an array of uint8 is returned as is, a float
+    array is taken as ``[0, 1]``.
     """
     if isinstance(image, torch.Tensor):
         x = image.detach().float().cpu()
         if mean is not None and std is not None:
             x = x * std + mean
+        if channel_order == "bgr":
+            x = x.flip(0)
         array = x.clamp(0, 1).permute(1, 2, 0).numpy()
         return np.round(array * 255).astype(np.uint8)
     array = np.asarray(image)
@@ -356,3 +377,38 @@ def class_names(model: nn.Module, data: Dataset, given: Sequence[str] | None = N
         return list(names)
     names = getattr(data, "class_names", None)
     return list(names) if names else None
+
+
+def preprocessing_record(model: nn.Module, data: Dataset | None = None) -> dict:
+    """The preprocessing a run used, for its result and its resume key.
+
+    The data set's transform says what was done to the images (size,
+    geometry, channel order, scale, mean, std); the model's preprocessing
+    says where each value came from (``sources``) and which preset it
+    matches.  A transform that cannot describe itself is named by its type.
+    """
+    from unitscope.models.info import model_info
+
+    pre = model_info(model).preprocessing
+    transform = getattr(data, "transform", None)
+    describe = getattr(transform, "describe", None)
+    if callable(describe):
+        record = dict(describe())
+    elif transform is not None:
+        record = {"transform": f"{type(transform).__module__}.{type(transform).__qualname__}"}
+    else:
+        record = {k: v for k, v in pre.to_dict().items() if k not in ("preset", "sources")}
+    record["preset"] = pre.preset if _matches(record, pre) else None
+    record["sources"] = dict(pre.sources) if _matches(record, pre) else {"all": "the pool's own transform"}
+    return record
+
+
+def preprocessing_key(record: dict) -> dict:
+    """The values of a :func:`preprocessing_record` without where they came from (for resume keys)."""
+    return {k: v for k, v in record.items() if k not in ("sources", "preset")}
+
+
+def _matches(record: dict, pre) -> bool:
+    """Whether a transform's description has the model preprocessing's values."""
+    return (record.get("mean") == list(pre.mean) and record.get("std") == list(pre.std)
+            and record.get("channel_order") == pre.channel_order and record.get("scale") == pre.scale)

@@ -204,7 +204,15 @@ class BatchCheckpoints:
 
 
 def data_key(data) -> dict[str, Any]:
-    """What identifies a data set in a run's key: its type, size and image ids."""
+    """What identifies a data set in a run's key: its type, size, image ids and preprocessing.
+
+    The preprocessing is the pool transform's own description (size,
+    geometry, channel order, scale, mean, std): a run resumed with other
+    preprocessing would mix two sets of numbers.
+    """
     ids = getattr(data, "ids", None)
+    transform = getattr(data, "transform", None)
+    describe = getattr(transform, "describe", None)
     return {"type": type(data).__name__, "n": len(data),
-            "ids": config_key({"ids": list(ids)}) if ids is not None else None}
+            "ids": config_key({"ids": list(ids)}) if ids is not None else None,
+            "transform": describe() if callable(describe) else type(transform).__name__}

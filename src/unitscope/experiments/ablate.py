@@ -49,7 +49,7 @@ import unitscope
 from unitscope.hooks import Trace, extra_tokens_of, keep_units, resolve_layer, spatial_layout
 
 from ._common import (Progress, check_dataset, check_labels, check_positive_int, check_spatial_layers, eval_mode, iter_batches,
-                      model_device, weights_record)
+                      model_device, preprocessing_record, weights_record)
 from ._common import class_names as _class_names
 from ._io import read_json, write_csv, write_json
 from ._runstate import BatchCheckpoints, data_key
@@ -468,7 +468,8 @@ def ablate_detectors(
     options = {"objects": None if objects is None else ([objects] if isinstance(objects, str) else list(objects)),
                "iou_threshold": threshold, "n_random": int(n_random), "seed": int(seed),
                "batch_size": batch_size, "conditions_per_pass": per_pass, "stack": stack, "stack_used": mode,
-               "max_images": max_images, **weights_record(model, fingerprint)}
+               "max_images": max_images, **weights_record(model, fingerprint),
+               "preprocessing": preprocessing_record(model, data)}
     return AblationResult(network=network or dissection.network, layer=layer, class_names=names,
                           detectors=detectors, conditions=conditions, correct=correct, totals=totals,
                           diagnostic=diagnostic, counts=counts, options=options)

@@ -59,7 +59,8 @@ from unitscope.data.concepts import Annotation, ConceptTable
 from unitscope.data.workers import worker_batches
 from unitscope.experiments import _distributed as D
 from unitscope.experiments import _thresholds as TH
-from unitscope.experiments._common import check_spatial_layers, eval_mode, model_device
+from unitscope.experiments._common import (check_spatial_layers, eval_mode, model_device, preprocessing_key,
+                                           preprocessing_record)
 from unitscope.experiments._io import read_json, write_csv, write_json
 from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
 from unitscope.hooks import TraceDict, extra_tokens_of, resolve_layer, spatial_map
@@ -449,8 +450,11 @@ class _LabelBatches(Dataset):
         self.membership = torch.zeros(len(self.categories), self.num_concepts)  # category -> its concepts
         for c in concepts:
             self.membership[self.categories.index(c.category), c.number - 1] = 1.0
+        geometry = getattr(shard, "geometry_key", None)
+        # masks cropped or padded like the images are other annotations than the whole masks
         self._salt = config_key({"format": _LABEL_FORMAT, "mask_size": mask_size,
-                                 "concepts": concepts.to_records()})
+                                 "concepts": concepts.to_records(),
+                                 **({"geometry": geometry()} if callable(geometry) and geometry() else {})})
 
     def __len__(self) -> int:
         return math.ceil(len(self.view) / self.batch_size)
@@ -692,7 +696,7 @@ def dissect(
     from unitscope.models.info import model_info
 
     if mask_size == "auto":
-        mask_size = max(1, model_info(model).preprocessing.input_size // 2)
+        mask_size = max(1, model_info(model).preprocessing.nominal_side // 2)
     elif mask_size is not None and (isinstance(mask_size, str) or int(mask_size) < 1):
         raise ValueError(f"mask_size must be a positive int, 'auto' or None, not {mask_size!r}")
     if not 0 < quantile < 1:
@@ -728,6 +732,7 @@ def dissect(
                  # what the masks mean: resuming with another class list must not mix the two
                  "labels": config_key({"labels": data.labels_key() if hasattr(data, "labels_key")
                                        else data.concepts.to_records()})},
+        "preprocessing": preprocessing_record(model, data),
         "quantile": quantile,
         "threshold_rule": threshold_rule,
         "min_support": int(min_support),
@@ -741,7 +746,8 @@ def dissect(
         "world_size": world,
         "version": unitscope.__version__,
     }
-    key = config_key(config)
+    # where a value came from is recorded, but the same values resume the same run
+    key = config_key(dict(config, preprocessing=preprocessing_key(config["preprocessing"])))
 
     import tempfile
 

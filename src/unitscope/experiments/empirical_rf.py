@@ -87,6 +87,7 @@ from torch.utils.data import Dataset
 from unitscope.hooks import SpatialLayout, Trace, check_spatial, extra_tokens_of, resolve_layer, spatial_map
 
 from ._common import (
+    preprocessing_record,
     Progress,
     check_dataset,
     check_positive_int,
@@ -246,7 +247,8 @@ class EmpiricalRFResult:
             "theoretical": {"size": self.theoretical.size, "stride": self.theoretical.stride,
                             "start": self.theoretical.start, "note": self.theoretical.note},
             "image_size": list(self.image_size), "occluder": self.occluder, "stride": self.stride,
-            "options": self.options, "stats": self.stats, "pictures": written,
+            "options": self.options, "stats": {k: v for k, v in self.stats.items() if k not in TIMING_STATS},
+            "pictures": written,
         })
         return out
 
@@ -760,12 +762,17 @@ def empirical_receptive_fields(
     options = {"top_k": top_k, "crop": crop, "crop_asked": crop_asked, "layout": layout.describe(),
                "check": check, "seed": seed, "batch_size": batch_size,
                "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist(),
-               **weights_record(model)}
+               **weights_record(model),
+               "preprocessing": preprocessing_record(model, data)}
     return EmpiricalRFResult(
         layer=layer, units=units_arr, maps=maps.astype(np.float32), sizes=sizes, top_ids=top_ids,
         top_values=top_values, locations=locations, theoretical=window, image_size=(h, w),
         occluder=occluder, stride=stride, options=options, stats=stats, network=network)
 
+
+#: Entries of ``stats`` that are wall times: kept in memory (benchmarks, the command's
+#: run.json) but not written to rf.json, which is byte-identical between runs.
+TIMING_STATS = ("topk_s", "occlusion_s")
 
 #: Fixed cost of one forward copy, in input pixels: small crops do not run at full speed
 #: (measured on CPUs for mini_alexnet: about a 32x32 crop's worth per copy).

@@ -65,6 +65,8 @@ import unitscope
 from unitscope.hooks import TraceDict, extra_tokens_of, resolve_layer, spatial_map
 
 from ._common import (
+    input_channel_order,
+    preprocessing_record,
     class_names as _class_names,
     Progress,
     check_dataset,
@@ -556,6 +558,7 @@ def localize_objects(
 
     names = _class_names(model, data, class_names)
     mean_t, std_t = normalisation(model, data, mean, std)
+    order = input_channel_order(model, data)  # pictures are drawn in RGB whatever the input
     device = model_device(model)
     plan = {}
     for name in layers:
@@ -666,7 +669,7 @@ def localize_objects(
                 record = records[j]
                 rank = len(kept_examples)
                 record["picture"] = {}
-                image = to_uint8(images[j].cpu(), mean_t, std_t)
+                image = to_uint8(images[j].cpu(), mean_t, std_t, channel_order=order)
                 for name in layers:
                     path = f"examples/{safe_name(name)}/{rank:03d}_{safe_name(record['id'])}.png"
                     dets = [d for d in record["detections"] if d["layer"] == name]
@@ -691,7 +694,8 @@ def localize_objects(
                "iou_threshold": threshold, "pointing_radius": pointing_radius, "box_hit_iou": box_hit_iou,
                "mask_size": mask_size, "examples": examples, "batch_size": batch_size,
                "max_images": max_images, "connectivity": 8, **weights_record(model, fingerprint),
-               "detectors": {name: detectors[name] for name in layers}}
+               "detectors": {name: detectors[name] for name in layers},
+               "preprocessing": preprocessing_record(model, data)}
     return LocalizationResult(network=network, layers=layers, units=units_frame, objects=objects_frame,
                               examples=kept_examples, pictures=pictures, counts=counts, options=options)
 

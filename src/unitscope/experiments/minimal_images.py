@@ -34,6 +34,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ._common import (
+    input_channel_order,
+    preprocessing_record,
     class_names as _class_names,
     Progress,
     check_dataset,
@@ -545,6 +547,7 @@ def minimal_images(
     check_labels(data, len(names) if names else None)
     diagnostic = _check_diagnostic(diagnostic, names, data)
     mean_t, std_t = normalisation(model, data, mean, std)
+    order = input_channel_order(model, data)  # pictures are drawn in RGB whatever the input
     device, dtype = model_device(model), model_dtype(model)
     counts = {"seen": 0, "evaluated": 0, "incorrect": 0, "unlabelled": 0, "unreadable": 0, "candidates": 0}
     options = {"segmentation": seg_name, "n_segments": n_segments if seg_name == "slic" else None,
@@ -553,7 +556,8 @@ def minimal_images(
                "split_instances": split_instances if seg_name == "masks" else None,
                "fill": fill, "blur_sigma": blur_sigma, "score": score, "max_images": max_images,
                "batch_size": batch_size, "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist(),
-               **weights_record(model)}
+               **weights_record(model),
+               "preprocessing": preprocessing_record(model, data)}
 
     def class_score(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -658,8 +662,9 @@ def minimal_images(
                 records.append(record)
                 counts["evaluated"] += 1
                 if len(kept_examples) < examples:
-                    kept_examples[record.id] = (to_uint8(state.image, mean_t, std_t),
-                                                to_uint8(slots[0].current[state.slot], mean_t, std_t))
+                    kept_examples[record.id] = (to_uint8(state.image, mean_t, std_t, channel_order=order),
+                                                to_uint8(slots[0].current[state.slot], mean_t, std_t,
+                                                         channel_order=order))
                 slots[0].release(state.slot)
                 _report()
     order = {position: rank for rank, position in enumerate(indices or [])}

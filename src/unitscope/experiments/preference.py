@@ -32,6 +32,8 @@ import unitscope
 from unitscope.hooks import TraceDict, extra_tokens_of, spatial_map
 
 from ._common import (
+    input_channel_order,
+    preprocessing_record,
     Progress,
     check_dataset,
     check_layers,
@@ -72,6 +74,9 @@ class LayerPreferenceResult:
     weights : dict of str to dict
         Per network, the weights it had: ``weights`` (fingerprint) and
         ``weights_seed`` (seed of random weights, else None).
+    preprocessing : dict of str to dict
+        Per network, the preprocessing its images had (see
+        :func:`~unitscope.experiments._common.preprocessing_record`).
     """
 
     images: pd.DataFrame
@@ -80,6 +85,26 @@ class LayerPreferenceResult:
     sources: list[str]
     thumbnails: dict[tuple[str, str], list[tuple[int, str, np.ndarray]]] = field(default_factory=dict)
     weights: dict[str, dict] = field(default_factory=dict)
+    preprocessing: dict[str, dict] = field(default_factory=dict)
+
+    def merge(self, other: "LayerPreferenceResult") -> "LayerPreferenceResult":
+        """The networks of both results side by side (the same images, each network's own preprocessing).
+
+        Raises
+        ------
+        ValueError
+            If the two were not scored on the same images in the same order,
+            or share a network name.
+        """
+        if not self.images[["pool", "index", "id", "source"]].equals(other.images[["pool", "index", "id", "source"]]):
+            raise ValueError("cannot merge layer preferences scored on different images")
+        shared = set(self.scores) & set(other.scores)
+        if shared:
+            raise ValueError(f"both layer preferences have the network(s) {sorted(shared)}")
+        return LayerPreferenceResult(
+            images=self.images, scores={**self.scores, **other.scores}, top=self.top, sources=self.sources,
+            thumbnails={**self.thumbnails, **other.thumbnails}, weights={**self.weights, **other.weights},
+            preprocessing={**self.preprocessing, **other.preprocessing})
 
     @property
     def networks(self) -> list[str]:
@@ -150,7 +175,7 @@ class LayerPreferenceResult:
                                "file": rel.as_posix()})
         write_json(out / "preference.json", {
             "experiment": "layer_preference", "top": self.top, "sources": self.sources,
-            "scores": keys, "thumbnails": thumbs, "weights": self.weights,
+            "scores": keys, "thumbnails": thumbs, "weights": self.weights, "preprocessing": self.preprocessing,
         })
         return out
 
@@ -169,7 +194,8 @@ class LayerPreferenceResult:
             thumbnails.setdefault((t["network"], t["layer"]), []).append(
                 (int(t["rank"]), str(t["id"]), read_png(out / t["file"])))
         return cls(images=images, scores=scores, top=int(meta["top"]), sources=list(meta["sources"]),
-                   thumbnails=thumbnails, weights=dict(meta.get("weights") or {}))
+                   thumbnails=thumbnails, weights=dict(meta.get("weights") or {}),
+                   preprocessing=dict(meta.get("preprocessing", {})))
 
 
 def _thumbnail(image: np.ndarray, size: int) -> np.ndarray:
@@ -189,7 +215,7 @@ def _raw_image(pool: Dataset, index: int, model: nn.Module) -> np.ndarray:
         return to_uint8(raw(index))
     image = pool[index][0]
     mean, std = normalisation(model, pool)
-    return to_uint8(image, mean, std)
+    return to_uint8(image, mean, std, channel_order=input_channel_order(model, pool))
 
 
 def _patches(out: torch.Tensor, layer: str, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -351,7 +377,8 @@ def layer_preference(
     scores = {n: {l: np.concatenate(c) for l, c in by_layer.items()} for n, by_layer in chunks.items()}
     sources = list(dict.fromkeys(images_frame["source"]))
     result = LayerPreferenceResult(images=images_frame, scores=scores, top=top, sources=sources,
-                                   weights=weights)
+                                   weights=weights,
+                                   preprocessing={n: preprocessing_record(m, pools[0]) for n, m in models.items()})
 
     if thumbnails:
         cache: dict[tuple[int, int], np.ndarray] = {}

@@ -26,6 +26,8 @@ from torch.utils.data import Dataset
 from unitscope.hooks import Trace, resolve_layer
 
 from ._common import (
+    input_channel_order,
+    preprocessing_record,
     Progress,
     check_positive_int,
     eval_mode,
@@ -201,6 +203,7 @@ def unit_segmentations(
     if not 0 <= dim <= 1:
         raise ValueError(f"dim must be in [0, 1], got {dim}")
     mean_t, std_t = normalisation(model, data, mean, std)
+    order = input_channel_order(model, data)  # pictures are drawn in RGB whatever the input
 
     rf_rows = {int(u): k for k, u in enumerate(rf.units)} if rf is not None else {}
     if rf is not None and all(u in rf_rows for u in units) and rf.top_ids.shape[1] >= top:
@@ -236,7 +239,7 @@ def unit_segmentations(
             up = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False).cpu().numpy()
             small = out.cpu().numpy()
             for k, (position, meta) in enumerate(zip(positions, metas)):
-                picture = to_uint8(images[k], mean_t, std_t).astype(np.float64)
+                picture = to_uint8(images[k], mean_t, std_t, channel_order=order).astype(np.float64)
                 for row, rank in needed[position]:
                     if mask == "activation":
                         keep = up[k, row] > unit_thresholds[row]
@@ -262,7 +265,7 @@ def unit_segmentations(
     table["_order"] = table["unit"].map({u: i for i, u in enumerate(units)})
     table = table.sort_values(["_order", "rank"], kind="stable").drop(columns="_order").reset_index(drop=True)
     options = {"top": top, "mask": mask, "threshold": threshold if thresholds is None else None,
-               "dim": dim}
+               "dim": dim, "preprocessing": preprocessing_record(model, data)}
     return UnitSegmentationsResult(layer=layer, units=units, tiles=tiles, table=table, options=options,
                                    network=network)
 

@@ -3,6 +3,10 @@
 - :func:`create_model` / :func:`list_models`: build a registered architecture
   (torchvision's or the toy ``mini_alexnet``) with random weights or from a
   local checkpoint file; every model carries a :class:`ModelInfo`.
+- :func:`load_model`: that, or your own ``file.py:factory``,
+  ``package.module:factory`` or ``torch.export`` archive.
+- :class:`Preprocessing`, :data:`PRESETS`, :func:`resolve_preprocessing`:
+  how images are prepared for a network, and where each value came from.
 - :func:`load_checkpoint` / :func:`save_checkpoint`: weights in the layouts
   found in the wild, and unitscope's own (weights + metadata).
 - :func:`describe_layers` / :func:`layer_info`: channels, spatial size,
@@ -18,6 +22,7 @@ from unitscope.models.checkpoint import (
     save_checkpoint,
 )
 from unitscope.models.info import ModelInfo, Preprocessing, attach_info, model_info
+from unitscope.models.preprocessing import PRESETS, preset, resolve_preprocessing
 from unitscope.models.layers import LayerInfo, describe_layers, layer_info, layers_frame
 from unitscope.models.mini_alexnet import MINI_ALEXNET_LAYERS, MiniAlexNet
 from unitscope.models.receptive_field import (
@@ -34,9 +39,11 @@ from unitscope.models.registry import (
     model_spec,
     register_model,
 )
+from unitscope.models.loading import load_model
 
 __all__ = [
     "ModelInfo", "Preprocessing", "attach_info", "model_info",
+    "PRESETS", "preset", "resolve_preprocessing", "load_model",
     "ModelSpec", "create_model", "list_models", "model_spec", "register_model",
     "layer_labels", "imagenet_class_names",
     "read_checkpoint", "load_checkpoint", "load_state_dict", "save_checkpoint",

@@ -477,10 +477,12 @@ def input_channels(model: nn.Module) -> int:
     return 3
 
 
-def _default_input_size(model: nn.Module) -> int:
+def _default_input_size(model: nn.Module) -> int | tuple[int, int]:
     info = getattr(model, "unitscope_info", None)
     size = getattr(getattr(info, "preprocessing", None), "input_size", None)
-    return int(size) if size else 224
+    if isinstance(size, tuple):
+        return size
+    return int(size) if size and size != "native" else 224  # native: any size shows the structure
 
 
 def _propagate(model: nn.Module, input_size: int | tuple[int, int] | None) -> dict[str, Any]:

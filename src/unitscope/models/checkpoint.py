@@ -8,6 +8,9 @@ Checkpoint files come in many shapes.  :func:`load_checkpoint` accepts
 - keys prefixed by ``module.`` anywhere in the path, as written by
   ``nn.DataParallel`` (the Places365 AlexNet wraps only ``features``, giving
   ``features.module.0.weight``);
+- keys under a wrapper's attribute, ``model.`` / ``net.`` / ``network.``
+  (PyTorch Lightning modules and training scripts that hold the network as
+  ``self.model``);
 
 and loads with ``strict=True``: a checkpoint that does not fit the network
 is an error that lists the missing, unexpected and mis-shaped keys.
@@ -21,7 +24,14 @@ is passed, which should be done only for files from a trusted source.
 where the ``unitscope`` section holds the model's :class:`ModelInfo` (arch,
 number of classes, class names, preprocessing, default layers) and any
 ``extra`` values, so :func:`unitscope.models.create_model` can rebuild the
-model from the file alone.
+model from the file alone.  Any checkpoint may carry such a section, with
+any subset of its keys; its ``preprocessing`` (``input_size``, ``mean``,
+``std``, ``resize``, ``channel_order``, ``scale``; see
+:mod:`unitscope.models.preprocessing`) is used unless the command line says
+otherwise::
+
+    torch.save({"state_dict": net.state_dict(),
+                "unitscope": {"preprocessing": {"mean": [0.5] * 3, "std": [0.5] * 3}}}, path)
 """
 
 from __future__ import annotations
@@ -157,9 +167,28 @@ def _renamed_densenet(key: str) -> str:
     return match.group(1) + match.group(2) if match else key
 
 
+#: Wrappers that put the network under an attribute (PyTorch Lightning's
+#: ``self.model``, training scripts' ``self.net``): ``model.features.0.weight``.
+_WRAPPER_PREFIXES = ("model.", "net.", "network.")
+
+
+def _strip_wrapper(key: str) -> str:
+    for prefix in _WRAPPER_PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def plain_key(key: str) -> str:
+    """A state-dict key without ``module.`` parts and a leading wrapper prefix (``model.``...)."""
+    return _strip_wrapper(_strip_module(key))
+
+
 _KEY_FIXES = (
     lambda k: _strip_module(k),
     lambda k: _renamed_densenet(_strip_module(k)),
+    plain_key,
+    lambda k: _renamed_densenet(plain_key(k)),
 )
 
 
@@ -171,7 +200,7 @@ def _shown(keys: list[str]) -> str:
 def load_state_dict(
     model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str = "state dict"
 ) -> nn.Module:
-    """Load ``state_dict`` into ``model`` strictly, removing ``module.`` prefixes when needed.
+    """Load ``state_dict`` into ``model`` strictly, removing ``module.``/``model.`` prefixes when needed.
 
     Parameters
     ----------
@@ -194,8 +223,8 @@ def load_state_dict(
         gives counts and the first few of each.
     """
     expected = model.state_dict()
-    # DataParallel prefixes (and old DenseNet names) are fixed only when that
-    # makes the keys fit better: a network may have a sub-module "module".
+    # DataParallel and wrapper prefixes (and old DenseNet names) are fixed only when
+    # that makes the keys fit better: a network may have a sub-module "module" or "model".
     metadata = dict(getattr(state_dict, "_metadata", None) or {})
     best, best_fit = OrderedDict(state_dict), len(set(state_dict) & set(expected))
     best_metadata = metadata
@@ -345,7 +374,8 @@ def save_checkpoint(
         "arch": info.arch,
         "num_classes": num_classes,
         "class_names": list(info.class_names),
-        "preprocessing": info.preprocessing.to_dict(),
+        "preprocessing": {k: v for k, v in info.preprocessing.to_dict().items()
+                          if k not in ("preset", "sources") and v is not None},
         "default_layers": list(info.default_layers),
         "extra": extra,
     }

@@ -6,32 +6,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from unitscope.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing  # noqa: F401
+
 __all__ = ["Preprocessing", "ModelInfo", "model_info", "attach_info"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How images must be prepared for a network.
-
-    Attributes
-    ----------
-    input_size : int
-        Side of the square input, in pixels (plain pools resize and
-        centre-crop to it; annotated pools resize the whole image to it so
-        that masks stay aligned).
-    mean, std : tuple of float
-        Per-channel normalisation of RGB values in ``[0, 1]``.
-    """
-
-    input_size: int = 224
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    def to_dict(self) -> dict:
-        return {"input_size": self.input_size, "mean": list(self.mean), "std": list(self.std)}
 
 
 @dataclass
@@ -72,9 +49,13 @@ def model_info(model: nn.Module) -> ModelInfo:
     """Return the :class:`ModelInfo` of a model.
 
     Models not made by the registry get a default (ImageNet preprocessing at
-    224 px, no class names, no default layers).
+    224 px, every value's source ``"default"``, no class names, no default
+    layers).
     """
     info = getattr(model, "unitscope_info", None)
     if isinstance(info, ModelInfo):
         return info
-    return ModelInfo(arch=type(model).__name__)
+    from unitscope.models.preprocessing import FIELDS
+
+    return ModelInfo(arch=type(model).__name__,
+                     preprocessing=Preprocessing(sources={k: "default" for k in FIELDS}))

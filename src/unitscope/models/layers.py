@@ -92,7 +92,7 @@ def describe_layers(
     model: nn.Module,
     *,
     layers: Iterable[str] | None = None,
-    input_size: int | None = None,
+    input_size: int | tuple[int, int] | None = None,
 ) -> list[LayerInfo]:
     """Metadata of the layers of ``model``, in the order asked.
 
@@ -102,9 +102,10 @@ def describe_layers(
         Not modified (its train/eval mode is restored).
     layers : iterable of str, keyword-only
         Dotted layer names.  Default: every module (``layer_names(model)``).
-    input_size : int, keyword-only
-        Side of the square dummy input.  Default: the model's preprocessing
-        input size (224 for models not made by the registry).
+    input_size : int or (int, int), keyword-only
+        Side of the square dummy input, or its ``(H, W)``.  Default: the
+        model's preprocessing input size (224 for models not made by the
+        registry, and for ``"native"``).
 
     Returns
     -------
@@ -126,7 +127,10 @@ def describe_layers(
     names = layer_names(model) if layers is None else list(layers)
     for name in names:
         resolve_layer(model, name)
-    size = int(input_size or model_info(model).preprocessing.input_size)
+    if input_size is None:
+        input_size = model_info(model).preprocessing.size_hw or 224
+    height, width = (int(input_size),) * 2 if isinstance(input_size, int) else (int(v) for v in input_size)
+    size = (height, width) if height != width else height
     modules = dict(model.named_modules())
     try:
         rfs = theoretical_receptive_fields(model, input_size=size)
@@ -137,7 +141,7 @@ def describe_layers(
         param = next(model.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-        dummy = torch.zeros(1, input_channels(model), size, size, device=device, dtype=dtype)
+        dummy = torch.zeros(1, input_channels(model), height, width, device=device, dtype=dtype)
         was_training = model.training
         model.eval()
         try:
@@ -145,7 +149,7 @@ def describe_layers(
                 model(dummy)
         except Exception as exc:
             raise ValueError(
-                f"a forward pass of {type(model).__name__} on a {size}x{size} input failed "
+                f"a forward pass of {type(model).__name__} on a {height}x{width} input failed "
                 f"(pass input_size= the network accepts): {exc}"
             ) from exc
         finally:
@@ -161,7 +165,7 @@ def describe_layers(
                 spatial = (int(value.shape[2]), int(value.shape[3]))
             elif value.dim() == 3:
                 try:
-                    layout = spatial_layout(value, layer=name, image_size=(size, size),
+                    layout = spatial_layout(value, layer=name, image_size=(height, width),
                                             extra_tokens=extra_tokens_of(model))
                 except ValueError:  # a sequence, but not a patch grid
                     layout = None
@@ -171,7 +175,7 @@ def describe_layers(
         if rf is not None and not rf.is_global:
             stride = rf.stride
         elif spatial is not None:
-            stride = max(1, round(size / spatial[0]))
+            stride = max(1, round(height / spatial[0]))
         else:
             stride = None
         finite = rf is not None and not rf.is_global
@@ -183,7 +187,7 @@ def describe_layers(
             channels=channels,
             spatial=spatial,
             stride=stride,
-            rf_size=rf.size if finite else (size if whole else None),
+            rf_size=rf.size if finite else (max(height, width) if whole else None),  # (the input's longer side)
             rf_stride=rf.stride if finite else None,
             rf_offset=rf.offset if finite else None,
             tokens=tokens,

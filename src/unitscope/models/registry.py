@@ -32,7 +32,7 @@ import torch
 import torchvision
 from torch import nn
 
-from unitscope.models.checkpoint import load_state_dict, read_checkpoint
+from unitscope.models.checkpoint import load_state_dict, plain_key, read_checkpoint
 from unitscope.models.info import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -41,6 +41,7 @@ from unitscope.models.info import (
     attach_info,
     model_info,
 )
+from unitscope.models.preprocessing import FIELDS
 from unitscope.models.mini_alexnet import MINI_ALEXNET_LAYERS, MiniAlexNet
 
 __all__ = [
@@ -337,6 +338,22 @@ def _generic_names(n: int) -> list[str]:
     return [f"class_{i}" for i in range(n)]
 
 
+def _model_preprocessing(spec: ModelSpec, saved: dict, input_size, built_size) -> Preprocessing:
+    """Registry defaults, overridden by the checkpoint's values, then by ``input_size``; sources recorded."""
+    registry = Preprocessing(input_size=built_size or spec.input_size, mean=spec.mean, std=spec.std,
+                             sources={k: "registry" for k in FIELDS})
+    values = {k: getattr(registry, k) for k in FIELDS}
+    sources = dict(registry.sources)
+    if saved:
+        from_checkpoint = Preprocessing.from_dict(saved, source="checkpoint")
+        for key in FIELDS:
+            if saved.get(key) is not None:
+                values[key], sources[key] = getattr(from_checkpoint, key), "checkpoint"
+    if input_size is not None:
+        values["input_size"], sources["input_size"] = input_size, "argument"
+    return Preprocessing(**values, sources=sources)
+
+
 def create_model(
     name: str | None,
     *,
@@ -370,11 +387,13 @@ def create_model(
         One name per class; ``"imagenet"`` for the ImageNet-1k names.
         Default: from the checkpoint's metadata, else ``class_0``,
         ``class_1``, ...
-    input_size : int, keyword-only
-        Input side in pixels, recorded in the model's preprocessing (and,
-        for ``mini_alexnet``, given to the constructor).  Default: from the
+    input_size : int, (int, int) or "native", keyword-only
+        Input size, recorded in the model's preprocessing (and, for
+        ``mini_alexnet``, given to the constructor).  Default: from the
         checkpoint's metadata, else the architecture's (224; 128 for
-        ``mini_alexnet``).
+        ``mini_alexnet``).  The rest of the preprocessing comes from the
+        checkpoint's ``unitscope`` section when it has one, else from the
+        registry (see :mod:`unitscope.models.preprocessing`).
     allow_pickle : bool, keyword-only
         Allow checkpoints that store pickled objects (trusted files only).
     seed : int, keyword-only
@@ -446,8 +465,7 @@ def create_model(
     inferred = None
     if state_dict is not None and spec.classifier_key:
         for key, value in state_dict.items():
-            plain = ".".join(part for part in key.split(".") if part != "module")
-            if plain == spec.classifier_key:
+            if key == spec.classifier_key or plain_key(key) == spec.classifier_key:
                 inferred = int(value.shape[0])
                 break
     if num_classes is None:
@@ -469,19 +487,12 @@ def create_model(
     build_kwargs = {}
     if state_dict is not None and spec.infer_kwargs is not None:
         build_kwargs.update(spec.infer_kwargs(state_dict))
-    saved_pre = metadata.get("preprocessing") or {}
-    size = (
-        input_size or saved_pre.get("input_size")
-        or (build_kwargs.get(spec.size_kwarg) if spec.size_kwarg else None) or spec.input_size
-    )
-    preprocessing = Preprocessing(
-        input_size=int(size),
-        mean=tuple(float(v) for v in saved_pre.get("mean", spec.mean)),
-        std=tuple(float(v) for v in saved_pre.get("std", spec.std)),
-    )
-
+    preprocessing = _model_preprocessing(spec, metadata.get("preprocessing") or {}, input_size,
+                                         build_kwargs.get(spec.size_kwarg) if spec.size_kwarg else None)
     if spec.size_kwarg:
-        build_kwargs[spec.size_kwarg] = preprocessing.input_size
+        if preprocessing.size_hw is None or preprocessing.size_hw[0] != preprocessing.size_hw[1]:
+            raise ValueError(f"{spec.name} needs a square input size, got {preprocessing.input_size!r}")
+        build_kwargs[spec.size_kwarg] = preprocessing.size_hw[0]
     build_kwargs.update(kwargs)
     try:
         model = _build(spec, num_classes, build_kwargs, seed)
