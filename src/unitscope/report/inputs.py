@@ -43,6 +43,10 @@ class CsvSpec:
         Columns that must be present.
     numbers : tuple of str
         Columns (when present) whose every cell is a finite number.
+    blank_or_numbers : tuple of str
+        Columns (when present) whose cells are numbers or blank / NaN ("no value").
+    flags : tuple of str
+        Columns (when present) whose cells are true/false (also 1/0, yes/no).
     integers : tuple of str
         Columns (when present) whose every cell is an integer; read as ``int``.
     text : tuple of str
@@ -55,6 +59,8 @@ class CsvSpec:
 
     required: tuple[str, ...] = ()
     numbers: tuple[str, ...] = ()
+    blank_or_numbers: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
     integers: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
     keep_default_na: bool = True
@@ -84,13 +90,15 @@ class JsonSpec:
 
 
 _TEXT = ("network", "layer")
+_FLAGS = {"true", "false", "1", "0", "yes", "no"}
 
 #: Known CSV files, by the path relative to the network's folder (or the results' for ``preference/``).
 CSV_SPECS: dict[str, CsvSpec] = {
     "dissect/units.csv": CsvSpec(required=("layer", "unit", "label", "iou"), numbers=("iou",),
+                                 blank_or_numbers=("precision", "threshold"), flags=("detector",),
                                  integers=("unit",), text=_TEXT + ("label", "category", "type"),
                                  keep_default_na=False,
-                                 na_values={"precision": ["", "nan", "NaN"]}),
+                                 na_values={"precision": ["", "nan", "NaN"], "threshold": ["", "nan", "NaN"]}),
     "dissect/layers.csv": CsvSpec(required=("layer", "units"), integers=("units", "detectors"), text=_TEXT),
     "dissect/concepts.csv": CsvSpec(keep_default_na=False),
     "dissect/census_objects.csv": CsvSpec(required=("network", "layer", "object", "detectors"),
@@ -257,6 +265,18 @@ def read_csv(path: Path, spec: CsvSpec = GENERIC_CSV) -> pd.DataFrame | None:
             if bad.any():
                 raise _bad_cell(path, frame, column, bad, "a finite number")
             frame[column] = values
+    for column in spec.blank_or_numbers:
+        if column in frame.columns:
+            values = pd.to_numeric(frame[column], errors="coerce")
+            bad = values.isna() & frame[column].notna()
+            if bad.any():
+                raise _bad_cell(path, frame, column, bad, "a number or blank")
+            frame[column] = values
+    for column in spec.flags:
+        if column in frame.columns:
+            bad = ~frame[column].astype(str).str.strip().str.lower().isin(_FLAGS)
+            if bad.any():
+                raise _bad_cell(path, frame, column, bad, "true or false")
     for column in spec.integers:
         if column in frame.columns:
             values = pd.to_numeric(frame[column], errors="coerce")
