@@ -138,6 +138,12 @@ CASES = [
      ["fractions.csv", "fraction", "finite number"]),
     ("human-units-csv-no-unit", _write("scenenet/human/units.csv", "network,layer,label\nscenenet,conv5,bed\n"),
      [R], ["human/units.csv", "unit"]),
+    ("census-correlation-text", _write(f"{DISSECT}/census_correlations.csv", "network,layer,against,n,pearson\n"
+                                                                              "scenenet,conv5,frequency,5,strong\n"),
+     [R], ["census_correlations.csv", "pearson", "a number or blank"]),
+    ("census-layers-blank-layer", _write(f"{DISSECT}/census_layers.csv", "network,layer,units,detectors\n"
+                                                                         "scenenet,,6,2\n"), [R],
+     ["census_layers.csv", "layer", "a name"]),
     ("results-missing", _nothing, [f"{T}/nope"], ["nope", "does not exist"]),
     ("results-without-results", _empty_results, [f"{T}/empty"], ["holds no unitscope results"]),
     ("unknown-network", _nothing, [R, "--network", "ghostnet"], ["ghostnet", "scenenet"]),

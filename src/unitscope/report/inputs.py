@@ -120,6 +120,21 @@ CSV_SPECS: dict[str, CsvSpec] = {
 }
 #: Any other CSV file: it must parse, with as many cells in every row as in its header.
 GENERIC_CSV = CsvSpec(text=_TEXT)
+#: Columns that hold a measurement in whichever table they appear: numbers or blank, never text.
+METRIC_COLUMNS = frozenset("""
+    iou precision threshold fraction count score n rank detectors object_detectors unique_concepts unique_objects
+    pearson pearson_lo pearson_hi spearman spearman_lo spearman_hi iou_threshold frequency informative_scenes
+    p_object_given_scene p_object rf_mean rf_std rf_median rf_size theoretical_size peak n_images n_units
+    n_measured kept_fraction n_segments n_kept initial_score final_score n_present share share_given_present
+    pointing box_hit_rate fire_rate_absent images images_absent unit_pointing best_unit_pointing
+    mean_unit_pointing baseline_acc ablated_acc drop random_drop_mean random_drop_std effect most_hurt_drop
+    most_hurt_effect max_effect diagnostic_rank mean_precision agreement type_agreement n_annotations
+    precision_over_75 mean_agreement mean_type_agreement accuracy correct""".split())
+_BLANK = {"", "nan", "none", "null"}
+
+
+def _is_metric(column: str) -> bool:
+    return column in METRIC_COLUMNS or column.startswith("share_") or column.endswith("_iou")
 
 #: Known JSON documents, by the file name (the folders that hold them vary).
 JSON_SPECS: dict[str, JsonSpec] = {
@@ -265,10 +280,14 @@ def read_csv(path: Path, spec: CsvSpec = GENERIC_CSV) -> pd.DataFrame | None:
             if bad.any():
                 raise _bad_cell(path, frame, column, bad, "a finite number")
             frame[column] = values
-    for column in spec.blank_or_numbers:
-        if column in frame.columns:
+    for column in frame.columns:
+        if column in spec.text and frame[column].isna().any():
+            raise _bad_cell(path, frame, column, frame[column].isna(), "a name")
+    checked = set(spec.numbers) | set(spec.integers) | set(spec.flags) | set(spec.text)
+    for column in [c for c in frame.columns if c in spec.blank_or_numbers or (_is_metric(c) and c not in checked)]:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
             values = pd.to_numeric(frame[column], errors="coerce")
-            bad = values.isna() & frame[column].notna()
+            bad = values.isna() & ~frame[column].astype(str).str.strip().str.lower().isin(_BLANK)
             if bad.any():
                 raise _bad_cell(path, frame, column, bad, "a number or blank")
             frame[column] = values
