@@ -144,6 +144,8 @@ CASES = [
     ("census-layers-blank-layer", _write(f"{DISSECT}/census_layers.csv", "network,layer,units,detectors\n"
                                                                          "scenenet,,6,2\n"), [R],
      ["census_layers.csv", "layer", "a name"]),
+    ("human-summary-share-text", _write("scenenet/human/summary.json", '{"precision_over_75": "most"}'), [R],
+     ["summary.json", "precision_over_75", "a number"]),
     ("results-missing", _nothing, [f"{T}/nope"], ["nope", "does not exist"]),
     ("results-without-results", _empty_results, [f"{T}/empty"], ["holds no unitscope results"]),
     ("unknown-network", _nothing, [R, "--network", "ghostnet"], ["ghostnet", "scenenet"]),

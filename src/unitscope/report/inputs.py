@@ -116,6 +116,7 @@ CSV_SPECS: dict[str, CsvSpec] = {
                                text=("layer", "label", "type"), keep_default_na=False,
                                na_values={"precision": ["", "nan"]}),
     "localize/units.csv": CsvSpec(integers=("unit",), text=_TEXT + ("object",)),
+    "localize/objects.csv": CsvSpec(text=_TEXT + ("object",)),
     "ablate/classes.csv": CsvSpec(text=_TEXT + ("object", "class_name")),
 }
 #: Any other CSV file: it must parse, with as many cells in every row as in its header.
@@ -148,7 +149,8 @@ JSON_SPECS: dict[str, JsonSpec] = {
     "localize.json": JsonSpec(keys={"counts": dict, "options": dict}),
     "examples.json": JsonSpec(kind=list, items=dict, item_keys={"picture": dict, "detections": list}),
     "ablate.json": JsonSpec(keys={"counts": dict, "options": dict}),
-    "summary.json": JsonSpec(),
+    "summary.json": JsonSpec(keys={k: float for k in ("mean_precision", "precision_over_75", "mean_agreement",
+                                                      "label_agreement_rate", "type_agreement_rate")}),
 }
 #: Lists of objects inside known documents: file name -> list key -> the keys of each item, as ``keys``.
 _LISTS_OF_OBJECTS = {"preference.json": {"thumbnails": {"rank": int, "file": str}},
