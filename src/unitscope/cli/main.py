@@ -293,7 +293,7 @@ def demo(
 @friendly_errors
 def report(
     results: Path = typer.Argument(..., help="Results directory (made by demo or the experiment commands)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write the report (default RESULTS/report)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="The report's own folder (default RESULTS/report): a previous report there is replaced whole; a folder with other files is refused."),
     title: Optional[str] = typer.Option(None, "--title"),
     network: Optional[List[str]] = typer.Option(None, "--network", help="Networks to show, in order (default: all found)."),
     copy_images: bool = typer.Option(False, "--copy-images", help="Copy images into the report so the folder can be moved."),

@@ -43,6 +43,10 @@ class CsvSpec:
         Columns that must be present.
     numbers : tuple of str
         Columns (when present) whose every cell is a finite number.
+    blank_or_numbers : tuple of str
+        Columns (when present) whose cells are numbers or blank / NaN ("no value").
+    flags : tuple of str
+        Columns (when present) whose cells are true/false (also 1/0, yes/no).
     integers : tuple of str
         Columns (when present) whose every cell is an integer; read as ``int``.
     text : tuple of str
@@ -55,6 +59,8 @@ class CsvSpec:
 
     required: tuple[str, ...] = ()
     numbers: tuple[str, ...] = ()
+    blank_or_numbers: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
     integers: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
     keep_default_na: bool = True
@@ -84,13 +90,15 @@ class JsonSpec:
 
 
 _TEXT = ("network", "layer")
+_FLAGS = {"true", "false", "1", "0", "yes", "no"}
 
 #: Known CSV files, by the path relative to the network's folder (or the results' for ``preference/``).
 CSV_SPECS: dict[str, CsvSpec] = {
     "dissect/units.csv": CsvSpec(required=("layer", "unit", "label", "iou"), numbers=("iou",),
+                                 blank_or_numbers=("precision", "threshold"), flags=("detector",),
                                  integers=("unit",), text=_TEXT + ("label", "category", "type"),
                                  keep_default_na=False,
-                                 na_values={"precision": ["", "nan", "NaN"]}),
+                                 na_values={"precision": ["", "nan", "NaN"], "threshold": ["", "nan", "NaN"]}),
     "dissect/layers.csv": CsvSpec(required=("layer", "units"), integers=("units", "detectors"), text=_TEXT),
     "dissect/concepts.csv": CsvSpec(keep_default_na=False),
     "dissect/census_objects.csv": CsvSpec(required=("network", "layer", "object", "detectors"),
@@ -108,10 +116,26 @@ CSV_SPECS: dict[str, CsvSpec] = {
                                text=("layer", "label", "type"), keep_default_na=False,
                                na_values={"precision": ["", "nan"]}),
     "localize/units.csv": CsvSpec(integers=("unit",), text=_TEXT + ("object",)),
+    "localize/objects.csv": CsvSpec(text=_TEXT + ("object",)),
     "ablate/classes.csv": CsvSpec(text=_TEXT + ("object", "class_name")),
 }
 #: Any other CSV file: it must parse, with as many cells in every row as in its header.
 GENERIC_CSV = CsvSpec(text=_TEXT)
+#: Columns that hold a measurement in whichever table they appear: numbers or blank, never text.
+METRIC_COLUMNS = frozenset("""
+    iou precision threshold fraction count score n rank detectors object_detectors unique_concepts unique_objects
+    pearson pearson_lo pearson_hi spearman spearman_lo spearman_hi iou_threshold frequency informative_scenes
+    p_object_given_scene p_object rf_mean rf_std rf_median rf_size theoretical_size peak n_images n_units
+    n_measured kept_fraction n_segments n_kept initial_score final_score n_present share share_given_present
+    pointing box_hit_rate fire_rate_absent images images_absent unit_pointing best_unit_pointing
+    mean_unit_pointing baseline_acc ablated_acc drop random_drop_mean random_drop_std effect most_hurt_drop
+    most_hurt_effect max_effect diagnostic_rank mean_precision agreement type_agreement n_annotations
+    precision_over_75 mean_agreement mean_type_agreement accuracy correct""".split())
+_BLANK = {"", "nan", "none", "null"}
+
+
+def _is_metric(column: str) -> bool:
+    return column in METRIC_COLUMNS or column.startswith("share_") or column.endswith("_iou")
 
 #: Known JSON documents, by the file name (the folders that hold them vary).
 JSON_SPECS: dict[str, JsonSpec] = {
@@ -125,7 +149,8 @@ JSON_SPECS: dict[str, JsonSpec] = {
     "localize.json": JsonSpec(keys={"counts": dict, "options": dict}),
     "examples.json": JsonSpec(kind=list, items=dict, item_keys={"picture": dict, "detections": list}),
     "ablate.json": JsonSpec(keys={"counts": dict, "options": dict}),
-    "summary.json": JsonSpec(),
+    "summary.json": JsonSpec(keys={k: float for k in ("mean_precision", "precision_over_75", "mean_agreement",
+                                                      "label_agreement_rate", "type_agreement_rate")}),
 }
 #: Lists of objects inside known documents: file name -> list key -> the keys of each item, as ``keys``.
 _LISTS_OF_OBJECTS = {"preference.json": {"thumbnails": {"rank": int, "file": str}},
@@ -257,6 +282,22 @@ def read_csv(path: Path, spec: CsvSpec = GENERIC_CSV) -> pd.DataFrame | None:
             if bad.any():
                 raise _bad_cell(path, frame, column, bad, "a finite number")
             frame[column] = values
+    for column in frame.columns:
+        if column in spec.text and frame[column].isna().any():
+            raise _bad_cell(path, frame, column, frame[column].isna(), "a name")
+    checked = set(spec.numbers) | set(spec.integers) | set(spec.flags) | set(spec.text)
+    for column in [c for c in frame.columns if c in spec.blank_or_numbers or (_is_metric(c) and c not in checked)]:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            values = pd.to_numeric(frame[column], errors="coerce")
+            bad = values.isna() & ~frame[column].astype(str).str.strip().str.lower().isin(_BLANK)
+            if bad.any():
+                raise _bad_cell(path, frame, column, bad, "a number or blank")
+            frame[column] = values
+    for column in spec.flags:
+        if column in frame.columns:
+            bad = ~frame[column].astype(str).str.strip().str.lower().isin(_FLAGS)
+            if bad.any():
+                raise _bad_cell(path, frame, column, bad, "true or false")
     for column in spec.integers:
         if column in frame.columns:
             values = pd.to_numeric(frame[column], errors="coerce")
