@@ -128,3 +128,18 @@ def test_a_replaced_folder_keeps_its_own_permissions(results, tmp_path):
     out.chmod(0o750)
     build_report(results, out=out)
     assert stat.S_IMODE(out.stat().st_mode) == 0o750
+
+
+def test_same_results_same_report_bytes_under_source_date_epoch(tmp_path, monkeypatch):
+    """Reproducible builds: with SOURCE_DATE_EPOCH the stamp is fixed, so two builds are byte-identical."""
+    from test_report_build import make_fake_results
+
+    from unitscope.report import build_report
+
+    results = make_fake_results(tmp_path / "results")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    first = build_report(results, out=tmp_path / "a").read_text(encoding="utf-8")
+    second = build_report(results, out=tmp_path / "b").read_text(encoding="utf-8")
+    assert "2023-11-14 22:13 UTC" in first
+    assert first.replace(str(tmp_path / "a"), "").replace(str(tmp_path / "b"), "") == \
+        second.replace(str(tmp_path / "a"), "").replace(str(tmp_path / "b"), "")

@@ -26,3 +26,10 @@ def test_a_multi_line_library_error_is_printed_on_one_line(refuse, monkeypatch, 
 )
 def test_usage_errors_are_one_line(refuse, tmp_path, args, mentions):
     refuse(args, mentions=mentions, unchanged=[tmp_path])
+
+
+def test_demo_refuses_a_report_folder_with_foreign_files_before_any_work(refuse, tmp_path):
+    out = tmp_path / "demo"
+    (out / "report" / "plots").mkdir(parents=True)
+    (out / "report" / "plots" / "thesis.txt").write_text("mine")
+    refuse(["demo", "--quick", "--out", out], mentions=["report", "did not write", "plots"], unchanged=[tmp_path])

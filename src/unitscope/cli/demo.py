@@ -63,7 +63,10 @@ def run_demo(out: Path, *, home: Path, quick: bool = False, progress: Callable[[
     from unitscope.models import create_model, model_info
     from unitscope.training import train_network
 
+    from unitscope.report.folder import check_report_folder
+
     out = Path(out)
+    check_report_folder(out / "report", out)  # a report folder with the user's files: refused now, not at the end
     out.mkdir(parents=True, exist_ok=True)
     stages = StageCache(out / ".stages.json", log)
     progress = progress or (lambda name: (None, _NullBar()))

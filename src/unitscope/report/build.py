@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
@@ -171,6 +172,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _generated_at() -> str:
+    """When the report was built: ``$SOURCE_DATE_EPOCH`` if set (reproducible builds: same bytes), else now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+
+
 def build_report(
     results_dir: str | Path,
     *,
@@ -250,7 +259,7 @@ def _render(results: ResultSet, out_dir: Path, *, title: str | None, copy_images
     order = layer_order(results.networks)
     context = {
         "root": "", "report_title": title, "page_title": title,
-        "generated": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "generated": _generated_at(),
         "results_dir": str(results.root),
         "networks": names, "nulls": list(results.nulls),
         "findings": sections.findings_context(findings),
