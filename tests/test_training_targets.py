@@ -2,7 +2,9 @@
 and SceneNet needs the objects (an image with its objects removed is classified at chance).
 
 Targets (issue "Foundation", item 6): SceneNet top-1 >= 80 %, ObjectNet top-1 >= 90 % on
-held-out images, each trained in <= 5 minutes on a 2-core CPU.
+held-out images.  The time budget (each trained in <= 5 minutes on a 2-core CPU) is checked by
+``benchmarks/training_time.py``, not here: a loaded machine makes a timed assertion fail for
+reasons that have nothing to do with the code.
 """
 
 import pytest
@@ -26,7 +28,6 @@ def test_scenenet_target(reference):
     print(f"\nSceneNet: top-1 {m['val_top1']:.3f} (resize+crop {m['val_top1_resize_crop']:.3f}), "
           f"trained in {m['train_seconds']:.0f} s, total {m['total_seconds']:.0f} s")
     assert m["val_top1"] >= 0.80
-    assert m["total_seconds"] <= 300
 
 
 def test_objectnet_target(reference):
@@ -35,7 +36,6 @@ def test_objectnet_target(reference):
     print(f"\nObjectNet: top-1 {m['val_top1']:.3f} (resize+crop {m['val_top1_resize_crop']:.3f}), "
           f"trained in {m['train_seconds']:.0f} s, total {m['total_seconds']:.0f} s")
     assert m["val_top1"] >= 0.90
-    assert m["total_seconds"] <= 300
 
 
 def test_objects_removed_control_is_near_chance(reference):
