@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from unitscope.data.concepts import Annotation, ConceptTable
 from unitscope.experiments import MinimalImagesResult, minimal_images
-from unitscope.experiments.minimal_images import _mask_segments
+from unitscope.experiments.minimal_images.segments import _mask_segments
 from unitscope.models.mini_alexnet import MiniAlexNet
 
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
