@@ -7,56 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from unitscope.data.concepts import Annotation, Concept, ConceptTable
+from toys import IndicatorNet, RawToyPool, ToyPool
 from unitscope.experiments.dissect import DissectionResult, dissect
-
-
-class ToyPool(torch.utils.data.Dataset):
-    """Images whose first channel is the mask of concept 1 ("thing"); the rest is concept 2."""
-
-    def __init__(self, n=24, size=8, seed=0, masks=None):
-        rng = np.random.default_rng(seed)
-        self.masks = masks if masks is not None else (rng.random((n, size, size)) > 0.7).astype(np.int64)
-        self.concepts = ConceptTable([Concept(1, "thing", "object"), Concept(2, "background", "material"),
-                                      Concept(3, "bedroom", "scene")])
-        self.ids = [f"img{i}" for i in range(len(self.masks))]
-
-    def __len__(self):
-        return len(self.masks)
-
-    def __getitem__(self, i):
-        image = torch.from_numpy(self.masks[i]).float()[None].repeat(3, 1, 1)
-        return image, {"index": i, "id": self.ids[i], "label": -1, "source": "toy"}
-
-    def annotation(self, i):
-        thing = self.masks[i].copy()
-        rest = np.where(thing == 0, 2, 0)
-        return Annotation(masks={"object": [thing], "material": [rest]}, image_labels={"scene": [3]})
-
-    def mask_shape(self, i):
-        return self.masks[i].shape
-
-    def shard(self, rank, world):
-        n = len(self)
-        return ToyPool(masks=self.masks[rank * n // world:(rank + 1) * n // world])
-
-
-class IndicatorNet(nn.Module):
-    """Unit 0 = indicator of "thing", unit 1 = constant zero, unit 2 = indicator of background."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 3, 1)
-        with torch.no_grad():
-            self.conv.weight.zero_()
-            self.conv.bias.zero_()
-            self.conv.weight[0, 0] = 1.0
-            self.conv.weight[2, 0] = -1.0
-            self.conv.bias[2] = 1.0
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
-
-    def forward(self, x):
-        return self.head(self.conv(x))
 
 
 def test_indicator_unit_has_iou_one_and_dead_unit_is_not_a_detector():
@@ -189,10 +141,6 @@ def test_unit_segmentations_highlight_the_thresholded_region(tmp_path):
     from PIL import Image
 
     from unitscope.experiments.segmentations import write_unit_segmentations
-
-    class RawToyPool(ToyPool):
-        def raw_image(self, i):
-            return (self.masks[i][:, :, None].repeat(3, axis=2) * 200 + 50).astype(np.uint8)
 
     pool = RawToyPool(n=10)
     net = IndicatorNet()

@@ -16,32 +16,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from toys import make_broden
 from unitscope.cli.main import app
-from unitscope.data import Annotation, BrodenRecord, ConceptTable, write_broden
 from unitscope.models import create_model, save_checkpoint
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def make_broden(root: Path, n: int, size: int = 32, seed: int = 0) -> Path:
-    """Random images with a bright square ("box", object) on a dark "floor" (material)."""
-    concepts = ConceptTable.from_names({"object": ["box"], "material": ["floor"], "scene": ["room", "yard"]})
-    rng = np.random.default_rng(seed)
-
-    def records():
-        for i in range(n):
-            image = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
-            obj = np.zeros((size, size), dtype=np.int32)
-            s = int(rng.integers(6, 14))
-            y, x = rng.integers(0, size - s, size=2)
-            image[y:y + s, x:x + s] = rng.integers(180, 255, size=3, dtype=np.uint8)
-            obj[y:y + s, x:x + s] = 1
-            floor = np.where(obj == 0, 2, 0).astype(np.int32)
-            yield BrodenRecord(id=f"im{i:04d}", image=image,
-                               annotation=Annotation(masks={"object": [obj], "material": [floor]},
-                                                     image_labels={"scene": [3 + i % 2]}))
-
-    return write_broden(root, records(), concepts)
 
 
 @pytest.fixture(scope="module")

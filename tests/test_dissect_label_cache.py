@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from test_dissect_cli import make_broden
+from toys import make_broden
 from unitscope.data import BrodenPool
 from unitscope.experiments.dissect import dissect
 from unitscope.models import create_model, model_info
@@ -73,7 +73,7 @@ def test_an_edited_mask_is_decoded_again(setup):
 
 
 def test_pools_without_annotation_keys_are_decoded_every_time(tmp_path):
-    from test_dissect import IndicatorNet, ToyPool
+    from toys import IndicatorNet, ToyPool
 
     cache = tmp_path / "labels"
     result = dissect(IndicatorNet(), "conv", ToyPool(), batch_size=5, label_cache=cache, threshold_rule="inclusive")

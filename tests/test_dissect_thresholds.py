@@ -216,7 +216,7 @@ def test_bad_rule_and_support_are_refused():
 def test_cli_prints_warnings_and_records_the_rule(tmp_path):
     from typer.testing import CliRunner
 
-    from test_dissect_cli import make_broden
+    from toys import make_broden
     from unitscope.cli.main import app
     from unitscope.models import create_model, save_checkpoint
 

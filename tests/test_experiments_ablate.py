@@ -4,73 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
-from unitscope.data.concepts import Annotation, Concept, ConceptTable
+from toys import PlantedClassifier, ScenePool
 from unitscope.experiments.ablate import AblationResult, ablate_detectors
 from unitscope.experiments.dissect import dissect
 
-OBJECTS = ["apple", "bell", "cup"]
-SCENES = ["orchard", "church", "kitchen", "nothing"]
-CONCEPTS = ConceptTable([Concept(i + 1, name, "object") for i, name in enumerate(OBJECTS)]
-                        + [Concept(4, "ghost", "object")])
-
-
-class ScenePool(torch.utils.data.Dataset):
-    """Image ``i`` is of scene ``k = i % 3`` and holds one blob of object ``k`` in channel ``k``."""
-
-    def __init__(self, n=12, size=8, seed=1):
-        rng = np.random.default_rng(seed)
-        self.masks = np.zeros((n, 3, size, size), dtype=np.int64)
-        for i in range(n):
-            k = i % 3
-            y, x = rng.integers(0, size - 3, size=2)
-            h, w = rng.integers(1, 4, size=2)
-            self.masks[i, k, y:y + h, x:x + w] = 1
-        self.concepts = CONCEPTS
-        self.ids = [f"im{i}" for i in range(n)]
-
-    def __len__(self):
-        return len(self.masks)
-
-    def __getitem__(self, i):
-        return torch.from_numpy(self.masks[i]).float(), {"index": i, "id": self.ids[i], "label": i % 3}
-
-    def annotation(self, i):
-        label = np.zeros(self.masks.shape[2:], dtype=np.int64)
-        for k in range(3):
-            label[self.masks[i, k] == 1] = k + 1
-        return Annotation(masks={"object": [label]})
-
-    def mask_shape(self, i):
-        return self.masks.shape[2:]
-
-
-class PlantedClassifier(nn.Module):
-    """``conv`` units 0..2 copy image channels 0..2 (detectors of apple, bell, cup); units 3..5 are
-    constants the head ignores.  Logit k = 10 * mean(unit k) for k < 3; class 3 ("nothing") has a
-    constant logit 0.05, so an image whose own unit is switched off is classified as "nothing"."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 6, 1)
-        with torch.no_grad():
-            self.conv.weight.zero_()
-            self.conv.bias.zero_()
-            for k in range(3):
-                self.conv.weight[k, k] = 1.0
-            self.conv.bias[3:] = torch.tensor([0.5, 1.0, 2.0])
-        self.head = nn.Sequential(nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4))
-        with torch.no_grad():
-            self.head[3].weight.zero_()
-            self.head[3].bias.zero_()
-            for k in range(3):
-                self.head[3].weight[k, k] = 10.0
-            self.head[3].bias[3] = 0.05
-
-    def forward(self, x):
-        return self.head(self.conv(x))
+OBJECTS, SCENES = ScenePool.objects, ScenePool.scenes
 
 
 class SkipClassifier(PlantedClassifier):

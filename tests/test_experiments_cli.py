@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from test_dissect_cli import make_broden
+from toys import make_broden
 from unitscope.cli.main import app
 from unitscope.models import create_model, save_checkpoint
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from unitscope.data.concepts import Annotation, Concept, ConceptTable
+from toys import PlantedNet, ZoomToyPool, toy_masks
 from unitscope.experiments.dissect import DissectionResult, LayerDissection, dissect
 from unitscope.experiments.localize import (
     LocalizationResult,
@@ -17,78 +17,12 @@ from unitscope.experiments.localize import (
     object_detectors,
 )
 
-CONCEPTS = ConceptTable([Concept(1, "thing", "object"), Concept(2, "ghost", "object"),
-                         Concept(3, "background", "material")])
-
-
-class ToyPool(torch.utils.data.Dataset):
-    """Image ``i``: channel 0 is the mask of "thing" (concept 1), enlarged ``zoom`` times from the
-    annotation, channel 1 a free ``extra`` plane; label = image index mod 2.  "ghost" never appears."""
-
-    def __init__(self, masks, *, zoom=1, extra=None):
-        self.masks = np.asarray(masks, dtype=np.int64)
-        self.zoom = zoom
-        self.extra = extra
-        self.concepts = CONCEPTS
-        self.ids = [f"img{i}" for i in range(len(self.masks))]
-        self.class_names = ["even", "odd"]
-
-    def __len__(self):
-        return len(self.masks)
-
-    def __getitem__(self, i):
-        big = np.kron(self.masks[i], np.ones((self.zoom, self.zoom), dtype=np.int64))
-        image = torch.zeros(3, *big.shape)
-        image[0] = torch.from_numpy(big).float()
-        if self.extra is not None:
-            image[1] = torch.from_numpy(self.extra[i]).float()
-        return image, {"index": i, "id": self.ids[i], "label": i % 2, "source": "toy"}
-
-    def annotation(self, i):
-        thing = self.masks[i].copy()
-        return Annotation(masks={"object": [thing], "material": [np.where(thing == 0, 3, 0)]})
-
-    def mask_shape(self, i):
-        return self.masks[i].shape
-
-    def shard(self, rank, world):
-        n = len(self)
-        return ToyPool(self.masks[rank * n // world:(rank + 1) * n // world], zoom=self.zoom)
-
-
-class PlantedNet(nn.Module):
-    """``conv`` unit 0 is exactly image channel 0, unit 1 channel 1, unit 2 is dead;
-    the classifier reads unit 0's mean (more "thing" -> class 1)."""
-
-    def __init__(self, pool: int = 1):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 3, 1)
-        with torch.no_grad():
-            self.conv.weight.zero_()
-            self.conv.bias.zero_()
-            self.conv.weight[0, 0] = 1.0
-            self.conv.weight[1, 1] = 1.0
-        self.pool = nn.AvgPool2d(pool) if pool > 1 else nn.Identity()
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
-        with torch.no_grad():
-            self.head[2].weight.zero_()
-            self.head[2].weight[1, 0] = 10.0
-            self.head[2].bias[:] = torch.tensor([1.0, 0.0])
-
-    def forward(self, x):
-        return self.head(self.pool(self.conv(x)))
-
-
-def _toy_masks(n=12, size=8, seed=0):
-    rng = np.random.default_rng(seed)
-    masks = (rng.random((n, size, size)) > 0.75).astype(np.int64)
-    masks[::4] = 0  # every fourth image has no "thing"
-    return masks
+CONCEPTS = ZoomToyPool.concepts  # thing 1, ghost 2, background 3
 
 
 def test_planted_detector_localises_its_object_every_time(tmp_path):
-    masks = _toy_masks()
-    pool = ToyPool(masks)
+    masks = toy_masks()
+    pool = ZoomToyPool(masks)
     net = PlantedNet()
     dissection = dissect(net, "conv", pool, batch_size=5, network="toy",
                        threshold_rule="inclusive", min_support=0)  # binary planted units (ties are the mask), 9 images
@@ -161,7 +95,7 @@ def test_pointing_radius_is_in_input_pixels_when_masks_are_smaller():
     extra = np.zeros((n, 2 * size, 2 * size))
     for i in range(n):
         extra[i, 6:8, 2 * i:2 * i + 2] = 1.0  # a 2x2 block -> one hot pixel after 2x2 pooling
-    pool = ToyPool(masks, zoom=2, extra=extra)
+    pool = ZoomToyPool(masks, zoom=2, extra=extra)
     net = PlantedNet(pool=2)
     dissection = _hand_dissection([1.0, 1.0, 0.0], [0, 1])
     result = localize_objects(net, "pool", pool, dissection=dissection, pointing_radius=5, batch_size=3)
@@ -192,7 +126,7 @@ def test_boxes_and_box_iou():
 
 
 def test_bad_input_is_refused_with_clear_errors():
-    pool = ToyPool(_toy_masks())
+    pool = ZoomToyPool(toy_masks())
     net = PlantedNet()
     dissection = dissect(net, "conv", pool, batch_size=6, threshold_rule="inclusive", min_support=0)
     with pytest.raises(ValueError, match="no detectors of 'ghost'"):
@@ -218,7 +152,7 @@ def test_no_hook_is_left_behind_after_a_failing_run():
         def forward(self, x):
             return self.head(self.conv(x))
 
-    pool = ToyPool(_toy_masks())
+    pool = ZoomToyPool(toy_masks())
     net = PlantedNet()
     dissection = dissect(net, "conv", pool, batch_size=6, threshold_rule="inclusive", min_support=0)
     broken = NotSpatial()
@@ -235,9 +169,9 @@ def test_unit_mask_iou_equals_the_dissection_iou_when_every_image_has_the_object
     # so on a pool where every image does, each unit's pooled mask IoU is the dissection's IoU.
     torch.manual_seed(5)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
-    masks = _toy_masks(n=10, seed=2)
+    masks = toy_masks(n=10, seed=2)
     masks[:, 0, 0] = 1
-    pool = ToyPool(masks, extra=np.random.default_rng(0).random((10, 8, 8)))
+    pool = ZoomToyPool(masks, extra=np.random.default_rng(0).random((10, 8, 8)))
     dissection = dissect(net, "1", pool, batch_size=4, quantile=0.1, quantile_resolution=4096)
     result = localize_objects(net, "1", pool, dissection=dissection, iou_threshold=0.0, batch_size=3,
                               examples=0)

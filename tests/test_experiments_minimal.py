@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from toys import LabelledTensorPool
 from unitscope.data.concepts import Annotation, ConceptTable
 from unitscope.experiments import MinimalImagesResult, minimal_images
 from unitscope.experiments.minimal_images.segments import _mask_segments
@@ -43,18 +44,7 @@ def quadrants(pixels: np.ndarray) -> np.ndarray:
     return labels
 
 
-class TensorPool(Dataset):
-    def __init__(self, images: torch.Tensor, labels: list[int]) -> None:
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        return self.images[i], {"index": i, "id": f"img{i}", "source": "test", "label": self.labels[i]}
-
-
-class AnnotatedPool(TensorPool):
+class AnnotatedPool(LabelledTensorPool):
     """Rooms of 8x8 pixels with 4x4 object masks: wall (top-left), window (top-right),
     floor (bottom-left) and bed (bottom-right), as a Broden-style annotated pool."""
 
@@ -68,7 +58,7 @@ class AnnotatedPool(TensorPool):
 
 
 def test_a_classifier_that_needs_one_segment_keeps_exactly_that_segment():
-    data = TensorPool(torch.ones(1, 3, 8, 8), [0])
+    data = LabelledTensorPool(torch.ones(1, 3, 8, 8), [0])
     result = minimal_images(QuadrantClassifier(), data, segmentation=quadrants, **IDENTITY)
     (record,) = result.records
     assert record.kept == [3]
@@ -84,7 +74,7 @@ def test_a_classifier_that_needs_one_segment_keeps_exactly_that_segment():
 def test_misclassified_and_unlabelled_images_are_skipped_and_counted():
     images = torch.ones(4, 3, 8, 8)
     images[1, 0, 4:, 4:] = 0.0  # evidence 0 < 6: classified as 1, label says 0
-    data = TensorPool(images, [0, 0, -1, 0])
+    data = LabelledTensorPool(images, [0, 0, -1, 0])
     result = minimal_images(QuadrantClassifier(), data, segmentation=quadrants, **IDENTITY)
     assert [r.index for r in result.records] == [0, 3]
     assert result.counts == {"seen": 4, "evaluated": 2, "incorrect": 1, "unlabelled": 1, "unreadable": 0,
@@ -95,7 +85,7 @@ def test_misclassified_and_unlabelled_images_are_skipped_and_counted():
 def test_batching_does_not_change_the_search(batch_size, round_batches):
     images = torch.ones(5, 3, 8, 8)
     images[2, 0, :4, :] = 5.0  # more segments tie, same answer
-    data = TensorPool(images, [0] * 5)
+    data = LabelledTensorPool(images, [0] * 5)
     result = minimal_images(QuadrantClassifier(), data, segmentation=quadrants, batch_size=batch_size,
                             round_batches=round_batches, **IDENTITY)
     assert [r.index for r in result.records] == [0, 1, 2, 3, 4]
@@ -104,7 +94,7 @@ def test_batching_does_not_change_the_search(batch_size, round_batches):
 
 
 def test_gray_fill_paints_removed_segments_in_pixel_space():
-    data = TensorPool(torch.ones(1, 3, 8, 8), [0])
+    data = LabelledTensorPool(torch.ones(1, 3, 8, 8), [0])
     result = minimal_images(QuadrantClassifier(), data, segmentation=quadrants, fill="gray", **IDENTITY)
     original, minimal = result.examples["img0"]
     assert (original == 255).all()
@@ -114,14 +104,14 @@ def test_gray_fill_paints_removed_segments_in_pixel_space():
 
 def test_mean_fill_is_the_normalisation_mean_colour():
     mean, std = (0.25, 0.5, 0.75), (0.5, 0.5, 0.5)
-    data = TensorPool(torch.ones(1, 3, 8, 8), [0])
+    data = LabelledTensorPool(torch.ones(1, 3, 8, 8), [0])
     result = minimal_images(QuadrantClassifier(), data, segmentation=quadrants, mean=mean, std=std)
     _, minimal = result.examples["img0"]
     assert minimal[0, 0].tolist() == [round(0.25 * 255), round(0.5 * 255), round(0.75 * 255)]
 
 
 def test_max_images_and_indices():
-    data = TensorPool(torch.ones(6, 3, 8, 8), [0] * 6)
+    data = LabelledTensorPool(torch.ones(6, 3, 8, 8), [0] * 6)
     result = minimal_images(QuadrantClassifier(), data, segmentation=quadrants, indices=[4, 1, 5],
                             max_images=2, **IDENTITY)
     assert [r.index for r in result.records] == [4, 1]
@@ -164,7 +154,7 @@ def test_slic_minimal_images_are_correct_and_one_removal_from_wrong():
     images = torch.rand(3, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         labels = net(images).argmax(1).tolist()
-    data = TensorPool(images, labels)
+    data = LabelledTensorPool(images, labels)
     result = minimal_images(net, data, n_segments=12, **IDENTITY)
     assert result.counts["evaluated"] == 3
     from skimage.segmentation import slic
@@ -187,7 +177,7 @@ def test_slic_minimal_images_are_correct_and_one_removal_from_wrong():
 def test_blur_fill_runs_and_model_mode_is_restored():
     net = QuadrantClassifier()
     net.train()
-    data = TensorPool(torch.ones(1, 3, 8, 8), [0])
+    data = LabelledTensorPool(torch.ones(1, 3, 8, 8), [0])
     result = minimal_images(net, data, segmentation=quadrants, fill="blur", blur_sigma=1.0, **IDENTITY)
     # a blurred constant image is the image: every segment goes and the class stays
     (record,) = result.records
@@ -198,9 +188,9 @@ def test_blur_fill_runs_and_model_mode_is_restored():
 
 def test_bad_input():
     net = QuadrantClassifier()
-    data = TensorPool(torch.ones(1, 3, 8, 8), [0])
+    data = LabelledTensorPool(torch.ones(1, 3, 8, 8), [0])
     with pytest.raises(ValueError, match="empty"):
-        minimal_images(net, TensorPool(torch.zeros(0, 3, 8, 8), []))
+        minimal_images(net, LabelledTensorPool(torch.zeros(0, 3, 8, 8), []))
     with pytest.raises(ValueError, match="fill"):
         minimal_images(net, data, fill="noise")
     with pytest.raises(ValueError, match="annotated pool"):
@@ -216,7 +206,7 @@ def test_bad_input():
 
 def test_progress_reports_searched_images():
     calls = []
-    data = TensorPool(torch.ones(3, 3, 8, 8), [0, 0, 0])
+    data = LabelledTensorPool(torch.ones(3, 3, 8, 8), [0, 0, 0])
     minimal_images(QuadrantClassifier(), data, segmentation=quadrants, max_images=2,
                    progress=lambda done, total: calls.append((done, total)), **IDENTITY)
     assert calls[-1] == (2, 2)

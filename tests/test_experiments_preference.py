@@ -2,57 +2,14 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
-import numpy as np
 import pytest
-import torch
-from torch import nn
-from torch.utils.data import Dataset
 
+from toys import SourcePool, hook_count, scaling_net, source_pools
 from unitscope.experiments import LayerPreferenceResult, layer_preference
 
 
-class SourcePool(Dataset):
-    """Images of constant value ``values[i]``; every item from one named source."""
-
-    def __init__(self, values, source: str, *, size: int = 8, raw: bool = False) -> None:
-        self.values, self.source, self.size = list(values), source, size
-        if raw:
-            self.raw_image = lambda i: np.full((size * 2, size * 3, 3), int(self.values[i] * 50), np.uint8)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, i: int):
-        image = torch.full((3, self.size, self.size), float(self.values[i]))
-        return image, {"index": i, "id": f"{self.source}/{i}", "source": self.source, "label": -1}
-
-
-def scaling_net(weight: float) -> nn.Sequential:
-    """conv (1x1, every weight ``weight``) -> relu -> pool: channel mean of 3 * weight * value."""
-    net = nn.Sequential(OrderedDict(
-        conv=nn.Conv2d(3, 2, 1, bias=False),
-        relu=nn.ReLU(),
-        pool=nn.MaxPool2d(2),
-        flat=nn.Flatten(),
-        fc=nn.Linear(2 * 4 * 4, 1),
-    ))
-    with torch.no_grad():
-        net.conv.weight.fill_(weight)
-    return net
-
-
-def hook_count(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) for m in model.modules())
-
-
-def pools():
-    return [SourcePool([1.0, 1.5, 1.2], "objects"), SourcePool([2.0, 3.0, 2.5, 2.2], "scenes")]
-
-
 def test_the_source_with_bigger_activations_takes_the_whole_top():
-    result = layer_preference(scaling_net(1.0), ["conv", "pool"], pools(), top=3, batch_size=2)
+    result = layer_preference(scaling_net(1.0), ["conv", "pool"], source_pools(), top=3, batch_size=2)
     fractions = result.fractions().set_index(["layer", "source"])["fraction"].to_dict()
     assert fractions == {("conv", "objects"): 0.0, ("conv", "scenes"): 1.0,
                          ("pool", "objects"): 0.0, ("pool", "scenes"): 1.0}
@@ -112,30 +69,30 @@ def test_raw_images_are_used_for_thumbnails_when_the_pool_has_them():
 def test_model_mode_is_restored_and_no_hook_is_left():
     net = scaling_net(1.0)
     net.train()
-    layer_preference(net, ["conv"], pools(), top=1)
+    layer_preference(net, ["conv"], source_pools(), top=1)
     assert all(m.training for m in net.modules())
     with pytest.raises(LookupError, match="conv9"):
-        layer_preference({"ok": net, "bad": scaling_net(1.0)}, {"ok": ["conv"], "bad": ["conv9"]}, pools())
+        layer_preference({"ok": net, "bad": scaling_net(1.0)}, {"ok": ["conv"], "bad": ["conv9"]}, source_pools())
     assert hook_count(net) == 0
 
 
 def test_bad_input():
     net = scaling_net(1.0)
     with pytest.raises(LookupError, match="no layer named 'nope'"):
-        layer_preference(net, ["nope"], pools())
+        layer_preference(net, ["nope"], source_pools())
     with pytest.raises(ValueError, match="empty"):
         layer_preference(net, ["conv"], [SourcePool([], "objects")])
     with pytest.raises(ValueError, match="no networks"):
-        layer_preference({}, ["conv"], pools())
+        layer_preference({}, ["conv"], source_pools())
     with pytest.raises(ValueError, match="default layers"):
-        layer_preference(net, None, pools())
+        layer_preference(net, None, source_pools())
     with pytest.raises(ValueError, match="top"):
-        layer_preference(net, ["conv"], pools(), top=0)
+        layer_preference(net, ["conv"], source_pools(), top=0)
 
 
 def test_progress_reports_images_done():
     calls = []
-    layer_preference(scaling_net(1.0), ["conv"], pools(), top=1, batch_size=2,
+    layer_preference(scaling_net(1.0), ["conv"], source_pools(), top=1, batch_size=2,
                      progress=lambda done, total: calls.append((done, total)))
     assert calls == [(2, 7), (3, 7), (5, 7), (7, 7)]
 

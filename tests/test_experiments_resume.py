@@ -9,9 +9,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from test_experiments_ablate import PlantedClassifier, ScenePool
-from test_experiments_localize import PlantedNet, ToyPool, _toy_masks
-from test_experiments_preference import pools, scaling_net
+from toys import (
+    PlantedClassifier,
+    PlantedNet,
+    ScenePool,
+    ZoomToyPool,
+    make_broden,
+    scaling_net,
+    source_pools,
+    toy_masks,
+)
 from unitscope.experiments import ablate_detectors, layer_preference, localize_objects
 from unitscope.experiments.dissect import dissect
 
@@ -35,14 +42,14 @@ def counting():
 
 def test_preference_resumes_across_pools(tmp_path):
     net = scaling_net(1.0)
-    whole = layer_preference(net, ["conv", "pool"], pools(), top=3, batch_size=1)
+    whole = layer_preference(net, ["conv", "pool"], source_pools(), top=3, batch_size=1)
     work = tmp_path / "partial"
     with pytest.raises(KeyboardInterrupt):  # pool 0 has 3 batches: stop inside pool 1
-        layer_preference(net, ["conv", "pool"], pools(), top=3, batch_size=1, work_dir=work,
+        layer_preference(net, ["conv", "pool"], source_pools(), top=3, batch_size=1, work_dir=work,
                          checkpoint_every=1, progress=interrupt_after(5))
     assert (work / "rank0.state.npz").exists()
     seen, progress = counting()
-    resumed = layer_preference(net, ["conv", "pool"], pools(), top=3, batch_size=1,
+    resumed = layer_preference(net, ["conv", "pool"], source_pools(), top=3, batch_size=1,
                                work_dir=work, checkpoint_every=1, progress=progress)
     assert seen == [6, 7]  # 5 of the 7 batches (one image each) were checkpointed before the stop
     assert not work.exists()
@@ -53,7 +60,7 @@ def test_preference_resumes_across_pools(tmp_path):
 
 
 def test_localization_resumes_with_its_examples(tmp_path):
-    pool, net = ToyPool(_toy_masks()), PlantedNet()
+    pool, net = ZoomToyPool(toy_masks()), PlantedNet()
     dissection = dissect(net, "conv", pool, batch_size=5, network="toy", threshold_rule="inclusive", min_support=0)
     options = dict(dissection=dissection, batch_size=2, examples=5)
     whole = localize_objects(net, "conv", pool, **options)
@@ -93,7 +100,6 @@ def test_ablation_resumes_and_refuses_other_arguments(tmp_path):
 
 def test_preference_command_resumes(tmp_path, monkeypatch):
     import unitscope.cli.experiments as cli_experiments
-    from test_dissect_cli import make_broden
     from unitscope.cli.main import app
     from unitscope.cli._common import tqdm_progress
     from unitscope.models import create_model, save_checkpoint

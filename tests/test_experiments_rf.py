@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
+from toys import UnlabelledTensorPool, hook_count
 from unitscope.experiments import (
     EmpiricalRFResult,
     RFWindow,
@@ -25,24 +25,6 @@ from unitscope.experiments._rf_geometry import as_window, chain_window
 from unitscope.models.mini_alexnet import MiniAlexNet
 
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
-
-
-class TensorPool(Dataset):
-    """A plain pool: item ``(image, meta)`` from a tensor of images."""
-
-    def __init__(self, images: torch.Tensor, source: str = "test") -> None:
-        self.images = images
-        self.source = source
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        return self.images[i], {"index": i, "id": f"{self.source}-{i}", "source": self.source, "label": -1}
-
-
-def hook_count(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) for m in model.modules())
 
 
 def two_positive_convs() -> nn.Sequential:
@@ -104,7 +86,7 @@ def test_empirical_rf_of_two_positive_convs_is_their_analytic_support():
     centre by tri(dy) * tri(dx) * sum_c (image - noise), tri = [1, 2, 3, 2, 1]: exactly the
     5x5 support, with exactly these values."""
     net = two_positive_convs()
-    data = TensorPool(peaked_image().unsqueeze(0))
+    data = UnlabelledTensorPool(peaked_image().unsqueeze(0))
     result = empirical_receptive_fields(net, "conv2", data, top_k=1, occluder=1, stride=1,
                                         rf=(5, 1, -2), **IDENTITY)
     assert result.locations[0, 0].tolist() == [8, 8]
@@ -133,7 +115,7 @@ def test_empirical_rf_of_two_positive_convs_is_their_analytic_support():
 
 def test_default_theoretical_rf_comes_from_the_architecture():
     net = two_positive_convs()
-    data = TensorPool(peaked_image().unsqueeze(0))
+    data = UnlabelledTensorPool(peaked_image().unsqueeze(0))
     result = empirical_receptive_fields(net, "conv2", data, top_k=1, occluder=1, stride=1, **IDENTITY)
     assert result.theoretical == RFWindow(5, 1, -2)
     assert result.summary()["theoretical_size"].tolist() == [5]
@@ -147,7 +129,7 @@ def test_rf_crop_equals_full_image_occlusion(layer):
     images = torch.randn(4, 3, 32, 32)
     images[1, :, :5, :5] += 4.0  # maxima at the border too
     images[2, :, -5:, -5:] += 4.0
-    data = TensorPool(images)
+    data = UnlabelledTensorPool(images)
     options = dict(top_k=2, occluder=4, stride=3, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.25))
     crop = empirical_receptive_fields(net, layer, data, crop=True, **options)
     naive = empirical_receptive_fields(net, layer, data, crop=False, **options)
@@ -169,7 +151,7 @@ def test_locations_at_the_border_use_the_networks_own_padding():
     net = two_positive_convs()
     image = torch.zeros((1, 3, 12, 12))
     image[0, :, 0, 0] = 9.0  # conv2 ties at (0, 0) and (1, 1): the first maximum is taken
-    data = TensorPool(image)
+    data = UnlabelledTensorPool(image)
     crop = empirical_receptive_fields(net, "conv2", data, top_k=1, occluder=2, stride=1, **IDENTITY)
     naive = empirical_receptive_fields(net, "conv2", data, top_k=1, occluder=2, stride=1, crop=False,
                                        **IDENTITY)
@@ -180,7 +162,7 @@ def test_locations_at_the_border_use_the_networks_own_padding():
 def test_a_wrong_theoretical_rf_is_caught_by_the_check():
     torch.manual_seed(0)
     net = MiniAlexNet(4, width=4, input_size=48)
-    data = TensorPool(torch.randn(2, 3, 48, 48))
+    data = UnlabelledTensorPool(torch.randn(2, 3, 48, 48))
     with pytest.raises(RuntimeError, match="does not reproduce the full forward"):
         empirical_receptive_fields(net, "conv2", data, top_k=1, rf=(7, 4, -3), occluder=5, stride=3)
     assert hook_count(net) == 0
@@ -189,7 +171,7 @@ def test_a_wrong_theoretical_rf_is_caught_by_the_check():
 def test_one_set_of_occlusions_serves_every_unit_of_an_image():
     torch.manual_seed(0)
     net = MiniAlexNet(4, width=4, input_size=32)
-    data = TensorPool(torch.randn(3, 3, 32, 32))
+    data = UnlabelledTensorPool(torch.randn(3, 3, 32, 32))
     naive = empirical_receptive_fields(net, "conv3", data, top_k=3, occluder=4, stride=2, crop=False)
     # every unit has all three images in its top 3, yet each image is swept once
     assert naive.stats["images"] == 3
@@ -200,7 +182,7 @@ def test_one_set_of_occlusions_serves_every_unit_of_an_image():
 def test_units_option_and_result_tables(tmp_path):
     torch.manual_seed(0)
     net = MiniAlexNet(4, width=4, input_size=32)
-    data = TensorPool(torch.randn(4, 3, 32, 32))
+    data = UnlabelledTensorPool(torch.randn(4, 3, 32, 32))
     result = empirical_receptive_fields(net, "conv2", data, units=[5, 1], top_k=2, network="toy")
     assert result.units.tolist() == [5, 1]
     frame = result.to_frame()
@@ -221,11 +203,11 @@ def test_units_option_and_result_tables(tmp_path):
 
 def test_bad_input_raises_clear_errors():
     net = MiniAlexNet(4, width=4, input_size=32)
-    data = TensorPool(torch.randn(2, 3, 32, 32))
+    data = UnlabelledTensorPool(torch.randn(2, 3, 32, 32))
     with pytest.raises(LookupError, match="conv9"):
         empirical_receptive_fields(net, "conv9", data)
     with pytest.raises(ValueError, match="empty"):
-        empirical_receptive_fields(net, "conv2", TensorPool(torch.zeros(0, 3, 32, 32)))
+        empirical_receptive_fields(net, "conv2", UnlabelledTensorPool(torch.zeros(0, 3, 32, 32)))
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         empirical_receptive_fields(net, "fc6", data)
     with pytest.raises(ValueError, match="out of range"):
@@ -238,7 +220,7 @@ def test_bad_input_raises_clear_errors():
 def test_model_mode_is_restored():
     net = MiniAlexNet(4, width=4, input_size=32)
     net.train()
-    empirical_receptive_fields(net, "conv1", TensorPool(torch.randn(1, 3, 32, 32)), top_k=1)
+    empirical_receptive_fields(net, "conv1", UnlabelledTensorPool(torch.randn(1, 3, 32, 32)), top_k=1)
     assert all(m.training for m in net.modules())
 
 
@@ -252,7 +234,7 @@ def test_unit_segmentations_mask_the_active_region(tmp_path):
     images[0, :, 2:4, 2:6] = 1.0  # 8 bright pixels, max 1
     images[1, :, 0:2, 0:2] = 0.8
     images[2, :, 5, 5] = 0.3
-    data = TensorPool(images)
+    data = UnlabelledTensorPool(images)
     result = unit_segmentations(net, "conv", data, units=[0], top=2, threshold=0.5, dim=0.0, **IDENTITY)
     table = result.table
     assert table["index"].tolist() == [0, 1]
@@ -269,7 +251,7 @@ def test_unit_segmentations_mask_the_active_region(tmp_path):
 
 def test_unit_segmentations_with_the_empirical_rf():
     net = two_positive_convs()
-    data = TensorPool(peaked_image().unsqueeze(0))
+    data = UnlabelledTensorPool(peaked_image().unsqueeze(0))
     rf = empirical_receptive_fields(net, "conv2", data, top_k=1, occluder=1, stride=1, rf=(5, 1, -2),
                                     **IDENTITY)
     result = unit_segmentations(net, "conv2", data, units=[0], top=1, mask="rf", rf=rf, **IDENTITY)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from toys import hook_count
 from unitscope.hooks import Trace, TraceDict, layer_names, resolve_layer
 
 
@@ -21,10 +22,6 @@ def tiny_net():
             fc=nn.Linear(5, 2),
         )
     )
-
-
-def hook_count(model):
-    return sum(len(m._forward_hooks) for m in model.modules())
 
 
 def test_layer_names_are_dotted_named_modules():

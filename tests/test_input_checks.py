@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from toys import BrightToyPool
 from unitscope.experiments._common import check_labels, check_spatial_layers, spatial_size
 from unitscope.experiments.ablate import ablate_detectors
 from unitscope.experiments.dissect import dissect
@@ -63,33 +63,10 @@ def test_labels_out_of_range_are_refused():
         check_labels(Pool(), 3)
 
 
-class ToyPool:
-    """Annotated pool of 6 8x8 images whose object mask is where the image is bright."""
-
-    def __init__(self) -> None:
-        from unitscope.data.concepts import ConceptTable
-
-        rng = np.random.default_rng(0)
-        self.images = torch.as_tensor(rng.random((6, 3, 8, 8)), dtype=torch.float32)
-        self.concepts = ConceptTable.from_names({"object": ["thing"]})
-        self.ids = [f"im{i}" for i in range(6)]
-
-    def __len__(self):
-        return 6
-
-    def __getitem__(self, i):
-        return self.images[i], {"index": i, "id": self.ids[i], "label": i % 2}
-
-    def annotation(self, i):
-        from unitscope.data.concepts import Annotation
-
-        return Annotation(masks={"object": [(self.images[i, 0] > 0.5).numpy().astype(np.int32)]}, image_labels={})
-
-
 def test_library_refuses_nonsense_thresholds_and_other_networks():
     torch.manual_seed(0)
     net, other = Net(), Net()
-    pool = ToyPool()
+    pool = BrightToyPool()
     with pytest.raises(ValueError, match=r"iou_threshold must be in \[0, 1\), got nan"):
         dissect(net, "conv", pool, iou_threshold=float("nan"))
     with pytest.raises(ValueError, match="not a spatial map"):

@@ -199,7 +199,7 @@ def test_random_twin_of_a_factory_model(factory_file, tmp_path):
 
 
 def test_dissect_an_export_archive_from_the_command_line(tmp_path):
-    from test_dissect_cli import make_broden
+    from toys import make_broden
 
     tiny = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
     path = tmp_path / "tiny.pt2"

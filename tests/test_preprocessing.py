@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from test_dissect_cli import make_broden
+from toys import make_broden
 from unitscope.cli.main import app
 from unitscope.data import BrodenPool, PlainPool
 from unitscope.data.transforms import ImageTransform, crop_to_box, image_transform

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from conftest_label import CHROMIUM_ARGS, chromium_or_skip
-from test_report_build import make_fake_results
+from fake_results import make_fake_results
 
 from unitscope.report import build_report
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from test_report_build import make_fake_results
+from fake_results import make_fake_results
 
 from unitscope.cli.main import app
 from unitscope.report import build, build_report, folder
@@ -132,7 +132,7 @@ def test_a_replaced_folder_keeps_its_own_permissions(results, tmp_path):
 
 def test_same_results_same_report_bytes_under_source_date_epoch(tmp_path, monkeypatch):
     """Reproducible builds: with SOURCE_DATE_EPOCH the stamp is fixed, so two builds are byte-identical."""
-    from test_report_build import make_fake_results
+    from fake_results import make_fake_results
 
     from unitscope.report import build_report
 

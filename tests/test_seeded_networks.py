@@ -14,7 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from test_dissect_cli import make_broden
+from toys import make_broden
 from unitscope.cli.main import app
 from unitscope.experiments._runstate import weights_fingerprint
 from unitscope.models import create_model, model_info, save_checkpoint

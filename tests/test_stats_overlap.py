@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from unitscope.stats import RunningConceptOverlap
+from reference_stats import RunningConceptOverlap
 
 DEVICE = os.environ.get("UNITSCOPE_TEST_DEVICE", "cpu")
 

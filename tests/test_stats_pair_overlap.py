@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from unitscope.stats import PairOverlap, RunningConceptOverlap
+from reference_stats import RunningConceptOverlap
+from unitscope.stats import PairOverlap
 
 
 def random_batch(seed, n=6, u=5, k=7, p=40, layers=2):

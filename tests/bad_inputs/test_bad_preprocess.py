@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_dissect_cli import make_broden
+from toys import make_broden
 from unitscope.models import create_model, save_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.save is deprecated

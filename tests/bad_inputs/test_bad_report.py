@@ -1,7 +1,7 @@
 """Bad inputs to ``unitscope report``: malformed result files and harmful ``--out`` folders.
 
 Each row breaks one thing in a complete hand-made results directory (the
-one :func:`test_report_build.make_fake_results` writes) and expects one line
+one :func:`fake_results.make_fake_results` writes) and expects one line
 naming the file or option at fault, with the whole temporary folder (the
 results, any earlier report, the ``--out`` folder and its parent) unchanged:
 nothing written, nothing deleted, no temporary folder left behind.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from test_report_build import make_fake_results
+from fake_results import make_fake_results
 
 from unitscope.report import build_report
 

@@ -10,7 +10,6 @@ cache) as it was.
 
 from __future__ import annotations
 
-import pickle
 import shutil
 from pathlib import Path
 
@@ -18,22 +17,13 @@ import numpy as np
 import pytest
 import torch
 
+from toys import HostilePickle, plant_pickle
 from unitscope.data import Annotation, BrodenRecord, ConceptTable, write_broden
 from unitscope.experiments._io import write_state
 from unitscope.experiments._runstate import STATE_FORMAT
 from unitscope.models import create_model, save_checkpoint
 
 SIZE = 32
-
-
-class Planted:
-    """Unpickling this creates the file ``path``."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +73,14 @@ def partial(out: Path, name: str = "rank0.state.npz") -> Path:
     return path
 
 
-def plant_pickle(path: Path, marker: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps({"format": 1, "key": "x", "stats": Planted(marker)}))
-
-
 # -- each row: (assets, out, marker, tmp) -> (args, mentions, folders that must stay unchanged) ------
 def legacy_pickle_state(a, out, marker, tmp):
-    plant_pickle(partial(out, "rank0.pkl"), marker)
+    plant_pickle(partial(out, "rank0.pkl"), marker, field="stats")
     return dissect_args(a["broden"], a["weights"], out), ["rank0.pkl", "never loaded", "--restart"], [out]
 
 
 def pickle_under_the_state_name(a, out, marker, tmp):
-    plant_pickle(partial(out), marker)
+    plant_pickle(partial(out), marker, field="stats")
     mentions = ["rank0.state.npz", "is a pickle", "--restart"]
     return dissect_args(a["broden"], a["weights"], out), mentions, [out]
 
@@ -140,7 +125,7 @@ def label_cache_entry_with_code(a, out, marker, tmp):
     cache = tmp / "labels"
     shutil.copytree(a["labels"], cache)
     for entry in cache.glob("*.pt"):
-        torch.save({"present": Planted(marker), "groups": []}, entry)  # a zip, but with code inside
+        torch.save({"present": HostilePickle(marker), "groups": []}, entry)  # a zip, but with code inside
     args = dissect_args(a["broden"], a["weights"], out)
     return args[:-1] + [str(cache)], ["decoded labels", "are unreadable", "never unpickled"], [cache]
 
@@ -180,7 +165,7 @@ def damaged_minimal_stage_record(a, out, marker, tmp):
 
 
 def planted_pickle_in_preference(a, out, marker, tmp):
-    plant_pickle(out / ".partial" / "preference" / "rank0.pkl", marker)
+    plant_pickle(out / ".partial" / "preference" / "rank0.pkl", marker, field="stats")
     args = ["preference", "--net", f"tiny=mini_alexnet:{a['weights']}", "--pool",
             f"scenes={a['broden'] / 'images'}", "--out", str(out)]
     return args, ["rank0.pkl", "never loaded", "--restart"], [out]

@@ -115,9 +115,11 @@ def batch_concepts(labels: torch.Tensor, valid: torch.Tensor, num_concepts: int)
 class PairOverlap(Statistic):
     """Exact intersection / union counts of unit masks and concepts, fed by active (image, unit) pairs.
 
-    The sparse counterpart of :class:`RunningConceptOverlap` (the same counts):
-    only the pairs whose mask is not empty are given, which is what makes
-    network dissection's second pass cheap.  Counts are int64, so ``merge``
+    The same counts as counting every pixel of every dense (unit, concept)
+    mask pair, but only the pairs whose mask is not empty are given, which is
+    what makes network dissection's second pass cheap (the tests check it
+    against the dense reference, ``RunningConceptOverlap`` in
+    ``tests/reference_stats.py``).  Counts are int64, so ``merge``
     is exact.
 
     Parameters

@@ -1,0 +1,345 @@
+"""A small hand-written results directory, for the report's tests.
+
+:func:`make_fake_results` writes every section's files with pandas and PIL,
+in the layout the experiments write (their ``save()`` methods); the numbers
+are chosen so the expected sentences are known:
+
+* scenenet: conv3 has 1 object detector (bed), conv5 has 4 (bed, bed,
+  painting, bookcase) -> 5 of 12 units, 3 different objects;
+* objectnet: conv3 none, conv5 one (car) -> 1 of 12 units;
+* scenenet-random (the null): one object detector in conv5.
+
+The report's build, folder and browser tests and the bad-input battery
+(``tests/bad_inputs/test_bad_report.py``) all read it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+
+LAYERS = ["conv3", "conv5"]
+# (label, category, iou) per unit; the type follows the category as in dissection's CATEGORY_TYPES.
+UNITS = {
+    "scenenet": {
+        "conv3": [("bed", "object", 0.06), ("red-c", "color", 0.05), ("striped", "texture", 0.03),
+                  ("wall", "material", 0.05), ("wheel", "part", 0.02), ("painting", "object", 0.02)],
+        "conv5": [("bed", "object", 0.12), ("bed", "object", 0.09), ("painting", "object", 0.08),
+                  ("bookcase", "object", 0.07), ("wall", "material", 0.03), ("bedroom", "scene", 0.05)],
+    },
+    "objectnet": {
+        "conv3": [("red-c", "color", 0.07), ("striped", "texture", 0.05), ("car", "object", 0.03),
+                  ("wall", "material", 0.02), ("wheel", "part", 0.05), ("blue-c", "color", 0.02)],
+        "conv5": [("car", "object", 0.10), ("wheel", "part", 0.06), ("bed", "object", 0.03),
+                  ("dotted", "texture", 0.05), ("sky", "material", 0.06),
+                  ('<b>evil</b> & "co"', "object", 0.02)],
+    },
+    "scenenet-random": {
+        "conv3": [("red-c", "color", 0.01)] * 6,
+        "conv5": [("bed", "object", 0.05)] + [("wall", "material", 0.01)] * 5,
+    },
+}
+TYPES = {"color": "simple", "texture": "texture", "material": "region", "part": "part", "object": "object",
+         "scene": "scene"}
+CATEGORIES = ["color", "object", "part", "material", "scene", "texture"]
+OBJECTS = ["bed", "painting", "bookcase", "car", '<b>evil</b> & "co"']
+N_SEGMENTATIONS = 3
+
+
+def picture(seed: int, size: int = 32, *, fmt: str = "JPEG") -> Image.Image:
+    """A small coloured picture with a bright blob (like a highlighted segmentation)."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(rng.integers(40, 200, 3) + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    cx, cy = rng.integers(size // 4, 3 * size // 4, 2)
+    ImageDraw.Draw(image).ellipse([int(cx) - 6, int(cy) - 6, int(cx) + 6, int(cy) + 6], outline=(255, 214, 0))
+    return image
+
+
+def _units_frame(network: str) -> pd.DataFrame:
+    rows = []
+    for layer, units in UNITS[network].items():
+        for u, (label, category, iou) in enumerate(units):
+            row = {"network": network, "layer": layer, "unit": u, "label": label, "category": category,
+                   "type": TYPES[category], "iou": iou, "score": iou, "detector": iou > 0.04,
+                   "threshold": 0.5 + u / 10, "precision": 0.25 * (u % 4 + 1),
+                   "top_images": ";".join(f"img{u}x{r}" for r in range(N_SEGMENTATIONS))}
+            for cat in CATEGORIES:
+                row[f"{cat}_label"] = label if cat == category else f"{cat}-best"
+                row[f"{cat}_iou"] = iou if cat == category else 0.01
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _layers_frame(units: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for layer in dict.fromkeys(units["layer"]):
+        u = units[units["layer"] == layer]
+        det = u[u["detector"]]
+        row = {"network": u["network"].iloc[0], "layer": layer, "units": len(u), "detectors": len(det),
+               "unique_concepts": det["label"].nunique(),
+               "unique_objects": det.loc[det["category"] == "object", "label"].nunique(),
+               "mean_iou": u["iou"].mean(), "mean_precision": det["precision"].mean()}
+        for t in ("simple", "texture", "region", "part", "object", "scene"):
+            row[f"share_{t}"] = (det["type"] == t).sum() / len(u)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _write_dissection(results: Path, network: str, *, layers_csv: bool = True) -> None:
+    folder = results / network / "dissect"
+    folder.mkdir(parents=True, exist_ok=True)
+    units = _units_frame(network)
+    units.to_csv(folder / "units.csv", index=False)
+    if layers_csv:
+        _layers_frame(units).to_csv(folder / "layers.csv", index=False)
+    (folder / "result.json").write_text(json.dumps({"network": network, "layers": LAYERS, "image_ids": [],
+                                                    "config": {"iou_threshold": 0.04}}))
+    pd.DataFrame({"number": range(1, 6), "name": ["bed", "painting", "bookcase", "car", "wall"],
+                  "category": ["object"] * 4 + ["material"]}).to_csv(folder / "concepts.csv", index=False)
+    seed = sum(map(ord, network))
+    for row in units.itertuples():
+        unit_dir = results / network / "segmentations" / row.layer / str(row.unit)
+        unit_dir.mkdir(parents=True, exist_ok=True)
+        for rank, image_id in enumerate(row.top_images.split(";")):
+            seed += 1
+            picture(seed).save(unit_dir / f"{rank:03d}_{image_id}.jpg", quality=80)
+
+
+def _write_census(results: Path, network: str, null: str | None) -> None:
+    folder = results / network / "dissect"
+    frequency = {"bed": 40, "painting": 25, "bookcase": 12, "car": 8, '<b>evil</b> & "co"': 2}
+    informative = {"bed": 2, "painting": 1, "bookcase": 1, "car": 0, '<b>evil</b> & "co"': 0}
+    object_rows, layer_rows, sweep_rows, corr_rows = [], [], [], []
+    for net in [network] + ([null] if null else []):
+        units = _units_frame(net)
+        for layer in LAYERS:
+            u = units[units["layer"] == layer]
+            det = u[u["detector"] & (u["category"] == "object")]
+            for obj in OBJECTS:
+                object_rows.append({"network": net, "layer": layer, "object": obj,
+                                    "detectors": int((det["label"] == obj).sum()), "frequency": frequency[obj],
+                                    "informative_scenes": informative[obj]})
+            for t in (0.02, 0.04, 0.06):
+                d = u[u["iou"] > t]
+                sweep_rows.append({"network": net, "layer": layer, "iou_threshold": t, "units": len(u),
+                                   "detectors": len(d), "object_detectors": int((d["category"] == "object").sum()),
+                                   "unique_concepts": d["label"].nunique(),
+                                   "unique_objects": d.loc[d["category"] == "object", "label"].nunique()})
+                if t == 0.04:
+                    layer_rows.append(sweep_rows[-1])
+            for against, r in (("frequency", 0.61), ("informative_scenes", 0.83)):
+                corr_rows.append({"network": net, "layer": layer, "against": against, "n": 5, "pearson": r,
+                                  "pearson_lo": r - 0.3, "pearson_hi": min(r + 0.1, 1.0), "spearman": r - 0.05,
+                                  "spearman_lo": r - 0.4, "spearman_hi": min(r + 0.1, 1.0)})
+    pd.DataFrame(object_rows).to_csv(folder / "census_objects.csv", index=False)
+    pd.DataFrame(layer_rows).to_csv(folder / "census_layers.csv", index=False)
+    pd.DataFrame(corr_rows).to_csv(folder / "census_correlations.csv", index=False)
+    pd.DataFrame(sweep_rows).to_csv(folder / "census_sweep.csv", index=False)
+    pd.DataFrame([{"scene": "bedroom", "object": "bed", "p_object_given_scene": 0.9, "p_object": 0.2,
+                   "score": 1.3, "rank": 1},
+                  {"scene": "bedroom", "object": "painting", "p_object_given_scene": 0.3, "p_object": 0.3,
+                   "score": 0.0, "rank": 2}]).to_csv(folder / "census_informative.csv", index=False)
+    (folder / "census.json").write_text(json.dumps({"config": {"network": network, "null": null}}))
+
+
+def _write_preference(results: Path) -> None:
+    folder = results / "preference"
+    rows, tops, thumbs = [], [], []
+    shares = {("scenenet", "conv3"): 0.55, ("scenenet", "conv5"): 0.81,
+              ("objectnet", "conv3"): 0.52, ("objectnet", "conv5"): 0.23}
+    for (network, layer), scene_share in shares.items():
+        rows.append({"network": network, "layer": layer, "source": "scenes", "count": round(scene_share * 10),
+                     "fraction": scene_share})
+        rows.append({"network": network, "layer": layer, "source": "objects",
+                     "count": 10 - round(scene_share * 10), "fraction": round(1 - scene_share, 2)})
+        for rank in range(2):
+            image_id = f"{network}-{layer}-{rank}"
+            rel = f"top/{network}/{layer}/{rank:03d}_{image_id}.png"
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            picture(rank + len(tops), 24).save(folder / rel)
+            tops.append({"network": network, "layer": layer, "rank": rank, "pool": 0, "index": rank,
+                         "id": image_id, "source": "scenes", "score": 1.0 - rank / 10})
+            thumbs.append({"network": network, "layer": layer, "rank": rank, "id": image_id, "file": rel})
+    pd.DataFrame(rows).to_csv(folder / "fractions.csv", index=False)
+    pd.DataFrame(tops).to_csv(folder / "top_images.csv", index=False)
+    (folder / "preference.json").write_text(json.dumps({"experiment": "layer_preference", "top": 10,
+                                                        "sources": ["scenes", "objects"], "scores": [],
+                                                        "thumbnails": thumbs}))
+
+
+def _write_minimal(results: Path, network: str) -> None:
+    folder = results / network / "minimal" / "masks"
+    (folder / "examples").mkdir(parents=True, exist_ok=True)
+    images = pd.DataFrame([
+        {"index": 0, "id": "bed1", "label": 0, "label_name": "bedroom", "n_segments": 6, "n_kept": 2, "n_steps": 4,
+         "kept_fraction": 0.30, "initial_score": 0.9, "final_score": 0.5, "kept": "0;3",
+         "objects_present": "bed;lamp", "objects_kept": "bed"},
+        {"index": 1, "id": "bed2", "label": 0, "label_name": "bedroom", "n_segments": 5, "n_kept": 1, "n_steps": 4,
+         "kept_fraction": 0.20, "initial_score": 0.8, "final_score": 0.45, "kept": "1",
+         "objects_present": "bed", "objects_kept": "bed"},
+    ])
+    images.to_csv(folder / "images.csv", index=False)
+    pd.DataFrame([{"scene": "bedroom", "object": "bed", "n_images": 2, "n_present": 2, "n_kept": 2, "share": 1.0,
+                   "share_given_present": 1.0},
+                  {"scene": "bedroom", "object": "lamp", "n_images": 2, "n_present": 1, "n_kept": 0, "share": 0.0,
+                   "share_given_present": 0.0}]).to_csv(folder / "objects.csv", index=False)
+    pd.DataFrame([{"scene": "bedroom", "object": "bed", "n_images": 2, "n_present": 2, "n_kept": 2, "share": 1.0,
+                   "share_given_present": 1.0},
+                  {"scene": "bedroom", "object": "(any)", "n_images": 2, "n_present": 2, "n_kept": 2, "share": 1.0,
+                   "share_given_present": 1.0}]).to_csv(folder / "diagnostic.csv", index=False)
+    examples = []
+    for n, image_id in enumerate(["bed1", "bed2"]):
+        stem = f"examples/{n:03d}_{image_id}"
+        picture(100 + n, 40).save(folder / f"{stem}_original.png")
+        picture(200 + n, 40).save(folder / f"{stem}_minimal.png")
+        examples.append({"id": image_id, "original": f"{stem}_original.png", "minimal": f"{stem}_minimal.png"})
+    (folder / "minimal.json").write_text(json.dumps({
+        "experiment": "minimal_images", "options": {"segmentation": "masks", "fill": "mean"},
+        "counts": {"seen": 3, "evaluated": 2, "incorrect": 1}, "diagnostic": {"bedroom": ["bed"]},
+        "examples": examples, "records": []}))
+
+
+def _write_rf(results: Path, network: str) -> None:
+    for layer, theoretical, sizes in (("conv3", 51, [20.0, 24.0]), ("conv5", 99, [30.0, 40.0])):
+        folder = results / network / "rf" / layer
+        (folder / "maps").mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"network": network, "layer": layer, "unit": [0, 1], "rf_size": sizes, "peak": [1.0, 2.0],
+                      "n_images": [5, 5], "theoretical_size": theoretical}).to_csv(folder / "units.csv", index=False)
+        pd.DataFrame([{"network": network, "layer": layer, "n_units": 2, "n_measured": 2,
+                       "rf_mean": float(np.mean(sizes)), "rf_std": float(np.std(sizes)),
+                       "rf_median": float(np.median(sizes)), "theoretical_size": theoretical,
+                       "theoretical_stride": 8, "occluder": 6, "stride": 2, "image_size": "128x128"}]).to_csv(
+            folder / "layer.csv", index=False)
+        pictures = []
+        for unit in (0, 1):
+            name = f"maps/unit_{unit:04d}.png"
+            picture(300 + unit, 21).save(folder / name)
+            pictures.append(name)
+        (folder / "rf.json").write_text(json.dumps({
+            "experiment": "empirical_receptive_fields", "network": network, "layer": layer,
+            "theoretical": {"size": theoretical, "stride": 8, "start": 0}, "image_size": [128, 128],
+            "occluder": 6, "stride": 2, "options": {}, "stats": {"images": 4}, "pictures": pictures}))
+    folder = results / network / "rf" / "segmentations"
+    (folder / "conv5").mkdir(parents=True, exist_ok=True)
+    picture(400, 30).resize((94, 30)).save(folder / "conv5" / "unit_0000.png")
+    (folder / "segmentations.json").write_text(json.dumps({
+        "experiment": "unit_segmentations", "network": network, "layer": "conv5", "units": [0], "options": {},
+        "tiles": {"0": "conv5/unit_0000.png"}}))
+
+
+def _write_localize(results: Path, network: str) -> None:
+    folder = results / network / "localize"
+    (folder / "examples" / "conv5").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([
+        {"network": network, "layer": "conv5", "object": "bed", "unit": 0, "kind": "unit", "dissection_iou": 0.12,
+         "threshold": 0.5, "images": 10, "images_absent": 5, "mask_iou": 0.4, "mean_image_iou": 0.35,
+         "box_iou": 0.5, "box_hit_rate": 0.5, "pointing": 0.9, "fire_rate_absent": 0.1},
+        {"network": network, "layer": "conv5", "object": "bed", "unit": 1, "kind": "unit", "dissection_iou": 0.09,
+         "threshold": 0.6, "images": 10, "images_absent": 5, "mask_iou": 0.2, "mean_image_iou": 0.2,
+         "box_iou": 0.3, "box_hit_rate": 0.2, "pointing": 0.7, "fire_rate_absent": 0.2},
+        {"network": network, "layer": "conv5", "object": "bed", "unit": -1, "kind": "combined",
+         "dissection_iou": None, "threshold": None, "images": 10, "images_absent": 5, "mask_iou": 0.45,
+         "mean_image_iou": 0.4, "box_iou": 0.55, "box_hit_rate": 0.6, "pointing": 0.95, "fire_rate_absent": 0.2},
+    ]).to_csv(folder / "units.csv", index=False)
+    pd.DataFrame([{"network": network, "layer": "conv5", "object": "bed", "detectors": 2, "units": "0;1",
+                   "images": 10, "images_absent": 5, "mask_iou": 0.45, "mean_image_iou": 0.4, "box_iou": 0.55,
+                   "box_hit_rate": 0.6, "pointing": 0.95, "fire_rate_absent": 0.2, "best_unit": 0,
+                   "best_unit_mask_iou": 0.4, "best_unit_pointing": 0.9, "mean_unit_mask_iou": 0.3,
+                   "mean_unit_pointing": 0.8}]).to_csv(folder / "objects.csv", index=False)
+    pd.DataFrame([{"network": network, "layer": "conv5", "objects": 1, "detectors": 2, "images": 10,
+                   "mask_iou": 0.45, "box_iou": 0.55, "box_hit_rate": 0.6, "pointing": 0.95,
+                   "unit_mask_iou": 0.3, "unit_pointing": 0.8}]).to_csv(folder / "layers.csv", index=False)
+    picture(500, 48).save(folder / "examples" / "conv5" / "000_bed1.png")
+    (folder / "examples.json").write_text(json.dumps([{
+        "index": 0, "id": "bed1", "label": 0, "label_name": "bedroom", "predicted": 0, "predicted_name": "bedroom",
+        "probability": 0.8, "image_size": [128, 128], "mask_size": [64, 64],
+        "picture": {"conv5": "examples/conv5/000_bed1.png"},
+        "detections": [{"layer": "conv5", "object": "bed", "present": True, "detected": True,
+                        "boxes": [[1, 2, 30, 40]], "gt_boxes": [[0, 0, 32, 42]], "mask_fraction": 0.2}]}]))
+    (folder / "localize.json").write_text(json.dumps({"network": network, "layers": ["conv5"],
+                                                      "counts": {"images": 10, "labelled": 10, "correct": 8,
+                                                                 "accuracy": 0.8}, "options": {}}))
+
+
+def _write_ablate(results: Path, network: str) -> None:
+    """As ``AblationResult.save`` writes: classes.csv, summary.csv, conditions.csv, ablate.json."""
+    folder = results / network / "ablate"
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = []
+    for obj, detectors, scene, drop, random, diagnostic in (
+            ("bed", 2, "bedroom", 0.30, 0.05, True), ("bed", 2, "kitchen", 0.02, 0.01, False),
+            ("painting", 1, "art_gallery", 0.20, 0.04, True), ("painting", 1, "bedroom", 0.05, 0.0, False)):
+        classes.append({"network": network, "layer": "conv5", "object": obj, "detectors": detectors, "class": 0,
+                        "class_name": scene, "images": 20, "baseline_acc": 0.9, "ablated_acc": 0.9 - drop,
+                        "drop": drop, "random_drop_mean": random, "random_drop_std": 0.02,
+                        "effect": drop - random, "diagnostic": diagnostic})
+    pd.DataFrame(classes).to_csv(folder / "classes.csv", index=False)
+    pd.DataFrame([{"network": network, "layer": "conv5", "object": obj, "detectors": d, "units": units,
+                   "most_hurt": hurt, "most_hurt_drop": drop, "most_hurt_effect": drop - 0.05,
+                   "max_effect_class": hurt, "max_effect": drop - 0.05, "baseline_acc": 0.9,
+                   "ablated_acc": 0.8, "drop": 0.1, "random_drop_mean": 0.01, "random_drop_std": 0.01,
+                   "diagnostic_scenes": hurt, "diagnostic_rank": 1, "diagnostic_most_hurt": True}
+                  for obj, d, units, hurt, drop in (("bed", 2, "0;1", "bedroom", 0.3),
+                                                   ("painting", 1, "2", "art_gallery", 0.2))]).to_csv(
+        folder / "summary.csv", index=False)
+    pd.DataFrame([{"condition": 0, "kind": "baseline", "object": "", "draw": -1, "units": "", "images": 80,
+                   "correct": 72, "accuracy": 0.9}]).to_csv(folder / "conditions.csv", index=False)
+    (folder / "ablate.json").write_text(json.dumps({
+        "network": network, "layer": "conv5", "class_names": ["art_gallery", "bedroom", "kitchen"],
+        "detectors": {"bed": [0, 1], "painting": [2]}, "conditions": [], "correct": [], "totals": [],
+        "diagnostic": {"bedroom": ["bed"], "art_gallery": ["painting"]},
+        "counts": {"images": 80, "labelled": 80}, "options": {"n_random": 5}}))
+
+
+def _write_human(results: Path, network: str) -> None:
+    folder = results / network / "human"
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([{"network": network, "layer": "conv5", "unit": 0, "label": "bed", "type": "object",
+                   "precision": 0.9, "agreement": 1.0, "n_annotations": 3, "type_agreement": 1.0,
+                   "labels": "bed;bed;bed", "types": "object;object;object"}]).to_csv(folder / "units.csv",
+                                                                                  index=False)
+    pd.DataFrame([{"network": network, "layer": "conv5", "n_units": 1, "share_simple": 0.0, "share_texture": 0.0,
+                   "share_region": 0.0, "share_part": 0.0, "share_object": 1.0, "share_scene": 0.0,
+                   "mean_precision": 0.9, "precision_over_75": 1.0, "mean_agreement": 1.0,
+                   "mean_type_agreement": 1.0}]).to_csv(folder / "layers.csv", index=False)
+    pd.DataFrame([{"network": network, "layer": "conv5", "unit": 0, "human_label": "bed", "human_type": "object",
+                   "auto_label": "bed", "auto_category": "object", "auto_type": "object", "auto_iou": 0.12,
+                   "label_match": True, "type_match": True}]).to_csv(folder / "compare.csv", index=False)
+    (folder / "summary.json").write_text(json.dumps({
+        "network": network, "n_units_labelled": 1, "n_annotations": 3, "n_annotators": 3, "mean_precision": 0.9,
+        "precision_over_75": 1.0, "mean_agreement": 1.0, "label_agreement_rate": 1.0,
+        "type_agreement_rate": 1.0}))
+
+
+def make_fake_results(root: Path, *, partial: bool = False) -> Path:
+    """Write a results directory under ``root`` (every section, or only the dissection when ``partial``)."""
+    results = root / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    if partial:
+        _write_dissection(results, "scenenet", layers_csv=False)
+        return results
+    for network in ("scenenet", "objectnet", "scenenet-random"):
+        _write_dissection(results, network)
+    _write_census(results, "scenenet", "scenenet-random")
+    _write_census(results, "objectnet", None)
+    _write_preference(results)
+    for network in ("scenenet", "objectnet"):
+        _write_minimal(results, network)
+        _write_rf(results, network)
+    _write_localize(results, "scenenet")
+    _write_ablate(results, "scenenet")
+    _write_human(results, "scenenet")
+    (results / "run.json").write_text(json.dumps({
+        "config": {"quick": True, "seed": 0, "world": {"n_scenes": 10, "size": 128}},
+        "versions": {"unitscope": "0.1.0", "torch": "2.x"},
+        "timings": {"world": 12.5, "train": 100.0, "dissect": 30.25},
+        "networks": {"scenenet": {"arch": "mini_alexnet", "weights": "scene.pt", "val_top1": 0.91},
+                     "objectnet": {"arch": "mini_alexnet", "weights": "object.pt", "val_top1": 0.88}},
+        "world": {"scenes": 10, "objects": 24},
+    }))
+    return results
