@@ -1,0 +1,271 @@
+"""``empirical_receptive_fields``: the top-K pass, then one occlusion sweep per distinct top image."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from unitscope.hooks import Trace, resolve_layer
+
+from .._common import (
+    preprocessing_record,
+    Progress,
+    check_dataset,
+    check_positive_int,
+    eval_mode,
+    iter_batches,
+    model_device,
+    model_dtype,
+    normalisation,
+    weights_record,
+)
+from .._rf_geometry import RFWindow
+from .crops import _Group, _image_groups
+from .layers import _check_units, _layer_output, check_rf_layers
+from .occluder import _check_tolerance, _Occluder, default_occluder
+from .result import EmpiricalRFResult, rf_size
+from .top_images import top_activations
+
+__all__ = ["empirical_receptive_fields"]
+
+
+def empirical_receptive_fields(
+    model: nn.Module,
+    layer: str,
+    data: Dataset,
+    *,
+    top_k: int = 20,
+    units: Sequence[int] | None = None,
+    occluder: int | None = None,
+    stride: int | None = None,
+    rf=None,
+    crop: bool = True,
+    check: bool = True,
+    seed: int = 0,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    network: str = "",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    progress: Progress | None = None,
+) -> EmpiricalRFResult:
+    """Empirical receptive fields of a layer's units by occlusion of their top images.
+
+    Parameters
+    ----------
+    model : nn.Module
+    layer : str
+        Dotted name of a layer with ``(N, C, H, W)`` output.
+    data : Dataset
+        Items ``(image (3, H, W) normalised, meta)``, all the same size.
+    top_k : int, keyword-only
+        Top images per unit (default 20).
+    units : sequence of int, keyword-only
+        Channels to study (default all).
+    occluder, stride : int, keyword-only
+        Side of the random-pixel patch and its grid step, in pixels (default:
+        the paper's 11 and 3 at 224 px, scaled with the image side; 6 and 2
+        at 128 px).
+    rf : RFWindow, (size, stride, start) or ReceptiveField, keyword-only
+        The layer's theoretical receptive field (default:
+        ``unitscope.models.receptive_field``; see ``_rf_geometry``).
+    crop : bool, keyword-only
+        Occlude only inside the RF window and forward only its crop (exact;
+        see the module docstring).  False runs the naive full-image sweep.
+    check : bool, keyword-only
+        Compare each crop's unoccluded activation with the full forward pass.
+    seed : int, keyword-only
+        Seed of the occluder's random pixels (uniform in ``[0, 1]`` RGB,
+        normalised; one patch per grid position, shared by all images).
+    mean, std : sequence of float, keyword-only
+        The data's normalisation (default: the data set's transform, else the
+        model's metadata).
+    network : str, keyword-only
+        Name recorded in the result.
+    batch_size, num_workers : int, keyword-only
+    progress : callable, keyword-only
+        ``progress(done, total)``: images of the data pass, then occluded images.
+
+    Returns
+    -------
+    EmpiricalRFResult
+
+    Raises
+    ------
+    LookupError
+        If the layer does not exist.
+    ValueError
+        For an empty data set, a layer without spatial output, bad units or options.
+    RuntimeError
+        If ``check`` finds that the crop does not reproduce the full pass.
+    """
+    resolve_layer(model, layer)
+    n_data = check_dataset(data)
+    top_k = check_positive_int(top_k, "top_k")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    # Before the data pass: a layer that is not spatial, or has no window, is refused up front.
+    layout, window = check_rf_layers(model, [layer], data, rf=rf)[layer]
+    crop_asked = crop
+    if layout.is_token_grid or window.note:
+        # a transformer takes only inputs of its own size, and a unit that sees the whole input
+        # has no smaller crop: occlude whole images
+        crop = False
+    if units is not None:
+        _check_units(units, layout.channels, layer)  # before the top-k pass, not after its first batch
+    started = time.perf_counter()
+
+    def stage(offset: int):
+        if progress is None:
+            return None
+        return lambda done, total: progress(offset + done, n_data + n_union[0])
+
+    n_union = [n_data]
+    units_arr, top_values, top_ids, (h, w) = top_activations(
+        model, layer, data, top_k=top_k, units=units, batch_size=batch_size, num_workers=num_workers,
+        progress=stage(0))
+    topk_seconds = time.perf_counter() - started
+    occluder, stride = _occluder_and_stride(occluder, stride, (h, w), window)
+    ny, nx = (h - occluder) // stride + 1, (w - occluder) // stride + 1
+    radius = window.size // 2 + occluder + stride
+    side = 2 * radius + 1
+    n_units = len(units_arr)
+    maps = np.zeros((n_units, side, side), dtype=np.float64)
+    device, dtype = model_device(model), model_dtype(model)
+    mean_t, std_t = normalisation(model, data, mean, std)
+    bank = _occluder_bank(seed, ny * nx, occluder, mean_t, std_t, device=device, dtype=dtype)
+    by_image, rank_of = _units_of_images(top_ids, n_units)
+    union = sorted(by_image)
+    n_union[0] = len(union)
+    locations = np.full(top_ids.shape + (2,), -1, dtype=np.int64)
+    groups_left: dict[int, int] = {}
+    done_images = [0]
+    report = stage(n_data)
+
+    def group_done(group: _Group) -> None:
+        groups_left[group.slot] -= 1
+        if groups_left[group.slot] == 0:
+            done_images[0] += 1
+            if report is not None:
+                report(done_images[0], len(union))
+
+    engine = _Occluder(model, layer, occluder=occluder, stride=stride, grid=(ny, nx), bank=bank,
+                       batch_size=batch_size, maps=maps, radius=radius, check=check and crop,
+                       rtol=_check_tolerance(device, dtype), on_group_done=group_done)
+    pixels_naive = len(union) * (ny * nx + 1) * h * w
+    occlusion_started = time.perf_counter()
+    _sweep_top_images(model, layer, data, engine, union=union, by_image=by_image, rank_of=rank_of,
+                      units=units_arr, locations=locations, groups_left=groups_left, window=window,
+                      image_size=(h, w), occluder=occluder, stride=stride, grid=(ny, nx), crop=crop,
+                      batch_size=batch_size, num_workers=num_workers)
+    counts = (top_ids >= 0).sum(axis=1).clip(min=1)
+    maps /= counts[:, None, None]
+    sizes = np.asarray([rf_size(m) for m in maps], dtype=np.float64)
+    stats = {
+        "images": len(union), "copies": engine.copies, "copies_naive": len(union) * (ny * nx + 1),
+        "pixels": engine.pixels, "pixels_naive": pixels_naive,
+        "topk_s": topk_seconds, "occlusion_s": time.perf_counter() - occlusion_started,
+    }
+    options = {"top_k": top_k, "crop": crop, "crop_asked": crop_asked, "layout": layout.describe(),
+               "check": check, "seed": seed, "batch_size": batch_size,
+               "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist(),
+               **weights_record(model),
+               "preprocessing": preprocessing_record(model, data)}
+    return EmpiricalRFResult(
+        layer=layer, units=units_arr, maps=maps.astype(np.float32), sizes=sizes, top_ids=top_ids,
+        top_values=top_values, locations=locations, theoretical=window, image_size=(h, w),
+        occluder=occluder, stride=stride, options=options, stats=stats, network=network)
+
+
+def _occluder_and_stride(occluder: int | None, stride: int | None, image_size: tuple[int, int],
+                         window: RFWindow) -> tuple[int, int]:
+    """The occluder's side and step (the paper's, scaled, when not given), checked against the images and window."""
+    h, w = image_size
+    default_o, default_st = default_occluder(min(h, w))
+    occluder = default_o if occluder is None else check_positive_int(occluder, "occluder")
+    stride = default_st if stride is None else check_positive_int(stride, "stride")
+    if occluder > min(h, w):
+        raise ValueError(f"occluder ({occluder} px) is larger than the images ({h}x{w})")
+    if window.size < 1 or window.stride < 1:
+        raise ValueError(f"bad receptive field {window}")
+    return occluder, stride
+
+
+def _occluder_bank(seed: int, positions: int, occluder: int, mean_t: torch.Tensor, std_t: torch.Tensor, *,
+                   device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """One patch of random pixels per grid position, ``(positions, occluder, occluder, 3)``, normalised.
+
+    Uniform in ``[0, 1]`` RGB from ``seed``, so the same seed occludes with the same patches.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    noise = torch.rand((positions, occluder, occluder, 3), generator=generator)
+    return ((noise - mean_t.view(1, 1, 1, 3)) / std_t.view(1, 1, 1, 3)).to(device=device, dtype=dtype)
+
+
+def _units_of_images(top_ids: np.ndarray, n_units: int) -> tuple[dict[int, list[int]], dict[tuple[int, int], int]]:
+    """Which units occlude which image: ``{image: [unit rows]}``, and each ``(row, image)``'s rank in the row's top-K."""
+    by_image: dict[int, list[int]] = {}
+    for row in range(n_units):
+        for image in top_ids[row]:
+            by_image.setdefault(int(image), []).append(row)
+    rank_of = {(row, int(image)): k for row in range(n_units) for k, image in enumerate(top_ids[row])}
+    return by_image, rank_of
+
+
+def _sweep_top_images(model: nn.Module, layer: str, data: Dataset, engine: _Occluder, *, union: list[int],
+                      by_image: dict[int, list[int]], rank_of: dict[tuple[int, int], int], units: np.ndarray,
+                      locations: np.ndarray, groups_left: dict[int, int], window: RFWindow,
+                      image_size: tuple[int, int], occluder: int, stride: int, grid: tuple[int, int], crop: bool,
+                      batch_size: int, num_workers: int) -> None:
+    """Read each top image's unit maxima in one forward, then hand its crop groups to ``engine``.
+
+    Fills ``locations`` (row and column of each unit's max, per top image)
+    and ``groups_left`` (crop groups of each image still to run) as it goes;
+    the engine paints the maps.
+    """
+    device, dtype = model_device(model), model_dtype(model)
+    units_t = torch.as_tensor(units)
+    with torch.inference_mode(), eval_mode(model):
+        for positions, images, _, _ in iter_batches(data, batch_size, indices=union, num_workers=num_workers):
+            images = images.to(device=device, dtype=dtype)
+            best, best_value, layer_peak, ow = _unit_maxima(model, layer, images, units_t)
+            padded = torch.nn.functional.pad(images, (occluder, occluder, occluder, occluder))
+            for k, position in enumerate(positions):
+                targets = []
+                for row in by_image[position]:
+                    i, j = divmod(int(best[k, row]), ow)
+                    locations[row, rank_of[(row, position)]] = (i, j)
+                    targets.append((row, i, j))
+                groups = _image_groups(padded[k], position, targets, full_values=best_value[k],
+                                       scale=float(layer_peak[k]), units=units, window=window,
+                                       image_size=image_size, occluder=occluder, stride=stride, grid=grid,
+                                       crop=crop)
+                groups_left[position] = len(groups)
+                for group in groups:
+                    engine.submit(group)
+        engine.flush()
+
+
+def _unit_maxima(model: nn.Module, layer: str, images: torch.Tensor, units: torch.Tensor):
+    """Each unit's first maximum in the full forward of ``images``.
+
+    Returns ``(best, best_value, layer_peak, ow)``: the flat map index
+    ``(B, U)`` of each unit's max and its value ``(B, U)``, the layer's
+    largest absolute activation per image ``(B,)`` (the crop check's scale)
+    and the map's width.
+    """
+    with Trace(model, layer, stop=True, clone=False) as trace:
+        model(images)
+    out = _layer_output(trace, layer, images)
+    oh, ow = out.shape[-2:]
+    selected = out[:, units.to(out.device)].float()  # (B, U, oh, ow)
+    flat = selected.flatten(2)
+    best = flat.argmax(dim=2).cpu().numpy()  # (B, U): first maximum
+    layer_peak = flat.abs().flatten(1).amax(dim=1).cpu().numpy()  # (B,)
+    best_value = flat.gather(2, torch.as_tensor(best, device=flat.device).unsqueeze(2)).squeeze(2)
+    best_value = best_value.cpu().numpy()
+    return best, best_value, layer_peak, ow
