@@ -62,6 +62,10 @@ def test_second_call_loads_from_cache(trained, world):
     assert again.metrics["val_top1"] == net.metrics["val_top1"]
     for a, b in zip(again.model.state_dict().values(), net.model.state_dict().values()):
         assert torch.equal(a, b)
+    # the trained network and the cached one carry the same metadata (where the preprocessing
+    # came from included), so a first run and a rerun record the same bytes
+    assert model_info(again.model) == model_info(net.model)
+    assert model_info(net.model).preprocessing.sources == model_info(again.model).preprocessing.sources != {}
 
 
 def test_any_configuration_change_gives_a_new_key(world, tmp_path):

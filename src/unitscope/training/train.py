@@ -331,6 +331,10 @@ def train_network(
     model = model.to(memory_format=torch.contiguous_format)
     write_entry(folder, metrics=metrics, config=config,
                 save_model=lambda p: save_checkpoint(model, p, extra={"training": config, "val_top1": metrics["val_top1"]}))
+    # The network handed back is the one read from the cache, exactly as a later run reads it
+    # (weights and metadata, e.g. where its preprocessing came from): a first run and a cached
+    # rerun of the same command then write the same bytes.
+    model = create_model("mini_alexnet", weights=folder / "model.pt").eval()
     metrics = dict(metrics, cached=False)
     return TrainedNetwork(name, task, model, folder / "model.pt", metrics, key, config)
 
