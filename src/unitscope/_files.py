@@ -82,9 +82,14 @@ def _temp_pattern(name: str) -> re.Pattern:
     return re.compile(rf"^\.{re.escape(name)}\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{{8}}\.tmp$")
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int, *, this_one: bool = True) -> bool:
+    """Whether process ``pid`` runs on this machine (another user's counts); ``this_one``: the answer for our own pid.
+
+    A leftover named after our own pid was made by this process: alive for a file still being
+    written (the default), dead for a folder of a build that already finished.
+    """
     if pid == os.getpid():
-        return True
+        return this_one
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -116,7 +121,7 @@ def remove_dead_temps(folder: str | Path, name: str) -> list[Path]:
         match = pattern.match(entry.name)
         if match is None:
             continue
-        if match.group("pid") is not None and _process_alive(int(match.group("pid"))):
+        if match.group("pid") is not None and process_alive(int(match.group("pid"))):
             continue
         path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):

@@ -24,7 +24,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from unitscope._files import share_with_umask
+from unitscope._files import process_alive, share_with_umask
 
 __all__ = ["make_staging_dir", "move_into_place", "remove_stale_staging", "release_staging_dir", "STAGING_MARKER"]
 
@@ -116,15 +116,7 @@ def _is_stale(folder: Path, target_name: str) -> bool:
         return False
     if not ours or host != socket.gethostname():
         return False  # another machine's run on a shared disk may be alive: leave it
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, another user's
-    return False
+    return not process_alive(pid)  # (our own pid: a staging folder still in use)
 
 
 def remove_stale_staging(target: Path) -> list[Path]:

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from unitscope._files import process_alive
 from unitscope.report.load import NETWORK_FOLDERS
 
 __all__ = ["MANIFEST", "check_report_folder", "staged_folder", "write_manifest"]
@@ -137,24 +138,12 @@ def write_manifest(folder: Path) -> None:
     (folder / MANIFEST).write_text(json.dumps(document, indent=0) + "\n", encoding="utf-8")
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_leftovers(parent: Path, name: str) -> None:
     """Remove the temporary folders of earlier builds of ``name`` that were killed (their process is gone)."""
     for path in parent.iterdir():
         match = _LEFTOVER.match(path.name)
         if match and match["name"] == name and path.is_dir() and not path.is_symlink() \
-                and not _alive(int(match["pid"])):
+                and not process_alive(int(match["pid"]), this_one=False):
             shutil.rmtree(path, ignore_errors=True)
 
 
