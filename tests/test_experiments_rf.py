@@ -21,7 +21,7 @@ from unitscope.experiments import (
     summarise_receptive_fields,
     unit_segmentations,
 )
-from unitscope.experiments._rf_geometry import as_window, chain_window
+from unitscope.models.rf_window import as_window, theoretical_window
 from unitscope.models.mini_alexnet import MiniAlexNet
 
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
@@ -63,13 +63,14 @@ def test_rf_size_is_the_side_of_the_square_of_equal_area():
     assert math.isnan(rf_size(np.zeros((5, 5))))
 
 
-def test_chain_window_matches_the_mini_alexnet_docstring():
+def test_theoretical_window_matches_the_mini_alexnet_docstring():
+    # (was chain_window, the run-order fold that duplicated models.receptive_field; same numbers)
     net = MiniAlexNet(3, width=4, input_size=64)
-    sizes = {layer: chain_window(net, layer, input_shape=(64, 64)).size
+    sizes = {layer: theoretical_window(net, layer, input_shape=(64, 64)).size
              for layer in ["conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5"]}
     assert sizes == {"conv1": 7, "pool1": 11, "conv2": 27, "pool2": 35, "conv3": 51, "conv4": 67,
                      "conv5": 83, "pool5": 99}
-    assert chain_window(net, "pool5", input_shape=(64, 64)) == RFWindow(99, 16, -49)
+    assert theoretical_window(net, "pool5", input_shape=(64, 64)) == RFWindow(99, 16, -49)
 
 
 def test_as_window_reads_the_models_receptive_field_convention():

@@ -272,7 +272,7 @@ def test_preference_scores_a_token_layer_by_its_patches(tiny):
 
 
 def test_whole_image_window_centres_on_cells_and_refuses_uneven_ones():
-    from unitscope.experiments._rf_geometry import whole_image_window
+    from unitscope.models.rf_window import whole_image_window
 
     window = whole_image_window((224, 224), (14, 14), "global: attention", layer="enc")
     assert [window.centre(i) for i in (0, 1, 13)] == [7, 23, 215]  # each patch's centre (rounded down)

@@ -19,7 +19,7 @@ from unitscope.experiments.empirical_rf import (
 from unitscope.experiments.minimal_images import MinimalImageRecord, MinimalImagesResult, minimal_images
 from unitscope.experiments.preference import LayerPreferenceResult, layer_preference
 from unitscope.experiments.unit_segmentations import UnitSegmentationsResult, unit_segmentations
-from unitscope.experiments._rf_geometry import RFWindow, theoretical_window
+from unitscope.models.rf_window import RFWindow, theoretical_window
 
 __all__ = [
     "DissectionResult",

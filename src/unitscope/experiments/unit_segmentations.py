@@ -38,7 +38,7 @@ from ._common import (
     to_uint8,
 )
 from ._io import read_json, read_png, safe_name, write_csv, write_json, write_png
-from ._rf_geometry import RFWindow
+from unitscope.models.rf_window import RFWindow
 from .empirical_rf import EmpiricalRFResult, _layer_output, top_activations
 
 __all__ = ["UnitSegmentationsResult", "unit_segmentations"]

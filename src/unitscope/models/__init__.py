@@ -12,7 +12,9 @@
 - :func:`describe_layers` / :func:`layer_info`: channels, spatial size,
   stride and theoretical receptive field of each layer.
 - :func:`theoretical_receptive_fields` / :func:`receptive_field`: computed from
-  the architecture, for any network torch.fx can trace.
+  the architecture, for any network torch.fx can trace;
+  :class:`RFWindow` / :func:`theoretical_window`: the same as the square
+  window of input pixels a unit sees (what occlusion and crops use).
 """
 
 from unitscope.models.checkpoint import (
@@ -30,6 +32,7 @@ from unitscope.models.receptive_field import (
     receptive_field,
     theoretical_receptive_fields,
 )
+from unitscope.models.rf_window import RFWindow, as_window, theoretical_window, whole_image_window
 from unitscope.models.registry import (
     ModelSpec,
     create_model,
@@ -49,5 +52,6 @@ __all__ = [
     "read_checkpoint", "load_checkpoint", "load_state_dict", "save_checkpoint",
     "LayerInfo", "describe_layers", "layer_info", "layers_frame",
     "ReceptiveField", "theoretical_receptive_fields", "receptive_field",
+    "RFWindow", "as_window", "theoretical_window", "whole_image_window",
     "MiniAlexNet", "MINI_ALEXNET_LAYERS",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._rf_geometry import RFWindow
+from unitscope.models.rf_window import RFWindow
 
 __all__ = ["COPY_OVERHEAD_PIXELS"]
 

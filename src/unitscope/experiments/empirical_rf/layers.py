@@ -2,7 +2,7 @@
 
 A token layer is read as the map of its patches
 (:func:`unitscope.hooks.spatial_map`); the window comes from
-:func:`unitscope.experiments._rf_geometry.theoretical_window`.
+:func:`unitscope.models.theoretical_window`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from unitscope.hooks import SpatialLayout, Trace, check_spatial, extra_tokens_of, spatial_map
 
 from .._common import check_dataset, model_device, model_dtype
-from .._rf_geometry import RFWindow, as_window, theoretical_window
+from unitscope.models.rf_window import RFWindow, as_window, theoretical_window
 
 __all__ = ["check_rf_layers"]
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import colorize, read_json, write_csv, write_json, write_npz, write_png
-from .._rf_geometry import RFWindow
+from unitscope.models.rf_window import RFWindow
 
 __all__ = ["EmpiricalRFResult", "rf_size", "summarise_receptive_fields", "TIMING_STATS"]
 

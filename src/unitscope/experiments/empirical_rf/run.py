@@ -24,7 +24,7 @@ from .._common import (
     normalisation,
     weights_record,
 )
-from .._rf_geometry import RFWindow
+from unitscope.models.rf_window import RFWindow
 from .crops import _Group, _image_groups
 from .layers import _check_units, _layer_output, check_rf_layers
 from .occluder import _check_tolerance, _Occluder, default_occluder
@@ -73,7 +73,7 @@ def empirical_receptive_fields(
         at 128 px).
     rf : RFWindow, (size, stride, start) or ReceptiveField, keyword-only
         The layer's theoretical receptive field (default:
-        ``unitscope.models.receptive_field``; see ``_rf_geometry``).
+        ``unitscope.models.receptive_field``; see ``unitscope.models.rf_window``).
     crop : bool, keyword-only
         Occlude only inside the RF window and forward only its crop (exact;
         see the module docstring).  False runs the naive full-image sweep.

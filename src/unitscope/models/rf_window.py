@@ -1,27 +1,26 @@
-"""Where a layer's unit looks in the image: the theoretical receptive field as a window.
+"""Where a layer's unit looks in the image: the theoretical receptive field as a square window.
 
 The window of output position ``i`` (along one axis) is the input pixels
 ``[i * stride + start, i * stride + start + size)``; ``start`` is negative
-when the layers pad.  The empirical-RF code only needs this window, so it
-accepts the geometry from anywhere: an :class:`RFWindow`, a
-``(size, stride, start)`` tuple, or the ``ReceptiveField`` of
-:func:`unitscope.models.receptive_field` (preferred: it follows the graph with
-torch.fx, so branches are handled).  When that module is not available the
-fallback here folds the convolutions and poolings in the order they run,
-which is exact for chains (AlexNet, VGG, SqueezeNet's fire modules) and not
-for residual networks.
+when the layers pad.  Code that occludes or crops around a unit (the
+empirical receptive fields) only needs this window, so it accepts the
+geometry from anywhere: an :class:`RFWindow`, a ``(size, stride, start)``
+tuple, or the :class:`~unitscope.models.receptive_field.ReceptiveField` that
+:func:`~unitscope.models.receptive_field.receptive_field` computes from the
+network's graph (the one implementation of the geometry; branches are
+handled).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
-from unitscope.hooks import Trace, resolve_layer
+from unitscope.hooks import resolve_layer
+from unitscope.models.receptive_field import receptive_field
 
-__all__ = ["RFWindow", "as_window", "theoretical_window", "chain_window", "whole_image_window"]
+__all__ = ["RFWindow", "as_window", "theoretical_window", "whole_image_window"]
 
 
 @dataclass(frozen=True)
@@ -120,76 +119,35 @@ def whole_image_window(input_shape: tuple[int, int], grid: tuple[int, int], note
 
 def theoretical_window(model: nn.Module, layer: str, *, input_shape: tuple[int, int] | None = None,
                        grid: tuple[int, int] | None = None) -> RFWindow:
-    """The layer's theoretical receptive field, from ``unitscope.models`` when available.
+    """The layer's theoretical receptive field (:func:`receptive_field`) as a window.
 
     Parameters
     ----------
     model : nn.Module
     layer : str
     input_shape : (int, int), keyword-only
-        ``(H, W)`` of the input, for the fallback's probe forward pass.
+        ``(H, W)`` of the input, for the shapes of the dummy forward pass
+        (they decide what adaptive pooling does).
     grid : (int, int), keyword-only
         The layer's map size.  Given, a layer whose units see the whole
         input (after attention) gets a :func:`whole_image_window`; else it
         is refused.
+
+    Raises
+    ------
+    LookupError
+        If ``model`` has no such layer.
+    ValueError
+        For a layer that sees the whole input (without ``grid``), or whose
+        receptive field is unknown or not square.
     """
     resolve_layer(model, layer)
-    try:
-        from unitscope.models import receptive_field  # type: ignore[attr-defined]
-    except ImportError:
-        receptive_field = None
-    if receptive_field is not None:
-        rf = receptive_field(model, layer, input_size=input_shape)
-        if rf.is_global and grid is not None and input_shape is not None:
-            return whole_image_window(input_shape, grid, rf.note or "global", layer=layer)
-        if rf.is_global:
-            raise ValueError(
-                f"layer {layer!r} sees the whole input ({rf.note or 'global'}): occlusion maps are centred "
-                "and bounded by the theoretical window, which such a layer does not have; choose a layer "
-                "before the first attention or global pooling (a transformer's patch embedding, say)")
-        return as_window(rf)
-    return chain_window(model, layer, input_shape=input_shape)
-
-
-def _pair(value) -> int:
-    if isinstance(value, (tuple, list)):
-        return int(_first(tuple(value)))
-    return int(value)
-
-
-def chain_window(model: nn.Module, layer: str, *, input_shape: tuple[int, int] | None = None) -> RFWindow:
-    """Fold every Conv2d / MaxPool2d / AvgPool2d that runs before ``layer``'s output, in run order.
-
-    Exact for chains of layers; a branch that runs beside the main path
-    (a residual shortcut) would be folded as if it followed it.
-    """
-    order: list[nn.Module] = []
-    handles = []
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-            handles.append(module.register_forward_hook(lambda m, i, o: order.append(m)))
-    size, stride, start = 1, 1, 0
-    h, w = input_shape or (224, 224)
-    try:
-        param = next(iter(model.parameters()), None)
-        probe = torch.zeros(1, 3, h, w, device=param.device if param is not None else "cpu",
-                            dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)
-        with torch.no_grad(), Trace(model, layer, stop=True):
-            model(probe)
-    finally:
-        for handle in handles:
-            handle.remove()
-    for module in order:
-        kernel = _pair(module.kernel_size)
-        step = _pair(module.stride if module.stride is not None else module.kernel_size)
-        dilation = _pair(getattr(module, "dilation", 1))
-        padding = module.padding
-        if padding == "same":
-            padding = dilation * (kernel - 1) // 2
-        elif padding == "valid":
-            padding = 0
-        padding = _pair(padding)
-        size += (kernel - 1) * dilation * stride
-        start -= padding * stride
-        stride *= step
-    return RFWindow(size, stride, start)
+    rf = receptive_field(model, layer, input_size=input_shape)
+    if rf.is_global and grid is not None and input_shape is not None:
+        return whole_image_window(input_shape, grid, rf.note or "global", layer=layer)
+    if rf.is_global:
+        raise ValueError(
+            f"layer {layer!r} sees the whole input ({rf.note or 'global'}): occlusion maps are centred "
+            "and bounded by the theoretical window, which such a layer does not have; choose a layer "
+            "before the first attention or global pooling (a transformer's patch embedding, say)")
+    return as_window(rf)
