@@ -17,7 +17,8 @@ import mask_samples as S
 from unitscope.cli.main import app
 from unitscope.data import Annotation, BrodenPool, BrodenRecord, ConceptTable, write_broden
 from unitscope.data.concepts import Concept
-from unitscope.data.convert import MARKER, convert_to_broden, parse_size, resize_nearest
+from unitscope.data.convert import MARKER, convert_to_broden, parse_size
+from unitscope.data.resample import resize_nearest
 from unitscope.data.open import open_annotated_pool
 
 CLASSES = "value,name,category\n0,void,ignore\n1,cat,object\n2,whisker,part\n3,fur,material\n4,sofa,object\n5,never,object\n"

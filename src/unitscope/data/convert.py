@@ -34,8 +34,9 @@ from .annotated import image_size as header_size
 from .broden import BrodenRecord, read_label_csv, write_broden
 from .staging import make_staging_dir, move_into_place, remove_stale_staging
 from .concepts import Annotation, ConceptTable
+from .resample import resize_nearest
 
-__all__ = ["MARKER", "ConvertResult", "convert_to_broden", "parse_size", "resize_nearest", "check_output_folder"]
+__all__ = ["MARKER", "ConvertResult", "convert_to_broden", "parse_size", "check_output_folder"]
 
 #: The file that marks a folder as written by :func:`convert_to_broden` (provenance, options, counts).
 MARKER = "unitscope_convert.json"
@@ -71,34 +72,6 @@ def parse_size(text: str | int | tuple[int, int], *, option: str = "size") -> tu
         if all(1 <= s <= MAX_SIDE for s in sides):
             return (sides[0], sides[-1])
     raise ValueError(f"{option} takes N or H,W, whole numbers of pixels from 1 to {MAX_SIDE}; got {text!r}")
-
-
-def resize_nearest(label_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize by pixel centres, exact in integers.
-
-    Output pixel ``(r, c)`` of an ``(h, w)`` result takes input pixel
-    ``((2r + 1) * sh // (2h), (2c + 1) * sw // (2w))``: the input pixel under
-    its centre, the alignment of a bilinear image resize, so masks stay on
-    their objects.  Label values are copied, never blended.
-
-    Parameters
-    ----------
-    label_map : ndarray, shape (sh, sw)
-    shape : (int, int)
-        ``(h, w)`` of the result.
-
-    Returns
-    -------
-    ndarray, shape (h, w), same dtype
-    """
-    label_map = np.asarray(label_map)
-    sh, sw = label_map.shape
-    h, w = shape
-    if (h, w) == (sh, sw):
-        return label_map.copy()
-    rows = (2 * np.arange(h, dtype=np.int64) + 1) * sh // (2 * h)
-    cols = (2 * np.arange(w, dtype=np.int64) + 1) * sw // (2 * w)
-    return label_map[rows[:, None], cols[None, :]]
 
 
 def check_output_folder(out: str | Path, *, overwrite: bool = False, source: str | Path | None = None) -> Path:
@@ -223,7 +196,7 @@ def convert_to_broden(
         bilinearly without cropping; default: each image keeps its size.
     mask_size : int, (int, int) or str, optional
         ``(h, w)`` of every written mask, resized by nearest neighbour
-        (:func:`resize_nearest`); default: half of each image's size (floor),
+        (:func:`unitscope.data.resample.resize_nearest`); default: half of each image's size (floor),
         as Network Dissection.  At most the image size.
     limit : int, optional
         Convert only the first ``limit`` images, in pool order.

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from unitscope.data.resample import resize_nearest
+
 
 def cut_into_segments(
     pixels: torch.Tensor,
@@ -74,15 +76,6 @@ def _relabel(labels: np.ndarray) -> np.ndarray:
     return inverse.reshape(labels.shape).astype(np.int64)
 
 
-def _resize_nearest(label_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize by pixel centres (a mask at any resolution onto the input grid)."""
-    sh, sw = label_map.shape
-    h, w = shape
-    rows = np.minimum(((np.arange(h) + 0.5) * sh / h).astype(np.int64), sh - 1)
-    cols = np.minimum(((np.arange(w) + 0.5) * sw / w).astype(np.int64), sw - 1)
-    return label_map[rows[:, None], cols[None, :]]
-
-
 def _mask_segments(data: Dataset, position: int, shape: tuple[int, int], categories: Sequence[str],
                    split_instances: bool) -> tuple[np.ndarray, list[list[str]]]:
     annotation = data.annotation(position)
@@ -93,7 +86,7 @@ def _mask_segments(data: Dataset, position: int, shape: tuple[int, int], categor
             combined = label_map.copy() if combined is None else np.where(combined == 0, label_map, combined)
     if combined is None:
         combined = np.zeros(shape, dtype=np.int64)
-    combined = _resize_nearest(combined, shape)
+    combined = resize_nearest(combined, shape)
     concepts = getattr(data, "concepts", None)
 
     def name(number: int) -> str:
