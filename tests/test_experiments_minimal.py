@@ -204,6 +204,17 @@ def test_bad_input():
                        class_names=["bedroom", "kitchen"], diagnostic={"bedroom": ["sofa"]})
 
 
+def test_diagnostic_objects_must_be_object_concepts_of_the_pool():
+    # one check with ablate's (experiments._common.check_diagnostic): the stricter of the two
+    net, pool = QuadrantClassifier(), AnnotatedPool(torch.ones(1, 3, 8, 8), [0])
+    with pytest.raises(LookupError, match=r"diagnostic objects not among the pool's object concepts: \['bedroom'\]"):
+        minimal_images(net, pool, segmentation="masks", class_names=["bedroom", "kitchen"],
+                       diagnostic={"bedroom": ["bedroom"]})  # a scene concept, not an object
+    with pytest.raises(LookupError, match="the pool has no concepts"):
+        minimal_images(net, LabelledTensorPool(torch.ones(1, 3, 8, 8), [0]), segmentation=quadrants,
+                       class_names=["a", "b"], diagnostic={"a": ["x"]})
+
+
 def test_progress_reports_searched_images():
     calls = []
     data = LabelledTensorPool(torch.ones(3, 3, 8, 8), [0, 0, 0])

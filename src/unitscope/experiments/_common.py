@@ -29,6 +29,7 @@ __all__ = [
     "check_positive_int",
     "normalisation",
     "check_labels",
+    "check_diagnostic",
     "check_layers",
     "check_spatial_layers",
     "spatial_size",
@@ -116,6 +117,37 @@ def check_labels(data: Dataset, n_classes: int | None) -> None:
         raise ValueError(f"the pool has class index {top}, out of range for a model with {n_classes} "
                          f"classes (0 to {n_classes - 1}); check how the pool's labels are read "
                          "(--label-pattern, --label-category)")
+
+
+def check_diagnostic(diagnostic, names: Sequence[str] | None, concepts, *,
+                     source: str = "pool") -> dict[str, list[str]] | None:
+    """``diagnostic`` (scene -> its diagnostic objects) as plain lists, refused when a name is unknown.
+
+    Scenes must be among the class ``names`` (when they are known), objects
+    among the *object* concepts of ``concepts`` (a ``ConceptTable``: the
+    pool's, or the dissection's); without a concept table there is nothing
+    that could show an object, and a diagnostic is refused.
+
+    Raises
+    ------
+    LookupError
+        For an unknown scene or object (the message names them), or a
+        diagnostic given with no concepts to check it against.
+    """
+    if diagnostic is None:
+        return None
+    diagnostic = {str(scene): [str(o) for o in objects] for scene, objects in dict(diagnostic).items()}
+    unknown = [scene for scene in diagnostic if names and scene not in names]
+    if unknown:
+        raise LookupError(f"diagnostic scenes not among the class names: {unknown} (classes: {list(names)[:12]})")
+    if concepts is None:
+        raise LookupError(f"diagnostic objects cannot be found: the {source} has no concepts (an annotated "
+                          "pool has them)")
+    known = {c.name for c in concepts.in_category("object")}
+    unknown = sorted({o for objs in diagnostic.values() for o in objs if o not in known})
+    if unknown:
+        raise LookupError(f"diagnostic objects not among the {source}'s object concepts: {unknown}")
+    return diagnostic
 
 
 def check_layers(model: nn.Module, layers: Iterable[str]) -> list[str]:

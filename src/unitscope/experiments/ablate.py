@@ -48,8 +48,9 @@ from torch.utils.data import Dataset
 import unitscope
 from unitscope.hooks import Trace, extra_tokens_of, keep_units, resolve_layer, spatial_layout
 
-from ._common import (Progress, check_dataset, check_labels, check_positive_int, check_spatial_layers, eval_mode, iter_batches,
-                      model_device, preprocessing_record, weights_record)
+from ._common import (Progress, check_dataset, check_diagnostic, check_labels, check_positive_int,
+                      check_spatial_layers, eval_mode, iter_batches, model_device, preprocessing_record,
+                      weights_record)
 from ._common import class_names as _class_names
 from ._io import read_json, write_csv, write_json
 from ._runstate import BatchCheckpoints, data_key
@@ -369,7 +370,7 @@ def ablate_detectors(
     check_labels(data, len(known_names) if known_names else None)
     if diagnostic is not None:
         # fail before the forward passes when the names are already known
-        _check_diagnostic(diagnostic, known_names, dissection)
+        check_diagnostic(diagnostic, known_names, dissection.concepts, source="dissection")
     check_spatial_layers(model, [layer], data, purpose="ablation of a dissected layer")
 
     conditions: list[dict] = [{"kind": "baseline", "object": None, "draw": None, "units": []}]
@@ -464,7 +465,7 @@ def ablate_detectors(
     names = known_names
     if not names or len(names) != correct.shape[1]:
         names = [f"class_{k}" for k in range(correct.shape[1])]
-    diagnostic = _check_diagnostic(diagnostic, names, dissection)
+    diagnostic = check_diagnostic(diagnostic, names, dissection.concepts, source="dissection")
     options = {"objects": None if objects is None else ([objects] if isinstance(objects, str) else list(objects)),
                "iou_threshold": threshold, "n_random": int(n_random), "seed": int(seed),
                "batch_size": batch_size, "conditions_per_pass": per_pass, "stack": stack, "stack_used": mode,
@@ -516,17 +517,3 @@ def _forward(model: nn.Module, layer: str, images: torch.Tensor, keep: torch.Ten
             raise _StackError(f"the model returned {logits.shape[0]} rows for {rows} stacked conditions")
         raise ValueError(f"the model returned {logits.shape[0]} rows for {rows} inputs")
     return logits.view(n_cond, batch, -1)
-
-
-def _check_diagnostic(diagnostic, names: list[str], dissection) -> dict[str, list[str]] | None:
-    if diagnostic is None:
-        return None
-    diagnostic = {str(scene): [str(o) for o in objects] for scene, objects in dict(diagnostic).items()}
-    unknown = [scene for scene in diagnostic if names and scene not in names]
-    if unknown:
-        raise LookupError(f"diagnostic scenes not among the class names: {unknown} (classes: {names[:12]})")
-    known = {c.name for c in dissection.concepts.in_category("object")}
-    unknown = sorted({o for objs in diagnostic.values() for o in objs if o not in known})
-    if unknown:
-        raise LookupError(f"diagnostic objects not among the dissection's object concepts: {unknown}")
-    return diagnostic

@@ -16,6 +16,7 @@ from .._common import (
     class_names as _class_names,
     Progress,
     check_dataset,
+    check_diagnostic,
     check_labels,
     check_positive_int,
     eval_mode,
@@ -138,7 +139,7 @@ def minimal_images(
         total = len(indices)
     names = _class_names(model, data, class_names)
     check_labels(data, len(names) if names else None)
-    diagnostic = _check_diagnostic(diagnostic, names, data)
+    diagnostic = check_diagnostic(diagnostic, names, getattr(data, "concepts", None))
     mean_t, std_t = normalisation(model, data, mean, std)
     order = input_channel_order(model, data)  # pictures are drawn in RGB whatever the input
     counts = {"seen": 0, "evaluated": 0, "incorrect": 0, "unlabelled": 0, "unreadable": 0, "candidates": 0}
@@ -189,26 +190,3 @@ def _check_indices(indices: Sequence[int], total: int) -> list[int]:
     if bad:
         raise ValueError(f"indices out of range for a data set of {total} images: {bad[:5]}")
     return indices
-
-
-def _check_diagnostic(diagnostic, names, data) -> dict[str, list[str]] | None:
-    """``diagnostic`` as plain lists: scenes among the class names, objects among the pool's concepts.
-
-    Not shared with ``ablate``'s check of the same name: that one knows only
-    the dissection's *object* concepts and checks them even without a pool,
-    where this one takes any concept of the pool and skips a pool without any.
-    """
-    if diagnostic is None:
-        return None
-    diagnostic = {str(scene): [str(o) for o in objects] for scene, objects in dict(diagnostic).items()}
-    if names:
-        unknown = [scene for scene in diagnostic if scene not in names]
-        if unknown:
-            raise LookupError(f"diagnostic scenes not among the class names: {unknown} (classes: {names[:12]})")
-    concepts = getattr(data, "concepts", None)
-    if concepts is not None:
-        known = set(concepts.names())
-        unknown = sorted({o for objs in diagnostic.values() for o in objs if o not in known})
-        if unknown:
-            raise LookupError(f"diagnostic objects not in the pool's concepts: {unknown}")
-    return diagnostic
