@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from unitscope.data.concepts import Annotation, ConceptTable
+from unitscope.data.resample import nearest_picks, subsampled_shape
 from unitscope.data.workers import worker_batches
 from unitscope.experiments._runstate import config_key
 from unitscope.stats.pair_overlap import compact_labels
@@ -28,8 +29,9 @@ class _AnnotationView(Dataset):
     """Item ``i``: ``(label layers (L, sh, sw) int64 of concept index or -1, categories, concepts found)``.
 
     Image-level labels become whole-image layers.  Masks larger than
-    ``mask_size`` (longest side) are subsampled by nearest neighbour (the
-    pixels ``F.interpolate(mode="nearest")`` picks); the concepts found are
+    ``mask_size`` (longest side) are subsampled by nearest neighbour at
+    pixel centres (:mod:`unitscope.data.resample`, the pixels
+    ``F.interpolate(mode="nearest-exact")`` picks); the concepts found are
     counted at the masks' own resolution.
     """
 
@@ -43,19 +45,10 @@ class _AnnotationView(Dataset):
 
     def _target(self, shape: tuple[int, int]):
         """``(indexer, size)`` of the subsampled mask; the indexer is None to keep the native size."""
-        if not self.mask_size or max(shape) <= self.mask_size:
-            return None, tuple(shape)
-        scale = self.mask_size / max(shape)
-        size = (max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale)))
-        picks = []
-        for inp, out in zip(shape, size):
-            index = np.minimum(np.floor(np.arange(out) * (inp / out)).astype(np.int64), inp - 1)
-            step = inp // out
-            regular = out > 1 and step * out == inp and np.array_equal(index, np.arange(0, inp, step))
-            picks.append(slice(0, inp, step) if regular else index)  # a slice is a cheap view
-        if not any(isinstance(p, slice) for p in picks):
-            picks = list(np.ix_(*picks))
-        return tuple(picks), size
+        size = subsampled_shape(shape, self.mask_size)
+        if size == tuple(shape):
+            return None, size
+        return nearest_picks(shape, size), size
 
     def __getitem__(self, i: int):
         ann: Annotation = self.pool.annotation(i)
@@ -192,8 +185,9 @@ class _LabelBatches(Dataset):
         return f"cannot write the dissection's decoded labels in {folder} ({reason}); free space there"
 
 
-#: Version of the label files' layout (part of their cache key).
-_LABEL_FORMAT = 1
+#: Version of the label files' layout (part of their cache key).  2: masks subsampled at pixel
+#: centres (:mod:`unitscope.data.resample`); 1 floored, so its entries hold other pixels.
+_LABEL_FORMAT = 2
 
 
 def _load_label_batch(path: str | Path) -> dict:
