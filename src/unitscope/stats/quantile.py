@@ -22,20 +22,17 @@ part Network Dissection's 0.995 threshold reads -- is exact for the top
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 
 from ._base import Statistic, check_matrix, check_no_nan, float_dtype
+from ._compaction import coin, sort_and_split
+from ._quantile_bounds import bound_from_history, closed_form_bound, quantile_levels
 
 __all__ = ["RunningQuantile"]
-
-_MASK64 = (1 << 64) - 1
-
 
 class RunningQuantile(Statistic):
     r"""Running quantiles of every column of a stream of ``(N, C)`` values.
@@ -227,7 +224,7 @@ class RunningQuantile(Statistic):
         ValueError
             If nothing has been added yet or `q` is outside [0, 1].
         """
-        scalar, levels = _quantile_levels(q)
+        scalar, levels = quantile_levels(q)
         sorted_values, cumulative = self._sorted_sketch()
         targets = torch.as_tensor(self._target_counts(levels), device=cumulative.device)
         targets = targets.expand(cumulative.shape[0], -1).contiguous()
@@ -284,28 +281,12 @@ class RunningQuantile(Statistic):
         """
         if not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1), not {delta!r}")
-        scalar, levels = _quantile_levels(q)
+        scalar, levels = quantile_levels(q)
         if self._count == 0:
             raise ValueError("RunningQuantile has no data yet: call add() first")
-        n, p = self._count, self._protect
-        log_term = 2.0 * math.log(2.0 / delta)
-        sq_weights = [m * 4.0**h for h, m in enumerate(self._compactions)]
-        uniform = math.sqrt(log_term * sum(sq_weights))
-        bounds = []
-        for above in (n - self._target_counts(levels)).tolist():
-            if above < p:
-                bounds.append(0.0)
-                continue
-            error = 0.0
-            for _ in range(64 + len(sq_weights)):
-                reach = above + 1 + 2.0 * error
-                var = sum(v for h, v in enumerate(sq_weights) if 2.0**h * (p + 1) <= reach)
-                new_error = min(uniform, math.sqrt(log_term * var))
-                if new_error <= error:
-                    break
-                error = new_error
-            bounds.append(error / n)
-        return bounds[0] if scalar else np.asarray(bounds)
+        bounds = bound_from_history(self._compactions, count=self._count, protect=self._protect,
+                                    above=self._count - self._target_counts(levels), delta=delta)
+        return float(bounds[0]) if scalar else bounds
 
     @staticmethod
     def rank_error_bound_for(
@@ -340,14 +321,8 @@ class RunningQuantile(Statistic):
             raise ValueError(f"delta must be in (0, 1), not {delta!r}")
         if count < 1:
             raise ValueError(f"count must be positive, not {count!r}")
-        scalar, levels = _quantile_levels(q)
-        r, p, n = resolution, resolution // 2, count
-        log_term = math.log(2.0 / delta)
-        uniform = 2.0 * math.sqrt(log_term) / (r - p)
-        a = 4.0 * log_term * n / ((r - p) * (p + 1))
-        above = n - (np.floor(levels * (n - 1)) + 1)
-        tail = (a + np.sqrt(a * a + a * (above + 1))) / n
-        bounds = np.where(above < p, 0.0, np.minimum(uniform, tail))
+        scalar, levels = quantile_levels(q)
+        bounds = closed_form_bound(levels, count=count, resolution=resolution, delta=delta)
         return float(bounds[0]) if scalar else bounds
 
     # --- internals ---------------------------------------------------------------
@@ -369,7 +344,7 @@ class RunningQuantile(Statistic):
                 for h, level in enumerate(levels)
             ]
         )
-        if items.device.type == "cpu":  # numpy's sort is much faster (see _sort_and_split)
+        if items.device.type == "cpu":  # numpy's sort is much faster (see _compaction.sort_and_split)
             order = torch.from_numpy(np.argsort(items.numpy(), axis=1))
             sorted_values = items.gather(1, order)
         else:
@@ -423,8 +398,8 @@ class RunningQuantile(Statistic):
         blocks = self._levels[level]
         size = sum(int(b.shape[1]) for b in blocks) + sum(int(r.shape[0]) for r in extra_rows)
         keep = self._protect + (size - self._protect) % 2  # compact an even count
-        offset = _coin(self.seed, level, self._compactions[level])
-        return _sort_and_split(blocks, extra_rows, size - keep, offset)
+        offset = coin(self.seed, level, self._compactions[level])
+        return sort_and_split(blocks, extra_rows, size - keep, offset)
 
     def _commit(self, level: int, kept: torch.Tensor, promoted: torch.Tensor) -> None:
         self._levels[level] = [kept]
@@ -517,88 +492,3 @@ class RunningQuantile(Statistic):
             self._max = torch.as_tensor(np.asarray(state["max"])).to(self._dtype)
         else:
             self._min = self._max = None
-
-
-def _sort_and_split(
-    blocks: list[torch.Tensor], extra_rows: list[torch.Tensor], compacted: int, offset: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sort ``[blocks | extra_rows transposed]`` per row; split off the compaction.
-
-    `blocks` are (C, L_i) tensors, `extra_rows` (N_i, C) tensors; the lowest
-    `compacted` sorted items of each row are compacted, keeping positions
-    ``offset, offset + 2, ...``. Returns ``(first, last, kept, promoted)``:
-    each row's smallest and largest item, its top ``size - compacted`` items
-    and the promoted ones. The inputs are not modified.
-
-    On CPU the work is done with numpy, in blocks of rows on torch's thread
-    count: numpy's vectorised sort is an order of magnitude faster than
-    ``torch.sort`` (26 ms vs 410 ms for 256 x 18432 float32 on one core), it
-    releases the GIL, and gathering (and transposing) the parts block by block
-    inside the same threads avoids slow strided ``torch.cat`` copies.
-    """
-    if extra_rows:
-        device, dtype = extra_rows[0].device, extra_rows[0].dtype
-    else:
-        device, dtype = blocks[0].device, blocks[0].dtype
-    if device.type != "cpu" or dtype not in (torch.float32, torch.float64):
-        buffer = torch.cat([*blocks, *(rows.t() for rows in extra_rows)], dim=1)
-        ordered = torch.sort(buffer, dim=1).values
-        return (ordered[:, 0], ordered[:, -1], ordered[:, compacted:].contiguous(),
-                ordered[:, offset:compacted:2].contiguous())
-
-    parts = [(block.numpy(), False) for block in blocks] + [(rows.numpy(), True) for rows in extra_rows]
-    num_rows = parts[0][0].shape[1] if parts[0][1] else parts[0][0].shape[0]
-    widths = [array.shape[0] if transposed else array.shape[1] for array, transposed in parts]
-    size = sum(widths)
-    np_dtype = parts[0][0].dtype
-    first, last = np.empty(num_rows, np_dtype), np.empty(num_rows, np_dtype)
-    kept = np.empty((num_rows, size - compacted), np_dtype)
-    promoted = np.empty((num_rows, len(range(offset, compacted, 2))), np_dtype)
-
-    def work(start: int, stop: int) -> None:
-        buffer = np.empty((stop - start, size), np_dtype)
-        column = 0
-        for (array, transposed), width in zip(parts, widths):
-            part = array[:, start:stop].T if transposed else array[start:stop]
-            buffer[:, column : column + width] = part
-            column += width
-        buffer.sort(axis=1)
-        first[start:stop], last[start:stop] = buffer[:, 0], buffer[:, -1]
-        kept[start:stop] = buffer[:, compacted:]
-        promoted[start:stop] = buffer[:, offset:compacted:2]
-
-    workers = min(torch.get_num_threads(), num_rows, max(1, (num_rows * size) >> 18))
-    if workers <= 1:
-        work(0, num_rows)
-    else:
-        # Blocks of about 2**18 items keep each thread's buffer in cache.
-        blocks_count = min(num_rows, max(workers, -(-num_rows * size // (1 << 18))))
-        bounds = np.linspace(0, num_rows, blocks_count + 1).astype(int)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(work, bounds[:-1], bounds[1:]))
-    return tuple(torch.from_numpy(a) for a in (first, last, kept, promoted))
-
-
-def _quantile_levels(q: Any) -> tuple[bool, np.ndarray]:
-    if isinstance(q, torch.Tensor):
-        q = q.detach().cpu().numpy()
-    levels = np.asarray(q, dtype=np.float64)
-    scalar = levels.ndim == 0
-    levels = levels.reshape(-1)
-    if levels.size == 0:
-        raise ValueError("q must hold at least one quantile level")
-    if not np.all((levels >= 0) & (levels <= 1)):
-        raise ValueError(f"quantile levels must lie in [0, 1]; got {levels.tolist()}")
-    return scalar, levels
-
-
-def _coin(seed: int, level: int, index: int) -> int:
-    """A reproducible fair coin (splitmix64 of seed, level and compaction number)."""
-    x = (
-        seed * 0x9E3779B97F4A7C15 + level * 0xD1B54A32D192ED03 + index * 0x8CB92BA72F3D8DD7
-        + 0x632BE59BD9B4E019
-    ) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    x ^= x >> 31
-    return int(x >> 63)
