@@ -75,14 +75,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from unitscope.hooks import resolve_layer
-from unitscope.models._rf_propagation import (
-    _GLOBAL,
-    _GLOBAL_ATTENTION,
-    _propagate,
-    _Tokens,
-    _Unknown,
-    _Window,
-)
+from unitscope.models._rf_propagation import _propagate
+from unitscope.models._rf_states import _GLOBAL, _GLOBAL_ATTENTION, _Tokens, _Unknown, _Window
 
 __all__ = ["ReceptiveField", "theoretical_receptive_fields", "receptive_field"]
 
