@@ -8,15 +8,8 @@ pools add concepts and per-pixel masks.  See :mod:`unitscope.data.pools` for
 the contract and :mod:`unitscope.data.broden` for the Broden format.
 """
 
-from .annotated import (
-    CAMVID_CATEGORIES,
-    CAMVID_CLASSES,
-    AnnotatedPool,
-    IndexMaskPool,
-    camvid_pool,
-    decode_broden_mask,
-    read_index_mask,
-)
+from .annotated import AnnotatedPool, decode_broden_mask, read_index_mask
+from .index_masks import CAMVID_CATEGORIES, CAMVID_CLASSES, IndexMaskPool, camvid_pool
 from .broden import BrodenPool, BrodenRecord, read_label_csv, write_broden
 from .classlist import ClassList, MaskClass, read_class_file
 from .concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable

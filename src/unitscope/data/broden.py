@@ -238,7 +238,7 @@ class BrodenPool(AnnotatedPool):
     source : str, optional
         Pool name; defaults to the directory's name.
     transform, preprocessing, skip_bad, include_annotation :
-        See :class:`~unitscope.data.annotated.IndexMaskPool`.
+        See :class:`~unitscope.data.index_masks.IndexMaskPool`.
 
     Raises
     ------

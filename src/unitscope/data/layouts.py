@@ -35,7 +35,7 @@ __all__ = ["LAYOUTS", "INDEX_MASK_LAYOUTS", "detect_layout", "open_index_mask_po
 
 #: Every value of ``--layout``.
 LAYOUTS = ("auto", "broden", "camvid", "ade20k", "voc", "cityscapes", "index", "plain")
-#: The layouts read by :class:`~unitscope.data.annotated.IndexMaskPool`.
+#: The layouts read by :class:`~unitscope.data.index_masks.IndexMaskPool`.
 INDEX_MASK_LAYOUTS = ("camvid", "ade20k", "voc", "cityscapes", "index")
 
 _CLASS_FILE = "classes.csv"
@@ -222,7 +222,7 @@ def open_index_mask_pool(root: str | Path, layout: str, *, classes: Any = None, 
     classes : ClassList, path, or sequence of str, optional
         See :func:`resolve_class_list`.
     **options
-        Passed to :class:`~unitscope.data.annotated.IndexMaskPool`
+        Passed to :class:`~unitscope.data.index_masks.IndexMaskPool`
         (``preprocessing``, ``source``, ``skip_bad``...).
 
     Raises
@@ -230,9 +230,9 @@ def open_index_mask_pool(root: str | Path, layout: str, *, classes: Any = None, 
     FileNotFoundError
         If the layout's folders are not in ``root``.
     ValueError
-        See :func:`resolve_class_list` and :class:`~unitscope.data.annotated.IndexMaskPool`.
+        See :func:`resolve_class_list` and :class:`~unitscope.data.index_masks.IndexMaskPool`.
     """
-    from .annotated import IndexMaskPool, camvid_pool
+    from .index_masks import IndexMaskPool, camvid_pool
 
     if layout not in INDEX_MASK_LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(INDEX_MASK_LAYOUTS)}, got {layout!r}")
