@@ -10,7 +10,8 @@ the contract and :mod:`unitscope.data.broden` for the Broden format.
 
 from .annotated import AnnotatedPool, decode_broden_mask, read_index_mask
 from .index_masks import CAMVID_CATEGORIES, CAMVID_CLASSES, IndexMaskPool, camvid_pool
-from .broden import BrodenPool, BrodenRecord, read_label_csv, write_broden
+from .broden import BrodenPool, BrodenRecord, write_broden
+from .broden_labels import read_label_csv
 from .classlist import ClassList, MaskClass, read_class_file
 from .concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable
 from .convert import ConvertResult, convert_to_broden

@@ -14,7 +14,8 @@ an image-level label (the scene), a file name is a PNG mask, relative to
 ``sh x sw``, possibly smaller than the ``ih x iw`` image.  In
 ``label.csv`` the category column lists every category a concept occurs in
 with its image count, ``object(123);part(4)``; the concept's category is the
-one with the largest count.
+one with the largest count (these two files are read by
+:mod:`unitscope.data.broden_labels`).
 
 :class:`BrodenPool` reads any such directory, including the real Broden
 release (extra columns ignored, empty cells allowed).  :func:`write_broden`
@@ -28,61 +29,20 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from .annotated import AnnotatedPool, decode_broden_mask, file_stamp, image_size
 from .broden_write import BrodenRecord, write_broden
-from .concepts import BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, Annotation, Concept, ConceptTable
+from .concepts import BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, Annotation, ConceptTable
+from .broden_labels import _int_or_none, _read_category_order, read_label_csv
 from .decode import check_file
 from .errors import CorruptFileError
 from .pools import IMAGE_EXTENSIONS, PoolItem, _unique_ids, check_header
 
-__all__ = ["BrodenPool", "BrodenRecord", "write_broden", "read_label_csv", "parse_category_cell"]
-
-
-_CATEGORY_ENTRY = re.compile(r"^\s*([^()]+?)\s*(?:\(\s*(\d*)\s*\))?\s*$")
-
-
-def parse_category_cell(cell: str) -> dict[str, int | None]:
-    """Parse label.csv's category cell: ``"object(123);part(4)"`` -> ``{"object": 123, "part": 4}``.
-
-    A bare name (``"object"``) maps to ``None``.
-
-    Raises
-    ------
-    ValueError
-        If an entry is not ``name`` or ``name(count)``.
-    """
-    result: dict[str, int | None] = {}
-    for entry in cell.split(";"):
-        if not entry.strip():
-            continue
-        match = _CATEGORY_ENTRY.match(entry)
-        if match is None:
-            raise ValueError(f"cannot parse category entry {entry!r} (expected 'name' or 'name(count)')")
-        name, count = match.group(1), match.group(2)
-        result[name] = int(count) if count else None
-    return result
-
-
-def _primary_category(listed: Mapping[str, int | None]) -> str:
-    """The category with the largest count; ties (and missing counts) go to the first listed."""
-    best, best_count = None, -1
-    for name, count in listed.items():
-        count = -1 if count is None else count
-        if best is None or count > best_count:
-            best, best_count = name, count
-    return best
-
-
-def _int_or_none(text: str | None) -> int | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    return int(float(text))
+__all__ = ["BrodenPool", "BrodenRecord", "write_broden"]
 
 
 def _size_cell(text: str, name: str, index_path: Path, line: int) -> int | None:
@@ -136,71 +96,6 @@ def _number_range(concepts: ConceptTable) -> str:
     if not numbers:
         return "it has none"
     return f"{len(numbers)} concepts numbered {min(numbers)}..{max(numbers)}"
-
-
-@dataclass(frozen=True)
-class LabelTable:
-    """What label.csv says: the concepts, where each is listed, and its image frequency."""
-
-    concepts: ConceptTable
-    listed: dict[int, dict[str, int | None]]
-    frequency: dict[int, int | None]
-
-
-def read_label_csv(path: str | Path) -> LabelTable:
-    """Read a Broden ``label.csv``.
-
-    Row ``0`` (``"-"``) is skipped if present.  A concept's category is the
-    one with the largest count in its category cell.  Two concepts with the
-    same name in the same category (possible in hand-made files) are told
-    apart by appending ``-<number>`` to the later one.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file is missing.
-    ValueError
-        On a missing column or an unreadable row (file and line named).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: a Broden directory needs label.csv")
-    concepts, listed, frequency, seen = [], {}, {}, set()
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("number", "name", "category") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                number = int(row["number"])
-                if number == 0:
-                    continue
-                cats = parse_category_cell(row["category"] or "")
-                if not cats:
-                    raise ValueError("empty category")
-                freq = _int_or_none(row.get("frequency"))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{path}, line {line}: cannot read label row {row!r} ({exc})") from exc
-            name = (row["name"] or "").strip()
-            category = _primary_category(cats)
-            if (name, category) in seen:
-                name = f"{name}-{number}"
-            seen.add((name, category))
-            concepts.append(Concept(number, name, category))
-            listed[number] = cats
-            frequency[number] = freq
-    return LabelTable(ConceptTable(concepts), listed, frequency)
-
-
-def _read_category_order(path: Path) -> list[str]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if "name" not in (reader.fieldnames or []):
-            raise ValueError(f"{path}: missing column 'name'; found {reader.fieldnames}")
-        return [row["name"].strip() for row in reader if (row["name"] or "").strip()]
 
 
 @dataclass(frozen=True)

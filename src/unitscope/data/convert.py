@@ -31,7 +31,8 @@ import numpy as np
 from PIL import Image
 
 from .annotated import image_size as header_size
-from .broden import BrodenRecord, read_label_csv, write_broden
+from .broden import BrodenRecord, write_broden
+from .broden_labels import read_label_csv
 from .staging import make_staging_dir, move_into_place, remove_stale_staging
 from .concepts import Annotation, ConceptTable
 from .resample import resize_nearest
