@@ -4,7 +4,8 @@ A procedural world where the answer to "which objects make a scene?" is
 known, so every experiment can be checked without downloading anything:
 
 - :mod:`~unitscope.data.world.definition` -- the world as data
-  (:class:`WorldDefinition`, :func:`default_world`): 10 scene classes, 24
+  (:class:`WorldDefinition`; the built-in one, :func:`default_world`, from
+  :mod:`~unitscope.data.world.catalogue`): 10 scene classes, 24
   object classes (from a catalogue of 12 and 29), which objects each scene
   holds and which are *diagnostic* (bed -> bedroom), object parts,
   surfaces/materials, textures and the 11 basic colour names.  Saved as
@@ -27,16 +28,8 @@ Examples
 ((128, 128, 3), ['color', 'material', 'object', 'part', 'texture'])
 """
 
-from .definition import (
-    BASIC_COLORS,
-    ObjectClass,
-    ObjectRule,
-    SceneClass,
-    WorldDefinition,
-    catalogue_objects,
-    catalogue_scenes,
-    default_world,
-)
+from .definition import BASIC_COLORS, ObjectClass, ObjectRule, SceneClass, WorldDefinition
+from .catalogue import catalogue_objects, catalogue_scenes, default_world
 from .render import (
     Rendering,
     color_names_map,

@@ -34,7 +34,8 @@ import numpy as np
 from PIL import Image
 
 from ..staging import make_staging_dir, move_into_place, remove_stale_staging
-from .definition import WorldDefinition, default_world
+from .catalogue import default_world
+from .definition import WorldDefinition
 from .render import MIN_SIZE, compose_object_image, compose_scene, image_rng
 
 __all__ = [
