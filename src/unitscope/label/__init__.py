@@ -26,17 +26,8 @@ from typing import Any
 
 from .catalog import Catalog, UnitEntry, UnitKey, load_catalog
 from .results import HumanResults, UnitConsensus, consensus, human_results, write_human_results
-from .storage import (
-    Annotator,
-    Answer,
-    AnswerRefused,
-    DuplicateAnswer,
-    ImportCounts,
-    LabelStore,
-    Progress,
-    StorageError,
-    UnitFull,
-)
+from .records import Annotator, Answer, AnswerRefused, DuplicateAnswer, ImportCounts, Progress, UnitFull
+from .storage import LabelStore, StorageError
 from .taxonomy import TYPE_NAMES, TYPES, label_key, labels_match, normalize_label
 from .transfer import export_answers, import_answers, read_answers
 from .validation import CheckedAnswer, check_answer

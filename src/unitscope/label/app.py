@@ -37,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .catalog import Catalog, UnitEntry, UnitKey, load_catalog, read_image
 from .guard import RequestGuard
 from .serving import serve  # noqa: F401  (kept importable from here, where it used to live)
-from .storage import Annotator, AnswerRefused, LabelStore, StorageError
+from .records import Annotator, AnswerRefused
+from .storage import LabelStore, StorageError
 from .taxonomy import TYPE_NAMES, TYPES
 from .validation import MAX_LABEL_LENGTH, check_answer
 

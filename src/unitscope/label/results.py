@@ -38,7 +38,8 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .catalog import UnitKey, read_units_csv
-from .storage import Answer, LabelStore
+from .records import Answer
+from .storage import LabelStore
 from .taxonomy import TYPES, label_key, labels_match, normalize_label
 
 __all__ = [
@@ -123,7 +124,7 @@ def consensus(answers: Sequence[Answer]) -> UnitConsensus:
     --------
     Three annotators, two say "bed", one marks 6 of 60 images:
 
-    >>> from unitscope.label.storage import Answer
+    >>> from unitscope.label.records import Answer
     >>> def a(label, kind, marked):
     ...     return Answer("x", "net", "conv5", 1, label, kind, marked, 60, None, "t")
     >>> c = consensus([a("Bed", "object", ()), a("beds", "object", tuple("abcdef")),

@@ -13,7 +13,8 @@ is stored; the token itself is shown once, by :meth:`LabelStore.add_annotator`.
 A file that is not a labeling database (another program's database, a text
 file) is refused as a :class:`ValueError` and never modified; a disk that is
 full, read-only or failing is a :class:`StorageError` that says so
-(:mod:`unitscope.label.sqlite_file`).
+(:mod:`unitscope.label.sqlite_file`).  The records it reads and writes
+(:class:`~unitscope.label.records.Answer`, ...) are in :mod:`unitscope.label.records`.
 """
 
 from __future__ import annotations
@@ -26,26 +27,19 @@ import sqlite3
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from .assignment import choose_unit
 from .catalog import UnitKey
+from .records import Annotator, Answer, DuplicateAnswer, ImportCounts, Progress, UnitFull
 from .sqlite_file import StorageError, create_file, sqlite_errors
 from .taxonomy import check_type
 
 __all__ = [
-    "Annotator",
-    "Answer",
     "StorageError",
-    "Progress",
-    "ImportCounts",
     "LabelStore",
-    "AnswerRefused",
-    "DuplicateAnswer",
-    "UnitFull",
     "hash_token",
     "utc_timestamp",
     "check_annotator_name",
@@ -92,18 +86,6 @@ CREATE TABLE IF NOT EXISTS leases (
 _NAME = re.compile(r"^[\w][\w .@+-]{0,63}$")
 
 
-class AnswerRefused(ValueError):
-    """An answer that the assignment rules do not allow."""
-
-
-class DuplicateAnswer(AnswerRefused):
-    """The annotator already answered this unit."""
-
-
-class UnitFull(AnswerRefused):
-    """The unit already has its ``k`` annotations."""
-
-
 def check_annotator_name(name: str) -> str:
     """Return ``name`` if it is a valid annotator name.
 
@@ -128,66 +110,6 @@ def utc_timestamp(seconds: float | None = None) -> str:
     """ISO 8601 UTC time with microseconds, e.g. ``2025-01-31T12:00:00.000000Z``."""
     moment = datetime.fromtimestamp(time.time() if seconds is None else seconds, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass(frozen=True)
-class Annotator:
-    id: int
-    name: str
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One annotator's answer for one unit.
-
-    ``marked`` holds the image ids the annotator marked as *not* fitting the
-    concept, out of the ``n_images`` shown.
-    """
-
-    annotator: str
-    network: str
-    layer: str
-    unit: int
-    label: str
-    type: str
-    marked: tuple[str, ...]
-    n_images: int
-    shown_at: str | None
-    submitted_at: str
-
-    @property
-    def key(self) -> UnitKey:
-        return UnitKey(self.network, self.layer, self.unit)
-
-    @property
-    def precision(self) -> float:
-        """Share of the shown images that fit: ``1 - len(marked) / n_images``."""
-        return 1.0 - len(self.marked) / self.n_images
-
-
-@dataclass(frozen=True)
-class Progress:
-    """How far the labeling is, overall and for one annotator."""
-
-    mine: int
-    available: int
-    units_total: int
-    units_complete: int
-    annotations_done: int
-    annotations_needed: int
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class ImportCounts:
-    """What :meth:`LabelStore.insert_answers` did: rows added, rows already
-    present unchanged, rows that differ from a stored answer (kept as stored)."""
-
-    added: int
-    unchanged: int
-    conflicting: int
 
 
 class LabelStore:

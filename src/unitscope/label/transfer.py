@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog
-from .storage import Answer, ImportCounts, LabelStore, check_annotator_name
+from .records import Answer, ImportCounts
+from .storage import LabelStore, check_annotator_name
 from .validation import check_answer
 
 __all__ = ["FIELDS", "export_answers", "import_answers", "read_answers", "neutralise_formula", "restore_formula"]
