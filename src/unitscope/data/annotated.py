@@ -133,6 +133,12 @@ class AnnotatedPool(Pool):
     _crop_by_default = False
     include_annotation: bool = False
 
+    def __init__(self, items, *, include_annotation: bool = False, **options) -> None:
+        """``items`` and ``options`` as for :class:`~unitscope.data.pools.Pool`; see :meth:`with_annotation`."""
+        super().__init__(items, **options)
+        self.include_annotation = bool(include_annotation)
+        self._frequency_cache = None
+
     @property
     def concepts(self) -> ConceptTable:
         """The concept vocabulary (Broden numbering: 0 = none)."""

@@ -305,9 +305,8 @@ class BrodenPool(AnnotatedPool):
             class_names=class_names,
             skip_bad=skip_bad,
             skipped=skipped,
+            include_annotation=include_annotation,
         )
-        self.include_annotation = bool(include_annotation)
-        self._frequency_cache = None
 
     def _reset_caches(self) -> None:
         super()._reset_caches()

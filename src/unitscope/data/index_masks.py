@@ -152,9 +152,8 @@ class IndexMaskPool(AnnotatedPool):
             preprocessing=preprocessing,
             skip_bad=skip_bad,
             skipped=skipped,
+            include_annotation=include_annotation,
         )
-        self.include_annotation = bool(include_annotation)
-        self._frequency_cache = None
 
     def _pair(self, image_suffix: str, mask_suffix: str, leave_unmasked: bool, skip_bad: bool):
         """Items (image, mask) in image order, and the ``(path, reason)`` of those skipped."""

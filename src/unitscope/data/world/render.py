@@ -318,14 +318,7 @@ def compose_scene(defn: WorldDefinition, rng: np.random.Generator, size: int = 1
     Rendering
     """
     _check(defn, size)
-    if scene is None:
-        scene_index = int(rng.integers(len(defn.scenes)))
-    elif isinstance(scene, str):
-        scene_index = defn.scene_index(scene)
-    else:
-        scene_index = int(scene)
-        if not 0 <= scene_index < len(defn.scenes):
-            raise ValueError(f"scene index {scene_index} out of range 0..{len(defn.scenes) - 1}")
+    scene_index = _chosen_index(scene, rng, len(defn.scenes), defn.scene_index, "scene")
     numbers = _Numbers.of(defn)
     cv = Canvas(size, numbers=numbers)
     horizon = draw_background(cv, rng, upper_surfaces=defn.upper_surfaces,
@@ -342,6 +335,18 @@ def compose_scene(defn: WorldDefinition, rng: np.random.Generator, size: int = 1
         _draw(cv, defn, rng, name, box, placed)
     return _finish(cv, photometry, background, defn, placed, scene_index,
                    numbers["scene"][defn.scenes[scene_index].name])
+
+
+def _chosen_index(choice: int | str | None, rng: np.random.Generator, count: int, index_of, what: str) -> int:
+    """``choice`` as a class index: drawn uniformly when None, looked up by name, or checked."""
+    if choice is None:
+        return int(rng.integers(count))
+    if isinstance(choice, str):
+        return index_of(choice)
+    index = int(choice)
+    if not 0 <= index < count:
+        raise ValueError(f"{what} index {index} out of range 0..{count - 1}")
+    return index
 
 
 def compose_object_image(defn: WorldDefinition, rng: np.random.Generator, size: int = 128, *,
@@ -364,14 +369,7 @@ def compose_object_image(defn: WorldDefinition, rng: np.random.Generator, size: 
         ``label`` is the object index; the annotation has no scene label.
     """
     _check(defn, size)
-    if obj is None:
-        obj_index = int(rng.integers(len(defn.objects)))
-    elif isinstance(obj, str):
-        obj_index = defn.object_index(obj)
-    else:
-        obj_index = int(obj)
-        if not 0 <= obj_index < len(defn.objects):
-            raise ValueError(f"object index {obj_index} out of range 0..{len(defn.objects) - 1}")
+    obj_index = _chosen_index(obj, rng, len(defn.objects), defn.object_index, "object")
     numbers = _Numbers.of(defn)
     cv = Canvas(size, numbers=numbers)
     draw_background(cv, rng, upper_surfaces=defn.upper_surfaces, lower_surfaces=defn.lower_surfaces,
