@@ -40,7 +40,7 @@ from .concepts import BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, A
 from .broden_labels import _int_or_none, _read_category_order, read_label_csv
 from .decode import check_file
 from .errors import CorruptFileError
-from .pools import IMAGE_EXTENSIONS, PoolItem, _unique_ids, check_header
+from .pools import IMAGE_EXTENSIONS, PoolItem, _unique_ids, check_header, existing_folder
 
 __all__ = ["BrodenPool", "BrodenRecord", "write_broden"]
 
@@ -163,10 +163,7 @@ class BrodenPool(AnnotatedPool):
         skip_bad: bool = False,
         include_annotation: bool = False,
     ) -> None:
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            raise FileNotFoundError(f"Broden directory {root} does not exist or is not a folder")
-        self.root = root.resolve()
+        self.root = existing_folder(root, "Broden directory")
         self.image_dir = self.root / "images"
         index_path = self.root / "index.csv"
         if not index_path.is_file():

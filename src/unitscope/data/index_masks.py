@@ -20,7 +20,7 @@ from .classlist import ClassList, decode_class_mask
 from .concepts import Annotation, Concept, ConceptTable
 from .decode import check_file
 from .errors import CorruptFileError
-from .pools import PoolItem, _unique_ids, check_header, scan_images
+from .pools import PoolItem, _unique_ids, check_header, existing_folder, scan_images
 
 __all__ = ["IndexMaskPool", "camvid_pool", "CAMVID_CLASSES", "CAMVID_CATEGORIES"]
 
@@ -115,12 +115,9 @@ class IndexMaskPool(AnnotatedPool):
         skip_bad: bool = False,
         include_annotation: bool = False,
     ) -> None:
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            raise FileNotFoundError(f"annotated pool folder {root} does not exist or is not a folder")
+        self.root = existing_folder(root, "annotated pool folder")
         if unmasked_images not in ("refuse", "leave"):
             raise ValueError(f"unmasked_images must be 'refuse' or 'leave', got {unmasked_images!r}")
-        self.root = root.resolve()
         self.image_dir = self.root / images
         self.mask_dir = self.root / masks
         for what, folder in (("image", self.image_dir), ("mask", self.mask_dir)):

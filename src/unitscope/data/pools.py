@@ -335,6 +335,14 @@ def _unique_ids(relpaths: Sequence[str]) -> list[str]:
     return [s if counts[s] == 1 else p for s, p in zip(stems, relpaths)]
 
 
+def existing_folder(root: str | Path, what: str) -> Path:
+    """``root`` with ``~`` expanded and resolved; a ``FileNotFoundError`` naming ``what`` unless it is a folder."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what} {root} does not exist or is not a folder")
+    return root.resolve()
+
+
 def scan_images(root: Path, *, recursive: bool = True) -> list[str]:
     """Sorted relative posix paths of the image files under ``root``."""
     found = []
@@ -401,10 +409,7 @@ class PlainPool(Pool):
         skip_bad: bool = False,
         label_pattern: str | None = None,
     ) -> None:
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            raise FileNotFoundError(f"image folder {root} does not exist or is not a folder")
-        self.root = root.resolve()
+        self.root = existing_folder(root, "image folder")
         relpaths = scan_images(self.root, recursive=recursive)
         if not relpaths:
             raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {self.root}")
