@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import hashlib
 import json
 from fractions import Fraction
@@ -37,12 +38,14 @@ def index_pool(root: Path) -> Path:
 
 
 def nearest_by_centres(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The stated rule, written out: output pixel (r, c) takes the input pixel under its centre (exact fractions)."""
+    """The stated rule, written out: output pixel (r, c) takes the input pixel under its centre (exact fractions),
+    the lower one where the centre falls on the edge between two (unitscope.data.resample)."""
     sh, sw = values.shape
     out = np.zeros(shape, dtype=values.dtype)
+    under = lambda x: math.ceil(x) - 1  # noqa: E731  (x on an edge k: pixel k - 1)
     for r in range(shape[0]):
         for c in range(shape[1]):
-            out[r, c] = values[int(Fraction(2 * r + 1, 2) * sh / shape[0]), int(Fraction(2 * c + 1, 2) * sw / shape[1])]
+            out[r, c] = values[under(Fraction(2 * r + 1, 2) * sh / shape[0]), under(Fraction(2 * c + 1, 2) * sw / shape[1])]
     return out
 
 
@@ -124,7 +127,7 @@ def test_broden_source_resized_keeps_parts_scene_labels_and_splits(tmp_path):
     car = np.zeros((8, 8), np.int32)
     car[2:8, 0:6] = 1
     wheel = np.zeros((8, 8), np.int32)
-    wheel[6:8, 0:4] = 2
+    wheel[5:8, 0:4] = 2
     image = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
     record = BrodenRecord("x/car", image, Annotation({"object": [car], "part": [wheel]}, {"scene": [3]}), "val")
     original = BrodenPool(write_broden(tmp_path / "src", [record], concepts))
@@ -132,8 +135,9 @@ def test_broden_source_resized_keeps_parts_scene_labels_and_splits(tmp_path):
     small = BrodenPool(result.out)
     assert small.ids == ["x/car"] and small.meta(0)["split"] == "val" and small.mask_shape(0) == (2, 2)
     read = small.annotation(0)
-    # 8 -> 2 px: the output pixels' centres fall on source rows and columns 2 and 6
-    assert read.masks["object"][0].tolist() == [[1, 0], [1, 0]]
+    # 8 -> 2 px: the output pixels' centres fall on the edges 2 and 6, so source rows and columns 1 and 5
+    # (the lower pixel of each edge: unitscope.data.resample)
+    assert read.masks["object"][0].tolist() == [[0, 0], [1, 1]]
     assert read.masks["part"][0].tolist() == [[0, 0], [2, 0]]
     assert read.image_labels["scene"] == [3]
     assert small.concepts == concepts

@@ -5,27 +5,34 @@ copying pixels, never by blending values.  Which input pixel an output pixel
 copies is decided here, once, for the Broden conversion, the dissection's
 and the localisation's mask subsampling and the minimal images' segments:
 
-    output pixel ``i`` of ``n`` samples input pixel ``floor((i + 0.5) * m / n)`` of ``m``
+    output pixel ``i`` of ``n`` copies the input pixel of ``m`` under its centre,
+    ``x = (i + 0.5) * m / n``; when ``x`` falls exactly on the edge between two
+    input pixels, the lower one: index ``ceil(x) - 1``
 
-the input pixel under the output pixel's *centre* when both grids span the
-same extent.  It is what ``PIL.Image.NEAREST`` and
-``F.interpolate(mode="nearest-exact")`` pick (they compute it in floating
-point, so where a centre falls exactly on the edge between two input pixels
-they may take the lower one; the integer rule here always takes the upper
-one, whatever the sizes), and the alignment of a
-bilinear image resize (``align_corners=False``), so a resized mask stays on
-its object in the resized image.  It is computed exactly in integers,
-``(2i + 1) * m // (2n)``.
+i.e. the nearest pixel centre, with the alignment of a bilinear image resize
+(``align_corners=False``), so a resized mask stays on its object in the
+resized image.  It is computed exactly in integers,
+``((2i + 1) * m - 1) // (2n)``.
 
-The other common rule, ``floor(i * m / n)`` (``F.interpolate(mode="nearest")``,
-OpenCV's ``INTER_NEAREST``), agrees with this one when enlarging by a whole
-factor, and differs otherwise: halving a 128-pixel mask it keeps the even
-rows (0, 2, ..., 126) where pixel centres keep the odd ones (1, 3, ..., 127).
+Why ties go down: shrinking by an even factor puts every output centre on an
+edge, where either neighbour is half a pixel off.  Taking the lower one is
+what flooring (``F.interpolate(mode="nearest")``, ``floor(i * m / n)``) gives
+for a halving, which the dissection has always used for its 128 -> 64 px
+masks, so those numbers did not move when the rules became one;
+``PIL.Image.NEAREST`` and ``F.interpolate(mode="nearest-exact")`` take the
+upper one there (and agree with this rule everywhere else).  Away from ties
+the rule is the pixel-centre one, which flooring is not: shrinking by 3,
+flooring keeps pixel ``3i`` (a pixel off the centre) where this rule keeps
+``3i + 1``; enlarging by a whole factor all three agree.  One rule means a
+pool converted to 64 px masks (``unitscope convert``) and dissected there
+sees the very masks the dissection of the 128 px pool subsamples to.
 
 Examples
 --------
 >>> nearest_indices(128, 64)[:3].tolist()
-[1, 3, 5]
+[0, 2, 4]
+>>> nearest_indices(9, 3).tolist()
+[1, 4, 7]
 >>> nearest_indices(2, 6).tolist()
 [0, 0, 0, 1, 1, 1]
 """
@@ -48,19 +55,19 @@ def nearest_indices(size_in: int, size_out: int) -> np.ndarray:
     Returns
     -------
     ndarray of int64, shape (size_out,)
-        ``(2i + 1) * size_in // (2 * size_out)``, non-decreasing, within
-        ``[0, size_in)``.
+        ``((2i + 1) * size_in - 1) // (2 * size_out)`` (the module's rule),
+        non-decreasing, within ``[0, size_in)``.
     """
     if size_in < 1 or size_out < 1:
         raise ValueError(f"cannot resize an axis of {size_in} pixels to {size_out}: sizes must be >= 1")
-    return (2 * np.arange(size_out, dtype=np.int64) + 1) * size_in // (2 * size_out)
+    return ((2 * np.arange(size_out, dtype=np.int64) + 1) * size_in - 1) // (2 * size_out)
 
 
 def nearest_picks(shape_in: tuple[int, int], shape_out: tuple[int, int]) -> tuple:
     """An indexer that resizes ``(sh, sw)`` arrays to ``shape_out``: ``array[..., *picks]`` in effect.
 
     Along an axis that shrinks by a whole factor ``k`` the rule keeps every
-    ``k``-th pixel from ``k // 2``, and the indexer is a slice (a cheap view
+    ``k``-th pixel from ``(k - 1) // 2``, and the indexer is a slice (a cheap view
     of the same numbers); otherwise the axes are index arrays made for
     ``np.ix_`` indexing.  Use as ``label_map[picks]`` on a 2-D map, or
     ``stack[(Ellipsis, *picks)]``.
@@ -79,10 +86,9 @@ def nearest_picks(shape_in: tuple[int, int], shape_out: tuple[int, int]) -> tupl
 def resize_nearest(label_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resize a label map by nearest neighbour, sampling at pixel centres (the module's rule).
 
-    Output pixel ``(r, c)`` of an ``(h, w)`` result takes input pixel
-    ``((2r + 1) * sh // (2h), (2c + 1) * sw // (2w))``: the input pixel under
-    its centre, the alignment of a bilinear image resize, so masks stay on
-    their objects.  Label values are copied, never blended.
+    Output pixel ``(r, c)`` of an ``(h, w)`` result takes the input pixel
+    under its centre (ties to the lower pixel, see the module), the
+    alignment of a bilinear image resize, so masks stay on their objects.  Label values are copied, never blended.
 
     Parameters
     ----------

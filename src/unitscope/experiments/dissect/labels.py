@@ -30,8 +30,8 @@ class _AnnotationView(Dataset):
 
     Image-level labels become whole-image layers.  Masks larger than
     ``mask_size`` (longest side) are subsampled by nearest neighbour at
-    pixel centres (:mod:`unitscope.data.resample`, the pixels
-    ``F.interpolate(mode="nearest-exact")`` picks); the concepts found are
+    pixel centres, ties to the lower pixel (:mod:`unitscope.data.resample`;
+    for a halving the pixels ``F.interpolate(mode="nearest")`` picks); the concepts found are
     counted at the masks' own resolution.
     """
 
