@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ import pandas as pd
 from PIL import Image
 
 from unitscope._files import atomic_write, atomic_write_bytes
+# The one file-name rule lives with the results layout; named here for the writers that import it from _io.
+from unitscope.results.layout import safe_name
 
 __all__ = [
     "atomic_write_bytes",
@@ -40,11 +41,6 @@ __all__ = [
     "colorize",
     "safe_name",
 ]
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe version of an image id or layer name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "_"
 
 
 def _plain(value: Any) -> Any:
