@@ -39,7 +39,6 @@ __all__ = [
     "summarise",
     "localize_summary",
     "ablate_summary",
-    "ablation_runs",
     "ablation_targets",
 ]
 
@@ -502,26 +501,6 @@ def localize_summary(results: ResultSet) -> dict[str, dict]:
     return out
 
 
-def ablation_runs(files: ExperimentFiles) -> list[dict[str, Any]]:
-    """The ablation results of a network's ``ablate`` folder: one per folder holding ``classes.csv``.
-
-    Each is ``{"folder", "layer", "classes", "summary"}`` (``summary`` may be
-    None); ``classes`` has per (object, class) ``drop``, ``random_drop_mean``,
-    ``random_drop_std``, ``effect`` and ``diagnostic``.
-    """
-    runs = []
-    for name, frame in sorted(files.tables.items()):
-        if not (name == "classes.csv" or name.endswith("/classes.csv")) or frame is None:
-            continue
-        if not {"object", "class_name", "drop", "random_drop_mean"} <= set(frame.columns):
-            continue
-        folder = name[: -len("classes.csv")].rstrip("/")
-        summary = files.tables.get(f"{folder}/summary.csv" if folder else "summary.csv")
-        layer = str(frame["layer"].iloc[0]) if "layer" in frame and len(frame) else folder
-        runs.append({"folder": folder, "layer": layer, "classes": frame, "summary": summary})
-    return runs
-
-
 def ablation_targets(classes: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Per object, the classes its ablation is judged on: its diagnostic scenes, else its most hurt class.
 
@@ -545,25 +524,23 @@ def ablate_summary(results: ResultSet) -> dict[str, dict]:
     """
     out = {}
     for net in results.networks:
-        if net.ablate is None:
-            continue
-        for run in ablation_runs(net.ablate):
-            rows, basis = ablation_targets(run["classes"])
+        for run in net.ablate:
+            rows, basis = ablation_targets(run.classes)
             if not len(rows):
                 continue
             drop = pd.to_numeric(rows["drop"], errors="coerce")
             random = pd.to_numeric(rows["random_drop_mean"], errors="coerce")
-            entry = {"layer": run["layer"], "objects": int(rows["object"].nunique()), "basis": basis,
+            entry = {"layer": run.layer, "objects": int(rows["object"].nunique()), "basis": basis,
                      "targeted": float(drop.mean()), "random": float(random.mean()),
                      "effect": float((drop - random).mean())}
-            summary = run["summary"]
+            summary = run.summary
             if summary is not None and "diagnostic_most_hurt" in summary:
                 flags = summary["diagnostic_most_hurt"].astype(str).str.lower()
                 known = flags.isin({"true", "false"})
                 if known.any():
                     entry["diagnostic_most_hurt"] = int((flags == "true").sum())
                     entry["with_diagnostic"] = int(known.sum())
-            out[f"{net.name}/{run['layer']}" if len(ablation_runs(net.ablate)) > 1 else net.name] = entry
+            out[f"{net.name}/{run.layer}" if len(net.ablate) > 1 else net.name] = entry
     return out
 
 

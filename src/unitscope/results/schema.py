@@ -153,7 +153,8 @@ CSV_SPECS: dict[str, CsvSpec] = {
                                na_values={"precision": ["", "nan"]}),
     _key(LOCALIZE, UNITS_CSV): CsvSpec(integers=("unit",), text=_TEXT + ("object",)),
     _key(LOCALIZE, OBJECTS_CSV): CsvSpec(text=_TEXT + ("object",)),
-    _key(ABLATE, CLASSES_CSV): CsvSpec(text=_TEXT + ("object", "class_name")),
+    _key(ABLATE, CLASSES_CSV): CsvSpec(required=("object", "class_name", "drop", "random_drop_mean"),
+                                       text=_TEXT + ("object", "class_name")),
 }
 #: Any other CSV file: it must parse, with as many cells in every row as in its header.
 GENERIC_CSV = CsvSpec(text=_TEXT)
@@ -175,7 +176,8 @@ def _is_metric(column: str) -> bool:
 
 #: Known JSON documents, by the file name (the folders that hold them vary).
 JSON_SPECS: dict[str, JsonSpec] = {
-    RUN_JSON: JsonSpec(keys={"config": dict, "versions": dict, "timings": dict, "networks": dict}),
+    RUN_JSON: JsonSpec(keys={"config": dict, "versions": dict, "timings": dict, "networks": dict, "command": str,
+                             "options": dict, "stages": dict}),
     RESULT_JSON: JsonSpec(keys={"config": dict, "layers": list, "network": str}),
     CENSUS_JSON: JsonSpec(keys={"config": dict}),
     PREFERENCE_JSON: JsonSpec(keys={"top": int, "sources": list, "thumbnails": list}),
