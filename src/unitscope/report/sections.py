@@ -22,18 +22,10 @@ import numpy as np
 import pandas as pd
 
 from unitscope.report import plots
+from unitscope.report.measures import (PAPER_CORRELATIONS, PAPER_RF, Finding, ablation_targets, first_table, key_layer,
+                                       layer_order, object_detector_table)
 from unitscope.results import NetworkResults, ResultSet
 from unitscope.results.layout import safe_name
-from unitscope.report.summary import (
-    PAPER_CORRELATIONS,
-    ablation_targets,
-    first_table,
-    PAPER_RF,
-    Finding,
-    key_layer,
-    layer_order,
-    object_detector_table,
-)
 
 __all__ = [
     "Assets",
