@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from unitscope.results.layout import ABLATE, ABLATE_JSON, CLASSES_CSV, CONDITIONS_CSV, SUMMARY_CSV
-from unitscope.results.schema import ResultFileError, read_json, read_table
+from unitscope.results.schema import ResultFileError, read_json, read_required_table, read_table
 from unitscope.results.writing import write_csv, write_json
 
 __all__ = ["AblationResult", "AblationTables", "load_ablations"]
@@ -279,9 +279,7 @@ class AblationTables:
             If a file cannot be read or lacks a column the report needs.
         """
         folder = Path(folder)
-        classes = read_table(folder / CLASSES_CSV, ABLATE)
-        if classes is None:
-            raise FileNotFoundError(f"no ablation result in {folder} (missing {CLASSES_CSV})")
+        classes = read_required_table(folder / CLASSES_CSV, ABLATE, what="ablation result")
         meta = read_json(folder / ABLATE_JSON) or {}
         layer = str(classes["layer"].iloc[0]) if "layer" in classes and len(classes) else str(
             meta.get("layer") or name)

@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from unitscope.results.layout import (CENSUS_CORRELATIONS_CSV, CENSUS_INFORMATIVE_CSV, CENSUS_JSON,
-                                      CENSUS_LAYERS_CSV, CENSUS_OBJECTS_CSV, CENSUS_SWEEP_CSV, DISSECT)
-from unitscope.results.schema import read_json, read_table
+                                      CENSUS_LAYERS_CSV, CENSUS_OBJECTS_CSV, CENSUS_SWEEP_CSV, DISSECT, dissect_dir)
+from unitscope.results.schema import read_json, read_optional_table, read_required_table
 from unitscope.results.writing import write_csv, write_json
 
 __all__ = ["CensusResult", "load_census"]
@@ -77,20 +77,15 @@ class CensusResult:
             If a file exists but cannot be read.
         """
         out = Path(out_dir)
-        objects = read_table(out / CENSUS_OBJECTS_CSV, DISSECT)
-        if objects is None:
-            raise FileNotFoundError(f"no census in {out} (missing {CENSUS_OBJECTS_CSV})")
-
-        def read(name: str) -> pd.DataFrame:
-            frame = read_table(out / name, DISSECT)
-            return pd.DataFrame() if frame is None else frame
-
-        return cls(objects=objects, layers=read(CENSUS_LAYERS_CSV), correlations=read(CENSUS_CORRELATIONS_CSV),
-                   sweep=read(CENSUS_SWEEP_CSV), informative=read(CENSUS_INFORMATIVE_CSV),
+        objects = read_required_table(out / CENSUS_OBJECTS_CSV, DISSECT, what="census")
+        tables = {name: read_optional_table(out / name, DISSECT)
+                  for name in (CENSUS_LAYERS_CSV, CENSUS_CORRELATIONS_CSV, CENSUS_SWEEP_CSV, CENSUS_INFORMATIVE_CSV)}
+        return cls(objects=objects, layers=tables[CENSUS_LAYERS_CSV], correlations=tables[CENSUS_CORRELATIONS_CSV],
+                   sweep=tables[CENSUS_SWEEP_CSV], informative=tables[CENSUS_INFORMATIVE_CSV],
                    config=(read_json(out / CENSUS_JSON) or {}).get("config") or {})
 
 
 def load_census(results_dir: Path, network: str) -> CensusResult | None:
     """The census of ``RESULTS/<network>/dissect``; None when ``census_objects.csv`` is absent."""
-    folder = Path(results_dir) / network / DISSECT
+    folder = dissect_dir(results_dir, network)
     return CensusResult.load(folder) if (folder / CENSUS_OBJECTS_CSV).is_file() else None

@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unitscope.results.layout import CONCEPTS_CSV, DISSECT, LAYERS_CSV, RESULT_JSON, UNITS_CSV, UNITS_JSON
-from unitscope.results.schema import ResultFileError, as_bool, read_json, read_table
+from unitscope.results.layout import (CONCEPTS_CSV, DISSECT, LAYERS_CSV, RESULT_JSON, UNITS_CSV, UNITS_JSON,
+                                      dissect_dir)
+from unitscope.results.schema import ResultFileError, as_bool, read_json, read_required_table, read_table
 from unitscope.results.writing import write_csv, write_json
 from unitscope.taxonomy import TYPES
 
@@ -158,9 +159,7 @@ class DissectionTables:
             If a file cannot be read or the files disagree.
         """
         folder = Path(folder)
-        units = read_table(folder / UNITS_CSV, DISSECT)
-        if units is None:
-            raise FileNotFoundError(f"no dissection tables in {folder} (missing {UNITS_CSV})")
+        units = read_required_table(folder / UNITS_CSV, DISSECT, what="dissection tables")
         meta = read_json(folder / RESULT_JSON) or {}
         network = network or meta.get("network") or folder.resolve().parent.name
         config = meta.get("config") or {}
@@ -193,7 +192,7 @@ class DissectionTables:
 
 def load_dissection(results_dir: Path, network: str) -> DissectionTables | None:
     """The dissection tables of ``RESULTS/<network>/dissect``; None when there is no ``units.csv``."""
-    folder = Path(results_dir) / network / DISSECT
+    folder = dissect_dir(results_dir, network)
     if not (folder / UNITS_CSV).is_file():
         return None
     return DissectionTables.load(folder, network=network)

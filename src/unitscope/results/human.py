@@ -21,8 +21,8 @@ from typing import Any
 import pandas as pd
 
 from unitscope._files import atomic_write_bytes
-from unitscope.results.layout import COMPARE_CSV, HUMAN, LAYERS_CSV, SUMMARY_JSON, UNITS_CSV
-from unitscope.results.schema import read_json, read_table
+from unitscope.results.layout import COMPARE_CSV, HUMAN, LAYERS_CSV, SUMMARY_JSON, UNITS_CSV, human_dir
+from unitscope.results.schema import read_json, read_optional_table, read_required_table
 from unitscope.taxonomy import TYPES
 
 __all__ = ["UNIT_COLUMNS", "LAYER_COLUMNS", "COMPARE_COLUMNS", "HumanResults", "load_human"]
@@ -77,21 +77,14 @@ class HumanResults:
             If a file exists but cannot be read.
         """
         directory = Path(directory)
-        units = read_table(directory / UNITS_CSV, HUMAN)
-        if units is None:
-            raise FileNotFoundError(f"no human labels in {directory} (missing {UNITS_CSV})")
-
-        def read(name: str) -> pd.DataFrame:
-            frame = read_table(directory / name, HUMAN)
-            return pd.DataFrame() if frame is None else frame
-
+        units = read_required_table(directory / UNITS_CSV, HUMAN, what="human labels")
         summary = read_json(directory / SUMMARY_JSON) or {}
-        network = network or str(summary.get("network") or directory.resolve().parent.name)
-        return cls(network=network, units=units, layers=read(LAYERS_CSV), compare=read(COMPARE_CSV),
-                   summary=summary)
+        return cls(network=network or str(summary.get("network") or directory.resolve().parent.name), units=units,
+                   layers=read_optional_table(directory / LAYERS_CSV, HUMAN),
+                   compare=read_optional_table(directory / COMPARE_CSV, HUMAN), summary=summary)
 
 
 def load_human(results_dir: Path, network: str) -> HumanResults | None:
     """The human labels of ``RESULTS/<network>/human``; None when there is no ``units.csv``."""
-    folder = Path(results_dir) / network / HUMAN
+    folder = human_dir(results_dir, network)
     return HumanResults.load(folder, network=network) if (folder / UNITS_CSV).is_file() else None

@@ -17,8 +17,9 @@ The report never imports the experiments: it reads the files they saved
 Every loader returns ``None`` (or an empty container) when its files are
 absent, so a partial result set gives a partial report.  A file that exists
 but does not hold what its writer writes raises
-:class:`~unitscope.results.schema.ResultFileError` naming the file: a broken result is reported, never silently skipped.  What
-each file must hold is written down once, in :mod:`unitscope.results.schema`;
+:class:`~unitscope.results.schema.ResultFileError` naming the file: a broken
+result is reported, never silently skipped.  What each file must hold is
+written down once, in :mod:`unitscope.results.schema`;
 the checks across files (a ``units.csv`` with fewer rows than ``layers.csv``
 counts) are with each kind's reader (:mod:`unitscope.results.dissection_tables`, ...).
 """

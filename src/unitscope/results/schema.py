@@ -58,7 +58,7 @@ from unitscope.results.layout import (
 )
 
 __all__ = ["ResultFileError", "CsvSpec", "JsonSpec", "CSV_SPECS", "JSON_SPECS", "read_csv", "read_json",
-           "read_table", "as_bool", "spec_for"]
+           "read_table", "read_required_table", "read_optional_table", "as_bool", "spec_for"]
 
 
 class ResultFileError(ValueError):
@@ -352,6 +352,20 @@ def read_table(path: Path, kind: str | None = None) -> pd.DataFrame | None:
     Without ``kind``, or for a file the specs do not list, any table that parses.
     """
     return read_csv(path, spec_for(f"{kind}/{Path(path).name}") if kind else GENERIC_CSV)
+
+
+def read_required_table(path: Path, kind: str, *, what: str) -> pd.DataFrame:
+    """:func:`read_table` of a file a result cannot be without: absent, ``FileNotFoundError`` naming it."""
+    frame = read_table(path, kind)
+    if frame is None:
+        raise FileNotFoundError(f"no {what} in {Path(path).parent} (missing {Path(path).name})")
+    return frame
+
+
+def read_optional_table(path: Path, kind: str | None = None) -> pd.DataFrame:
+    """:func:`read_table`, with an absent file read as an empty table (a file older versions did not write)."""
+    frame = read_table(path, kind)
+    return pd.DataFrame() if frame is None else frame
 
 
 def as_bool(series: pd.Series) -> pd.Series:
