@@ -14,7 +14,29 @@ Torch-free: numpy, pandas and JSON only, so the report and the labeling app
 can read results where torch is not installed.
 """
 
+from unitscope.results import layout
+from unitscope.results.ablation import AblationResult, AblationTables
+from unitscope.results.census import CensusResult
+from unitscope.results.dissection import DissectionResult, LayerDissection
+from unitscope.results.dissection_tables import DissectionTables
+from unitscope.results.human import HumanResults
 from unitscope.results.resultset import NetworkResults, ResultSet, find_networks, load_results
+from unitscope.results.run import RunMetadata
 from unitscope.results.schema import ResultFileError
 
-__all__ = ["ResultFileError", "ResultSet", "NetworkResults", "find_networks", "load_results"]
+__all__ = [
+    "layout",
+    "ResultFileError",
+    "DissectionResult",
+    "LayerDissection",
+    "DissectionTables",
+    "CensusResult",
+    "AblationResult",
+    "AblationTables",
+    "HumanResults",
+    "RunMetadata",
+    "ResultSet",
+    "NetworkResults",
+    "find_networks",
+    "load_results",
+]
