@@ -272,3 +272,23 @@ def test_one_file_name_rule():
     assert layout.layer_file_names("layer4[0]") == ["layer4[0]", "layer4_0", "layer4_0_"]
     assert layout.dissect_dir("R", "net").as_posix() == "R/net/dissect"
     assert layout.partial_dir("R", "net", "ablate").as_posix() == "R/net/.partial/ablate"
+
+
+def test_result_file_names_are_spelled_only_in_the_layout():
+    """results/ and label/ name result files through layout's constants, never as literals."""
+    import re
+    from pathlib import Path
+
+    import unitscope
+
+    names = {value for key, value in vars(layout).items()
+             if key.isupper() and isinstance(value, str) and "." in value}
+    root = Path(unitscope.__file__).parent
+    found = []
+    for path in sorted((root / "results").glob("*.py")) + sorted((root / "label").glob("*.py")):
+        if path.name == "layout.py":
+            continue
+        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            code = line.split("#")[0]
+            found += [f"{path.name}:{line_no}: {m}" for m in re.findall(r'"([^"\s]+)"', code) if m in names]
+    assert not found, found
