@@ -13,7 +13,7 @@ from .index_masks import CAMVID_CATEGORIES, CAMVID_CLASSES, IndexMaskPool, camvi
 from .broden import BrodenPool, BrodenRecord, write_broden
 from .broden_labels import read_label_csv
 from .classlist import ClassList, MaskClass, read_class_file
-from .concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable
+from unitscope.concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable
 from .convert import ConvertResult, convert_to_broden
 from .errors import CorruptFileError
 from .pools import BatchMetas, PlainPool, Pool, SkippedItem, collate, read_image

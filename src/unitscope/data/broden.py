@@ -36,7 +36,8 @@ from PIL import Image
 
 from .annotated import AnnotatedPool, decode_broden_mask, file_stamp, image_size
 from .broden_write import BrodenRecord, write_broden
-from .concepts import BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, Annotation, ConceptTable
+from unitscope.concepts import BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, Annotation, ConceptTable
+
 from .broden_labels import _int_or_none, _read_category_order, read_label_csv
 from .decode import check_file
 from .errors import CorruptFileError

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from .concepts import Concept, ConceptTable
+from unitscope.concepts import Concept, ConceptTable
 
 __all__ = ["LabelTable", "read_label_csv", "parse_category_cell"]
 

@@ -34,7 +34,8 @@ from .annotated import image_size as header_size
 from .broden import BrodenRecord, write_broden
 from .broden_labels import read_label_csv
 from .staging import make_staging_dir, move_into_place, remove_stale_staging
-from .concepts import Annotation, ConceptTable
+from unitscope.concepts import Annotation, ConceptTable
+
 from .resample import resize_nearest
 
 __all__ = ["MARKER", "ConvertResult", "convert_to_broden", "parse_size", "check_output_folder"]

@@ -15,9 +15,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from unitscope.concepts import Annotation, Concept, ConceptTable
+
 from .annotated import AnnotatedPool, file_stamp, image_size
 from .classlist import ClassList, decode_class_mask
-from .concepts import Annotation, Concept, ConceptTable
 from .decode import check_file
 from .errors import CorruptFileError
 from .pools import PoolItem, _unique_ids, check_header, existing_folder, scan_images

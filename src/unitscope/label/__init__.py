@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog, UnitEntry, UnitKey, load_catalog
-from .results import HumanResults, UnitConsensus, consensus, human_results, write_human_results
+from unitscope.results.human import HumanResults
+
+from .results import UnitConsensus, consensus, human_results, write_human_results
 from .records import Annotator, Answer, AnswerRefused, DuplicateAnswer, ImportCounts, Progress, UnitFull
 from .storage import LabelStore, StorageError
 from .taxonomy import TYPE_NAMES, TYPES, label_key, labels_match, normalize_label

@@ -1,6 +1,6 @@
 """From loaded results to what each section of the page shows (plain dicts for the templates).
 
-Every ``*_section`` function takes the :class:`~unitscope.report.load.ResultSet`
+Every ``*_section`` function takes the :class:`~unitscope.results.ResultSet`
 and a :class:`Assets` (which turns a file into a link relative to the page
 and draws plots into ``report/plots``) and returns a dict with at least
 ``available`` (bool) and ``hint`` (what to run when it is not).  Tables are
@@ -22,18 +22,10 @@ import numpy as np
 import pandas as pd
 
 from unitscope.report import plots
-from unitscope.report.load import NetworkResults, ResultSet, safe_name
-from unitscope.report.summary import (
-    PAPER_CORRELATIONS,
-    ablation_runs,
-    ablation_targets,
-    first_table,
-    PAPER_RF,
-    Finding,
-    key_layer,
-    layer_order,
-    object_detector_table,
-)
+from unitscope.report.measures import (PAPER_CORRELATIONS, PAPER_RF, Finding, ablation_targets, first_table, key_layer,
+                                       layer_order, object_detector_table)
+from unitscope.results import NetworkResults, ResultSet
+from unitscope.results.layout import safe_name
 
 __all__ = [
     "Assets",
@@ -181,26 +173,26 @@ def run_section(results: ResultSet) -> dict[str, Any]:
     """Configuration, versions, timings per stage and the networks' metadata from ``run.json``."""
     run = results.run
     networks_rows = []
-    infos = (run or {}).get("networks") or {}
+    infos = run.networks if run is not None else {}
     for name, info in infos.items():
         info = info if isinstance(info, dict) else {"value": info}
         networks_rows.append({"network": name, **{k: v for k, v in info.items() if not isinstance(v, (dict, list))}})
     networks = table(pd.DataFrame(networks_rows)) if networks_rows else None
     if run is None:
         return {"available": False, "hint": HINTS["run"], "networks": networks}
-    timings = run.get("timings") or {}
+    timings = run.timings
     timing_rows = [[stage, _cell(seconds)] for stage, seconds in timings.items()
                    if isinstance(seconds, (int, float))]
     total = sum(v for _, v in timing_rows if isinstance(v, (int, float)))
-    world = run.get("world")
+    world = run.world
     return {
         "available": True, "hint": "",
-        "config": [[k, v] for k, v in _flatten(run.get("config") or {})],
-        "versions": [[k, v] for k, v in _flatten(run.get("versions") or {})],
+        "config": [[k, v] for k, v in _flatten(run.config)],
+        "versions": [[k, v] for k, v in _flatten(run.versions)],
         "timings": timing_rows, "timings_total": total,
         "networks": networks,
         "world": [[k, v] for k, v in _flatten(world)] if isinstance(world, dict) else [],
-        "extra": [[k, v] for k, v in _flatten({k: v for k, v in run.items()
+        "extra": [[k, v] for k, v in _flatten({k: v for k, v in run.to_dict().items()
                                                if k not in {"config", "versions", "timings", "networks", "world"}})],
     }
 
@@ -528,25 +520,21 @@ def files_root(results: ResultSet, network: str, name: str) -> Path:
 
 
 def ablate_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
-    nets = [n for n in results.networks if n.ablate is not None]
+    nets = [n for n in results.networks if n.ablate]
     if not nets:
         return {"available": False, "hint": HINTS["ablate"]}
     out = []
     for net in nets:
-        files = net.ablate
         runs = []
-        known: set[str] = set()
-        for run in ablation_runs(files):
-            targets, basis = ablation_targets(run["classes"])
-            suffix = f"_{safe_name(run['folder'])}" if run["folder"] else ""
+        for run in net.ablate:
+            targets, basis = ablation_targets(run.classes)
+            suffix = f"_{safe_name(run.folder)}" if run.folder else ""
             plot = assets.plot(f"ablate_{net.name}{suffix}", lambda p, t=targets, r=run, b=basis: plots.plot_ablation(
-                t, p, title=f"{net.name}, {r['layer']}: accuracy drop of each object's {b}"))
-            meta = files.documents.get(f"{run['folder']}/ablate.json" if run["folder"] else "ablate.json") or {}
-            options = meta.get("options") or {}
+                t, p, title=f"{net.name}, {r.layer}: accuracy drop of each object's {b}"))
             runs.append({
-                "layer": run["layer"], "basis": basis, "plot": plot, "counts": meta.get("counts") or {},
-                "n_random": options.get("n_random"),
-                "summary": table(run["summary"], ["object", "detectors", "most_hurt", "most_hurt_drop",
+                "layer": run.layer, "basis": basis, "plot": plot, "counts": run.counts,
+                "n_random": run.options.get("n_random"),
+                "summary": table(run.summary, ["object", "detectors", "most_hurt", "most_hurt_drop",
                                                   "most_hurt_effect", "diagnostic_scenes", "diagnostic_rank",
                                                   "drop", "random_drop_mean"],
                                  rename={"drop": "overall drop", "random_drop_mean": "overall random drop"}),
@@ -554,12 +542,7 @@ def ablate_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
                                            "random_drop_mean", "random_drop_std", "effect"],
                                  rename={"class_name": "scene class"}, limit=60),
             })
-            prefix = f"{run['folder']}/" if run["folder"] else ""
-            known |= {f"{prefix}{n}" for n in ("classes.csv", "summary.csv", "conditions.csv")}
-        others = {name: table(frame, limit=30) for name, frame in files.tables.items()
-                  if frame is not None and name not in known}
-        images = [{"url": assets.url(p), "name": p.name} for p in files.images[:12]]
-        out.append({"network": net.name, "runs": runs, "others": others, "images": images})
+        out.append({"network": net.name, "runs": runs})
     return {"available": True, "hint": "", "networks": out}
 
 

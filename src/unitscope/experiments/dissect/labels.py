@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unitscope.data.concepts import Annotation, ConceptTable
+from unitscope.concepts import Annotation, ConceptTable
 from unitscope.data.resample import nearest_picks, subsampled_shape
 from unitscope.data.workers import worker_batches
 from unitscope.experiments._runstate import config_key

@@ -4,10 +4,13 @@
 :class:`LayerDissection` per layer, the pool's concept counts).  Its tables
 name each unit's best concept, type and precision and whether it is a
 detector; :meth:`~DissectionResult.save` and :meth:`~DissectionResult.load`
-write and read ``units.csv``, ``layers.csv``, ``concepts.csv``,
-``result.json`` and the arrays.  The result's warnings (pool size,
-saturation, unsupported concepts) and :func:`flag_null` (a random-weights
-null as good as the network) are plain sentences kept with it.
+write and read the arrays (``layer_<layer>.npz``, ``pool.npz``) and, through
+:mod:`unitscope.results.dissection_tables`, the tables (``units.csv``,
+``layers.csv``, ``concepts.csv``, ``result.json``), which is also what the
+report and the labeling app read: a folder holding only the tables (a
+published dissection imported as tables) is read there, without the arrays.
+The result's warnings are plain sentences
+(:mod:`unitscope.results.dissection_warnings`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unitscope.data.concepts import ConceptTable
-from unitscope.experiments import _thresholds as TH
-from unitscope.experiments._io import read_json, write_csv, write_json
+from unitscope.concepts import Concept, ConceptTable
+from unitscope.results import layout
+from unitscope.results.dissection_tables import summarise_layers, write_tables
+from unitscope.results.dissection_warnings import is_strict
+from unitscope.results.schema import ResultFileError, read_json, read_table
+from unitscope.results.writing import write_npz
 from unitscope.taxonomy import TYPE_NAMES
+
+__all__ = ["UNIT_TYPES", "CATEGORY_TYPES", "LayerDissection", "DissectionResult"]
 
 #: The paper's unit taxonomy (keys used in every table).
 UNIT_TYPES = TYPE_NAMES
@@ -144,7 +152,7 @@ class DissectionResult:
         valid = np.array([c is not None for c in columns]) & self.supported()[:len(columns)]
         iou = np.where(valid[None, :], ld.iou, -1.0)
         saturated = ld.saturated if ld.saturated is not None else np.zeros(ld.num_units, dtype=bool)
-        never = saturated & TH.is_strict(self.threshold_rule)  # an empty mask by definition
+        never = saturated & is_strict(self.threshold_rule)  # an empty mask by definition
         categories = self.concepts.categories
         rows = []
         for u in range(ld.num_units):
@@ -201,137 +209,96 @@ class DissectionResult:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def layer_summary(self, *, iou_threshold: float | None = None) -> pd.DataFrame:
-        """Per layer: units, detectors, unique concepts/objects, mean IoU, share of each type."""
-        rows = []
-        for layer in self.layers:
-            units = self.unit_frame(layer, iou_threshold=iou_threshold)
-            det = units[units["detector"]]
-            row = {
-                "network": self.network,
-                "layer": layer,
-                "units": len(units),
-                "detectors": len(det),
-                "unique_concepts": det["label"].nunique(),
-                "unique_objects": det.loc[det["category"] == "object", "label"].nunique(),
-                "mean_iou": float(units["iou"].mean()) if len(units) else 0.0,
-                "mean_precision": float(det["precision"].mean()) if len(det) else float("nan"),
-                "saturated": int(units["saturated"].sum()),
-                "max_coverage": float(units["coverage"].max()) if len(units) else float("nan"),
-            }
-            for key in UNIT_TYPES:
-                row[f"share_{key}"] = float((det["type"] == key).sum()) / max(len(units), 1)
-            rows.append(row)
-        return pd.DataFrame(rows)
+        """Per layer: units, detectors, unique concepts/objects, mean IoU, saturated units, share of each type."""
+        return summarise_layers(self.to_frame(iou_threshold=iou_threshold), self.network)
 
     # -- files -------------------------------------------------------------------
     def save(self, out_dir: str | Path) -> Path:
-        """Write the result under ``out_dir`` (each file atomically)."""
+        """Write the result under ``out_dir`` (each file atomically): arrays, then the tables."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for name, ld in self.layers.items():
             extra = {key: value for key in ("maxima", "minima", "saturated", "coverage")
                      if (value := getattr(ld, key)) is not None}
-            _write_npz(out / f"layer_{_safe(name)}.npz", thresholds=ld.thresholds, iou=ld.iou,
-                       top_indices=ld.top_indices, top_values=ld.top_values,
-                       top_overlap=np.packbits(ld.top_overlap, axis=-1),
-                       num_concepts=np.array(ld.iou.shape[1]), exact=np.array(ld.exact),
-                       positions=np.array(ld.positions), **extra)
+            write_npz(out / layout.layer_npz(name), thresholds=ld.thresholds, iou=ld.iou,
+                      top_indices=ld.top_indices, top_values=ld.top_values,
+                      top_overlap=np.packbits(ld.top_overlap, axis=-1),
+                      num_concepts=np.array(ld.iou.shape[1]), exact=np.array(ld.exact),
+                      positions=np.array(ld.positions), **extra)
         pixels = {} if self.concept_pixels is None else {"concept_pixels": self.concept_pixels}
-        _write_npz(out / "pool.npz", concept_images=self.concept_images, cooccurrence=self.cooccurrence,
-                   **pixels)
-        write_csv(out / "concepts.csv", self.concept_frame())
-        frame = self.to_frame()
-        write_csv(out / "units.csv", frame)
-        write_json(out / "units.json", frame.to_dict(orient="records"))
-        write_csv(out / "layers.csv", self.layer_summary())
-        write_json(out / "result.json", {
-            "network": self.network,
-            "layers": list(self.layers),
-            "image_ids": self.image_ids,
-            "config": self.config,
-            "thresholds": {"rule": self.threshold_rule, "on": "A >= T" if not TH.is_strict(self.threshold_rule)
-                           else "A > T", "exact_quantile": {n: bool(ld.exact) for n, ld in self.layers.items()}},
-            "warnings": list(self.warnings),
-        })
+        write_npz(out / layout.POOL_NPZ, concept_images=self.concept_images, cooccurrence=self.cooccurrence,
+                  **pixels)
+        write_tables(out, units=self.to_frame(), layers=self.layer_summary(), concepts=self.concept_frame(),
+                     document={
+                         "network": self.network,
+                         "layers": list(self.layers),
+                         "image_ids": self.image_ids,
+                         "config": self.config,
+                         "thresholds": {"rule": self.threshold_rule,
+                                        "on": "A >= T" if not is_strict(self.threshold_rule) else "A > T",
+                                        "exact_quantile": {n: bool(ld.exact) for n, ld in self.layers.items()}},
+                         "warnings": list(self.warnings),
+                     })
         return out
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "DissectionResult":
-        """Read a result written by :meth:`save`.
+        """Read a result written by :meth:`save` (arrays and tables).
 
         Raises
         ------
         FileNotFoundError
-            If ``out_dir`` holds no dissection result.
+            If ``out_dir`` holds no dissection result, or only its tables
+            (read those with :meth:`DissectionTables.load
+            <unitscope.results.dissection_tables.DissectionTables.load>`).
+        ResultFileError
+            If ``result.json`` lacks what the arrays need (its ``network``,
+            ``layers`` or ``image_ids``) or a file cannot be read.
         """
         out = Path(out_dir)
-        if not (out / "result.json").exists():
-            raise FileNotFoundError(f"no dissection result in {out} (missing result.json)")
-        meta = read_json(out / "result.json")
-        concepts_frame = pd.read_csv(out / "concepts.csv", keep_default_na=False)
-        from unitscope.data.concepts import Concept
-
+        meta_path = out / layout.RESULT_JSON
+        meta = read_json(meta_path)
+        if meta is None:
+            raise FileNotFoundError(f"no dissection result in {out} (missing {layout.RESULT_JSON})")
+        missing = [key for key in ("network", "layers", "image_ids") if key not in meta]
+        if missing:
+            raise ResultFileError(f"{meta_path} lacks {', '.join(missing)}: not the result.json of a saved "
+                                  "dissection (written by an older unitscope?)")
+        concepts_frame = read_table(out / layout.CONCEPTS_CSV, layout.DISSECT)
+        if concepts_frame is None:
+            raise FileNotFoundError(f"{out / layout.CONCEPTS_CSV} is missing: a dissection result needs it to "
+                                    "name its concepts (results of older versions: run the dissection again)")
+        lacking = [c for c in ("number", "name", "category") if c not in concepts_frame.columns]
+        if lacking:
+            raise ResultFileError(f"{out / layout.CONCEPTS_CSV} lacks the column(s) {', '.join(lacking)}")
         concepts = ConceptTable([Concept(int(r.number), str(r.name), str(r.category))
                                  for r in concepts_frame.itertuples()])
-        layers = {}
-        for name in meta["layers"]:
-            with np.load(out / f"layer_{_safe(name)}.npz") as z:
-                k = int(z["num_concepts"])
-                optional = {key: z[key] for key in ("maxima", "minima", "saturated", "coverage") if key in z.files}
-                layers[name] = LayerDissection(
-                    layer=name, thresholds=z["thresholds"], iou=z["iou"],
-                    top_indices=z["top_indices"], top_values=z["top_values"],
-                    top_overlap=np.unpackbits(z["top_overlap"], axis=-1, count=k).astype(bool),
-                    exact=bool(z["exact"]) if "exact" in z.files else False,
-                    positions=int(z["positions"]) if "positions" in z.files else 0, **optional,
-                )
-        with np.load(out / "pool.npz") as z:
+        layers = {name: _load_layer(out, name) for name in meta["layers"]}
+        pool = out / layout.POOL_NPZ
+        if not pool.is_file():
+            raise FileNotFoundError(f"{pool} is missing: the pool's concept counts of the dissection in {out}")
+        with np.load(pool) as z:
             concept_images, cooccurrence = z["concept_images"], z["cooccurrence"]
             concept_pixels = z["concept_pixels"] if "concept_pixels" in z.files else None
         return cls(network=meta["network"], concepts=concepts, layers=layers,
                    image_ids=list(meta["image_ids"]), concept_images=concept_images,
-                   cooccurrence=cooccurrence, config=meta.get("config", {}), concept_pixels=concept_pixels,
-                   warnings=list(meta.get("warnings", [])))
+                   cooccurrence=cooccurrence, config=meta.get("config") or {}, concept_pixels=concept_pixels,
+                   warnings=list(meta.get("warnings") or []))
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-
-
-def _write_npz(path: Path, **arrays) -> None:
-    import io
-
-    from unitscope.experiments._io import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _warnings(result: DissectionResult) -> list[str]:
-    """The result's plain-sentence warnings: pool size, saturation, concepts left out as labels."""
-    config = result.config
-    out = []
-    for name, ld in result.layers.items():
-        out += TH.pool_size_warnings(name, images=len(result.image_ids), positions=ld.positions,
-                                     quantile=config["quantile"], top_k=config["top_k"])
-        out += TH.saturation_warning(name, ld.saturated, config["threshold_rule"], dead=ld.minima == ld.maxima)
-        out += TH.coverage_warning(name, ld.coverage, config["quantile"])
-        out += TH.sketch_warning(name, config["threshold_rule"], exact=ld.exact)
-    unsupported = [c.name for c in result.concepts if not result.supported()[c.number - 1]]
-    return out + TH.support_warning(unsupported, min_support=config["min_support"])
-
-
-def flag_null(result: DissectionResult, null: DissectionResult) -> list[str]:
-    """Add to both results' warnings the layers where the random-weights ``null`` matches ``result``.
-
-    Returns
-    -------
-    list of str
-        The sentences added (NULL_DETECTOR_RATIO in :mod:`~unitscope.experiments._thresholds`).
-    """
-    count = lambda r: {row.layer: int(row.detectors) for row in r.layer_summary().itertuples()}  # noqa: E731
-    found = TH.null_warnings(count(result), count(null), network=result.network)
-    for r in (result, null):
-        r.warnings.extend(w for w in found if w not in r.warnings)
-    return found
+def _load_layer(out: Path, name: str) -> LayerDissection:
+    """One layer's arrays, under any spelling of its file name a writer used (:func:`layout.layer_file_names`)."""
+    path = next((p for p in (out / f"layer_{n}.npz" for n in layout.layer_file_names(name)) if p.is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"{out / layout.layer_npz(name)} is missing: the arrays of layer {name} "
+                                f"(a folder holding only the tables is read with DissectionTables.load)")
+    with np.load(path) as z:
+        k = int(z["num_concepts"])
+        optional = {key: z[key] for key in ("maxima", "minima", "saturated", "coverage") if key in z.files}
+        return LayerDissection(
+            layer=name, thresholds=z["thresholds"], iou=z["iou"],
+            top_indices=z["top_indices"], top_values=z["top_values"],
+            top_overlap=np.unpackbits(z["top_overlap"], axis=-1, count=k).astype(bool),
+            exact=bool(z["exact"]) if "exact" in z.files else False,
+            positions=int(z["positions"]) if "positions" in z.files else 0, **optional,
+        )
