@@ -1,4 +1,19 @@
-"""The localisation result: its tables (per detector unit, per object, per layer, per example box) and files."""
+"""Localisation (SPEC section 7): tables per detector unit, per object, per layer, per example box, and files.
+
+Saved in ``RESULTS/<network>/localize``::
+
+    objects.csv, objects.json   per (layer, object): the combined detector's scores
+    units.csv                   per (layer, object, unit), and the combined detector
+    layers.csv                  per layer
+    examples.csv                one row per example box
+    examples.json               per example image: prediction, detections (boxes in input pixels) and
+                                "picture": the names of its arrays in examples.npz
+    examples.npz                per example: the image (h, w, 3) uint8, each detected object's combined
+                                mask (sh, sw) bool, and "objects" (the objects in colour order)
+    localize.json               network, layers, counts, options
+
+The report draws the example pictures from ``examples.npz``.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +23,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import read_json, read_png, write_csv, write_json, write_png
-from .scores import METRICS
+from unitscope.results.files import read_npz, write_csv, write_json, write_npz
+from unitscope.results.layout import (
+    EXAMPLES_CSV,
+    EXAMPLES_JSON,
+    EXAMPLES_NPZ,
+    LAYERS_CSV,
+    LOCALIZE,
+    LOCALIZE_JSON,
+    OBJECTS_CSV,
+    OBJECTS_JSON,
+    UNITS_CSV,
+    localize_dir,
+)
+from unitscope.results.schema import ResultFileError, read_json, read_table
+
+__all__ = ["LocalizationResult", "load_localization"]
 
 
 @dataclass
@@ -28,13 +57,16 @@ class LocalizationResult:
     examples : list of dict
         Per example image: ``index, id, label, label_name, predicted,
         predicted_name, probability, image_size [H, W], mask_size [sh, sw],
-        picture`` (PNG paths per layer, relative to the result folder) and
-        ``detections``: per (layer, object) the combined detector's
-        ``boxes`` (input-image pixels, ``[x0, y0, x1, y1]``, ends exclusive),
-        ``gt_boxes`` (same units), ``present`` (ground truth has the object)
-        and ``detected`` (the combined mask is not empty).
+        picture`` (``image``: the name of its image in :attr:`pictures`;
+        ``masks``: per detection, the name of its mask, or None when nothing
+        was detected) and ``detections``: per (layer, object) the combined
+        detector's ``boxes`` (input-image pixels, ``[x0, y0, x1, y1]``, ends
+        exclusive), ``gt_boxes`` (same units), ``present`` (ground truth has
+        the object) and ``detected`` (the combined mask is not empty).
     pictures : dict of str to ndarray
-        Relative PNG path -> ``(h, w, 3)`` uint8 picture (image, masks, boxes).
+        What the example pictures are drawn from: ``image_<rank>`` ``(H, W, 3)``
+        uint8, ``mask_<rank>_<k>`` ``(sh, sw)`` bool and ``objects`` (every
+        object studied, in the order that gives its colour).
     counts : dict
         ``images`` (scored), ``unreadable`` (dropped by the pool), ``labelled``,
         ``correct`` and ``accuracy`` of
@@ -113,21 +145,18 @@ class LocalizationResult:
 
     # -- files -----------------------------------------------------------------
     def save(self, out_dir: str | Path) -> Path:
-        """Write ``objects.csv``/``.json``, ``units.csv``, ``layers.csv``, ``examples.json``,
-        ``examples.csv``, ``examples/<layer>/<rank>_<id>.png`` and ``localize.json``
-        (each atomically)."""
+        """Write the files of the module docstring into ``out_dir`` (each atomically)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        write_csv(out / "objects.csv", self.objects)
-        write_json(out / "objects.json", self.objects.to_dict(orient="records"))
-        write_csv(out / "units.csv", self.units)
-        write_csv(out / "layers.csv", self.layer_summary())
-        write_csv(out / "examples.csv", self.examples_frame())
-        write_json(out / "examples.json", self.examples)
-        for path, picture in self.pictures.items():
-            write_png(out / path, picture)
-        write_json(out / "localize.json", {"network": self.network, "layers": self.layers,
-                                           "counts": self.counts, "options": self.options})
+        write_csv(out / OBJECTS_CSV, self.objects)
+        write_json(out / OBJECTS_JSON, self.objects.to_dict(orient="records"))
+        write_csv(out / UNITS_CSV, self.units)
+        write_csv(out / LAYERS_CSV, self.layer_summary())
+        write_csv(out / EXAMPLES_CSV, self.examples_frame())
+        write_json(out / EXAMPLES_JSON, self.examples)
+        write_npz(out / EXAMPLES_NPZ, **self.pictures)
+        write_json(out / LOCALIZE_JSON, {"network": self.network, "layers": self.layers,
+                                         "counts": self.counts, "options": self.options})
         return out
 
     @classmethod
@@ -137,58 +166,40 @@ class LocalizationResult:
         Raises
         ------
         FileNotFoundError
-            If ``out_dir`` holds no localisation result.
+            If ``out_dir`` holds no localization result, or a file of it is
+            missing (a folder of an older unitscope kept its example pictures
+            as PNG files: ``examples.npz`` is then named as missing).
+        ResultFileError
+            If a file does not hold what :meth:`save` writes.
         """
         out = Path(out_dir)
-        if not (out / "localize.json").exists():
-            raise FileNotFoundError(f"no localization result in {out} (missing localize.json)")
-        meta = read_json(out / "localize.json")
-        examples = read_json(out / "examples.json")
-        pictures = {}
-        for ex in examples:
-            for path in ex.get("picture", {}).values():
-                pictures[path] = read_png(out / path)
-        objects = pd.read_csv(out / "objects.csv", dtype={"units": str}, keep_default_na=False,
-                              na_values=[""])
+        meta = read_json(out / LOCALIZE_JSON)
+        if meta is None:
+            raise FileNotFoundError(f"no localization result in {out} (missing {LOCALIZE_JSON})")
+        for name in (OBJECTS_CSV, UNITS_CSV):  # checked against their specs, then read as save wrote them
+            if read_table(out / name, LOCALIZE) is None:
+                raise FileNotFoundError(f"{out / name} is missing: it holds the scores {LOCALIZE_JSON} counts")
+        objects = pd.read_csv(out / OBJECTS_CSV, dtype={"units": str}, keep_default_na=False, na_values=[""])
         objects["units"] = objects["units"].fillna("")
-        return cls(network=meta["network"], layers=list(meta["layers"]),
-                   units=pd.read_csv(out / "units.csv"), objects=objects,
-                   examples=examples, pictures=pictures, counts=meta.get("counts", {}),
-                   options=meta.get("options", {}))
+        units = pd.read_csv(out / UNITS_CSV)
+        examples = read_json(out / EXAMPLES_JSON) or []
+        pictures = read_npz(out / EXAMPLES_NPZ, what=f"the example images and masks {EXAMPLES_JSON} names") \
+            if examples else {}
+        for ex in examples:
+            picture = ex.get("picture") or {}
+            names = [picture.get("image")] + [m for m in picture.get("masks") or [] if m is not None]
+            absent = [n for n in names if n not in pictures]
+            if absent:
+                raise ResultFileError(f"{out / EXAMPLES_NPZ} has no array {absent[0]!r}, which example "
+                                      f"{ex.get('id')!r} of {EXAMPLES_JSON} names")
+        return cls(network=meta.get("network", ""), layers=list(meta.get("layers") or []),
+                   units=units, objects=objects, examples=examples, pictures=pictures,
+                   counts=meta.get("counts", {}), options=meta.get("options", {}))
 
 
-def _tables(network, layers, detectors, plan, dissection) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ``units`` and ``objects`` tables of a result, from the running sums in ``plan``."""
-    unit_rows, object_rows = [], []
-    for name in layers:
-        ld = dissection.layers[name]
-        for obj, units in detectors[name].items():
-            scores = plan[name]["scores"][obj]
-            metrics = scores.metrics()
-            column = dissection.concepts.find(obj, "object").number - 1
-            for s, unit in enumerate(units + [-1]):
-                combined = unit < 0
-                row = {"network": network, "layer": name, "object": obj, "unit": unit,
-                       "kind": "combined" if combined else "unit",
-                       "dissection_iou": np.nan if combined else float(ld.iou[unit, column]),
-                       "threshold": np.nan if combined else float(ld.thresholds[unit]),
-                       "images": scores.images, "images_absent": scores.absent}
-                row.update({m: float(metrics[m][s]) for m in METRICS})
-                unit_rows.append(row)
-            unit_iou = metrics["mask_iou"][:-1]
-            best = int(np.nanargmax(unit_iou)) if np.isfinite(unit_iou).any() else 0
-            row = {"network": network, "layer": name, "object": obj, "detectors": len(units),
-                   "units": ";".join(str(u) for u in units), "images": scores.images,
-                   "images_absent": scores.absent}
-            row.update({m: float(metrics[m][-1]) for m in METRICS})
-            row.update({"best_unit": units[best], "best_unit_mask_iou": float(unit_iou[best]),
-                        "best_unit_pointing": float(metrics["pointing"][best]),
-                        "mean_unit_mask_iou": float(np.mean(unit_iou)),
-                        "mean_unit_pointing": float(np.mean(metrics["pointing"][:-1]))})
-            object_rows.append(row)
-    unit_columns = ["network", "layer", "object", "unit", "kind", "dissection_iou", "threshold",
-                    "images", "images_absent", *METRICS]
-    object_columns = ["network", "layer", "object", "detectors", "units", "images", "images_absent",
-                      *METRICS, "best_unit", "best_unit_mask_iou", "best_unit_pointing",
-                      "mean_unit_mask_iou", "mean_unit_pointing"]
-    return pd.DataFrame(unit_rows, columns=unit_columns), pd.DataFrame(object_rows, columns=object_columns)
+def load_localization(results_dir: str | Path, network: str) -> LocalizationResult | None:
+    """The localisation of a network (``<network>/localize``); None when there is none."""
+    folder = localize_dir(results_dir, network)
+    if not (folder / LOCALIZE_JSON).is_file():
+        return None
+    return LocalizationResult.load(folder)

@@ -1,4 +1,17 @@
-"""The result of a minimal-image search: one record per image, its tables, save and load."""
+"""Minimal images (SPEC section 3): one record per image searched, its tables, save and load.
+
+Saved in ``RESULTS/<network>/minimal/<segmentation>``::
+
+    images.csv      one row per searched image
+    steps.csv       one row per removal
+    objects.csv     (mask segmentations) how often each object survives, per scene
+    diagnostic.csv  (with diagnostic objects) how often a scene's diagnostic objects survive
+    examples.npz    for the first images: original and minimal (h, w, 3) uint8, kept-segment mask (h, w) bool
+    minimal.json    options, counts, diagnostic, every record, and "examples": per example
+                    the id and the names of its arrays in examples.npz
+
+The report draws the example pairs from ``examples.npz``.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +21,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import read_json, read_png, safe_name, write_csv, write_json, write_png
+from unitscope.results.files import read_npz, write_csv, write_json, write_npz
+from unitscope.results.layout import (
+    DIAGNOSTIC_CSV,
+    EXAMPLES_NPZ,
+    IMAGES_CSV,
+    MINIMAL,
+    MINIMAL_JSON,
+    OBJECTS_CSV,
+    STEPS_CSV,
+    minimal_dir,
+)
+from unitscope.results.schema import ResultFileError, read_json, read_table
 
-__all__ = ["MinimalImageRecord", "MinimalImagesResult"]
+__all__ = ["MinimalImageRecord", "MinimalImagesResult", "MinimalRun", "load_minimal"]
 
 
 @dataclass
@@ -90,6 +114,8 @@ class MinimalImagesResult:
         Scene class -> its diagnostic objects, when given.
     examples : dict of str to (ndarray, ndarray)
         Image id -> ``(original, minimal)``, ``(H, W, 3)`` uint8, for the first images.
+    kept_masks : dict of str to ndarray
+        Image id -> ``(H, W)`` bool, the pixels of the kept segments, for the same images.
     """
 
     records: list[MinimalImageRecord]
@@ -97,6 +123,7 @@ class MinimalImagesResult:
     options: dict
     diagnostic: dict[str, list[str]] | None = None
     examples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    kept_masks: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per searched image (lists joined with ``;``)."""
@@ -204,27 +231,29 @@ class MinimalImagesResult:
             if len(self.examples) >= limit:
                 break
             self.examples.setdefault(image_id, pair)
+            if image_id in other.kept_masks:
+                self.kept_masks.setdefault(image_id, other.kept_masks[image_id])
         return self
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write ``images.csv``, ``steps.csv``, ``minimal.json`` (everything, for :meth:`load`),
-        ``objects.csv`` and ``diagnostic.csv`` (mask segmentations) and
-        ``examples/<n>_<id>_original.png`` / ``_minimal.png`` pairs."""
+        """Write the files of the module docstring into ``out_dir``."""
         out = Path(out_dir)
-        write_csv(out / "images.csv", self.to_frame())
-        write_csv(out / "steps.csv", self.steps_frame())
+        write_csv(out / IMAGES_CSV, self.to_frame())
+        write_csv(out / STEPS_CSV, self.steps_frame())
         if self.options.get("segmentation") == "masks":
-            write_csv(out / "objects.csv", self.object_shares())
+            write_csv(out / OBJECTS_CSV, self.object_shares())
         if self.diagnostic:
-            write_csv(out / "diagnostic.csv", self.diagnostic_frame())
-        examples = []
+            write_csv(out / DIAGNOSTIC_CSV, self.diagnostic_frame())
+        examples, arrays = [], {}
         for n, (image_id, (original, minimal)) in enumerate(self.examples.items()):
-            stem = f"examples/{n:03d}_{safe_name(image_id)}"
-            write_png(out / f"{stem}_original.png", original)
-            write_png(out / f"{stem}_minimal.png", minimal)
-            examples.append({"id": image_id, "original": f"{stem}_original.png",
-                             "minimal": f"{stem}_minimal.png"})
-        write_json(out / "minimal.json", {
+            entry = {"id": image_id, "original": f"original_{n:03d}", "minimal": f"minimal_{n:03d}"}
+            arrays[entry["original"]], arrays[entry["minimal"]] = original, minimal
+            if image_id in self.kept_masks:
+                entry["kept"] = f"kept_{n:03d}"
+                arrays[entry["kept"]] = np.asarray(self.kept_masks[image_id], dtype=bool)
+            examples.append(entry)
+        write_npz(out / EXAMPLES_NPZ, **arrays)
+        write_json(out / MINIMAL_JSON, {
             "experiment": "minimal_images", "options": self.options, "counts": self.counts,
             "diagnostic": self.diagnostic, "examples": examples,
             "records": [asdict(r) for r in self.records],
@@ -233,15 +262,83 @@ class MinimalImagesResult:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "MinimalImagesResult":
-        """Read a result written by :meth:`save`."""
+        """Read a result written by :meth:`save`.
+
+        The tables are checked too, so a damaged one is reported rather than passed over.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``minimal.json`` is missing, or ``examples.npz`` (a folder of
+            an older unitscope kept its examples as PNG files).
+        ResultFileError
+            If a file does not hold what :meth:`save` writes.
+        """
         out = Path(out_dir)
-        meta = read_json(out / "minimal.json")
-        records = []
-        for r in meta["records"]:
-            r = dict(r)
-            r["steps"] = [(int(s), float(v)) for s, v in r["steps"]]
-            records.append(MinimalImageRecord(**r))
-        examples = {e["id"]: (read_png(out / e["original"]), read_png(out / e["minimal"]))
-                    for e in meta["examples"]}
+        meta = read_json(out / MINIMAL_JSON)
+        if meta is None:
+            raise FileNotFoundError(f"no minimal-images result in {out} (missing {MINIMAL_JSON})")
+        for name in (IMAGES_CSV, OBJECTS_CSV, DIAGNOSTIC_CSV):
+            read_table(out / name, MINIMAL)
+        try:
+            records = []
+            for r in meta.get("records") or []:
+                r = dict(r)
+                r["steps"] = [(int(s), float(v)) for s, v in r["steps"]]
+                records.append(MinimalImageRecord(**r))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ResultFileError(f"{out / MINIMAL_JSON}: a record is not what unitscope writes ({exc})") from None
+        examples, kept_masks = {}, {}
+        if meta["examples"]:
+            arrays = read_npz(out / EXAMPLES_NPZ, what=f"the example images {MINIMAL_JSON} lists")
+            for e in meta["examples"]:
+                image_id = str(e.get("id", ""))
+                examples[image_id] = (_array(arrays, e, "original", out), _array(arrays, e, "minimal", out))
+                if e.get("kept") is not None:
+                    kept_masks[image_id] = _array(arrays, e, "kept", out)
         return cls(records=records, counts=dict(meta["counts"]), options=dict(meta["options"]),
-                   diagnostic=meta["diagnostic"], examples=examples)
+                   diagnostic=meta.get("diagnostic"), examples=examples, kept_masks=kept_masks)
+
+
+def _array(arrays: dict[str, np.ndarray], entry: dict, key: str, out: Path) -> np.ndarray:
+    name = entry.get(key)
+    if name not in arrays:
+        raise ResultFileError(f"{out / EXAMPLES_NPZ} has no array {name!r} ({key} of example "
+                              f"{entry.get('id')!r} in {MINIMAL_JSON})")
+    return arrays[name]
+
+
+@dataclass
+class MinimalRun:
+    """One minimal-images run of a network, as the report shows it: where it was saved, and the result."""
+
+    network: str
+    name: str  # folder under <network>/minimal ("" for that folder itself)
+    result: MinimalImagesResult
+
+    @property
+    def segmentation(self) -> str:
+        return str(self.result.options.get("segmentation") or self.name)
+
+    @property
+    def images(self) -> pd.DataFrame:
+        return self.result.to_frame()
+
+    @property
+    def objects(self) -> pd.DataFrame | None:
+        return self.result.object_shares() if self.result.options.get("segmentation") == "masks" else None
+
+    @property
+    def diagnostic(self) -> pd.DataFrame | None:
+        return self.result.diagnostic_frame() if self.result.diagnostic else None
+
+
+def load_minimal(results_dir: str | Path, network: str) -> list[MinimalRun]:
+    """The minimal-images runs of a network: ``<network>/minimal`` and each folder in it holding ``minimal.json``."""
+    base = minimal_dir(results_dir, network)
+    if not base.is_dir():
+        return []
+    folders = [base] + sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [MinimalRun(network=network, name="" if folder == base else folder.name,
+                       result=MinimalImagesResult.load(folder))
+            for folder in folders if (folder / MINIMAL_JSON).is_file()]

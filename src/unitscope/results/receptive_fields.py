@@ -1,9 +1,16 @@
-"""The result of an empirical-RF run: averaged maps, sizes, tables, and the files they are saved to.
+"""Empirical receptive fields (SPEC section 4): averaged occlusion maps, sizes, tables, and their files.
 
-A unit's averaged map is re-centred on its theoretical window (see the
-package docstring); :func:`rf_size` reads the RF size off it.  ``save``
-writes ``units.csv``, ``layer.csv``, ``maps.npz``, ``rf.json`` and a few
-colour-mapped pictures; ``load`` reads them back.
+A unit's averaged map is re-centred on its theoretical window (see
+:mod:`unitscope.experiments.empirical_rf`); :func:`rf_size` reads the RF
+size off it.  Saved in ``RESULTS/<network>/rf/<layer>``::
+
+    units.csv   one row per unit
+    layer.csv   the layer's one-row summary
+    maps.npz    units, maps (U, 2R+1, 2R+1), sizes, top images, their values and max locations
+    rf.json     the theoretical window, options, counts, and "pictures": the units whose
+                maps the report draws (the first units studied)
+
+The report draws the maps from ``maps.npz`` (colour-mapped).
 """
 
 from __future__ import annotations
@@ -16,10 +23,45 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .._io import colorize, read_json, write_csv, write_json, write_npz, write_png
-from .._rf_geometry import RFWindow
+from unitscope.results.files import read_npz, write_csv, write_json, write_npz
+from unitscope.results.layout import LAYER_CSV, MAPS_NPZ, RF_JSON, UNITS_CSV, rf_dir
+from unitscope.results.schema import ResultFileError, read_json
 
-__all__ = ["EmpiricalRFResult", "rf_size", "summarise_receptive_fields", "TIMING_STATS"]
+__all__ = ["RFWindow", "EmpiricalRFResult", "rf_size", "summarise_receptive_fields", "TIMING_STATS",
+           "ReceptiveFields", "load_receptive_fields"]
+
+@dataclass(frozen=True)
+class RFWindow:
+    """Square theoretical receptive field of a layer.
+
+    Attributes
+    ----------
+    size : int
+        Side of the window in input pixels.
+    stride : int
+        Input pixels between neighbouring output positions.
+    start : int
+        First input pixel of output position 0's window (``-padding``).
+    note : str or None
+        Set (``"global: attention"``) for a layer whose units see the whole
+        input: the window is then only a frame for centring occlusion maps
+        on a unit's position (:func:`whole_image_window`), not its RF.
+    """
+
+    size: int
+    stride: int
+    start: int
+    note: str | None = None
+
+    def window(self, i: int) -> tuple[int, int]:
+        """``[first, last + 1)`` input pixels of output position ``i``."""
+        first = i * self.stride + self.start
+        return first, first + self.size
+
+    def centre(self, i: int) -> int:
+        """Input pixel at the centre of position ``i``'s window (rounded down)."""
+        return i * self.stride + self.start + (self.size - 1) // 2
+
 
 #: Entries of ``stats`` that are wall times: kept in memory (benchmarks, the command's
 #: run.json) but not written to rf.json, which is byte-identical between runs.
@@ -69,6 +111,8 @@ class EmpiricalRFResult:
         the reference, per image), ``pixels`` / ``pixels_naive`` (input
         pixels pushed through), ``topk_s`` and ``occlusion_s`` (seconds).
     network : str
+    drawn : list of int or None
+        The units whose maps the report draws (None: the first ``pictures`` of :meth:`save`).
     """
 
     layer: str
@@ -85,6 +129,7 @@ class EmpiricalRFResult:
     options: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
     network: str = ""
+    drawn: list[int] | None = None
 
     @property
     def theoretical_size(self) -> int:
@@ -130,35 +175,41 @@ class EmpiricalRFResult:
         }])
 
     def save(self, out_dir: str | Path, *, pictures: int = 16) -> Path:
-        """Write ``units.csv``, ``layer.csv``, ``maps.npz``, ``rf.json`` and
-        ``maps/unit_<n>.png`` (colour-mapped averaged maps of the first ``pictures`` units)."""
+        """Write the files of the module docstring; the report draws the maps of the first ``pictures`` units."""
         out = Path(out_dir)
-        write_csv(out / "units.csv", self.to_frame())
-        write_csv(out / "layer.csv", self.summary())
-        write_npz(out / "maps.npz", units=self.units, maps=self.maps, sizes=self.sizes,
+        write_csv(out / UNITS_CSV, self.to_frame())
+        write_csv(out / LAYER_CSV, self.summary())
+        write_npz(out / MAPS_NPZ, units=self.units, maps=self.maps, sizes=self.sizes,
                   top_ids=self.top_ids, top_values=self.top_values, locations=self.locations)
-        written = []
-        for unit, averaged in list(zip(self.units, self.maps))[:pictures]:
-            name = f"maps/unit_{int(unit):04d}.png"
-            write_png(out / name, colorize(averaged))
-            written.append(name)
-        write_json(out / "rf.json", {
+        write_json(out / RF_JSON, {
             "experiment": "empirical_receptive_fields", "network": self.network, "layer": self.layer,
             "theoretical": {"size": self.theoretical.size, "stride": self.theoretical.stride,
                             "start": self.theoretical.start, "note": self.theoretical.note},
             "image_size": list(self.image_size), "occluder": self.occluder, "stride": self.stride,
             "options": self.options, "stats": {k: v for k, v in self.stats.items() if k not in TIMING_STATS},
-            "pictures": written,
+            "pictures": self.drawn if self.drawn is not None else [int(u) for u in self.units[:pictures]],
         })
         return out
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "EmpiricalRFResult":
-        """Read a result written by :meth:`save`."""
+        """Read a result written by :meth:`save` (or by an older unitscope: its map PNGs are not needed).
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``rf.json`` or ``maps.npz`` is missing.
+        ResultFileError
+            If a file does not hold what :meth:`save` writes.
+        """
         out = Path(out_dir)
-        meta = read_json(out / "rf.json")
-        with np.load(out / "maps.npz") as arrays:
-            data = {k: arrays[k].copy() for k in arrays.files}
+        meta = read_json(out / RF_JSON)
+        if meta is None:
+            raise FileNotFoundError(f"no receptive-field result in {out} (missing {RF_JSON})")
+        data = read_npz(out / MAPS_NPZ, what="the averaged maps of the units")
+        missing = [k for k in ("units", "maps", "sizes", "top_ids", "top_values", "locations") if k not in data]
+        if missing:
+            raise ResultFileError(f"{out / MAPS_NPZ} lacks the array(s) {', '.join(missing)}")
         theo = meta["theoretical"]
         return cls(layer=meta["layer"], units=data["units"], maps=data["maps"],
                    sizes=data["sizes"].astype(np.float64), top_ids=data["top_ids"],
@@ -166,11 +217,63 @@ class EmpiricalRFResult:
                    theoretical=RFWindow(int(theo["size"]), int(theo["stride"]), int(theo["start"]),
                                         theo.get("note")),
                    image_size=tuple(meta["image_size"]), occluder=int(meta["occluder"]),
-                   stride=int(meta["stride"]), options=dict(meta["options"]), stats=dict(meta["stats"]),
-                   network=meta.get("network", ""))
+                   stride=int(meta["stride"]), options=dict(meta.get("options") or {}),
+                   stats=dict(meta["stats"]), network=meta.get("network", ""),
+                   drawn=[int(u) for u in meta["pictures"] if isinstance(u, int)] or None)
 
 
 def summarise_receptive_fields(results: Sequence[EmpiricalRFResult]) -> pd.DataFrame:
     """Concatenate the one-row summaries of several layers (the Table 1 of the paper)."""
     frames = [r.summary() for r in results]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+@dataclass
+class ReceptiveFields:
+    """Empirical receptive fields of a network, every layer measured (``<network>/rf/<layer>``).
+
+    Attributes
+    ----------
+    network : str
+    results : list of EmpiricalRFResult
+        One per layer, shallow to deep (by theoretical RF size; deeper layers see more).
+    """
+
+    network: str
+    results: list[EmpiricalRFResult]
+
+    @property
+    def layers(self) -> pd.DataFrame:
+        """The layers' one-row summaries (:meth:`EmpiricalRFResult.summary`), network set to :attr:`network`."""
+        return summarise_receptive_fields(self.results).assign(network=self.network)
+
+    @property
+    def units(self) -> pd.DataFrame:
+        """Every layer's units (:meth:`EmpiricalRFResult.to_frame`), network set to :attr:`network`."""
+        frames = [r.to_frame() for r in self.results]
+        if not frames:
+            return pd.DataFrame(columns=["network", "layer", "unit", "rf_size"])
+        return pd.concat(frames, ignore_index=True).assign(network=self.network)
+
+    def maps(self) -> dict[tuple[str, int], np.ndarray]:
+        """``(layer, unit) -> averaged map`` of the units the report draws (``rf.json`` "pictures")."""
+        out = {}
+        for r in self.results:
+            drawn = set(r.drawn) if r.drawn is not None else None
+            for unit, averaged in zip(r.units.tolist(), r.maps):
+                if drawn is None or int(unit) in drawn:
+                    out[(r.layer, int(unit))] = averaged
+        return out
+
+
+def load_receptive_fields(results_dir: str | Path, network: str) -> ReceptiveFields | None:
+    """Every layer's result under ``<network>/rf`` (a folder per layer); None when there is none."""
+    base = rf_dir(results_dir, network)
+    if not base.is_dir():
+        return None
+    results = [EmpiricalRFResult.load(folder) for folder in sorted(base.iterdir())
+               if folder.is_dir() and (folder / RF_JSON).is_file()]
+    if not results:
+        return None
+    results.sort(key=lambda r: r.theoretical_size)  # stable: a depth order without the model
+    return ReceptiveFields(network=network, results=results)
