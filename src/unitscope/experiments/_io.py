@@ -25,7 +25,7 @@ from PIL import Image
 
 from unitscope._files import atomic_write, atomic_write_bytes
 # Result files are written by unitscope.results; named here for the experiments that import them from _io.
-from unitscope.results.files import write_csv, write_json, write_npz
+from unitscope.results.writing import write_csv, write_json, write_npz
 
 __all__ = [
     "atomic_write_bytes",

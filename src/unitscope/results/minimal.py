@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unitscope.results.files import read_npz, write_csv, write_json, write_npz
+from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
 from unitscope.results.layout import (
     DIAGNOSTIC_CSV,
     EXAMPLES_NPZ,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unitscope.results.files import read_npz, write_csv, write_json, write_npz
+from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
 from unitscope.results.layout import (
     FRACTIONS_CSV,
     IMAGES_CSV,

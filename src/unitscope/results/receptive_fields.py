@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from unitscope.results.files import read_npz, write_csv, write_json, write_npz
+from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
 from unitscope.results.layout import LAYER_CSV, MAPS_NPZ, RF_JSON, UNITS_CSV, rf_dir
 from unitscope.results.schema import ResultFileError, read_json
 

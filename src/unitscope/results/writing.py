@@ -1,10 +1,11 @@
-"""Writing result files: JSON, CSV and arrays, each atomically, and reading arrays back without pickle.
+"""Writing result files: JSON that any reader parses, CSV without an index, compressed arrays (and reading those back).
 
-Every file goes through :func:`unitscope._files.atomic_write_bytes` (a
-temporary file in the same folder, then ``os.replace``): a run interrupted
-while saving leaves either the old file or the new one, never half a file.
-Arrays are ``.npz`` files read with ``allow_pickle=False``
-(:func:`read_npz`), so a planted file can at worst be refused, never run code.
+Every file goes through :func:`unitscope._files.atomic_write_bytes`, so a
+run interrupted while saving leaves the old file or the new one, never half
+a file.  JSON holds plain values only: numpy scalars and arrays become
+numbers and lists, NaN and infinities become ``null``, paths become strings.
+Arrays are read back with ``allow_pickle=False`` (:func:`read_npz`), so a
+planted file can at worst be refused, never run code.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def read_npz(path: str | Path, *, what: str = "arrays") -> dict[str, np.ndarray]
     Raises
     ------
     FileNotFoundError
-        If ``path`` does not exist: one line naming it and ``what`` is missing.
+        If ``path`` does not exist: one line naming it and what is missing.
     ValueError
         If it is not a readable ``.npz`` file (or holds objects, which need pickle).
     """
