@@ -2,8 +2,9 @@
 
 Each package's modules are imported in a fresh interpreter and the modules
 that came with them are listed.  ``report/`` and ``label/`` read saved
-results only, so they must not pull in torch (a report or a labeling server
-then starts in a second and runs where torch is not installed); ``hooks/``
+results only, through ``unitscope.results``; none of the three may pull in
+torch (a report or a labeling server then starts in a second and runs where
+torch is not installed); ``hooks/``
 and ``stats/`` are leaves; ``models/`` and ``data/`` do not know each other.
 """
 
@@ -22,6 +23,9 @@ import unitscope
 RULES = {
     "unitscope.report": (False, ("unitscope.experiments", "unitscope.models", "unitscope.data", "unitscope.hooks",
                                  "unitscope.stats", "unitscope.training", "unitscope.cli", "unitscope.label")),
+    "unitscope.results": (False, ("unitscope.experiments", "unitscope.models", "unitscope.data", "unitscope.hooks",
+                                  "unitscope.stats", "unitscope.training", "unitscope.cli", "unitscope.report",
+                                  "unitscope.label")),
     "unitscope.label": (False, ("unitscope.experiments", "unitscope.models", "unitscope.data", "unitscope.hooks",
                                 "unitscope.stats", "unitscope.training", "unitscope.cli", "unitscope.report")),
     "unitscope.hooks": (True, ("unitscope.experiments", "unitscope.models", "unitscope.data", "unitscope.stats",

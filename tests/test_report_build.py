@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from fake_results import N_SEGMENTATIONS, make_fake_results
-from unitscope.report import ReportInputError, build_report, load_results
+from unitscope.report import ResultFileError, build_report, load_results
 from unitscope.report.summary import key_layer, layer_order, object_detector_table, summarise
 
 
@@ -218,9 +218,9 @@ def test_bad_input_is_reported_not_skipped(tmp_path):
         build_report(tmp_path / "nope")
     results = make_fake_results(tmp_path, partial=True)
     (results / "run.json").write_text("{not json")
-    with pytest.raises(ReportInputError, match="run.json"):
+    with pytest.raises(ResultFileError, match="run.json"):
         build_report(results)
     (results / "run.json").unlink()
     pd.DataFrame({"layer": ["conv3"]}).to_csv(results / "scenenet" / "dissect" / "units.csv", index=False)
-    with pytest.raises(ReportInputError, match="lacks the column"):
+    with pytest.raises(ResultFileError, match="lacks the column"):
         build_report(results)

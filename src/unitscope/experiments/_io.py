@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,9 @@ import numpy as np
 from PIL import Image
 
 from unitscope._files import atomic_write, atomic_write_bytes
-# Result files are written by unitscope.results; named here for the experiments that import them from _io.
+# Result files are written by unitscope.results (torch-free), and the one file-name rule lives with the
+# results layout; named here for the writers that import them from _io.
+from unitscope.results.layout import safe_name
 from unitscope.results.writing import write_csv, write_json, write_npz
 
 __all__ = [
@@ -39,11 +40,6 @@ __all__ = [
     "read_png",
     "safe_name",
 ]
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe version of an image id or layer name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "_"
 
 
 def read_json(path: str | Path) -> Any:

@@ -4,12 +4,12 @@
 >>> build_report("results")  # doctest: +SKIP
 PosixPath('results/report/index.html')
 
-The report reads files only (see :mod:`unitscope.report.load` for the
+The report reads files only (see :mod:`unitscope.results` for the
 layout); it never runs an experiment.
 """
 
 from unitscope.report.build import build_report
-from unitscope.report.load import ReportInputError, ResultSet, load_results
+from unitscope.results import ResultFileError, ResultSet, load_results
 from unitscope.report.summary import Finding, summarise
 
-__all__ = ["build_report", "load_results", "ResultSet", "ReportInputError", "summarise", "Finding"]
+__all__ = ["build_report", "load_results", "ResultSet", "ResultFileError", "summarise", "Finding"]

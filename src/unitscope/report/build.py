@@ -1,6 +1,6 @@
 """``build_report``: render the study report from a results directory.
 
-Data first, views second: :mod:`unitscope.report.load` reads the saved
+Data first, views second: :mod:`unitscope.results` reads the saved
 files, :mod:`unitscope.report.summary` answers the seed's questions from
 them (also written as ``summary.json``), :mod:`unitscope.report.sections`
 shapes each section and draws its plots (PNG files), and Jinja2 templates
@@ -19,7 +19,7 @@ relative paths, so the report opens from disk with no server; with
 folder can be moved on its own.
 
 Every result file is checked before anything is written
-(:mod:`unitscope.report.inputs`), and the report is built beside ``REPORT``
+(:mod:`unitscope.results.schema`), and the report is built beside ``REPORT``
 and swapped in whole (:mod:`unitscope.report.folder`).
 """
 
@@ -38,7 +38,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from unitscope.report import sections
 from unitscope.report.folder import check_report_folder, staged_folder, write_manifest
-from unitscope.report.load import NetworkResults, ResultSet, load_results
+from unitscope.results import NetworkResults, ResultSet, load_results
 from unitscope.report.summary import key_layer, layer_order, object_detector_table, summarise
 
 __all__ = ["build_report", "render_environment"]
@@ -226,7 +226,7 @@ def build_report(
         If ``out`` is not usable (a file, the results themselves, a folder
         inside a network's results, a folder with files a report did not
         write), or a result file does not hold what its writer writes
-        (:class:`~unitscope.report.inputs.ReportInputError`).  Both are
+        (:class:`~unitscope.results.ResultFileError`).  Both are
         checked before anything is written.
 
     Examples

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Iterator
 
 from unitscope._files import process_alive
-from unitscope.report.load import NETWORK_FOLDERS
+from unitscope.results.layout import NETWORK_FOLDERS, REPORT_MANIFEST
 
 __all__ = ["MANIFEST", "check_report_folder", "staged_folder", "write_manifest"]
 
 #: The manifest file of a report folder (also what marks a folder of RESULTS as a report, not a network).
-MANIFEST = ".unitscope-report"
+MANIFEST = REPORT_MANIFEST
 _WRITER = "unitscope report"
 _LEGACY_MARKER = "written by unitscope.report.build_report"
 #: What builds before the manifest wrote (their marker held one line of text, not a file list).

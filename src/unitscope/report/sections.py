@@ -1,6 +1,6 @@
 """From loaded results to what each section of the page shows (plain dicts for the templates).
 
-Every ``*_section`` function takes the :class:`~unitscope.report.load.ResultSet`
+Every ``*_section`` function takes the :class:`~unitscope.results.ResultSet`
 and a :class:`Assets` (which turns a file into a link relative to the page
 and draws plots into ``report/plots``) and returns a dict with at least
 ``available`` (bool) and ``hint`` (what to run when it is not).  Tables are
@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from unitscope.report import plots
-from unitscope.report.load import NetworkResults, ResultSet, safe_name
+from unitscope.results import NetworkResults, ResultSet
+from unitscope.results.layout import safe_name
 from unitscope.report.summary import (
     PAPER_CORRELATIONS,
     ablation_runs,

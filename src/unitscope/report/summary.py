@@ -1,6 +1,6 @@
 """The seed's questions answered in plain sentences, with the numbers behind them.
 
-Everything here is computed from the tables :mod:`unitscope.report.load`
+Everything here is computed from the tables :mod:`unitscope.results`
 read; each answer is a :class:`Finding` whose ``numbers`` are written to
 ``report/summary.json`` beside the page, so the sentences can be checked
 against data.
@@ -26,7 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from unitscope.report.load import ExperimentFiles, NetworkResults, ResultSet
+from unitscope.results import NetworkResults, ResultSet
+from unitscope.results.localize import ExperimentFiles
 
 __all__ = [
     "Finding",

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
 from unitscope.results.layout import (
+    IMAGE_SUFFIXES,
     EXAMPLES_CSV,
     EXAMPLES_JSON,
     EXAMPLES_NPZ,
@@ -36,9 +38,9 @@ from unitscope.results.layout import (
     UNITS_CSV,
     localize_dir,
 )
-from unitscope.results.schema import ResultFileError, read_json, read_table
+from unitscope.results.schema import ResultFileError, read_csv, read_json, read_table, spec_for
 
-__all__ = ["LocalizationResult", "load_localization"]
+__all__ = ["LocalizationResult", "load_localization", "ExperimentFiles", "load_experiment_files"]
 
 
 @dataclass
@@ -203,3 +205,42 @@ def load_localization(results_dir: str | Path, network: str) -> LocalizationResu
     if not (folder / LOCALIZE_JSON).is_file():
         return None
     return LocalizationResult.load(folder)
+
+
+# --------------------------------------------------------------------------- ablation, until it has a typed result
+@dataclass
+class ExperimentFiles:
+    """Whatever an experiment folder holds: its tables, JSON documents and images."""
+
+    network: str
+    name: str
+    tables: dict[str, pd.DataFrame]  # relative path -> frame
+    documents: dict[str, Any]  # relative path -> parsed JSON
+    images: list[Path]
+
+
+def load_experiment_files(results_dir: Path, network: str, name: str, *,
+                          max_images: int = 48) -> ExperimentFiles | None:
+    """Every CSV, JSON and image under ``<network>/<name>``; None when the folder is absent or empty.
+
+    Used for localisation and ablation, whose exact tables the report reads
+    by column name when it knows them and shows as plain tables otherwise.
+    """
+    base = Path(results_dir) / network / name
+    if not base.is_dir():
+        return None
+    tables, documents, images = {}, {}, []
+    for path in sorted(base.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(base).as_posix()
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            tables[rel] = read_csv(path, spec_for(f"{name}/{rel}"))
+        elif suffix == ".json":
+            documents[rel] = read_json(path)
+        elif suffix in IMAGE_SUFFIXES and len(images) < max_images:
+            images.append(path)
+    if not (tables or documents or images):
+        return None
+    return ExperimentFiles(network=network, name=name, tables=tables, documents=documents, images=images)

@@ -33,7 +33,7 @@ from unitscope.results.layout import (
 )
 from unitscope.results.schema import ResultFileError, read_json, read_table
 
-__all__ = ["LayerPreferenceResult", "load_preference"]
+__all__ = ["LayerPreferenceResult", "load_preference", "has_preference"]
 
 
 @dataclass
@@ -223,3 +223,8 @@ def load_preference(results_dir: str | Path) -> LayerPreferenceResult | None:
     if not (folder / PREFERENCE_JSON).is_file():
         return None
     return LayerPreferenceResult.load(folder)
+
+
+def has_preference(results_dir: str | Path) -> bool:
+    """Whether ``results_dir`` holds a layer preference."""
+    return (preference_dir(results_dir) / PREFERENCE_JSON).is_file()

@@ -25,7 +25,7 @@ from unitscope.experiments import _distributed as D
 from unitscope.experiments import _thresholds as TH
 from unitscope.experiments._runstate import RunState
 from unitscope.experiments.dissect.labels import _label_loader, _LabelBatches
-from unitscope.experiments.dissect.result import _safe
+from unitscope.results.layout import safe_name
 from unitscope.hooks import TraceDict, extra_tokens_of, spatial_map
 from unitscope.stats import RunningQuantile, RunningTail, RunningTopK
 
@@ -119,7 +119,7 @@ class _ShardRun:
 
     def open_cache(self, layer: str) -> _ActivationFile:
         self.state.folder.mkdir(parents=True, exist_ok=True)
-        return _ActivationFile(self.state.folder / f"acts_rank{self.rank}_{_safe(layer)}.f32", self.shapes[layer])
+        return _ActivationFile(self.state.folder / f"acts_rank{self.rank}_{safe_name(layer)}.f32", self.shapes[layer])
 
     def flush_caches(self) -> None:
         for cache in self.caches.values():

@@ -1,10 +1,10 @@
-"""Reading result files for the report, and what each one must hold.
+"""Reading result files, and what each one must hold.
 
-Every CSV and JSON file the report reads goes through :func:`read_csv` or
+Every CSV and JSON file the report and the labeling app read goes through :func:`read_csv` or
 :func:`read_json` with the :class:`CsvSpec` / :class:`JsonSpec` of its kind
 (the tables :data:`CSV_SPECS` and :data:`JSON_SPECS`, keyed by file name).  A
 file that exists but does not hold what its writer writes raises
-:class:`ReportInputError` with one line naming the file and what is wrong:
+:class:`ResultFileError` with one line naming the file and what is wrong:
 invalid JSON, a list where an object belongs, a row cut short (a truncated
 file), a missing column, a non-number where a number belongs.  The report
 would otherwise fail deep inside a section with a traceback, or worse, count
@@ -25,11 +25,43 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["ReportInputError", "CsvSpec", "JsonSpec", "CSV_SPECS", "JSON_SPECS", "read_csv", "read_json",
-           "spec_for"]
+from unitscope.results.layout import (
+    ABLATE,
+    ABLATE_JSON,
+    CENSUS_JSON,
+    CENSUS_OBJECTS_CSV,
+    CLASSES_CSV,
+    CONCEPTS_CSV,
+    DIAGNOSTIC_CSV,
+    DISSECT,
+    EXAMPLES_JSON,
+    FRACTIONS_CSV,
+    HUMAN,
+    IMAGES_CSV,
+    LAYERS_CSV,
+    LAYER_CSV,
+    LOCALIZE,
+    LOCALIZE_JSON,
+    MINIMAL,
+    MINIMAL_JSON,
+    OBJECTS_CSV,
+    PREFERENCE,
+    PREFERENCE_JSON,
+    RESULT_JSON,
+    RF,
+    RF_JSON,
+    RUN_JSON,
+    SUMMARY_JSON,
+    TOP_IMAGES_CSV,
+    UNITS_CSV,
+    UNIT_SEGMENTATIONS_JSON,
+)
+
+__all__ = ["ResultFileError", "CsvSpec", "JsonSpec", "CSV_SPECS", "JSON_SPECS", "read_csv", "read_json",
+           "read_table", "as_bool", "spec_for"]
 
 
-class ReportInputError(ValueError):
+class ResultFileError(ValueError):
     """A result file exists but cannot be read (malformed CSV / JSON, missing columns, truncated rows)."""
 
 
@@ -92,32 +124,38 @@ class JsonSpec:
 _TEXT = ("network", "layer")
 _FLAGS = {"true", "false", "1", "0", "yes", "no"}
 
+def _key(folder: str, name: str) -> str:
+    return f"{folder}/{name}"
+
+
 #: Known CSV files, by the path relative to the network's folder (or the results' for ``preference/``).
 CSV_SPECS: dict[str, CsvSpec] = {
-    "dissect/units.csv": CsvSpec(required=("layer", "unit", "label", "iou"), numbers=("iou",),
+    _key(DISSECT, UNITS_CSV): CsvSpec(required=("layer", "unit", "label", "iou"), numbers=("iou",),
                                  blank_or_numbers=("precision", "threshold"), flags=("detector",),
                                  integers=("unit",), text=_TEXT + ("label", "category", "type"),
                                  keep_default_na=False,
                                  na_values={"precision": ["", "nan", "NaN"], "threshold": ["", "nan", "NaN"]}),
-    "dissect/layers.csv": CsvSpec(required=("layer", "units"), integers=("units", "detectors"), text=_TEXT),
-    "dissect/concepts.csv": CsvSpec(keep_default_na=False),
-    "dissect/census_objects.csv": CsvSpec(required=("network", "layer", "object", "detectors"),
+    _key(DISSECT, LAYERS_CSV): CsvSpec(required=("layer", "units"), integers=("units", "detectors"), text=_TEXT),
+    _key(DISSECT, CONCEPTS_CSV): CsvSpec(keep_default_na=False),
+    _key(DISSECT, CENSUS_OBJECTS_CSV): CsvSpec(required=("network", "layer", "object", "detectors"),
                                           integers=("detectors",), text=_TEXT + ("object",)),
-    "preference/fractions.csv": CsvSpec(required=("network", "layer", "source", "fraction"),
+    _key(PREFERENCE, FRACTIONS_CSV): CsvSpec(required=("network", "layer", "source", "fraction"),
                                         numbers=("fraction",), text=_TEXT + ("source",), keep_default_na=False),
-    "preference/top_images.csv": CsvSpec(text=_TEXT + ("id", "source"), integers=("rank",), keep_default_na=False),
-    "minimal/images.csv": CsvSpec(text=("id", "label_name", "objects_kept", "objects_present"),
+    _key(PREFERENCE, IMAGES_CSV): CsvSpec(required=("pool", "index", "id", "source"), integers=("pool", "index"),
+                                     text=("id", "source"), keep_default_na=False),
+    _key(PREFERENCE, TOP_IMAGES_CSV): CsvSpec(text=_TEXT + ("id", "source"), integers=("rank",), keep_default_na=False),
+    _key(MINIMAL, IMAGES_CSV): CsvSpec(text=("id", "label_name", "objects_kept", "objects_present"),
                                   keep_default_na=False),
-    "minimal/objects.csv": CsvSpec(text=("scene", "object"), keep_default_na=False),
-    "minimal/diagnostic.csv": CsvSpec(text=("scene", "object"), keep_default_na=False),
-    "rf/units.csv": CsvSpec(integers=("unit",), text=_TEXT),
-    "rf/layer.csv": CsvSpec(text=_TEXT),
-    "human/units.csv": CsvSpec(required=("layer", "unit", "label"), integers=("unit",),
+    _key(MINIMAL, OBJECTS_CSV): CsvSpec(text=("scene", "object"), keep_default_na=False),
+    _key(MINIMAL, DIAGNOSTIC_CSV): CsvSpec(text=("scene", "object"), keep_default_na=False),
+    _key(RF, UNITS_CSV): CsvSpec(integers=("unit",), text=_TEXT),
+    _key(RF, LAYER_CSV): CsvSpec(text=_TEXT),
+    _key(HUMAN, UNITS_CSV): CsvSpec(required=("layer", "unit", "label"), integers=("unit",),
                                text=("layer", "label", "type"), keep_default_na=False,
                                na_values={"precision": ["", "nan"]}),
-    "localize/units.csv": CsvSpec(integers=("unit",), text=_TEXT + ("object",)),
-    "localize/objects.csv": CsvSpec(text=_TEXT + ("object",)),
-    "ablate/classes.csv": CsvSpec(text=_TEXT + ("object", "class_name")),
+    _key(LOCALIZE, UNITS_CSV): CsvSpec(integers=("unit",), text=_TEXT + ("object",)),
+    _key(LOCALIZE, OBJECTS_CSV): CsvSpec(text=_TEXT + ("object",)),
+    _key(ABLATE, CLASSES_CSV): CsvSpec(text=_TEXT + ("object", "class_name")),
 }
 #: Any other CSV file: it must parse, with as many cells in every row as in its header.
 GENERIC_CSV = CsvSpec(text=_TEXT)
@@ -139,22 +177,22 @@ def _is_metric(column: str) -> bool:
 
 #: Known JSON documents, by the file name (the folders that hold them vary).
 JSON_SPECS: dict[str, JsonSpec] = {
-    "run.json": JsonSpec(keys={"config": dict, "versions": dict, "timings": dict, "networks": dict}),
-    "result.json": JsonSpec(keys={"config": dict, "layers": list, "network": str}),
-    "census.json": JsonSpec(keys={"config": dict}),
-    "preference.json": JsonSpec(keys={"top": int, "sources": list, "thumbnails": list}),
-    "minimal.json": JsonSpec(keys={"options": dict, "counts": dict, "examples": list}),
-    "rf.json": JsonSpec(keys={"layer": str, "theoretical": dict, "stats": dict, "pictures": list}),
-    "segmentations.json": JsonSpec(keys={"layer": str, "tiles": dict}),
-    "localize.json": JsonSpec(keys={"counts": dict, "options": dict}),
-    "examples.json": JsonSpec(kind=list, items=dict, item_keys={"picture": dict, "detections": list}),
-    "ablate.json": JsonSpec(keys={"counts": dict, "options": dict}),
-    "summary.json": JsonSpec(keys={k: float for k in ("mean_precision", "precision_over_75", "mean_agreement",
+    RUN_JSON: JsonSpec(keys={"config": dict, "versions": dict, "timings": dict, "networks": dict}),
+    RESULT_JSON: JsonSpec(keys={"config": dict, "layers": list, "network": str}),
+    CENSUS_JSON: JsonSpec(keys={"config": dict}),
+    PREFERENCE_JSON: JsonSpec(keys={"top": int, "sources": list, "thumbnails": list}),
+    MINIMAL_JSON: JsonSpec(keys={"options": dict, "counts": dict, "examples": list}),
+    RF_JSON: JsonSpec(keys={"layer": str, "theoretical": dict, "stats": dict, "pictures": list}),
+    UNIT_SEGMENTATIONS_JSON: JsonSpec(keys={"layer": str, "tiles": dict}),
+    LOCALIZE_JSON: JsonSpec(keys={"counts": dict, "options": dict}),
+    EXAMPLES_JSON: JsonSpec(kind=list, items=dict, item_keys={"picture": dict, "detections": list}),
+    ABLATE_JSON: JsonSpec(keys={"counts": dict, "options": dict}),
+    SUMMARY_JSON: JsonSpec(keys={k: float for k in ("mean_precision", "precision_over_75", "mean_agreement",
                                                       "label_agreement_rate", "type_agreement_rate")}),
 }
 #: Lists of objects inside known documents: file name -> list key -> the keys of each item, as ``keys``.
-_LISTS_OF_OBJECTS = {"preference.json": {"thumbnails": {"rank": int, "file": str}},
-                     "minimal.json": {"examples": {"original": str, "minimal": str}}}
+_LISTS_OF_OBJECTS = {PREFERENCE_JSON: {"thumbnails": {"rank": int, "array": str}},
+                     MINIMAL_JSON: {"examples": {"original": str, "minimal": str}}}
 
 _JSON_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer",
                float: "a number", bool: "true or false", type(None): "null"}
@@ -186,7 +224,7 @@ def read_json(path: Path, spec: JsonSpec | None = None) -> Any:
 
     Raises
     ------
-    ReportInputError
+    ResultFileError
         If the file is not valid UTF-8 JSON or does not hold what ``spec`` asks.
     """
     path = Path(path)
@@ -195,24 +233,24 @@ def read_json(path: Path, spec: JsonSpec | None = None) -> Any:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportInputError(f"cannot read {path}: not valid JSON ({exc})") from None
+        raise ResultFileError(f"cannot read {path}: not valid JSON ({exc})") from None
     spec = spec or JSON_SPECS.get(path.name)
     if spec is None:
         return document
     if not _is(document, spec.kind):
-        raise ReportInputError(f"{path} must hold {_JSON_NAMES[spec.kind]}, not {_describe(document)}")
+        raise ResultFileError(f"{path} must hold {_JSON_NAMES[spec.kind]}, not {_describe(document)}")
     objects = [document] if spec.kind is dict else []
     if spec.kind is list and spec.items is not None:
         for i, item in enumerate(document):
             if not _is(item, spec.items):
-                raise ReportInputError(f"{path}: item {i} must be {_JSON_NAMES[spec.items]}, not {_describe(item)}")
+                raise ResultFileError(f"{path}: item {i} must be {_JSON_NAMES[spec.items]}, not {_describe(item)}")
         objects = document if spec.items is dict else []
     _check_keys(path, objects, spec.keys if spec.kind is dict else spec.item_keys)
     for key, item_keys in _LISTS_OF_OBJECTS.get(path.name, {}).items():
         items = document.get(key) or []
         for i, item in enumerate(items):
             if not isinstance(item, dict):
-                raise ReportInputError(f"{path}: {key}[{i}] must be a JSON object, not {_describe(item)}")
+                raise ResultFileError(f"{path}: {key}[{i}] must be a JSON object, not {_describe(item)}")
         _check_keys(path, items, item_keys, where=f"{key}[].")
     return document
 
@@ -222,7 +260,7 @@ def _check_keys(path: Path, objects: list, keys: dict, *, where: str = "") -> No
         for key, kind in keys.items():
             value = obj.get(key)
             if value is not None and not _is(value, kind):
-                raise ReportInputError(f"{path}: {where}{key} must be {_JSON_NAMES[kind]}, not {_describe(value)}")
+                raise ResultFileError(f"{path}: {where}{key} must be {_JSON_NAMES[kind]}, not {_describe(value)}")
 
 
 # --------------------------------------------------------------------------- CSV
@@ -235,14 +273,14 @@ def _check_rows(path: Path) -> None:
             return
         for row in reader:
             if row and len(row) != len(header):
-                raise ReportInputError(
+                raise ResultFileError(
                     f"{path} line {reader.line_num}: {len(row)} cells where the header has {len(header)} "
                     "(a truncated or hand-edited file?)")
 
 
-def _bad_cell(path: Path, frame: pd.DataFrame, column: str, bad: pd.Series, what: str) -> ReportInputError:
+def _bad_cell(path: Path, frame: pd.DataFrame, column: str, bad: pd.Series, what: str) -> ResultFileError:
     row = int(bad.to_numpy().nonzero()[0][0])
-    return ReportInputError(f"{path} line {row + 2}: column {column} holds {frame[column].iloc[row]!r}, "
+    return ResultFileError(f"{path} line {row + 2}: column {column} holds {frame[column].iloc[row]!r}, "
                             f"not {what}")
 
 
@@ -251,7 +289,7 @@ def read_csv(path: Path, spec: CsvSpec = GENERIC_CSV) -> pd.DataFrame | None:
 
     Raises
     ------
-    ReportInputError
+    ResultFileError
         If the file cannot be parsed, a row has too few or too many cells,
         a required column is missing, or a number column holds a non-number.
     """
@@ -264,17 +302,17 @@ def read_csv(path: Path, spec: CsvSpec = GENERIC_CSV) -> pd.DataFrame | None:
                             na_values=spec.na_values or None)
     except pd.errors.EmptyDataError:
         if spec.required:
-            raise ReportInputError(f"{path} is empty; expected the columns {', '.join(spec.required)}") from None
+            raise ResultFileError(f"{path} is empty; expected the columns {', '.join(spec.required)}") from None
         return pd.DataFrame()
     except UnicodeDecodeError:
-        raise ReportInputError(f"cannot read {path}: not UTF-8 text") from None
+        raise ResultFileError(f"cannot read {path}: not UTF-8 text") from None
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        if isinstance(exc, ReportInputError):
+        if isinstance(exc, ResultFileError):
             raise
-        raise ReportInputError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
+        raise ResultFileError(f"cannot read {path}: {str(exc).strip().splitlines()[0]}") from None
     missing = [c for c in spec.required if c not in frame.columns]
     if missing:
-        raise ReportInputError(f"{path} lacks the column(s) {', '.join(missing)}")
+        raise ResultFileError(f"{path} lacks the column(s) {', '.join(missing)}")
     for column in spec.numbers:
         if column in frame.columns:
             values = pd.to_numeric(frame[column], errors="coerce").astype(float)
@@ -306,3 +344,18 @@ def read_csv(path: Path, spec: CsvSpec = GENERIC_CSV) -> pd.DataFrame | None:
                 raise _bad_cell(path, frame, column, bad, "an integer")
             frame[column] = values.astype("int64")
     return frame
+
+
+def read_table(path: Path, kind: str | None = None) -> pd.DataFrame | None:
+    """Read a CSV checked against its spec: that of ``<kind>/<file name>`` (``kind`` a folder, ``"dissect"``).
+
+    Without ``kind``, or for a file the specs do not list, any table that parses.
+    """
+    return read_csv(path, spec_for(f"{kind}/{Path(path).name}") if kind else GENERIC_CSV)
+
+
+def as_bool(series: pd.Series) -> pd.Series:
+    """A true/false column as booleans (``true``/``1``/``yes`` are true)."""
+    if series.dtype == bool:
+        return series
+    return series.astype(str).str.strip().str.lower().isin({"true", "1", "yes"})
