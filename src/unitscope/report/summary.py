@@ -294,13 +294,14 @@ def _versus(nets, table, order) -> Finding | None:
 
 def _preference(results: ResultSet, nets) -> Finding | None:
     pref = results.preference
-    if pref is None or not len(pref.fractions):
+    fractions = pref.fractions if pref is not None else None
+    if fractions is None or not len(fractions):
         return None
     parts, numbers = [], {}
-    names = [n.name for n in nets] + [n for n in dict.fromkeys(pref.fractions["network"]) if n not in
+    names = [n.name for n in nets] + [n for n in dict.fromkeys(fractions["network"]) if n not in
                                       {m.name for m in nets}]
     for name in names:
-        f = pref.fractions[pref.fractions["network"] == name]
+        f = fractions[fractions["network"] == name]
         if not len(f):
             continue
         layers = list(dict.fromkeys(f["layer"]))
@@ -488,11 +489,10 @@ def localize_summary(results: ResultSet) -> dict[str, dict]:
     for net in results.networks:
         if net.localize is None:
             continue
-        units = first_table(net.localize, ["units.csv"])
-        if units is None or not len(units):
+        units = net.localize.unit_frame()
+        units = units[units["kind"] == "unit"]
+        if not len(units):
             continue
-        if "kind" in units:
-            units = units[units["kind"] == "unit"]
         entry = {"units": int(len(units))}
         for column, key in (("mask_iou", "iou"), ("pointing", "pointing")):
             if column in units:

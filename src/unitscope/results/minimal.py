@@ -325,6 +325,10 @@ class MinimalRun:
         return self.result.to_frame()
 
     @property
+    def examples(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return self.result.examples
+
+    @property
     def objects(self) -> pd.DataFrame | None:
         return self.result.object_shares() if self.result.options.get("segmentation") == "masks" else None
 

@@ -33,7 +33,7 @@ from unitscope.results.layout import (
 )
 from unitscope.results.schema import ResultFileError, read_json, read_table
 
-__all__ = ["LayerPreferenceResult", "load_preference", "has_preference"]
+__all__ = ["LayerPreferenceResult", "Preference", "load_preference", "has_preference"]
 
 
 @dataclass
@@ -135,14 +135,6 @@ class LayerPreferenceResult:
         """The per-layer source fractions (see :meth:`fractions`)."""
         return self.fractions()
 
-    def thumbnail_frame(self) -> pd.DataFrame:
-        """One row per thumbnail: ``network, layer, rank, id, source`` (the source from :attr:`images`)."""
-        source = dict(zip(self.images["id"].astype(str), self.images["source"].astype(str)))
-        rows = [{"network": network, "layer": layer, "rank": int(rank), "id": str(image_id),
-                 "source": source.get(str(image_id), "")}
-                for (network, layer), items in self.thumbnails.items() for rank, image_id, _ in items]
-        return pd.DataFrame(rows, columns=["network", "layer", "rank", "id", "source"])
-
     def save(self, out_dir: str | Path) -> Path:
         """Write the files of the module docstring into ``out_dir``."""
         out = Path(out_dir)
@@ -217,12 +209,33 @@ def _array(arrays: dict[str, np.ndarray], entry: dict, path: Path) -> np.ndarray
     return arrays[name]
 
 
-def load_preference(results_dir: str | Path) -> LayerPreferenceResult | None:
+@dataclass
+class Preference:
+    """The layer preference as the report shows it: the saved result and its tables, computed once."""
+
+    result: LayerPreferenceResult
+    fractions: pd.DataFrame  # network, layer, source, count, fraction
+    top_images: pd.DataFrame  # network, layer, rank, pool, index, id, source, score
+
+    @classmethod
+    def of(cls, result: LayerPreferenceResult) -> "Preference":
+        return cls(result=result, fractions=result.fractions(), top_images=result.top_images())
+
+    @property
+    def top(self) -> int:
+        return self.result.top
+
+    @property
+    def sources(self) -> list[str]:
+        return self.result.sources
+
+
+def load_preference(results_dir: str | Path) -> Preference | None:
     """The layer preference of a results directory (``RESULTS/preference``); None when there is none."""
     folder = preference_dir(results_dir)
     if not (folder / PREFERENCE_JSON).is_file():
         return None
-    return LayerPreferenceResult.load(folder)
+    return Preference.of(LayerPreferenceResult.load(folder))
 
 
 def has_preference(results_dir: str | Path) -> bool:

@@ -255,6 +255,7 @@ class ReceptiveFields:
             return pd.DataFrame(columns=["network", "layer", "unit", "rf_size"])
         return pd.concat(frames, ignore_index=True).assign(network=self.network)
 
+    @property
     def maps(self) -> dict[tuple[str, int], np.ndarray]:
         """``(layer, unit) -> averaged map`` of the units the report draws (``rf.json`` "pictures")."""
         out = {}

@@ -34,7 +34,7 @@ from unitscope.results.human import Human, load_human
 from unitscope.results.layout import NETWORK_FOLDERS, NOT_NETWORKS, NULL_SUFFIX, REPORT_MANIFEST
 from unitscope.results.localize import ExperimentFiles, LocalizationResult, load_experiment_files, load_localization
 from unitscope.results.minimal import MinimalRun, load_minimal
-from unitscope.results.preference import LayerPreferenceResult, has_preference, load_preference
+from unitscope.results.preference import Preference, has_preference, load_preference
 from unitscope.results.receptive_fields import ReceptiveFields, load_receptive_fields
 from unitscope.results.run import load_run
 from unitscope.results.segmentations import load_segmentations, load_unit_tiles
@@ -81,7 +81,7 @@ class ResultSet:
     run: dict | None
     networks: list[NetworkResults]  # the networks shown side by side
     nulls: dict[str, NetworkResults]  # null networks by name
-    preference: LayerPreferenceResult | None
+    preference: Preference | None
 
     def network(self, name: str) -> NetworkResults:
         for n in self.networks:
