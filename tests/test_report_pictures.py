@@ -27,7 +27,6 @@ from unitscope.report.pictures import (
     localization_picture,
     png_bytes,
     segmentation_tile,
-    unit_strip,
 )
 from unitscope.results.localize import LocalizationResult
 from unitscope.results.minimal import MinimalImagesResult
@@ -58,12 +57,6 @@ def test_segmentation_tile_dims_outside_the_mask_and_outlines_it():
     assert tile[2, 2].tolist() == [100, 100, 100], "the inside keeps its colours"
     assert tile[1, 1].tolist() == [255, 220, 0], "the mask's edge is yellow"
     assert (image == 100).all(), "the input is not modified"
-
-
-def test_unit_strip_puts_images_side_by_side_on_white():
-    strip = unit_strip([np.zeros((4, 3, 3), np.uint8), np.zeros((2, 5, 3), np.uint8)], gap=2)
-    assert strip.shape == (4, 3 + 2 + 5, 3)
-    assert (strip[:, 3:5] == 255).all() and (strip[2:, 5:] == 255).all() and (strip[:2, 5:] == 0).all()
 
 
 def test_localization_picture_enlarges_tints_and_boxes():

@@ -24,7 +24,6 @@ __all__ = [
     "PALETTE",
     "colour_map",
     "segmentation_tile",
-    "unit_strip",
     "localization_picture",
     "png_bytes",
     "jpeg_bytes",
@@ -87,27 +86,6 @@ def segmentation_tile(image: np.ndarray, mask: np.ndarray, *, dim: float = 0.3) 
     edge = mask & ~ndimage.binary_erosion(mask, iterations=1)
     out[edge] = (255, 220, 0)
     return out.clip(0, 255).astype(np.uint8)
-
-
-def unit_strip(images: Sequence[np.ndarray], *, gap: int = 2) -> np.ndarray:
-    """Images side by side on white, ``gap`` pixels apart, top-aligned (a unit's masked top images).
-
-    Parameters
-    ----------
-    images : sequence of ndarray of uint8, each (h_i, w_i, 3)
-
-    Returns
-    -------
-    ndarray of uint8, shape (max h_i, sum w_i + gap * (n - 1), 3)
-    """
-    h = max(im.shape[0] for im in images)
-    width = sum(im.shape[1] for im in images) + gap * (len(images) - 1)
-    strip = np.full((h, width, 3), 255, dtype=np.uint8)
-    x = 0
-    for im in images:
-        strip[: im.shape[0], x: x + im.shape[1]] = im
-        x += im.shape[1] + gap
-    return strip
 
 
 def localization_picture(image: np.ndarray, record: Mapping, detections: Sequence[Mapping],
