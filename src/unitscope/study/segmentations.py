@@ -19,45 +19,22 @@ from unitscope.report.tiles import write_tiles
 __all__ = ["write_unit_segmentations"]
 
 
-def write_unit_segmentations(
-    model: torch.nn.Module,
-    result,
-    data,
-    out_dir: str | Path,
-    *,
-    top: int = 12,
-    layers: Sequence[str] | None = None,
-    units: Sequence[int] | None = None,
-    tile_size: int = 160,
-    batch_size: int = 32,
-    progress=None,
-) -> Path:
-    """Write the top-``top`` segmentation tiles of every unit of a dissection.
+def write_unit_segmentations(model: torch.nn.Module, result, data, out_dir: str | Path, *, top: int = 12,
+                             layers: Sequence[str] | None = None, units: Sequence[int] | None = None,
+                             tile_size: int = 160, **options) -> Path:
+    """Write the top-``top`` segmentation tiles of every unit of a dissection into ``out_dir``; return it.
 
-    Parameters
-    ----------
-    model, result, data : keyword-only
-        The dissected network, its :class:`DissectionResult` and the pool it ran on.
-    out_dir : path
-        The segmentations folder (``RESULTS/<network>/segmentations``).
-    top, layers, units, tile_size, batch_size, progress : keyword-only
-        As :func:`~unitscope.experiments.segmentations.segmentation_tiles` takes them.
-
-    Returns
-    -------
-    Path
-        ``out_dir``.
-
-    Raises
-    ------
-    ValueError, LookupError
-        For a bad option or layer (before anything is read or written).
-    FileExistsError
-        If a tile folder holds tiles unitscope did not record
-        (:func:`unitscope.report.tiles.check_tile_folders`), before the network runs.
+    ``model``, ``result`` and ``data`` are the dissected network, its
+    :class:`DissectionResult` and the pool it ran on; ``out_dir`` is
+    ``RESULTS/<network>/segmentations``.  The options (and ``batch_size``,
+    ``progress``) are those of
+    :func:`~unitscope.experiments.segmentations.segmentation_tiles`, checked
+    before anything is read; tile folders holding tiles unitscope did not
+    record are refused before the network runs
+    (:func:`unitscope.report.tiles.check_tile_folders`).
     """
     tiles = segmentation_tiles(model, result, data, top=top, layers=layers, units=units, tile_size=tile_size,
-                               batch_size=batch_size, progress=progress)
+                               **options)
     about = {"network": result.network, "weights": result.config.get("weights"), "top": top,
              "tile_size": tile_size}
     return write_tiles(out_dir, list(layers or result.layers), tiles, about=about, whole_layer=units is None)
