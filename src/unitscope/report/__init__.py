@@ -10,6 +10,7 @@ layout); it never runs an experiment.
 
 from unitscope.report.build import build_report
 from unitscope.results import ResultFileError, ResultSet, load_results
-from unitscope.report.summary import Finding, summarise
+from unitscope.report.finding import Finding
+from unitscope.report.summary import summarise
 
 __all__ = ["build_report", "load_results", "ResultSet", "ResultFileError", "summarise", "Finding"]

@@ -17,7 +17,8 @@ from unitscope.report.pictures import localization_picture
 from unitscope.results import ResultSet
 from unitscope.results.layout import LOCALIZE, safe_name
 from unitscope.results.localize import LocalizationResult
-from unitscope.report.summary import Finding, ablation_runs, ablation_targets
+from unitscope.report.finding import Finding
+from unitscope.report.summary import ablation_runs, ablation_targets
 
 __all__ = ["localize_section", "ablate_section", "human_section", "findings_context"]
 
