@@ -26,10 +26,10 @@ import pandas as pd
 
 from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
 from unitscope.results.layout import (
-    IMAGE_SUFFIXES,
     EXAMPLES_CSV,
     EXAMPLES_JSON,
     EXAMPLES_NPZ,
+    IMAGE_SUFFIXES,
     LAYERS_CSV,
     LOCALIZE,
     LOCALIZE_JSON,
