@@ -2,18 +2,22 @@
 
 Data first, views second: :mod:`unitscope.results` reads the saved
 files, :mod:`unitscope.report.summary` answers the seed's questions from
-them (also written as ``summary.json``), :mod:`unitscope.report.sections`
-shapes each section and draws its plots (PNG files), and Jinja2 templates
-(autoescaped) render the pages::
+them (also written as ``summary.json``), :mod:`unitscope.report.sections` and
+:mod:`unitscope.report.detector_sections` shape each section, draw its plots
+and, from the arrays the results hold, its pictures
+(:mod:`unitscope.report.pictures`), and Jinja2 templates (autoescaped) render
+the pages::
 
     REPORT/index.html                       the report
     REPORT/units/<network>/<layer>/<n>.html  one page per unit
     REPORT/plots/*.png                      figures
+    REPORT/pictures/...                     pictures drawn from saved arrays (thumbnails, minimal images,
+                                            RF maps, localisation examples), at their arrays' result paths
     REPORT/static/report.css, report.js     style and the unit table's sorting / filtering
     REPORT/summary.json                     the answers and the numbers behind them
     REPORT/.unitscope-report                the files the build wrote (see unitscope.report.folder)
 
-Images of the results (segmentations, thumbnails, maps) are linked with
+Image files of the results (segmentation tiles and strips) are linked with
 relative paths, so the report opens from disk with no server; with
 ``copy_images=True`` they are copied under ``REPORT/files`` and the report
 folder can be moved on its own.
