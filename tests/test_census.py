@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from unitscope.data.concepts import Concept, ConceptTable
+from unitscope.concepts import Concept, ConceptTable
 from unitscope.experiments.census import correlation_with_ci, informative_scenes, object_census
 from unitscope.experiments.dissect import DissectionResult, LayerDissection
 
@@ -72,7 +72,7 @@ def test_correlation_and_bootstrap_interval():
 def test_census_round_trip(tmp_path):
     census = object_census(hand_made_result([[0.2, 0, 0, 0, 0]]), n_boot=50)
     census.save(tmp_path)
-    from unitscope.experiments.census import CensusResult
+    from unitscope.results.census import CensusResult
 
     back = CensusResult.load(tmp_path)
     assert back.objects.equals(census.objects)

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import mask_samples as S
 from unitscope.cli.main import app
 from unitscope.data import Annotation, BrodenPool, BrodenRecord, ConceptTable, write_broden
-from unitscope.data.concepts import Concept
+from unitscope.concepts import Concept
 from unitscope.data.convert import MARKER, convert_to_broden, parse_size, resize_nearest
 from unitscope.data.open import open_annotated_pool
 

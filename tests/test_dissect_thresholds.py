@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from unitscope.data.concepts import Annotation, Concept, ConceptTable
+from unitscope.concepts import Annotation, Concept, ConceptTable
 from unitscope.experiments import _thresholds as TH
 from unitscope.experiments.dissect import DissectionResult, dissect, flag_null
+from unitscope.results.dissection_warnings import coverage_warning
 
 QUANTILE = 0.005
 
@@ -250,8 +251,8 @@ def test_report_shows_the_rule_and_the_warnings(tmp_path):
 
 
 def test_coverage_beyond_twice_the_quantile_is_flagged():
-    assert TH.coverage_warning("conv", np.array([0.004, 0.005, 0.01]), 0.005) == []
-    (line,) = TH.coverage_warning("conv", np.array([0.004, 0.0159, 0.0101]), 0.005)
+    assert coverage_warning("conv", np.array([0.004, 0.005, 0.01]), 0.005) == []
+    (line,) = coverage_warning("conv", np.array([0.004, 0.0159, 0.0101]), 0.005)
     assert line == ("conv: 2 of 3 units cover more than twice the nominal 0.005 of mask pixels (up to 0.0159): "
                     "sparse maps, spread by upsampling")
     assert not any("twice the nominal" in w for w in run().warnings)

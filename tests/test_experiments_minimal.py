@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from toys import LabelledTensorPool
-from unitscope.data.concepts import Annotation, ConceptTable
+from unitscope.concepts import Annotation, ConceptTable
 from unitscope.experiments import MinimalImagesResult, minimal_images
 from unitscope.experiments.minimal_images.segments import _mask_segments
 from unitscope.models.mini_alexnet import MiniAlexNet

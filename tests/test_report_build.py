@@ -17,7 +17,8 @@ from PIL import Image
 
 from fake_results import N_SEGMENTATIONS, make_fake_results
 from unitscope.report import ResultFileError, build_report, load_results
-from unitscope.report.summary import key_layer, layer_order, object_detector_table, summarise
+from unitscope.report.measures import key_layer, layer_order, object_detector_table
+from unitscope.report.summary import summarise
 
 
 def _text(html: str) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from unitscope.data.concepts import Concept, ConceptTable
+from unitscope.concepts import Concept, ConceptTable
 from unitscope.experiments import (
     EmpiricalRFResult,
     LayerPreferenceResult,

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from token_nets import GRID, PLANTED, WIDTH, PlantedPool, TinyViT
 from unitscope.cli.main import app
-from unitscope.data.concepts import Concept, ConceptTable
+from unitscope.concepts import Concept, ConceptTable
 from unitscope.experiments.ablate import ablate_detectors
 from unitscope.experiments.dissect import dissect
 from unitscope.experiments.empirical_rf import empirical_receptive_fields

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from unitscope.data.concepts import Annotation, Concept, ConceptTable
+from unitscope.concepts import Annotation, Concept, ConceptTable
 
 SIZE, PATCH, WIDTH = 16, 4, 8
 GRID = SIZE // PATCH

@@ -19,7 +19,7 @@ from .annotated import (
 )
 from .broden import BrodenPool, BrodenRecord, read_label_csv, write_broden
 from .classlist import ClassList, MaskClass, read_class_file
-from .concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable
+from unitscope.concepts import BRODEN_CATEGORIES, Annotation, Concept, ConceptTable
 from .convert import ConvertResult, convert_to_broden
 from .errors import CorruptFileError
 from .pools import BatchMetas, PlainPool, Pool, SkippedItem, collate, read_image

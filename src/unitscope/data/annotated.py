@@ -2,9 +2,9 @@
 
 An annotated pool is a :class:`~unitscope.data.pools.Pool` that also has
 
-* ``pool.concepts`` -- a :class:`~unitscope.data.concepts.ConceptTable`;
+* ``pool.concepts`` -- a :class:`~unitscope.concepts.ConceptTable`;
 * ``pool.categories`` -- ordered category names;
-* ``pool.annotation(i)`` -- an :class:`~unitscope.data.concepts.Annotation`
+* ``pool.annotation(i)`` -- an :class:`~unitscope.concepts.Annotation`
   at the masks' native resolution ``pool.mask_shape(i) == (sh, sw)``;
 * ``pool.concept_frequency()`` -- images containing each concept.
 
@@ -32,7 +32,7 @@ from PIL import Image
 
 from .classlist import ClassList, decode_class_mask
 from .classlist import open_mask as _open_mask
-from .concepts import Annotation, Concept, ConceptTable
+from unitscope.concepts import Annotation, Concept, ConceptTable
 from .decode import check_file
 from .errors import CorruptFileError
 from .pools import _DECODE_ERRORS, Pool, PoolItem, _unique_ids, check_header, scan_images

@@ -35,7 +35,8 @@ from PIL import Image
 
 from .annotated import AnnotatedPool, decode_broden_mask, file_stamp, image_size
 from .broden_write import BrodenRecord, write_broden
-from .concepts import BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, Annotation, Concept, ConceptTable
+from unitscope.concepts import (BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, Annotation, Concept,
+                                 ConceptTable)
 from .decode import check_file
 from .errors import CorruptFileError
 from .pools import IMAGE_EXTENSIONS, PoolItem, _unique_ids, check_header

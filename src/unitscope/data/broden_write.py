@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from .concepts import BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, Annotation, ConceptTable
+from unitscope.concepts import BRODEN_CATEGORIES, INDEX_FIXED_COLUMNS, MAX_MASK_NUMBER, Annotation, ConceptTable
 from .staging import make_staging_dir, move_into_place, remove_stale_staging
 
 __all__ = ["BrodenRecord", "write_broden"]

@@ -34,7 +34,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from .concepts import BRODEN_CATEGORIES
+from unitscope.concepts import BRODEN_CATEGORIES
 from .errors import CorruptFileError
 from .pools import _DECODE_ERRORS
 

@@ -33,7 +33,7 @@ from PIL import Image
 from .annotated import image_size as header_size
 from .broden import BrodenRecord, read_label_csv, write_broden
 from .staging import make_staging_dir, move_into_place, remove_stale_staging
-from .concepts import Annotation, ConceptTable
+from unitscope.concepts import Annotation, ConceptTable
 
 __all__ = ["MARKER", "ConvertResult", "convert_to_broden", "parse_size", "resize_nearest", "check_output_folder"]
 

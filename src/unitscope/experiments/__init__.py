@@ -4,9 +4,9 @@ Results are dataclasses with ``to_frame()`` (pandas), ``save(out_dir)`` and
 ``load(out_dir)``; nothing here prints or renders.
 """
 
-from unitscope.experiments.ablate import AblationResult, ablate_detectors
-from unitscope.experiments.census import CensusResult, object_census
-from unitscope.experiments.dissect import DissectionResult, LayerDissection, dissect
+from unitscope.experiments.ablate import ablate_detectors
+from unitscope.experiments.census import object_census
+from unitscope.experiments.dissect import dissect
 from unitscope.experiments.localize import LocalizationResult, localize_objects, object_detectors
 from unitscope.experiments.empirical_rf import (
     EmpiricalRFResult,
@@ -21,6 +21,9 @@ from unitscope.experiments.preference import layer_preference
 from unitscope.results.preference import LayerPreferenceResult
 from unitscope.experiments.unit_segmentations import UnitSegmentationsResult, unit_segmentations
 from unitscope.experiments._rf_geometry import RFWindow, theoretical_window
+from unitscope.results.ablation import AblationResult
+from unitscope.results.census import CensusResult
+from unitscope.results.dissection import DissectionResult, LayerDissection
 
 __all__ = [
     "DissectionResult",

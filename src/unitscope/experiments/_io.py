@@ -23,8 +23,7 @@ import numpy as np
 from PIL import Image
 
 from unitscope._files import atomic_write, atomic_write_bytes
-# Result files are written by unitscope.results (torch-free), and the one file-name rule lives with the
-# results layout; named here for the writers that import them from _io.
+# Result files are written by unitscope.results (torch-free); named here for the writers that import them from _io.
 from unitscope.results.layout import safe_name
 from unitscope.results.writing import write_csv, write_json, write_npz
 

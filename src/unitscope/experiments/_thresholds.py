@@ -17,7 +17,8 @@ if ties counted as "on", a unit whose top 0.5 % is its ceiling would light up
     (``numpy.quantile(..., method="linear")``), on when ``A > T``.  ``T`` is
     computed exactly from each unit's largest ``q n + 2`` values, kept in
     memory during the first pass (``tail_size``; the sketch is used, with a
-    warning, when they would take more than :data:`EXACT_TAIL_BYTES`).
+    warning, when they would take more than
+    :data:`~unitscope.results.dissection_warnings.EXACT_TAIL_BYTES`).
 ``"inclusive"``
     unitscope's earlier rule, for comparisons only: on when ``A >= T``,
     except for units whose threshold is their minimum (a dead or mostly-zero
@@ -34,7 +35,7 @@ chance: a unit whose few top positions happen to fall on those images gets a
 high IoU.  Broden itself keeps only concepts with at least 10 images (Bau et
 al., *Network Dissection*, CVPR 2017, section 2.1), so concepts with fewer
 than :data:`DEFAULT_MIN_SUPPORT` images in the pool are not used as labels.
-A threshold resting on fewer than :data:`MIN_TAIL_POSITIONS` positions per
+A threshold resting on fewer than :data:`~unitscope.results.dissection_warnings.MIN_TAIL_POSITIONS` positions per
 unit is flagged: the count above it has a relative sampling error of about
 ``1 / sqrt(positions)``, over 20 % below 20 positions.
 """
@@ -42,11 +43,10 @@ unit is flagged: the count above it has a relative sampling error of about
 from __future__ import annotations
 
 import math
-from typing import Iterable
-
 import numpy as np
 import torch
 
+from unitscope.results.dissection_warnings import EXACT_TAIL_BYTES, is_strict
 from unitscope.stats import RunningQuantile, RunningTail
 
 #: The tie rules (see the module notes), the default first.
@@ -54,16 +54,6 @@ THRESHOLD_RULES = ("unitscope", "netdissect", "inclusive")
 
 #: Minimum images a concept needs in the pool to be used as a label (Broden's own filter).
 DEFAULT_MIN_SUPPORT = 10
-
-#: Positions per unit above the threshold below which the threshold is flagged as unstable.
-MIN_TAIL_POSITIONS = 20
-
-#: A null (random weights) with at least this share of the trained network's detectors is flagged.
-NULL_DETECTOR_RATIO = 0.5
-
-#: Memory allowed for the ``"netdissect"`` rule's exact tails (float32 values), over all layers.
-EXACT_TAIL_BYTES = 1 << 30
-
 
 def check_threshold_rule(rule) -> str:
     """Return ``rule`` if it is one of :data:`THRESHOLD_RULES`, else raise ``ValueError``."""
@@ -82,11 +72,6 @@ def check_min_support(min_support) -> int:
         raise ValueError(f"--min-support must be an integer >= 0 (images a concept needs to be a label), "
                          f"not {min_support!r}")
     return int(min_support)
-
-
-def is_strict(rule: str) -> bool:
-    """Whether ties at the threshold are off (every rule but ``"inclusive"``)."""
-    return rule != "inclusive"
 
 
 def tail_index(count: int, quantile: float) -> int:
@@ -200,88 +185,3 @@ def layer_thresholds(sketch: RunningQuantile, tail: RunningTail | None, quantile
             thresholds = numpy_lerp(pair[:, 0], pair[:, 1], (n - 1) * (1.0 - quantile) - j)
     return {"thresholds": thresholds, "minima": low, "maxima": high, "saturated": thresholds >= high,
             "exact": exact, "positions": n}
-
-
-# ---------------------------------------------------------------------------
-# Warnings: plain sentences for the result's metadata, the CLI and the report
-# ---------------------------------------------------------------------------
-def saturation_warning(layer: str, saturated: np.ndarray, rule: str, *, dead: np.ndarray | None = None) -> list[str]:
-    """One sentence when some units of ``layer`` are saturated (``dead``: constant over the pool)."""
-    n = int(np.count_nonzero(saturated))
-    if not n:
-        return []
-    n_dead = int(np.count_nonzero(saturated & dead)) if dead is not None else 0
-    how = (f"{n_dead} of them dead (constant over the pool)" if n_dead == n else
-           f"many positions tie at the top; {n_dead} of them dead (constant over the pool)" if n_dead else
-           "many positions tie at the top")
-    what = ("their masks are empty and none is a detector" if is_strict(rule) else
-            "under the 'inclusive' rule ties count as on, so their masks are inflated")
-    return [f"{layer}: {n} of {len(saturated)} units saturated (threshold = maximum: {how}); {what}"]
-
-
-def coverage_warning(layer: str, coverage: np.ndarray | None, quantile: float) -> list[str]:
-    """One sentence when some masks cover more than twice the nominal share of mask pixels.
-
-    Coverage is counted on the upsampled masks the IoU sees: bilinear
-    upsampling lowers it for peaked maps but spreads sparse ones (a unit
-    whose threshold sits at or near its zero floor lights every pixel its
-    few positive positions reach).
-    """
-    if coverage is None:
-        return []
-    wide = coverage > 2 * quantile
-    if not wide.any():
-        return []
-    return [f"{layer}: {int(wide.sum())} of {len(coverage)} units cover more than twice the nominal {quantile:g} "
-            f"of mask pixels (up to {float(coverage.max()):.3g}): sparse maps, spread by upsampling"]
-
-
-def sketch_warning(layer: str, rule: str, *, exact: bool) -> list[str]:
-    """One sentence when the ``"netdissect"`` thresholds had to come from the sketch."""
-    if rule != "netdissect" or exact:
-        return []
-    return [f"{layer}: the exact 'netdissect' thresholds would need more than {EXACT_TAIL_BYTES >> 20} MB; "
-            "they come from the streaming sketch (approximate)"]
-
-
-def pool_size_warnings(layer: str, *, images: int, positions: int, quantile: float, top_k: int) -> list[str]:
-    """Sentences when the pool is too small for ``layer``'s thresholds or top images."""
-    out = []
-    if images < top_k:
-        out.append(f"{layer}: the pool has {images} images, fewer than top-k {top_k}: each unit's top images "
-                   "are the whole pool, so its precision means little")
-    tail = quantile * positions
-    if tail < MIN_TAIL_POSITIONS:
-        need = math.ceil(MIN_TAIL_POSITIONS / quantile)
-        out.append(f"{layer}: the pool gives {positions} positions per unit, so the top {quantile:g} is "
-                   f"{tail:.1f} positions: too few for a stable threshold (at least {MIN_TAIL_POSITIONS} "
-                   f"are needed: {need} positions per unit)")
-    return out
-
-
-def support_warning(names: Iterable[str], *, min_support: int) -> list[str]:
-    """One sentence naming the concepts left out as labels for lack of images."""
-    names = list(names)
-    if not names:
-        return []
-    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-    return [f"{len(names)} concept(s) with fewer than {min_support} images in the pool are not used as "
-            f"labels: {shown}"]
-
-
-def null_warnings(trained: dict[str, int], null: dict[str, int], *, network: str) -> list[str]:
-    """Sentences for layers where the random-weights null has as many detectors as the network.
-
-    Parameters
-    ----------
-    trained, null : dict
-        Detectors per layer of the network and of its null.
-    """
-    out = []
-    for layer, count in trained.items():
-        got = null.get(layer)
-        if got and got >= NULL_DETECTOR_RATIO * count:
-            out.append(f"{layer}: the random-weights null has {got} detectors against {count} for {network} "
-                       "(at least half as many): the pool is too small or the labels too coarse for these "
-                       "detectors to mean much")
-    return out

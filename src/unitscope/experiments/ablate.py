@@ -35,233 +35,30 @@ number of c])``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 import unitscope
 from unitscope.hooks import Trace, extra_tokens_of, keep_units, resolve_layer, spatial_layout
+from unitscope.results.ablation import AblationResult
 
 from ._common import (Progress, check_dataset, check_labels, check_positive_int, check_spatial_layers, eval_mode, iter_batches,
                       model_device, preprocessing_record, weights_record)
 from ._common import class_names as _class_names
-from ._io import read_json, write_csv, write_json
 from ._runstate import BatchCheckpoints, data_key
 from .localize import _dissection_layer, _threshold, check_dissected_network, object_detectors
 
-__all__ = ["AblationResult", "ablate_detectors"]
+__all__ = ["ablate_detectors"]
 
 STACKS = ("auto", "layer", "input")
 
 #: Default budget of rows (image x condition) per forward pass when ``conditions_per_pass`` is None.
 _ROWS_PER_PASS = 1024
-
-
-@dataclass
-class AblationResult:
-    """Per-class accuracy of a classifier under each ablation condition.
-
-    Attributes
-    ----------
-    network, layer : str
-    class_names : list of str
-        One per output class.
-    detectors : dict of str to list of int
-        Object -> the units switched off.
-    conditions : list of dict
-        ``{"kind": "baseline" | "detectors" | "random", "object": str or None,
-        "draw": int or None, "units": list of int}``; condition 0 is the baseline.
-    correct : ndarray of int64, shape (K, n_classes)
-        Correctly classified images of each class under each condition.
-    totals : ndarray of int64, shape (n_classes,)
-        Labelled images of each class.
-    diagnostic : dict of str to list of str, or None
-        Scene class -> its diagnostic objects, when given.
-    counts : dict
-        ``images``, ``labelled``, ``unlabelled``, ``unreadable``.
-    options : dict
-    """
-
-    network: str
-    layer: str
-    class_names: list[str]
-    detectors: dict[str, list[int]]
-    conditions: list[dict]
-    correct: np.ndarray
-    totals: np.ndarray
-    diagnostic: dict[str, list[str]] | None = None
-    counts: dict = field(default_factory=dict)
-    options: dict = field(default_factory=dict)
-
-    # -- derived numbers ---------------------------------------------------------
-    def accuracy(self) -> np.ndarray:
-        """``(K, n_classes)`` accuracy per condition and class (NaN for classes without images)."""
-        totals = self.totals.astype(np.float64)
-        return np.divide(self.correct, totals[None, :], out=np.full(self.correct.shape, np.nan),
-                         where=totals[None, :] > 0)
-
-    def overall_accuracy(self) -> np.ndarray:
-        """``(K,)`` accuracy over all labelled images per condition."""
-        n = int(self.totals.sum())
-        return self.correct.sum(axis=1) / n if n else np.full(len(self.conditions), np.nan)
-
-    def _rows(self, obj: str, kind: str) -> list[int]:
-        return [k for k, c in enumerate(self.conditions) if c["kind"] == kind and c["object"] == obj]
-
-    def _diagnostic_scenes(self, obj: str) -> list[str]:
-        if not self.diagnostic:
-            return []
-        return [scene for scene, objects in self.diagnostic.items() if obj in objects]
-
-    def to_frame(self) -> pd.DataFrame:
-        """Per (object, class) for classes with images.
-
-        Columns: network, layer, object, detectors (count), class, class_name,
-        images, baseline_acc, ablated_acc, drop (baseline - ablated),
-        random_drop_mean, random_drop_std (sample std over the draws; NaN for
-        fewer than 2), effect (drop - random_drop_mean), diagnostic (the class
-        is a diagnostic scene of the object; False without ``diagnostic``).
-        """
-        acc = self.accuracy()
-        rows = []
-        with_images = np.flatnonzero(self.totals > 0)
-        for obj, units in self.detectors.items():
-            (ablated,) = self._rows(obj, "detectors")
-            randoms = self._rows(obj, "random")
-            diagnostic = set(self._diagnostic_scenes(obj))
-            for k in with_images:
-                drop = acc[0, k] - acc[ablated, k]
-                random_drops = acc[0, k] - acc[randoms, k]
-                mean = float(random_drops.mean()) if len(randoms) else float("nan")
-                std = float(random_drops.std(ddof=1)) if len(randoms) > 1 else float("nan")
-                rows.append({
-                    "network": self.network, "layer": self.layer, "object": obj, "detectors": len(units),
-                    "class": int(k), "class_name": self.class_names[k], "images": int(self.totals[k]),
-                    "baseline_acc": float(acc[0, k]), "ablated_acc": float(acc[ablated, k]),
-                    "drop": float(drop), "random_drop_mean": mean, "random_drop_std": std,
-                    "effect": float(drop - mean), "diagnostic": self.class_names[k] in diagnostic,
-                })
-        columns = ["network", "layer", "object", "detectors", "class", "class_name", "images",
-                   "baseline_acc", "ablated_acc", "drop", "random_drop_mean", "random_drop_std",
-                   "effect", "diagnostic"]
-        return pd.DataFrame(rows, columns=columns)
-
-    def summary(self) -> pd.DataFrame:
-        """Per object: which class is hurt most, and (with ``diagnostic``) whether it is the object's scene.
-
-        Columns: network, layer, object, detectors, units (``;``-separated),
-        most_hurt (class name of the largest drop; first on ties; empty
-        when no class loses accuracy),
-        most_hurt_drop, most_hurt_effect, max_effect_class, max_effect,
-        baseline_acc, ablated_acc, drop (overall accuracy), random_drop_mean,
-        random_drop_std (overall), diagnostic_scenes (``;``-separated),
-        diagnostic_rank (1 = a diagnostic scene is the most hurt; by drop,
-        ties share the better rank; NaN when the object is diagnostic of no
-        scene with images), diagnostic_most_hurt (``diagnostic_rank == 1``;
-        None when undefined).
-        """
-        table = self.to_frame()
-        overall = self.overall_accuracy()
-        rows = []
-        for obj, units in self.detectors.items():
-            part = table[table["object"] == obj].reset_index(drop=True)
-            (ablated,) = self._rows(obj, "detectors")
-            randoms = self._rows(obj, "random")
-            random_drops = overall[0] - overall[randoms]
-            scenes = self._diagnostic_scenes(obj)
-            row = {"network": self.network, "layer": self.layer, "object": obj, "detectors": len(units),
-                   "units": ";".join(str(u) for u in units)}
-            if len(part) and part["drop"].max() > 0:
-                hurt = int(np.argmax(part["drop"].to_numpy()))
-                best = int(np.nanargmax(part["effect"].to_numpy())) if part["effect"].notna().any() else hurt
-                row.update({"most_hurt": part.loc[hurt, "class_name"], "most_hurt_drop": part.loc[hurt, "drop"],
-                            "most_hurt_effect": part.loc[hurt, "effect"],
-                            "max_effect_class": part.loc[best, "class_name"],
-                            "max_effect": part.loc[best, "effect"]})
-            else:
-                row.update({"most_hurt": "", "most_hurt_drop": np.nan, "most_hurt_effect": np.nan,
-                            "max_effect_class": "", "max_effect": np.nan})
-            row.update({
-                "baseline_acc": float(overall[0]), "ablated_acc": float(overall[ablated]),
-                "drop": float(overall[0] - overall[ablated]),
-                "random_drop_mean": float(random_drops.mean()) if randoms else np.nan,
-                "random_drop_std": float(random_drops.std(ddof=1)) if len(randoms) > 1 else np.nan,
-                "diagnostic_scenes": ";".join(scenes),
-            })
-            drops = part["drop"].to_numpy()
-            diag = part["class_name"].isin(scenes).to_numpy()
-            if diag.any():
-                rank = 1 + int((drops > drops[diag].max()).sum())
-                row["diagnostic_rank"] = rank
-                row["diagnostic_most_hurt"] = rank == 1
-            else:
-                row["diagnostic_rank"] = np.nan
-                row["diagnostic_most_hurt"] = None
-            rows.append(row)
-        columns = ["network", "layer", "object", "detectors", "units", "most_hurt", "most_hurt_drop",
-                   "most_hurt_effect", "max_effect_class", "max_effect", "baseline_acc", "ablated_acc",
-                   "drop", "random_drop_mean", "random_drop_std", "diagnostic_scenes", "diagnostic_rank",
-                   "diagnostic_most_hurt"]
-        return pd.DataFrame(rows, columns=columns)
-
-    def conditions_frame(self) -> pd.DataFrame:
-        """Per condition: condition, kind, object, draw, units (``;``-separated), images, correct, accuracy."""
-        overall = self.overall_accuracy()
-        rows = [{"condition": k, "kind": c["kind"], "object": c["object"] or "",
-                 "draw": -1 if c["draw"] is None else c["draw"],
-                 "units": ";".join(str(u) for u in c["units"]), "images": int(self.totals.sum()),
-                 "correct": int(self.correct[k].sum()), "accuracy": float(overall[k])}
-                for k, c in enumerate(self.conditions)]
-        return pd.DataFrame(rows, columns=["condition", "kind", "object", "draw", "units", "images",
-                                           "correct", "accuracy"])
-
-    # -- files -------------------------------------------------------------------
-    def save(self, out_dir: str | Path) -> Path:
-        """Write ``classes.csv``, ``summary.csv``, ``conditions.csv`` and ``ablate.json`` (atomically).
-
-        ``ablate.json`` holds everything (the CSVs are views of it):
-        network, layer, class_names, detectors, conditions, correct
-        (K x n_classes), totals, diagnostic, counts, options.
-        """
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_csv(out / "classes.csv", self.to_frame())
-        write_csv(out / "summary.csv", self.summary())
-        write_csv(out / "conditions.csv", self.conditions_frame())
-        write_json(out / "ablate.json", {
-            "network": self.network, "layer": self.layer, "class_names": self.class_names,
-            "detectors": self.detectors, "conditions": self.conditions, "correct": self.correct,
-            "totals": self.totals, "diagnostic": self.diagnostic, "counts": self.counts,
-            "options": self.options})
-        return out
-
-    @classmethod
-    def load(cls, out_dir: str | Path) -> "AblationResult":
-        """Read a result written by :meth:`save`.
-
-        Raises
-        ------
-        FileNotFoundError
-            If ``out_dir`` holds no ablation result.
-        """
-        out = Path(out_dir)
-        if not (out / "ablate.json").exists():
-            raise FileNotFoundError(f"no ablation result in {out} (missing ablate.json)")
-        meta = read_json(out / "ablate.json")
-        n_classes = len(meta["class_names"])
-        return cls(network=meta["network"], layer=meta["layer"], class_names=list(meta["class_names"]),
-                   detectors={k: [int(u) for u in v] for k, v in meta["detectors"].items()},
-                   conditions=meta["conditions"],
-                   correct=np.asarray(meta["correct"], dtype=np.int64).reshape(-1, n_classes),
-                   totals=np.asarray(meta["totals"], dtype=np.int64),
-                   diagnostic=meta.get("diagnostic"), counts=meta.get("counts", {}),
-                   options=meta.get("options", {}))
 
 
 # ---------------------------------------------------------------------------

@@ -23,65 +23,18 @@ paper reports 0.54 (frequency) and 0.84 (informative scenes).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from unitscope.experiments._io import read_json, write_csv, write_json
-from unitscope.experiments.dissect import DissectionResult
+from unitscope.results.census import CensusResult
+from unitscope.results.dissection import DissectionResult
 
 __all__ = ["CensusResult", "object_census", "informative_scenes", "correlation_with_ci"]
 
 DEFAULT_SWEEP = (0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10)
-
-
-@dataclass
-class CensusResult:
-    """Tables of the object census (all pandas DataFrames).
-
-    Attributes
-    ----------
-    objects : per (network, layer, object): detectors, frequency, informative_scenes
-    layers : per (network, layer): detectors, object_detectors, unique_objects, unique_concepts
-    correlations : per (network, layer, against): n, pearson (+ _lo/_hi), spearman (+ _lo/_hi)
-    sweep : per (network, layer, iou_threshold): detectors, unique_concepts, unique_objects
-    informative : per (scene, object): score and rank
-    """
-
-    objects: pd.DataFrame
-    layers: pd.DataFrame
-    correlations: pd.DataFrame
-    sweep: pd.DataFrame
-    informative: pd.DataFrame
-    config: dict = field(default_factory=dict)
-
-    def to_frame(self) -> pd.DataFrame:
-        return self.objects
-
-    def save(self, out_dir: str | Path) -> Path:
-        out = Path(out_dir)
-        write_csv(out / "census_objects.csv", self.objects)
-        write_csv(out / "census_layers.csv", self.layers)
-        write_csv(out / "census_correlations.csv", self.correlations)
-        write_csv(out / "census_sweep.csv", self.sweep)
-        write_csv(out / "census_informative.csv", self.informative)
-        write_json(out / "census.json", {"config": self.config})
-        return out
-
-    @classmethod
-    def load(cls, out_dir: str | Path) -> "CensusResult":
-        out = Path(out_dir)
-        if not (out / "census.json").exists():
-            raise FileNotFoundError(f"no census in {out} (missing census.json)")
-        read = lambda name: pd.read_csv(out / name, keep_default_na=True)  # noqa: E731
-        return cls(objects=read("census_objects.csv"), layers=read("census_layers.csv"),
-                   correlations=read("census_correlations.csv"), sweep=read("census_sweep.csv"),
-                   informative=read("census_informative.csv"),
-                   config=read_json(out / "census.json")["config"])
 
 
 def informative_scenes(result: DissectionResult, *, top: int = 1) -> tuple[pd.Series, pd.DataFrame]:

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog, UnitEntry, UnitKey, load_catalog
-from .results import HumanResults, UnitConsensus, consensus, human_results, write_human_results
+from unitscope.results.human import HumanResults
+
+from .results import UnitConsensus, consensus, human_results, write_human_results
 from .storage import (
     Annotator,
     Answer,

@@ -8,6 +8,9 @@ internals. The contract it reads::
     RESULTS/<network>/segmentations/<layer>/<unit>/<rank>_<image-id>.jpg
     RESULTS/concepts.csv                      (optional: number,name,category)
 
+Both are read through :mod:`unitscope.results` (the dissection's tables,
+the layout's names and its file-name rule for layers), like the report.
+
 A unit can be labelled when its segmentation folder holds at least one image.
 Image files are found by listing folders, and requests for images are answered
 only by looking the name up in this catalog, so a request can never reach a
@@ -23,11 +26,15 @@ from __future__ import annotations
 import csv
 import difflib
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
+
+import pandas as pd
+
+from unitscope.results import layout
+from unitscope.results.dissection_tables import DissectionTables
 
 __all__ = [
     "UnitKey",
@@ -36,11 +43,9 @@ __all__ = [
     "Catalog",
     "load_catalog",
     "read_image",
-    "read_units_csv",
     "network_dirs",
 ]
 
-_IMAGE_NAME = re.compile(r"^(\d+)_(.+)\.(jpe?g|png)$", re.IGNORECASE)
 _MISSING = {"", "-", "none", "nan"}
 _IMAGE_MAGIC = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
 #: Segmentation tiles are small pictures; anything larger is not one of ours.
@@ -114,34 +119,9 @@ class Catalog:
         return len(self.units)
 
 
-def read_units_csv(path: Path) -> list[dict[str, str]]:
-    """Rows of a ``units.csv`` as dicts of strings (no type guessing: a label
-    ``none`` stays the string ``none``).
-
-    Raises
-    ------
-    ValueError
-        If a required column (network, layer, unit) is missing or a unit is
-        not an integer.
-    """
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"layer", "unit"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                int(row["unit"])
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}:{line}: unit {row['unit']!r} is not an integer") from None
-            rows.append({k: (v if v is not None else "") for k, v in row.items() if k is not None})
-        return rows
-
-
 def _image_root(results_dir: Path, network: str) -> Path:
     # Resolved, so that a segmentations folder moved to another disk and linked back still works.
-    return (results_dir / network / "segmentations").resolve()
+    return layout.segmentations_dir(results_dir, network).resolve()
 
 
 def _regular_file_inside(path: Path, root: Path) -> Path | None:
@@ -158,7 +138,7 @@ def _segmentations(folder: Path, *, root: Path, n_images: int | None) -> tuple[S
         return ()
     found = []
     for path in folder.iterdir():
-        match = _IMAGE_NAME.match(path.name)
+        match = layout.SEGMENTATION_TILE.match(path.name)
         if match and _regular_file_inside(path, root) is not None:
             found.append(SegmentationImage(int(match.group(1)), match.group(2), path.name, path))
     found.sort(key=lambda image: (image.rank, image.name))
@@ -196,12 +176,16 @@ def read_image(catalog: Catalog, key: UnitKey, name: str) -> tuple[bytes, str] |
     return (data, media) if media is not None and len(data) <= MAX_IMAGE_BYTES else None
 
 
-def _unit_folders(layer_dir: Path) -> dict[int, Path]:
-    folders = {}
-    if layer_dir.is_dir():
-        for path in layer_dir.iterdir():
-            if path.is_dir() and path.name.isdigit():
-                folders.setdefault(int(path.name), path)
+def _unit_folders(segmentations: Path, layer: str) -> dict[int, Path]:
+    """The unit folders of ``layer``, under whichever spelling of its name the writer used."""
+    folders: dict[int, Path] = {}
+    for name in layout.layer_file_names(layer):
+        layer_dir = segmentations / name
+        if layer_dir.is_dir():
+            for path in layer_dir.iterdir():
+                if path.is_dir() and path.name.isdigit():
+                    folders.setdefault(int(path.name), path)
+            break
     return folders
 
 
@@ -225,13 +209,22 @@ def network_dirs(results_dir: str | Path) -> list[Path]:
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"results directory {results_dir} does not exist")
-    found = sorted(p.parent.parent for p in results_dir.glob("*/dissect/units.csv") if p.is_file())
+    found = sorted(p.parent.parent for p in results_dir.glob(f"*/{layout.DISSECT}/{layout.UNITS_CSV}") if p.is_file())
     if not found:
-        raise LookupError(f"{results_dir} holds no <network>/dissect/units.csv; run the dissection first")
+        raise LookupError(f"{results_dir} holds no <network>/{layout.DISSECT}/{layout.UNITS_CSV}; "
+                          "run the dissection first")
     return found
 
 
-def _check_layers(layers: Sequence[str] | None, tables: dict[str, list[dict[str, str]]]) -> None:
+def _unit_rows(folder: Path, network: str) -> list[dict]:
+    """The rows of a dissection's units table (label, category, type, iou as saved: a label ``none`` stays ``none``)."""
+    units = DissectionTables.load(folder, network=network).units
+    units = units.assign(layer=units["layer"].astype(str), unit=units["unit"].astype(int))
+    return [{k: ("" if isinstance(v, float) and pd.isna(v) and k != "iou" else v) for k, v in row.items()}
+            for row in units.to_dict(orient="records")]
+
+
+def _check_layers(layers: Sequence[str] | None, tables: dict[str, list[dict]]) -> None:
     present = list(dict.fromkeys(row["layer"] for rows in tables.values() for row in rows))
     unknown = [layer for layer in layers or () if layer not in present]
     if not unknown:
@@ -240,7 +233,8 @@ def _check_layers(layers: Sequence[str] | None, tables: dict[str, list[dict[str,
     hint = f"; close matches: {', '.join(dict.fromkeys(close))}" if close else ""
     shown = ", ".join(present[:20]) + (f", ... ({len(present)} in all)" if len(present) > 20 else "")
     raise LookupError(
-        f"layer(s) {', '.join(unknown)} not in the units.csv of {', '.join(tables)}{hint}; layers present: {shown}"
+        f"layer(s) {', '.join(unknown)} not in the {layout.UNITS_CSV} of {', '.join(tables)}{hint}; "
+        f"layers present: {shown}"
     )
 
 
@@ -291,7 +285,7 @@ def load_catalog(
 
     vocabulary: set[str] = set()
     units: list[UnitEntry] = []
-    tables = {name: read_units_csv(found[name] / "dissect" / "units.csv") for name in wanted}
+    tables = {name: _unit_rows(found[name] / layout.DISSECT, name) for name in wanted}
     _check_layers(layers, tables)
     for name in wanted:
         rows = tables[name]
@@ -309,7 +303,7 @@ def load_catalog(
         for row in rows:
             layer, unit = row["layer"], int(row["unit"])
             if layer not in folders:
-                folders[layer] = _unit_folders(found[name] / "segmentations" / layer)
+                folders[layer] = _unit_folders(found[name] / layout.SEGMENTATIONS, layer)
             folder = folders[layer].get(unit)
             images = _segmentations(folder, root=root, n_images=n_images) if folder is not None else ()
             if not images:
@@ -324,7 +318,7 @@ def load_catalog(
                     auto_iou=_float_or_none(row.get("iou", "")),
                 )
             )
-    vocabulary.update(_concept_names(results_dir / "concepts.csv"))
+    vocabulary.update(_concept_names(results_dir / layout.CONCEPTS_VOCABULARY))
     return Catalog(results_dir=results_dir, units=tuple(units), vocabulary=tuple(sorted(vocabulary, key=str.lower)))
 
 

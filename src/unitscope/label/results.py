@@ -28,22 +28,24 @@ Written beside the automatic tables::
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 
-from .catalog import UnitKey, read_units_csv
+from unitscope.results.dissection_tables import DEFAULT_IOU_THRESHOLD, load_dissection
+from unitscope.results.human import COMPARE_COLUMNS, LAYER_COLUMNS, UNIT_COLUMNS, HumanResults
+from unitscope.results.layout import human_dir
+
+from .catalog import UnitKey
 from .storage import Answer, LabelStore
 from .taxonomy import TYPES, label_key, labels_match, normalize_label
 
 __all__ = [
     "UnitConsensus",
-    "HumanResults",
     "consensus",
     "human_results",
     "write_human_results",
@@ -52,41 +54,10 @@ __all__ = [
 ]
 
 #: IoU above which the automatic labeling calls a unit a detector (SPEC section 5).
-DETECTOR_IOU = 0.04
+DETECTOR_IOU = DEFAULT_IOU_THRESHOLD
 #: Precision above which a unit counts as precise in ``precision_over_75``.
 PRECISION_CUT = 0.75
 
-UNIT_COLUMNS = [
-    "network",
-    "layer",
-    "unit",
-    "label",
-    "type",
-    "precision",
-    "agreement",
-    "n_annotations",
-    "type_agreement",
-    "labels",
-    "types",
-]
-LAYER_COLUMNS = (
-    ["network", "layer", "n_units"]
-    + [f"share_{name}" for name in TYPES]
-    + ["mean_precision", "precision_over_75", "mean_agreement", "mean_type_agreement"]
-)
-COMPARE_COLUMNS = [
-    "network",
-    "layer",
-    "unit",
-    "human_label",
-    "human_type",
-    "auto_label",
-    "auto_category",
-    "auto_type",
-    "auto_iou",
-    "label_match",
-    "type_match",
-]
 NO_TYPE = "none"
 
 
@@ -164,48 +135,19 @@ def _rate(flags: Sequence[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-@dataclass
-class HumanResults:
-    """Human labels of one network: per unit, per layer, compared with the automatic labels."""
-
-    network: str
-    units: pd.DataFrame
-    layers: pd.DataFrame
-    compare: pd.DataFrame
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    def to_frame(self) -> pd.DataFrame:
-        """The per-unit table."""
-        return self.units
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``units.csv``, ``layers.csv``, ``compare.csv`` and ``summary.json`` into ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.units.to_csv(directory / "units.csv", index=False)
-        self.layers.to_csv(directory / "layers.csv", index=False)
-        self.compare.to_csv(directory / "compare.csv", index=False)
-        (directory / "summary.json").write_text(json.dumps(self.summary, indent=1) + "\n", encoding="utf-8")
-        return directory
-
-
-def _automatic(results_dir: Path, network: str) -> tuple[dict[UnitKey, dict[str, str]], list[str]]:
-    path = results_dir / network / "dissect" / "units.csv"
-    if not path.is_file():
+def _automatic(results_dir: Path, network: str) -> tuple[dict[UnitKey, dict[str, Any]], list[str]]:
+    """The automatic labels of ``network`` by unit, and its layers in table order (empty without a dissection)."""
+    dissection = load_dissection(results_dir, network)
+    if dissection is None:
         return {}, []
-    rows = read_units_csv(path)
-    layers: list[str] = []
-    table = {}
-    for row in rows:
-        if row["layer"] not in layers:
-            layers.append(row["layer"])
-        table[UnitKey(network, row["layer"], int(row["unit"]))] = row
-    return table, layers
+    rows = dissection.units.to_dict(orient="records")
+    table = {UnitKey(network, str(row["layer"]), int(row["unit"])): row for row in rows}
+    return table, list(dict.fromkeys(str(row["layer"]) for row in rows))
 
 
-def _float(text: str | None) -> float | None:
+def _float(text: Any) -> float | None:
     try:
-        value = float(text)  # type: ignore[arg-type]
+        value = float(text)
     except (TypeError, ValueError):
         return None
     return None if math.isnan(value) else value
@@ -357,4 +299,4 @@ def write_human_results(results_dir: str | Path, *, db: str | Path | None = None
     """
     results_dir = Path(results_dir)
     computed = human_results(results_dir, db=db)
-    return [result.save(results_dir / network / "human") for network, result in computed.items()]
+    return [result.save(human_dir(results_dir, network)) for network, result in computed.items()]

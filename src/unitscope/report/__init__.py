@@ -9,8 +9,8 @@ layout); it never runs an experiment.
 """
 
 from unitscope.report.build import build_report
-from unitscope.results import ResultFileError, ResultSet, load_results
-from unitscope.report.finding import Finding
+from unitscope.report.measures import Finding
 from unitscope.report.summary import summarise
+from unitscope.results import ResultFileError, ResultSet, load_results
 
 __all__ = ["build_report", "load_results", "ResultSet", "ResultFileError", "summarise", "Finding"]

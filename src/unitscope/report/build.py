@@ -43,8 +43,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from unitscope.report import detector_sections, sections
 from unitscope.report.assets import Assets, cell, unit_page_path
 from unitscope.report.folder import check_report_folder, staged_folder, write_manifest
+from unitscope.report.measures import key_layer, layer_order, object_detector_table
+from unitscope.report.summary import summarise
 from unitscope.results import NetworkResults, ResultSet, load_results
-from unitscope.report.summary import key_layer, layer_order, object_detector_table, summarise
 
 __all__ = ["build_report", "render_environment"]
 

@@ -17,8 +17,7 @@ from unitscope.report.pictures import localization_picture
 from unitscope.results import ResultSet
 from unitscope.results.layout import LOCALIZE, safe_name
 from unitscope.results.localize import LocalizationResult
-from unitscope.report.finding import Finding
-from unitscope.report.summary import ablation_runs, ablation_targets
+from unitscope.report.measures import Finding, ablation_targets
 
 __all__ = ["localize_section", "ablate_section", "human_section", "findings_context"]
 
@@ -74,25 +73,21 @@ def _localization_pictures(network: str, result: LocalizationResult, assets: Ass
 
 
 def ablate_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
-    nets = [n for n in results.networks if n.ablate is not None]
+    nets = [n for n in results.networks if n.ablate]
     if not nets:
         return {"available": False, "hint": HINTS["ablate"]}
     out = []
     for net in nets:
-        files = net.ablate
         runs = []
-        known: set[str] = set()
-        for run in ablation_runs(files):
-            targets, basis = ablation_targets(run["classes"])
-            suffix = f"_{safe_name(run['folder'])}" if run["folder"] else ""
+        for run in net.ablate:
+            targets, basis = ablation_targets(run.classes)
+            suffix = f"_{safe_name(run.folder)}" if run.folder else ""
             plot = assets.plot(f"ablate_{net.name}{suffix}", lambda p, t=targets, r=run, b=basis: plots.plot_ablation(
-                t, p, title=f"{net.name}, {r['layer']}: accuracy drop of each object's {b}"))
-            meta = files.documents.get(f"{run['folder']}/ablate.json" if run["folder"] else "ablate.json") or {}
-            options = meta.get("options") or {}
+                t, p, title=f"{net.name}, {r.layer}: accuracy drop of each object's {b}"))
             runs.append({
-                "layer": run["layer"], "basis": basis, "plot": plot, "counts": meta.get("counts") or {},
-                "n_random": options.get("n_random"),
-                "summary": table(run["summary"], ["object", "detectors", "most_hurt", "most_hurt_drop",
+                "layer": run.layer, "basis": basis, "plot": plot, "counts": run.counts,
+                "n_random": run.options.get("n_random"),
+                "summary": table(run.summary, ["object", "detectors", "most_hurt", "most_hurt_drop",
                                                   "most_hurt_effect", "diagnostic_scenes", "diagnostic_rank",
                                                   "drop", "random_drop_mean"],
                                  rename={"drop": "overall drop", "random_drop_mean": "overall random drop"}),
@@ -100,12 +95,7 @@ def ablate_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
                                            "random_drop_mean", "random_drop_std", "effect"],
                                  rename={"class_name": "scene class"}, limit=60),
             })
-            prefix = f"{run['folder']}/" if run["folder"] else ""
-            known |= {f"{prefix}{n}" for n in ("classes.csv", "summary.csv", "conditions.csv")}
-        others = {name: table(frame, limit=30) for name, frame in files.tables.items()
-                  if frame is not None and name not in known}
-        images = [{"url": assets.url(p), "name": p.name} for p in files.images[:12]]
-        out.append({"network": net.name, "runs": runs, "others": others, "images": images})
+        out.append({"network": net.name, "runs": runs})
     return {"available": True, "hint": "", "networks": out}
 
 

@@ -25,7 +25,7 @@ from unitscope.report.assets import HINTS, Assets, cell, table, unit_page_path
 from unitscope.results import NetworkResults, ResultSet
 from unitscope.results.minimal import MinimalRun
 from unitscope.results.layout import MINIMAL, PREFERENCE, RF, safe_name
-from unitscope.report.summary import PAPER_CORRELATIONS, PAPER_RF, key_layer, layer_order, object_detector_table
+from unitscope.report.measures import PAPER_CORRELATIONS, PAPER_RF, key_layer, layer_order, object_detector_table
 
 __all__ = ["run_section", "preference_section", "minimal_section", "rf_section", "semantics_section",
            "census_section", "network_names"]
@@ -53,26 +53,26 @@ def run_section(results: ResultSet) -> dict[str, Any]:
     """Configuration, versions, timings per stage and the networks' metadata from ``run.json``."""
     run = results.run
     networks_rows = []
-    infos = (run or {}).get("networks") or {}
+    infos = run.networks if run is not None else {}
     for name, info in infos.items():
         info = info if isinstance(info, dict) else {"value": info}
         networks_rows.append({"network": name, **{k: v for k, v in info.items() if not isinstance(v, (dict, list))}})
     networks = table(pd.DataFrame(networks_rows)) if networks_rows else None
     if run is None:
         return {"available": False, "hint": HINTS["run"], "networks": networks}
-    timings = run.get("timings") or {}
+    timings = run.timings
     timing_rows = [[stage, cell(seconds)] for stage, seconds in timings.items()
                    if isinstance(seconds, (int, float))]
     total = sum(v for _, v in timing_rows if isinstance(v, (int, float)))
-    world = run.get("world")
+    world = run.world
     return {
         "available": True, "hint": "",
-        "config": [[k, v] for k, v in _flatten(run.get("config") or {})],
-        "versions": [[k, v] for k, v in _flatten(run.get("versions") or {})],
+        "config": [[k, v] for k, v in _flatten(run.config)],
+        "versions": [[k, v] for k, v in _flatten(run.versions)],
         "timings": timing_rows, "timings_total": total,
         "networks": networks,
         "world": [[k, v] for k, v in _flatten(world)] if isinstance(world, dict) else [],
-        "extra": [[k, v] for k, v in _flatten({k: v for k, v in run.items()
+        "extra": [[k, v] for k, v in _flatten({k: v for k, v in run.to_dict().items()
                                                if k not in {"config", "versions", "timings", "networks", "world"}})],
     }
 

@@ -19,104 +19,16 @@ Definitions used by the sentences:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from unitscope.report.experiment_findings import (
-    localize_finding,
-    localize_summary,
-    minimal_finding,
-    preference_finding,
-    receptive_fields_finding,
-)
-from unitscope.report.finding import Finding, pct
-from unitscope.results import NetworkResults, ResultSet
-from unitscope.results.localize import ExperimentFiles
+from unitscope.report.measures import (Finding, ablate_summary, key_layer, layer_order, localize_summary, network_role,
+                                       object_detector_table, pct)
+from unitscope.results import ResultSet
 
-__all__ = [
-    "PAPER_RF",
-    "PAPER_CORRELATIONS",
-    "network_role",
-    "object_detector_table",
-    "key_layer",
-    "summarise",
-    "ablate_summary",
-    "ablation_runs",
-    "ablation_targets",
-]
-
-#: The paper's Table 1 (Places-CNN, 224 px), as the SPEC recalls it: approximate.
-PAPER_RF = pd.DataFrame({
-    "layer": ["pool1", "pool2", "conv3", "conv4", "pool5"],
-    "empirical_mean": [17.8, 37.4, 52.1, 60.0, 72.0],
-    "empirical_std": [1.6, 5.9, 10.6, 13.7, 20.0],
-    "theoretical": [19, 67, 99, 131, 195],
-})
-#: The paper's correlations of detector counts with object frequency / informative scenes.
-PAPER_CORRELATIONS = {"frequency": 0.54, "informative_scenes": 0.84}
-
-
-# --------------------------------------------------------------------------- roles
-_ROLE_WORDS = {"scene": ("scene", "places", "sun"), "object": ("object", "imagenet")}
-
-
-def network_role(net: NetworkResults) -> str | None:
-    """``"scene"``, ``"object"`` or None: what the network was trained to recognise."""
-    for key in ("task", "trained_on", "data", "dataset"):
-        value = str(net.info.get(key, "")).lower()
-        for role, words in _ROLE_WORDS.items():
-            if any(w in value for w in words):
-                return role
-    name = net.name.lower()
-    for role, words in _ROLE_WORDS.items():
-        if any(w in name for w in words):
-            return role
-    return None
-
-
-# --------------------------------------------------------------------------- tables
-def object_detector_table(nets: list[NetworkResults]) -> pd.DataFrame:
-    """Per network and layer: ``units, detectors, object_detectors, object_share, unique_concepts, unique_objects``.
-
-    ``object_share`` is object detectors / units of the layer.
-    """
-    rows = []
-    for net in nets:
-        if net.dissection is None:
-            continue
-        units = net.dissection.units
-        for layer in dict.fromkeys(units["layer"]):
-            u = units[units["layer"] == layer]
-            det = u[u["detector"]]
-            obj = u[u["object_detector"]]
-            rows.append({"network": net.name, "layer": layer, "units": len(u), "detectors": len(det),
-                         "object_detectors": len(obj), "object_share": len(obj) / max(len(u), 1),
-                         "unique_concepts": det["label"].nunique(), "unique_objects": obj["label"].nunique()})
-    return pd.DataFrame(rows, columns=["network", "layer", "units", "detectors", "object_detectors",
-                                       "object_share", "unique_concepts", "unique_objects"])
-
-
-def layer_order(nets: list[NetworkResults]) -> list[str]:
-    """Dissected layers in depth order, as the networks list them (union, first network first)."""
-    order: list[str] = []
-    for net in nets:
-        if net.dissection is not None:
-            order += [layer for layer in net.dissection.layer_names if layer not in order]
-    return order
-
-
-def key_layer(table: pd.DataFrame, order: list[str]) -> str | None:
-    """The layer with the most object detectors over all networks (ties: the deepest)."""
-    if not len(table):
-        return None
-    totals = table.groupby("layer")["object_detectors"].sum()
-    best = None
-    for layer in order:
-        if layer in totals.index and (best is None or totals[layer] >= totals[best]):
-            best = layer
-    return best
+__all__ = ["summarise"]
 
 
 # --------------------------------------------------------------------------- findings
@@ -255,6 +167,102 @@ def _versus(nets, table, order) -> Finding | None:
     return Finding("versus", question, answer, numbers)
 
 
+def _preference(results: ResultSet, nets) -> Finding | None:
+    pref = results.preference
+    if pref is None or not len(pref.fractions):
+        return None
+    parts, numbers = [], {}
+    names = [n.name for n in nets] + [n for n in dict.fromkeys(pref.fractions["network"]) if n not in
+                                      {m.name for m in nets}]
+    for name in names:
+        f = pref.fractions[pref.fractions["network"] == name]
+        if not len(f):
+            continue
+        layers = list(dict.fromkeys(f["layer"]))
+        numbers[name] = {}
+        described = []
+        for layer in (layers[0], layers[-1]) if len(layers) > 1 else layers[:1]:
+            rows = f[f["layer"] == layer].sort_values("fraction", ascending=False, kind="stable")
+            best = rows.iloc[0]
+            numbers[name][layer] = {r.source: float(r.fraction) for r in rows.itertuples()}
+            described.append(f"{layer} {pct(best['fraction'])} {best['source']}")
+        parts.append(f"{name}: {' → '.join(described)}")
+    if not parts:
+        return None
+    top = f"top-{pref.top} " if pref.top else "top "
+    answer = (f"Share of each layer's {top}images from its most frequent source, first → last layer: "
+              + "; ".join(parts) + ". (Paper: early layers alike in both networks; from conv4 on, "
+              "each network prefers images like its training data — fc7 ~78% / ~76%.)")
+    return Finding("preference", "Which images does each layer prefer?", answer, numbers)
+
+
+def _minimal(nets) -> Finding | None:
+    parts, numbers = [], {}
+    for net in nets:
+        for run in net.minimal:
+            if not len(run.images):
+                continue
+            label = run.segmentation or run.name or "minimal"
+            kept = float(run.images["kept_fraction"].mean()) if "kept_fraction" in run.images else float("nan")
+            entry: dict[str, Any] = {"images": int(len(run.images)), "mean_kept_fraction": kept}
+            text = (f"{net.name} ({label}): {len(run.images)} minimal images keep {pct(kept)} of the pixels "
+                    f"on average")
+            if run.objects is not None and len(run.objects):
+                best = (run.objects.sort_values(["scene", "share"], ascending=[True, False], kind="stable")
+                        .groupby("scene", sort=True).head(1))
+                entry["top_object"] = {r.scene: [r.object, float(r.share)] for r in best.itertuples()}
+                shown = [f"{r.scene} → {r.object} {pct(r.share)}" for r in best.head(6).itertuples()]
+                text += "; most kept object per scene: " + ", ".join(shown)
+                if len(best) > 6:
+                    text += f" (+{len(best) - 6} scenes)"
+            if run.diagnostic is not None and len(run.diagnostic):
+                anyrows = run.diagnostic[run.diagnostic["object"] == "(any)"]
+                n = pd.to_numeric(anyrows["n_images"], errors="coerce").sum()
+                k = pd.to_numeric(anyrows["n_kept"], errors="coerce").sum()
+                if n:
+                    entry["diagnostic_kept"] = float(k / n)
+                    text += f"; a diagnostic object of the scene survives in {pct(k / n)} of them"
+            numbers[f"{net.name}/{label}"] = entry
+            parts.append(text)
+    if not parts:
+        return None
+    answer = "; ".join(parts) + "."
+    if any("top_object" in entry for entry in numbers.values()):
+        answer += " (Paper: bedroom → bed 87%, art gallery → paintings 81%, bookstore → bookcase 96%.)"
+    return Finding("minimal", "What do the networks need to recognise a scene (minimal images)?", answer, numbers)
+
+
+def _receptive_fields(nets) -> Finding | None:
+    parts, numbers = [], {}
+    for net in nets:
+        rf = net.rf
+        if rf is None or "rf_mean" not in rf.layers or not rf.layers["rf_mean"].notna().any():
+            continue
+        rows = rf.layers[rf.layers["rf_mean"].notna()]
+        items, entry = [], {}
+        for r in rows.itertuples():
+            std = getattr(r, "rf_std", float("nan"))
+            theo = getattr(r, "theoretical_size", float("nan"))
+            entry[r.layer] = {"empirical": float(r.rf_mean), "std": float(std), "theoretical": float(theo)}
+            items.append(f"{r.layer} {r.rf_mean:.1f}±{std:.1f} vs {theo:.0f}")
+        ratios = [v["empirical"] / v["theoretical"] for v in entry.values() if v["theoretical"] > 0]
+        smaller = all(v["empirical"] < v["theoretical"] for v in entry.values())
+        numbers[net.name] = {"layers": entry, "ratios": ratios, "all_smaller": smaller}
+        text = f"{net.name} (empirical vs theoretical, px): {', '.join(items)}"
+        if len(ratios) > 1:
+            text += (f"; the empirical RF is {pct(ratios[0])} of the theoretical in {rows.iloc[0]['layer']} "
+                     f"and {pct(ratios[-1])} in {rows.iloc[-1]['layer']}")
+        parts.append(text)
+    if not parts:
+        return None
+    verdict = ("The empirical receptive fields are smaller than the theoretical ones"
+               if all(v["all_smaller"] for v in numbers.values())
+               else "The empirical receptive fields are not everywhere smaller than the theoretical ones")
+    return Finding("rf", "How large are the receptive fields actually used?",
+                   f"{verdict}: " + "; ".join(parts) + ". (Paper, approximate: pool1 17.8 vs 19, "
+                   "pool5 72.0 vs 195 px.)", numbers)
+
+
 def _correlations(nets, key: str | None) -> Finding | None:
     parts, numbers = [], {}
     for net in nets:
@@ -304,6 +312,21 @@ def _ablation(per_network: dict) -> Finding | None:
                    per_network)
 
 
+def _localize(per_network: dict) -> Finding | None:
+    if not per_network:
+        return None
+    parts = []
+    for name, entry in per_network.items():
+        text = f"{name}: {entry['units']} object-detector units"
+        if entry.get("iou") is not None:
+            text += f", mean mask IoU {entry['iou']:.2f}"
+        if entry.get("pointing") is not None:
+            text += f", pointing-game hit rate {pct(entry['pointing'])}"
+        parts.append(text)
+    return Finding("localize", "Do object detectors localise their objects?", "; ".join(parts) + ".",
+                   per_network)
+
+
 def _human(nets) -> Finding | None:
     parts, numbers = [], {}
     for net in nets:
@@ -326,79 +349,6 @@ def _human(nets) -> Finding | None:
                    "; ".join(parts) + ". (Paper: about 60% of units above 75% precision.)", numbers)
 
 
-# --------------------------------------------------------------------------- localisation, ablation
-def first_table(files: ExperimentFiles, names: Sequence[str]) -> pd.DataFrame | None:
-    for name in names:
-        if name in files.tables and files.tables[name] is not None:
-            return files.tables[name]
-    return None
-
-
-def ablation_runs(files: ExperimentFiles) -> list[dict[str, Any]]:
-    """The ablation results of a network's ``ablate`` folder: one per folder holding ``classes.csv``.
-
-    Each is ``{"folder", "layer", "classes", "summary"}`` (``summary`` may be
-    None); ``classes`` has per (object, class) ``drop``, ``random_drop_mean``,
-    ``random_drop_std``, ``effect`` and ``diagnostic``.
-    """
-    runs = []
-    for name, frame in sorted(files.tables.items()):
-        if not (name == "classes.csv" or name.endswith("/classes.csv")) or frame is None:
-            continue
-        if not {"object", "class_name", "drop", "random_drop_mean"} <= set(frame.columns):
-            continue
-        folder = name[: -len("classes.csv")].rstrip("/")
-        summary = files.tables.get(f"{folder}/summary.csv" if folder else "summary.csv")
-        layer = str(frame["layer"].iloc[0]) if "layer" in frame and len(frame) else folder
-        runs.append({"folder": folder, "layer": layer, "classes": frame, "summary": summary})
-    return runs
-
-
-def ablation_targets(classes: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Per object, the classes its ablation is judged on: its diagnostic scenes, else its most hurt class.
-
-    Returns the rows and which rule was used (``"diagnostic scenes"`` or ``"most hurt class"``).
-    """
-    diagnostic = classes["diagnostic"].astype(str).str.lower().isin({"true", "1"}) if "diagnostic" in classes \
-        else pd.Series(False, index=classes.index)
-    if diagnostic.any():
-        return classes[diagnostic], "diagnostic scenes"
-    rows = classes.assign(_drop=pd.to_numeric(classes["drop"], errors="coerce"))
-    best = rows.sort_values(["object", "_drop"], ascending=[True, False], kind="stable").groupby("object").head(1)
-    return best.drop(columns="_drop"), "most hurt class"
-
-
-def ablate_summary(results: ResultSet) -> dict[str, dict]:
-    """Per network and ablated layer: mean accuracy drop of the target classes, detectors off vs random units off.
-
-    The target classes of an object are its diagnostic scenes when the
-    ablation knew them, else the class its ablation hurt most (see
-    :func:`ablation_targets`).
-    """
-    out = {}
-    for net in results.networks:
-        if net.ablate is None:
-            continue
-        for run in ablation_runs(net.ablate):
-            rows, basis = ablation_targets(run["classes"])
-            if not len(rows):
-                continue
-            drop = pd.to_numeric(rows["drop"], errors="coerce")
-            random = pd.to_numeric(rows["random_drop_mean"], errors="coerce")
-            entry = {"layer": run["layer"], "objects": int(rows["object"].nunique()), "basis": basis,
-                     "targeted": float(drop.mean()), "random": float(random.mean()),
-                     "effect": float((drop - random).mean())}
-            summary = run["summary"]
-            if summary is not None and "diagnostic_most_hurt" in summary:
-                flags = summary["diagnostic_most_hurt"].astype(str).str.lower()
-                known = flags.isin({"true", "false"})
-                if known.any():
-                    entry["diagnostic_most_hurt"] = int((flags == "true").sum())
-                    entry["with_diagnostic"] = int(known.sum())
-            out[f"{net.name}/{run['layer']}" if len(ablation_runs(net.ablate)) > 1 else net.name] = entry
-    return out
-
-
 def summarise(results: ResultSet) -> list[Finding]:
     """The report's answers, in the order the seed asks its questions."""
     nets = results.networks
@@ -407,7 +357,7 @@ def summarise(results: ResultSet) -> list[Finding]:
     key = key_layer(table, order)
     findings = [
         _emerge(nets, table, results), _where(nets, table), _which(nets), _versus(nets, table, order),
-        preference_finding(results, nets), minimal_finding(nets), receptive_fields_finding(nets),
-        _correlations(nets, key), localize_finding(localize_summary(results)), _ablation(ablate_summary(results)), _human(nets),
+        _preference(results, nets), _minimal(nets), _receptive_fields(nets), _correlations(nets, key),
+        _localize(localize_summary(results)), _ablation(ablate_summary(results)), _human(nets),
     ]
     return [f for f in findings if f is not None]

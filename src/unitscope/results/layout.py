@@ -37,8 +37,7 @@ __all__ = [
     "EXAMPLES_JSON", "ABLATE", "ABLATE_JSON", "CLASSES_CSV", "SUMMARY_CSV", "CONDITIONS_CSV", "REPORT",
     "REPORT_MANIFEST", "CONCEPTS_VOCABULARY", "NETWORK_FOLDERS", "NOT_NETWORKS", "NULL_SUFFIX", "IMAGE_SUFFIXES",
     "safe_name", "layer_file_names", "layer_npz", "network_dir", "command_dir", "run_json", "dissect_dir",
-    "census_dir", "segmentations_dir", "partial_dir", "human_dir", "preference_dir", "minimal_dir", "rf_dir",
-    "localize_dir", "ablate_dir",
+    "segmentations_dir", "partial_dir", "human_dir", "preference_dir",
 ]
 
 # --------------------------------------------------------------------------- file names
@@ -182,11 +181,6 @@ def dissect_dir(root: str | Path, network: str) -> Path:
     return Path(root) / network / DISSECT
 
 
-def census_dir(root: str | Path, network: str) -> Path:
-    """The census lives beside its dissection: ``RESULTS/<network>/dissect``."""
-    return dissect_dir(root, network)
-
-
 def segmentations_dir(root: str | Path, network: str) -> Path:
     """``RESULTS/<network>/segmentations``."""
     return Path(root) / network / SEGMENTATIONS
@@ -205,23 +199,3 @@ def human_dir(root: str | Path, network: str) -> Path:
 def preference_dir(root: str | Path) -> Path:
     """``RESULTS/preference`` (several networks side by side)."""
     return Path(root) / PREFERENCE
-
-
-def minimal_dir(root: str | Path, network: str) -> Path:
-    """``RESULTS/<network>/minimal``."""
-    return Path(root) / network / MINIMAL
-
-
-def rf_dir(root: str | Path, network: str) -> Path:
-    """``RESULTS/<network>/rf``."""
-    return Path(root) / network / RF
-
-
-def localize_dir(root: str | Path, network: str) -> Path:
-    """``RESULTS/<network>/localize``."""
-    return Path(root) / network / LOCALIZE
-
-
-def ablate_dir(root: str | Path, network: str) -> Path:
-    """``RESULTS/<network>/ablate``."""
-    return Path(root) / network / ABLATE

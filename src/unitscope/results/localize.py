@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,18 +28,17 @@ from unitscope.results.layout import (
     EXAMPLES_CSV,
     EXAMPLES_JSON,
     EXAMPLES_NPZ,
-    IMAGE_SUFFIXES,
     LAYERS_CSV,
     LOCALIZE,
     LOCALIZE_JSON,
     OBJECTS_CSV,
     OBJECTS_JSON,
     UNITS_CSV,
-    localize_dir,
+    command_dir,
 )
-from unitscope.results.schema import ResultFileError, read_csv, read_json, read_table, spec_for
+from unitscope.results.schema import ResultFileError, read_json, read_table
 
-__all__ = ["LocalizationResult", "load_localization", "ExperimentFiles", "load_experiment_files"]
+__all__ = ["LocalizationResult", "load_localization"]
 
 
 @dataclass
@@ -201,46 +199,7 @@ class LocalizationResult:
 
 def load_localization(results_dir: str | Path, network: str) -> LocalizationResult | None:
     """The localisation of a network (``<network>/localize``); None when there is none."""
-    folder = localize_dir(results_dir, network)
+    folder = command_dir(results_dir, network, LOCALIZE)
     if not (folder / LOCALIZE_JSON).is_file():
         return None
     return LocalizationResult.load(folder)
-
-
-# --------------------------------------------------------------------------- ablation, until it has a typed result
-@dataclass
-class ExperimentFiles:
-    """Whatever an experiment folder holds: its tables, JSON documents and images."""
-
-    network: str
-    name: str
-    tables: dict[str, pd.DataFrame]  # relative path -> frame
-    documents: dict[str, Any]  # relative path -> parsed JSON
-    images: list[Path]
-
-
-def load_experiment_files(results_dir: Path, network: str, name: str, *,
-                          max_images: int = 48) -> ExperimentFiles | None:
-    """Every CSV, JSON and image under ``<network>/<name>``; None when the folder is absent or empty.
-
-    Used for localisation and ablation, whose exact tables the report reads
-    by column name when it knows them and shows as plain tables otherwise.
-    """
-    base = Path(results_dir) / network / name
-    if not base.is_dir():
-        return None
-    tables, documents, images = {}, {}, []
-    for path in sorted(base.rglob("*")):
-        if not path.is_file():
-            continue
-        rel = path.relative_to(base).as_posix()
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            tables[rel] = read_csv(path, spec_for(f"{name}/{rel}"))
-        elif suffix == ".json":
-            documents[rel] = read_json(path)
-        elif suffix in IMAGE_SUFFIXES and len(images) < max_images:
-            images.append(path)
-    if not (tables or documents or images):
-        return None
-    return ExperimentFiles(network=network, name=name, tables=tables, documents=documents, images=images)

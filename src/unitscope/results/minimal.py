@@ -30,7 +30,7 @@ from unitscope.results.layout import (
     MINIMAL_JSON,
     OBJECTS_CSV,
     STEPS_CSV,
-    minimal_dir,
+    command_dir,
 )
 from unitscope.results.schema import ResultFileError, read_json, read_table
 
@@ -339,7 +339,7 @@ class MinimalRun:
 
 def load_minimal(results_dir: str | Path, network: str) -> list[MinimalRun]:
     """The minimal-images runs of a network: ``<network>/minimal`` and each folder in it holding ``minimal.json``."""
-    base = minimal_dir(results_dir, network)
+    base = command_dir(results_dir, network, MINIMAL)
     if not base.is_dir():
         return []
     folders = [base] + sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))

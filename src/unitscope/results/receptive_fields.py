@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
-from unitscope.results.layout import LAYER_CSV, MAPS_NPZ, RF_JSON, UNITS_CSV, rf_dir
+from unitscope.results.layout import LAYER_CSV, MAPS_NPZ, RF, RF_JSON, UNITS_CSV, command_dir
 from unitscope.results.schema import ResultFileError, read_json
 
 __all__ = ["RFWindow", "EmpiricalRFResult", "rf_size", "summarise_receptive_fields", "TIMING_STATS",
@@ -269,7 +269,7 @@ class ReceptiveFields:
 
 def load_receptive_fields(results_dir: str | Path, network: str) -> ReceptiveFields | None:
     """Every layer's result under ``<network>/rf`` (a folder per layer); None when there is none."""
-    base = rf_dir(results_dir, network)
+    base = command_dir(results_dir, network, RF)
     if not base.is_dir():
         return None
     results = [EmpiricalRFResult.load(folder) for folder in sorted(base.iterdir())

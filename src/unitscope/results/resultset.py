@@ -11,16 +11,17 @@ The report never imports the experiments: it reads the files they saved
     RESULTS/<network>/rf/<layer>/rf.json              + layer.csv, units.csv, maps.npz
     RESULTS/<network>/**/segmentations.json           unit segmentation tiles (experiment 2b)
     RESULTS/<network>/localize/                       objects.csv, units.csv, examples.json, examples.npz, ...
-    RESULTS/<network>/ablate/                         CSV / JSON / PNG
+    RESULTS/<network>/ablate/**/ablate.json           + classes.csv, summary.csv, conditions.csv
     RESULTS/<network>/human/                          units.csv, layers.csv, compare.csv, summary.json
 
 Every loader returns ``None`` (or an empty container) when its files are
 absent, so a partial result set gives a partial report.  A file that exists
-but does not hold what its writer writes raises :class:`~unitscope.results.schema.ResultFileError`
-naming the file: a broken result is reported, never silently skipped.  What
-each file must hold is written down once, in :mod:`unitscope.results.schema`;
+but does not hold what its writer writes raises
+:class:`~unitscope.results.schema.ResultFileError` naming the file: a broken
+result is reported, never silently skipped.  What each file must hold is
+written down once, in :mod:`unitscope.results.schema`;
 the checks across files (a ``units.csv`` with fewer rows than ``layers.csv``
-counts) are here.
+counts) are with each kind's reader (:mod:`unitscope.results.dissection_tables`, ...).
 """
 
 from __future__ import annotations
@@ -28,21 +29,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unitscope.results.census import Census, load_census
-from unitscope.results.dissection import Dissection, load_dissection
-from unitscope.results.human import Human, load_human
+from unitscope.results.ablation import AblationTables, load_ablations
+from unitscope.results.census import CensusResult, load_census
+from unitscope.results.dissection_tables import DissectionTables, load_dissection
+from unitscope.results.human import HumanResults, load_human
 from unitscope.results.layout import NETWORK_FOLDERS, NOT_NETWORKS, NULL_SUFFIX, REPORT_MANIFEST
-from unitscope.results.localize import ExperimentFiles, LocalizationResult, load_experiment_files, load_localization
+from unitscope.results.localize import LocalizationResult, load_localization
 from unitscope.results.minimal import MinimalRun, load_minimal
 from unitscope.results.preference import Preference, has_preference, load_preference
 from unitscope.results.receptive_fields import ReceptiveFields, load_receptive_fields
-from unitscope.results.run import load_run
+from unitscope.results.run import RunMetadata, load_run
 from unitscope.results.segmentations import load_segmentations, load_unit_tiles
 
 __all__ = ["NetworkResults", "ResultSet", "find_networks", "load_results"]
 
 
-def find_networks(results_dir: Path, run: dict | None = None) -> list[str]:
+def find_networks(results_dir: Path, run: RunMetadata | None = None) -> list[str]:
     """Every network folder of ``results_dir`` (nulls included), ``run.json`` order first, then sorted."""
     results_dir = Path(results_dir)
     found = sorted(
@@ -51,7 +53,7 @@ def find_networks(results_dir: Path, run: dict | None = None) -> list[str]:
         and not (p / REPORT_MANIFEST).exists()
         and any((p / sub).is_dir() for sub in NETWORK_FOLDERS)
     ) if results_dir.is_dir() else []
-    listed = list((run or {}).get("networks") or {})
+    listed = list(run.networks) if run is not None else []
     return [n for n in listed if n in found] + [n for n in found if n not in listed]
 
 
@@ -61,15 +63,15 @@ class NetworkResults:
 
     name: str
     null: str | None  # name of its random-weights null when present
-    dissection: Dissection | None
-    census: Census | None
+    dissection: DissectionTables | None
+    census: CensusResult | None
     segmentations: dict[tuple[str, int], list[dict]]
     minimal: list[MinimalRun]
     rf: ReceptiveFields | None
     unit_tiles: dict[tuple[str, int], Path]
     localize: LocalizationResult | None
-    ablate: ExperimentFiles | None
-    human: Human | None
+    ablate: list[AblationTables]  # one per ablated layer (folder); empty when none
+    human: HumanResults | None
     info: dict = field(default_factory=dict)  # run.json networks[name]
 
 
@@ -78,7 +80,7 @@ class ResultSet:
     """A whole results directory, as read by :func:`load_results`."""
 
     root: Path
-    run: dict | None
+    run: RunMetadata | None
     networks: list[NetworkResults]  # the networks shown side by side
     nulls: dict[str, NetworkResults]  # null networks by name
     preference: Preference | None
@@ -99,7 +101,7 @@ def _load_network(results_dir: Path, name: str, info: dict) -> NetworkResults:
         minimal=load_minimal(results_dir, name), rf=load_receptive_fields(results_dir, name),
         unit_tiles=load_unit_tiles(results_dir, name),
         localize=load_localization(results_dir, name),
-        ablate=load_experiment_files(results_dir, name, "ablate"),
+        ablate=load_ablations(results_dir, name),
         human=load_human(results_dir, name), info=dict(info or {}),
     )
 
@@ -140,7 +142,7 @@ def load_results(results_dir: str | Path, *, networks: list[str] | None = None) 
     if not found and not has_preference(root):
         raise LookupError(f"{root} holds no unitscope results (no <network>/dissect, minimal, rf, ... folder and "
                           "no preference/); point the report at the --out of an experiment")
-    infos = (run or {}).get("networks") or {}
+    infos = run.networks if run is not None else {}
     loaded = [_load_network(root, name, infos.get(name, {})) for name in chosen]
     nulls: dict[str, NetworkResults] = {}
     for net in loaded:

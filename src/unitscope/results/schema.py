@@ -58,7 +58,7 @@ from unitscope.results.layout import (
 )
 
 __all__ = ["ResultFileError", "CsvSpec", "JsonSpec", "CSV_SPECS", "JSON_SPECS", "read_csv", "read_json",
-           "read_table", "as_bool", "spec_for"]
+           "read_table", "read_required_table", "read_optional_table", "as_bool", "spec_for"]
 
 
 class ResultFileError(ValueError):
@@ -155,7 +155,8 @@ CSV_SPECS: dict[str, CsvSpec] = {
                                na_values={"precision": ["", "nan"]}),
     _key(LOCALIZE, UNITS_CSV): CsvSpec(integers=("unit",), text=_TEXT + ("object",)),
     _key(LOCALIZE, OBJECTS_CSV): CsvSpec(text=_TEXT + ("object",)),
-    _key(ABLATE, CLASSES_CSV): CsvSpec(text=_TEXT + ("object", "class_name")),
+    _key(ABLATE, CLASSES_CSV): CsvSpec(required=("object", "class_name", "drop", "random_drop_mean"),
+                                       text=_TEXT + ("object", "class_name")),
 }
 #: Any other CSV file: it must parse, with as many cells in every row as in its header.
 GENERIC_CSV = CsvSpec(text=_TEXT)
@@ -177,7 +178,8 @@ def _is_metric(column: str) -> bool:
 
 #: Known JSON documents, by the file name (the folders that hold them vary).
 JSON_SPECS: dict[str, JsonSpec] = {
-    RUN_JSON: JsonSpec(keys={"config": dict, "versions": dict, "timings": dict, "networks": dict}),
+    RUN_JSON: JsonSpec(keys={"config": dict, "versions": dict, "timings": dict, "networks": dict, "command": str,
+                             "options": dict, "stages": dict}),
     RESULT_JSON: JsonSpec(keys={"config": dict, "layers": list, "network": str}),
     CENSUS_JSON: JsonSpec(keys={"config": dict}),
     PREFERENCE_JSON: JsonSpec(keys={"top": int, "sources": list, "thumbnails": list}),
@@ -352,6 +354,20 @@ def read_table(path: Path, kind: str | None = None) -> pd.DataFrame | None:
     Without ``kind``, or for a file the specs do not list, any table that parses.
     """
     return read_csv(path, spec_for(f"{kind}/{Path(path).name}") if kind else GENERIC_CSV)
+
+
+def read_required_table(path: Path, kind: str, *, what: str) -> pd.DataFrame:
+    """:func:`read_table` of a file a result cannot be without: absent, ``FileNotFoundError`` naming it."""
+    frame = read_table(path, kind)
+    if frame is None:
+        raise FileNotFoundError(f"no {what} in {Path(path).parent} (missing {Path(path).name})")
+    return frame
+
+
+def read_optional_table(path: Path, kind: str | None = None) -> pd.DataFrame:
+    """:func:`read_table`, with an absent file read as an empty table (a file older versions did not write)."""
+    frame = read_table(path, kind)
+    return pd.DataFrame() if frame is None else frame
 
 
 def as_bool(series: pd.Series) -> pd.Series:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from unitscope.data.concepts import ConceptTable
+from unitscope.concepts import ConceptTable
 
 __all__ = [
     "BASIC_COLORS",

@@ -355,7 +355,7 @@ def generate_world(
 
         def records():
             from unitscope.data.broden import BrodenRecord
-            from unitscope.data.concepts import Annotation
+            from unitscope.concepts import Annotation
 
             nonlocal done
             for batch in results:

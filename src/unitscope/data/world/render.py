@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from unitscope.data.concepts import Annotation
+from unitscope.concepts import Annotation
 
 from .canvas import Canvas, Frame
 from .definition import WorldDefinition

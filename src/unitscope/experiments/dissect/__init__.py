@@ -39,13 +39,14 @@ and counts) or within the sketch's bound (quantiles).
 A file per idea: :mod:`.run` (:func:`dissect`: options, resume, the two
 passes in order), :mod:`.activations` (pass 1 and the activation cache),
 :mod:`.labels` (the masks decoded into label files, and their cache),
-:mod:`.counting` (pass 2: upsampling and overlaps) and :mod:`.result`
-(:class:`DissectionResult`: tables, files, warnings).
+:mod:`.counting` (pass 2: upsampling and overlaps).  What it returns,
+:class:`DissectionResult` (tables, files, warnings), is defined with every
+other saved result in :mod:`unitscope.results.dissection`.
 """
 
-from unitscope.experiments.dissect.result import (CATEGORY_TYPES, UNIT_TYPES, DissectionResult, LayerDissection,
-                                                  flag_null)
 from unitscope.experiments.dissect.run import dissect
+from unitscope.results.dissection import CATEGORY_TYPES, UNIT_TYPES, DissectionResult, LayerDissection
+from unitscope.results.dissection_warnings import flag_null
 
 # (tests reach these internals through the package, where they lived before it was split)
 from unitscope.experiments.dissect.counting import _Upsampler  # noqa: F401
@@ -57,4 +58,5 @@ __all__ = [
     "DissectionResult",
     "LayerDissection",
     "dissect",
+    "flag_null",
 ]

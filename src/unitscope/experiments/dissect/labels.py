@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from unitscope.data.concepts import Annotation, ConceptTable
+from unitscope.concepts import Annotation, ConceptTable
 from unitscope.data.workers import worker_batches
 from unitscope.experiments._runstate import config_key
 from unitscope.stats.pair_overlap import compact_labels

@@ -25,8 +25,9 @@ from unitscope.experiments._runstate import RunState, config_key, weights_finger
 from unitscope.experiments.dissect.activations import _first_pass, _ShardRun, _Statistics
 from unitscope.experiments.dissect.counting import _Counts, _second_pass
 from unitscope.experiments.dissect.labels import _LabelBatches
-from unitscope.experiments.dissect.result import DissectionResult, LayerDissection, _warnings
 from unitscope.hooks import resolve_layer
+from unitscope.results.dissection import DissectionResult, LayerDissection
+from unitscope.results.dissection_warnings import dissection_warnings
 from unitscope.stats import PairOverlap
 
 
@@ -202,7 +203,7 @@ def dissect(
     finally:
         if temporary is not None:
             temporary.cleanup()
-    result.warnings = _warnings(result)
+    result.warnings = dissection_warnings(result)
     return result
 
 
