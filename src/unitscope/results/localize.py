@@ -24,19 +24,9 @@ import numpy as np
 import pandas as pd
 
 from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
-from unitscope.results.layout import (
-    EXAMPLES_CSV,
-    EXAMPLES_JSON,
-    EXAMPLES_NPZ,
-    LAYERS_CSV,
-    LOCALIZE,
-    LOCALIZE_JSON,
-    OBJECTS_CSV,
-    OBJECTS_JSON,
-    UNITS_CSV,
-    command_dir,
-)
-from unitscope.results.schema import ResultFileError, read_json, read_table
+from unitscope.results.layout import EXAMPLES_CSV, EXAMPLES_JSON, EXAMPLES_NPZ, LAYERS_CSV, LOCALIZE, LOCALIZE_JSON
+from unitscope.results.layout import OBJECTS_CSV, OBJECTS_JSON, UNITS_CSV, command_dir
+from unitscope.results.schema import ResultFileError, read_json, read_required_json, read_table
 
 __all__ = ["LocalizationResult", "load_localization"]
 
@@ -161,21 +151,11 @@ class LocalizationResult:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "LocalizationResult":
-        """Read a result written by :meth:`save`.
-
-        Raises
-        ------
-        FileNotFoundError
-            If ``out_dir`` holds no localization result, or a file of it is
-            missing (a folder of an older unitscope kept its example pictures
-            as PNG files: ``examples.npz`` is then named as missing).
-        ResultFileError
-            If a file does not hold what :meth:`save` writes.
-        """
+        """Read a result written by :meth:`save`: a missing file is a ``FileNotFoundError`` naming it (a
+        folder of an older unitscope, whose example pictures were PNG files, lacks ``examples.npz``), a
+        damaged one a :class:`~unitscope.results.schema.ResultFileError`."""
         out = Path(out_dir)
-        meta = read_json(out / LOCALIZE_JSON)
-        if meta is None:
-            raise FileNotFoundError(f"no localization result in {out} (missing {LOCALIZE_JSON})")
+        meta = read_required_json(out / LOCALIZE_JSON, what="localization result")
         for name in (OBJECTS_CSV, UNITS_CSV):  # checked against their specs, then read as save wrote them
             if read_table(out / name, LOCALIZE) is None:
                 raise FileNotFoundError(f"{out / name} is missing: it holds the scores {LOCALIZE_JSON} counts")

@@ -22,17 +22,9 @@ import numpy as np
 import pandas as pd
 
 from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
-from unitscope.results.layout import (
-    DIAGNOSTIC_CSV,
-    EXAMPLES_NPZ,
-    IMAGES_CSV,
-    MINIMAL,
-    MINIMAL_JSON,
-    OBJECTS_CSV,
-    STEPS_CSV,
-    command_dir,
-)
-from unitscope.results.schema import ResultFileError, read_json, read_table
+from unitscope.results.layout import DIAGNOSTIC_CSV, EXAMPLES_NPZ, IMAGES_CSV, MINIMAL, MINIMAL_JSON, OBJECTS_CSV
+from unitscope.results.layout import STEPS_CSV, command_dir
+from unitscope.results.schema import ResultFileError, read_required_json, read_table
 
 __all__ = ["MinimalImageRecord", "MinimalImagesResult", "MinimalRun", "load_minimal"]
 
@@ -262,22 +254,11 @@ class MinimalImagesResult:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "MinimalImagesResult":
-        """Read a result written by :meth:`save`.
-
-        The tables are checked too, so a damaged one is reported rather than passed over.
-
-        Raises
-        ------
-        FileNotFoundError
-            If ``minimal.json`` is missing, or ``examples.npz`` (a folder of
-            an older unitscope kept its examples as PNG files).
-        ResultFileError
-            If a file does not hold what :meth:`save` writes.
-        """
+        """Read a result written by :meth:`save`, its tables checked too: a missing file is a
+        ``FileNotFoundError`` naming it (a folder of an older unitscope, whose examples were PNG files,
+        lacks ``examples.npz``), a damaged one a :class:`~unitscope.results.schema.ResultFileError`."""
         out = Path(out_dir)
-        meta = read_json(out / MINIMAL_JSON)
-        if meta is None:
-            raise FileNotFoundError(f"no minimal-images result in {out} (missing {MINIMAL_JSON})")
+        meta = read_required_json(out / MINIMAL_JSON, what="minimal-images result")
         for name in (IMAGES_CSV, OBJECTS_CSV, DIAGNOSTIC_CSV):
             read_table(out / name, MINIMAL)
         try:

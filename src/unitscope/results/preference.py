@@ -21,17 +21,9 @@ import numpy as np
 import pandas as pd
 
 from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
-from unitscope.results.layout import (
-    FRACTIONS_CSV,
-    IMAGES_CSV,
-    PREFERENCE,
-    PREFERENCE_JSON,
-    SCORES_NPZ,
-    THUMBNAILS_NPZ,
-    TOP_IMAGES_CSV,
-    preference_dir,
-)
-from unitscope.results.schema import ResultFileError, read_json, read_table
+from unitscope.results.layout import FRACTIONS_CSV, IMAGES_CSV, PREFERENCE, PREFERENCE_JSON, SCORES_NPZ
+from unitscope.results.layout import THUMBNAILS_NPZ, TOP_IMAGES_CSV, preference_dir
+from unitscope.results.schema import ResultFileError, read_required_json, read_required_table, read_table
 
 __all__ = ["LayerPreferenceResult", "Preference", "load_preference", "has_preference"]
 
@@ -163,30 +155,15 @@ class LayerPreferenceResult:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "LayerPreferenceResult":
-        """Read a result written by :meth:`save`.
-
-        The tables (``fractions.csv``, ``top_images.csv``) are checked too,
-        so a damaged one is reported rather than passed over.
-
-        Raises
-        ------
-        FileNotFoundError
-            If ``preference.json``, ``images.csv`` or an array file is missing
-            (a folder of an older unitscope kept its thumbnails as PNG files:
-            ``thumbnails.npz`` is then named as missing).
-        ResultFileError
-            If a file does not hold what :meth:`save` writes.
-        """
+        """Read a result written by :meth:`save`, its tables checked too: a missing file is a
+        ``FileNotFoundError`` naming it (a folder of an older unitscope, whose thumbnails were PNG files,
+        lacks ``thumbnails.npz``), a damaged one a :class:`~unitscope.results.schema.ResultFileError`."""
         out = Path(out_dir)
-        meta = read_json(out / PREFERENCE_JSON)
-        if meta is None:
-            raise FileNotFoundError(f"no layer preference in {out} (missing {PREFERENCE_JSON})")
+        meta = read_required_json(out / PREFERENCE_JSON, what="layer preference")
         for name in (FRACTIONS_CSV, TOP_IMAGES_CSV):
             read_table(out / name, PREFERENCE)
-        images = read_table(out / IMAGES_CSV, PREFERENCE)
-        if images is None:
-            raise FileNotFoundError(f"{out / IMAGES_CSV} is missing: it lists the images {PREFERENCE_JSON} scores")
-        images = images.astype({"id": str, "source": str})
+        images = read_required_table(out / IMAGES_CSV, PREFERENCE, what="scored images").astype(
+            {"id": str, "source": str})
         arrays = read_npz(out / SCORES_NPZ, what="the scores of every image")
         scores: dict[str, dict[str, np.ndarray]] = {}
         for key in meta.get("scores") or []:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
 from unitscope.results.layout import LAYER_CSV, MAPS_NPZ, RF, RF_JSON, UNITS_CSV, command_dir
-from unitscope.results.schema import ResultFileError, read_json
+from unitscope.results.schema import ResultFileError, read_required_json
 
 __all__ = ["RFWindow", "EmpiricalRFResult", "rf_size", "summarise_receptive_fields", "TIMING_STATS",
            "ReceptiveFields", "load_receptive_fields"]
@@ -193,19 +193,10 @@ class EmpiricalRFResult:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "EmpiricalRFResult":
-        """Read a result written by :meth:`save` (or by an older unitscope: its map PNGs are not needed).
-
-        Raises
-        ------
-        FileNotFoundError
-            If ``rf.json`` or ``maps.npz`` is missing.
-        ResultFileError
-            If a file does not hold what :meth:`save` writes.
-        """
+        """Read a result written by :meth:`save`, or by an older unitscope (its map PNGs are not needed): a
+        missing file is a ``FileNotFoundError`` naming it, a damaged one a ``ResultFileError``."""
         out = Path(out_dir)
-        meta = read_json(out / RF_JSON)
-        if meta is None:
-            raise FileNotFoundError(f"no receptive-field result in {out} (missing {RF_JSON})")
+        meta = read_required_json(out / RF_JSON, what="receptive-field result")
         data = read_npz(out / MAPS_NPZ, what="the averaged maps of the units")
         missing = [k for k in ("units", "maps", "sizes", "top_ids", "top_values", "locations") if k not in data]
         if missing:

@@ -58,7 +58,7 @@ from unitscope.results.layout import (
 )
 
 __all__ = ["ResultFileError", "CsvSpec", "JsonSpec", "CSV_SPECS", "JSON_SPECS", "read_csv", "read_json",
-           "read_table", "read_required_table", "read_optional_table", "as_bool", "spec_for"]
+           "read_table", "read_required_table", "read_required_json", "read_optional_table", "as_bool", "spec_for"]
 
 
 class ResultFileError(ValueError):
@@ -362,6 +362,14 @@ def read_required_table(path: Path, kind: str, *, what: str) -> pd.DataFrame:
     if frame is None:
         raise FileNotFoundError(f"no {what} in {Path(path).parent} (missing {Path(path).name})")
     return frame
+
+
+def read_required_json(path: Path, *, what: str) -> Any:
+    """:func:`read_json` of a document a result cannot be without: absent, ``FileNotFoundError`` naming it."""
+    document = read_json(path)
+    if document is None:
+        raise FileNotFoundError(f"no {what} in {Path(path).parent} (missing {Path(path).name})")
+    return document
 
 
 def read_optional_table(path: Path, kind: str | None = None) -> pd.DataFrame:
