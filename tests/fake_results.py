@@ -1,8 +1,9 @@
 """A small hand-written results directory, for the report's tests.
 
 :func:`make_fake_results` writes every section's files with pandas and PIL,
-in the layout the experiments write (their ``save()`` methods); the numbers
-are chosen so the expected sentences are known:
+in the layout the experiments write (the typed results of preference, minimal
+images, receptive fields and localisation with their own ``save()``); the
+numbers are chosen so the expected sentences are known:
 
 * scenenet: conv3 has 1 object detector (bed), conv5 has 4 (bed, bed,
   painting, bookcase) -> 5 of 12 units, 3 different objects;
@@ -21,6 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
+
+from unitscope.results.localize import LocalizationResult
+from unitscope.results.minimal import MinimalImageRecord, MinimalImagesResult
+from unitscope.results.preference import LayerPreferenceResult
+from unitscope.results.receptive_fields import EmpiricalRFResult, RFWindow
 
 LAYERS = ["conv3", "conv5"]
 # (label, category, iou) per unit; the type follows the category as in dissection's CATEGORY_TYPES.
@@ -148,82 +154,52 @@ def _write_census(results: Path, network: str, null: str | None) -> None:
 
 
 def _write_preference(results: Path) -> None:
-    folder = results / "preference"
-    rows, tops, thumbs = [], [], []
-    shares = {("scenenet", "conv3"): 0.55, ("scenenet", "conv5"): 0.81,
-              ("objectnet", "conv3"): 0.52, ("objectnet", "conv5"): 0.23}
-    for (network, layer), scene_share in shares.items():
-        rows.append({"network": network, "layer": layer, "source": "scenes", "count": round(scene_share * 10),
-                     "fraction": scene_share})
-        rows.append({"network": network, "layer": layer, "source": "objects",
-                     "count": 10 - round(scene_share * 10), "fraction": round(1 - scene_share, 2)})
-        for rank in range(2):
-            image_id = f"{network}-{layer}-{rank}"
-            rel = f"top/{network}/{layer}/{rank:03d}_{image_id}.png"
-            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-            picture(rank + len(tops), 24).save(folder / rel)
-            tops.append({"network": network, "layer": layer, "rank": rank, "pool": 0, "index": rank,
-                         "id": image_id, "source": "scenes", "score": 1.0 - rank / 10})
-            thumbs.append({"network": network, "layer": layer, "rank": rank, "id": image_id, "file": rel})
-    pd.DataFrame(rows).to_csv(folder / "fractions.csv", index=False)
-    pd.DataFrame(tops).to_csv(folder / "top_images.csv", index=False)
-    (folder / "preference.json").write_text(json.dumps({"experiment": "layer_preference", "top": 10,
-                                                        "sources": ["scenes", "objects"], "scores": [],
-                                                        "thumbnails": thumbs}))
+    """100 scene and 100 object images; each layer's top 100 holds the share of scenes below."""
+    shares = {("scenenet", "conv3"): 55, ("scenenet", "conv5"): 81,
+              ("objectnet", "conv3"): 52, ("objectnet", "conv5"): 23}
+    images = pd.DataFrame({"pool": [0] * 100 + [1] * 100, "index": list(range(100)) * 2,
+                           "id": [f"s{i}" for i in range(100)] + [f"o{i}" for i in range(100)],
+                           "source": ["scenes"] * 100 + ["objects"] * 100})
+    scores, thumbnails = {}, {}
+    for (network, layer), scenes in shares.items():
+        chosen = np.zeros(200)
+        chosen[:scenes] = 1.0
+        chosen[100:200 - scenes] = 1.0
+        scores.setdefault(network, {})[layer] = chosen
+        thumbnails[(network, layer)] = [(rank, f"s{rank}", np.asarray(picture(rank + 2 * len(thumbnails), 24)))
+                                        for rank in range(2)]
+    LayerPreferenceResult(images=images, scores=scores, top=100, sources=["scenes", "objects"],
+                          thumbnails=thumbnails).save(results / "preference")
 
 
 def _write_minimal(results: Path, network: str) -> None:
-    folder = results / network / "minimal" / "masks"
-    (folder / "examples").mkdir(parents=True, exist_ok=True)
-    images = pd.DataFrame([
-        {"index": 0, "id": "bed1", "label": 0, "label_name": "bedroom", "n_segments": 6, "n_kept": 2, "n_steps": 4,
-         "kept_fraction": 0.30, "initial_score": 0.9, "final_score": 0.5, "kept": "0;3",
-         "objects_present": "bed;lamp", "objects_kept": "bed"},
-        {"index": 1, "id": "bed2", "label": 0, "label_name": "bedroom", "n_segments": 5, "n_kept": 1, "n_steps": 4,
-         "kept_fraction": 0.20, "initial_score": 0.8, "final_score": 0.45, "kept": "1",
-         "objects_present": "bed", "objects_kept": "bed"},
-    ])
-    images.to_csv(folder / "images.csv", index=False)
-    pd.DataFrame([{"scene": "bedroom", "object": "bed", "n_images": 2, "n_present": 2, "n_kept": 2, "share": 1.0,
-                   "share_given_present": 1.0},
-                  {"scene": "bedroom", "object": "lamp", "n_images": 2, "n_present": 1, "n_kept": 0, "share": 0.0,
-                   "share_given_present": 0.0}]).to_csv(folder / "objects.csv", index=False)
-    pd.DataFrame([{"scene": "bedroom", "object": "bed", "n_images": 2, "n_present": 2, "n_kept": 2, "share": 1.0,
-                   "share_given_present": 1.0},
-                  {"scene": "bedroom", "object": "(any)", "n_images": 2, "n_present": 2, "n_kept": 2, "share": 1.0,
-                   "share_given_present": 1.0}]).to_csv(folder / "diagnostic.csv", index=False)
-    examples = []
-    for n, image_id in enumerate(["bed1", "bed2"]):
-        stem = f"examples/{n:03d}_{image_id}"
-        picture(100 + n, 40).save(folder / f"{stem}_original.png")
-        picture(200 + n, 40).save(folder / f"{stem}_minimal.png")
-        examples.append({"id": image_id, "original": f"{stem}_original.png", "minimal": f"{stem}_minimal.png"})
-    (folder / "minimal.json").write_text(json.dumps({
-        "experiment": "minimal_images", "options": {"segmentation": "masks", "fill": "mean"},
-        "counts": {"seen": 3, "evaluated": 2, "incorrect": 1}, "diagnostic": {"bedroom": ["bed"]},
-        "examples": examples, "records": []}))
+    def record(index, image_id, n_segments, kept, kept_fraction, initial, final, segment_objects):
+        steps = [(s, initial - (initial - final) * (k + 1) / 4) for k, s in enumerate([1, 2, 4, 5])]
+        present = sorted({o for objects in segment_objects for o in objects})
+        return MinimalImageRecord(index=index, id=image_id, label=0, label_name="bedroom", n_segments=n_segments,
+                                  kept=kept, steps=steps, initial_score=initial, stop_segment=kept[0],
+                                  stop_score=0.1, stop_prediction=1, kept_fraction=kept_fraction,
+                                  segment_objects=segment_objects, objects_present=present, objects_kept=["bed"])
+
+    records = [record(0, "bed1", 6, [0, 3], 0.30, 0.9, 0.5, [["bed"], [], [], ["lamp"], [], []]),
+               record(1, "bed2", 5, [1], 0.20, 0.8, 0.45, [[], ["bed"], [], [], []])]
+    examples = {image_id: (np.asarray(picture(100 + n, 40)), np.asarray(picture(200 + n, 40)))
+                for n, image_id in enumerate(["bed1", "bed2"])}
+    kept_masks = {image_id: np.eye(40, dtype=bool) for image_id in examples}
+    MinimalImagesResult(records=records, counts={"seen": 3, "evaluated": 2, "incorrect": 1},
+                        options={"segmentation": "masks", "fill": "mean"}, diagnostic={"bedroom": ["bed"]},
+                        examples=examples, kept_masks=kept_masks).save(results / network / "minimal" / "masks")
 
 
 def _write_rf(results: Path, network: str) -> None:
     for layer, theoretical, sizes in (("conv3", 51, [20.0, 24.0]), ("conv5", 99, [30.0, 40.0])):
-        folder = results / network / "rf" / layer
-        (folder / "maps").mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"network": network, "layer": layer, "unit": [0, 1], "rf_size": sizes, "peak": [1.0, 2.0],
-                      "n_images": [5, 5], "theoretical_size": theoretical}).to_csv(folder / "units.csv", index=False)
-        pd.DataFrame([{"network": network, "layer": layer, "n_units": 2, "n_measured": 2,
-                       "rf_mean": float(np.mean(sizes)), "rf_std": float(np.std(sizes)),
-                       "rf_median": float(np.median(sizes)), "theoretical_size": theoretical,
-                       "theoretical_stride": 8, "occluder": 6, "stride": 2, "image_size": "128x128"}]).to_csv(
-            folder / "layer.csv", index=False)
-        pictures = []
-        for unit in (0, 1):
-            name = f"maps/unit_{unit:04d}.png"
-            picture(300 + unit, 21).save(folder / name)
-            pictures.append(name)
-        (folder / "rf.json").write_text(json.dumps({
-            "experiment": "empirical_receptive_fields", "network": network, "layer": layer,
-            "theoretical": {"size": theoretical, "stride": 8, "start": 0}, "image_size": [128, 128],
-            "occluder": 6, "stride": 2, "options": {}, "stats": {"images": 4}, "pictures": pictures}))
+        maps = np.zeros((2, 21, 21))
+        maps[0, 8:13, 8:13], maps[1, 6:15, 6:15] = 1.0, 2.0
+        EmpiricalRFResult(layer=layer, units=np.array([0, 1]), maps=maps, sizes=np.array(sizes),
+                          top_ids=np.zeros((2, 5), dtype=np.int64), top_values=np.ones((2, 5)),
+                          locations=np.zeros((2, 5, 2), dtype=np.int64), theoretical=RFWindow(theoretical, 8, 0),
+                          image_size=(128, 128), occluder=6, stride=2, stats={"images": 4},
+                          network=network).save(results / network / "rf" / layer)
     folder = results / network / "rf" / "segmentations"
     (folder / "conv5").mkdir(parents=True, exist_ok=True)
     picture(400, 30).resize((94, 30)).save(folder / "conv5" / "unit_0000.png")
@@ -233,9 +209,7 @@ def _write_rf(results: Path, network: str) -> None:
 
 
 def _write_localize(results: Path, network: str) -> None:
-    folder = results / network / "localize"
-    (folder / "examples" / "conv5").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([
+    units = pd.DataFrame([
         {"network": network, "layer": "conv5", "object": "bed", "unit": 0, "kind": "unit", "dissection_iou": 0.12,
          "threshold": 0.5, "images": 10, "images_absent": 5, "mask_iou": 0.4, "mean_image_iou": 0.35,
          "box_iou": 0.5, "box_hit_rate": 0.5, "pointing": 0.9, "fire_rate_absent": 0.1},
@@ -245,25 +219,23 @@ def _write_localize(results: Path, network: str) -> None:
         {"network": network, "layer": "conv5", "object": "bed", "unit": -1, "kind": "combined",
          "dissection_iou": None, "threshold": None, "images": 10, "images_absent": 5, "mask_iou": 0.45,
          "mean_image_iou": 0.4, "box_iou": 0.55, "box_hit_rate": 0.6, "pointing": 0.95, "fire_rate_absent": 0.2},
-    ]).to_csv(folder / "units.csv", index=False)
-    pd.DataFrame([{"network": network, "layer": "conv5", "object": "bed", "detectors": 2, "units": "0;1",
-                   "images": 10, "images_absent": 5, "mask_iou": 0.45, "mean_image_iou": 0.4, "box_iou": 0.55,
-                   "box_hit_rate": 0.6, "pointing": 0.95, "fire_rate_absent": 0.2, "best_unit": 0,
-                   "best_unit_mask_iou": 0.4, "best_unit_pointing": 0.9, "mean_unit_mask_iou": 0.3,
-                   "mean_unit_pointing": 0.8}]).to_csv(folder / "objects.csv", index=False)
-    pd.DataFrame([{"network": network, "layer": "conv5", "objects": 1, "detectors": 2, "images": 10,
-                   "mask_iou": 0.45, "box_iou": 0.55, "box_hit_rate": 0.6, "pointing": 0.95,
-                   "unit_mask_iou": 0.3, "unit_pointing": 0.8}]).to_csv(folder / "layers.csv", index=False)
-    picture(500, 48).save(folder / "examples" / "conv5" / "000_bed1.png")
-    (folder / "examples.json").write_text(json.dumps([{
-        "index": 0, "id": "bed1", "label": 0, "label_name": "bedroom", "predicted": 0, "predicted_name": "bedroom",
-        "probability": 0.8, "image_size": [128, 128], "mask_size": [64, 64],
-        "picture": {"conv5": "examples/conv5/000_bed1.png"},
-        "detections": [{"layer": "conv5", "object": "bed", "present": True, "detected": True,
-                        "boxes": [[1, 2, 30, 40]], "gt_boxes": [[0, 0, 32, 42]], "mask_fraction": 0.2}]}]))
-    (folder / "localize.json").write_text(json.dumps({"network": network, "layers": ["conv5"],
-                                                      "counts": {"images": 10, "labelled": 10, "correct": 8,
-                                                                 "accuracy": 0.8}, "options": {}}))
+    ])
+    objects = pd.DataFrame([{"network": network, "layer": "conv5", "object": "bed", "detectors": 2, "units": "0;1",
+                             "images": 10, "images_absent": 5, "mask_iou": 0.45, "mean_image_iou": 0.4,
+                             "box_iou": 0.55, "box_hit_rate": 0.6, "pointing": 0.95, "fire_rate_absent": 0.2,
+                             "best_unit": 0, "best_unit_mask_iou": 0.4, "best_unit_pointing": 0.9,
+                             "mean_unit_mask_iou": 0.3, "mean_unit_pointing": 0.8}])
+    example = {"index": 0, "id": "bed1", "label": 0, "label_name": "bedroom", "predicted": 0,
+               "predicted_name": "bedroom", "probability": 0.8, "image_size": [128, 128], "mask_size": [64, 64],
+               "picture": {"image": "image_000", "masks": ["mask_000_0"]},
+               "detections": [{"layer": "conv5", "object": "bed", "present": True, "detected": True,
+                               "boxes": [[2, 4, 60, 80]], "gt_boxes": [[0, 0, 64, 84]], "mask_fraction": 0.2}]}
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[2:40, 1:30] = True
+    pictures = {"image_000": np.asarray(picture(500, 128)), "mask_000_0": mask, "objects": np.array(["bed"])}
+    LocalizationResult(network=network, layers=["conv5"], units=units, objects=objects, examples=[example],
+                       pictures=pictures, counts={"images": 10, "labelled": 10, "correct": 8, "accuracy": 0.8},
+                       options={}).save(results / network / "localize")
 
 
 def _write_ablate(results: Path, network: str) -> None:

@@ -140,7 +140,7 @@ def test_bad_input_gives_clear_errors():
 def test_unit_segmentations_highlight_the_thresholded_region(tmp_path):
     from PIL import Image
 
-    from unitscope.experiments.segmentations import write_unit_segmentations
+    from unitscope.study.segmentations import write_unit_segmentations
 
     pool = RawToyPool(n=10)
     net = IndicatorNet()

@@ -138,9 +138,12 @@ def test_object_masks_give_per_scene_object_shares_and_diagnostic_objects(tmp_pa
     assert diag.loc["bed", "share"] == 1.0 and diag.loc["(any)", "n_kept"] == 2
 
     result.save(tmp_path)
-    for name in ["images.csv", "steps.csv", "objects.csv", "diagnostic.csv", "minimal.json",
-                 "examples/000_img0_original.png", "examples/000_img0_minimal.png"]:
+    for name in ["images.csv", "steps.csv", "objects.csv", "diagnostic.csv", "minimal.json", "examples.npz"]:
         assert (tmp_path / name).is_file(), name
+    # the example pair and its kept segments are arrays in the result (the report draws them)
+    with np.load(tmp_path / "examples.npz") as arrays:
+        assert (arrays["minimal_000"] == result.examples["img0"][1]).all()
+        assert arrays["kept_000"].tolist() == result.kept_masks["img0"].tolist()
     loaded = MinimalImagesResult.load(tmp_path)
     assert loaded.to_frame().equals(result.to_frame())
     assert loaded.object_shares().equals(result.object_shares())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import OrderedDict
 
@@ -194,8 +195,10 @@ def test_units_option_and_result_tables(tmp_path):
     assert summary.loc[0, "n_units"] == 2 and summary.loc[0, "network"] == "toy"
     assert summary.loc[0, "rf_mean"] == pytest.approx(float(np.nanmean(result.sizes)))
     result.save(tmp_path)
-    for name in ["units.csv", "layer.csv", "maps.npz", "rf.json", "maps/unit_0005.png"]:
+    for name in ["units.csv", "layer.csv", "maps.npz", "rf.json"]:
         assert (tmp_path / name).is_file(), name
+    # no pictures in the result: rf.json names the units whose maps (in maps.npz) the report draws
+    assert json.loads((tmp_path / "rf.json").read_text())["pictures"] == [5, 1]
     loaded = EmpiricalRFResult.load(tmp_path)
     np.testing.assert_array_equal(loaded.maps, result.maps)
     assert loaded.theoretical == result.theoretical and loaded.layer == "conv2"

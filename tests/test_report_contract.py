@@ -112,11 +112,13 @@ def _save_localize_and_ablate(results: Path) -> None:
                                  best_unit_pointing=0.75, mean_unit_mask_iou=0.4, mean_unit_pointing=0.75)])
     example = {"index": 0, "id": "s0", "label": 0, "label_name": "bedroom", "predicted": 0,
                "predicted_name": "bedroom", "probability": 0.9, "image_size": [32, 32], "mask_size": [32, 32],
-               "picture": {"conv5": "examples/conv5/000_s0.png"},
+               "picture": {"image": "image_000", "masks": ["mask_000_0"]},
                "detections": [{"layer": "conv5", "object": "bed", "present": True, "detected": True,
                                "boxes": [[0, 0, 8, 8]], "gt_boxes": [[0, 0, 9, 9]], "mask_fraction": 0.1}]}
     localize.LocalizationResult(network="scenenet", layers=["conv5"], units=units, objects=objects,
-                                examples=[example], pictures={"examples/conv5/000_s0.png": _picture(7)},
+                                examples=[example],
+                                pictures={"image_000": _picture(7), "mask_000_0": np.eye(32, dtype=bool),
+                                          "objects": np.array(["bed"])},
                                 counts={"images": 4, "labelled": 4, "correct": 3, "accuracy": 0.75}
                                 ).save(results / "scenenet" / "localize")
     conditions = [{"kind": "baseline", "object": None, "draw": None, "units": []},

@@ -29,7 +29,7 @@ from unitscope.experiments import ablate_detectors, layer_preference
 from unitscope.experiments._io import read_state, write_state
 from unitscope.experiments._runstate import RunState
 from unitscope.experiments.dissect import dissect
-from unitscope.experiments.segmentations import write_unit_segmentations
+from unitscope.study.segmentations import write_unit_segmentations
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

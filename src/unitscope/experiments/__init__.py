@@ -17,7 +17,8 @@ from unitscope.experiments.empirical_rf import (
     top_activations,
 )
 from unitscope.experiments.minimal_images import MinimalImageRecord, MinimalImagesResult, minimal_images
-from unitscope.experiments.preference import LayerPreferenceResult, layer_preference
+from unitscope.experiments.preference import layer_preference
+from unitscope.results.preference import LayerPreferenceResult
 from unitscope.experiments.unit_segmentations import UnitSegmentationsResult, unit_segmentations
 from unitscope.models.rf_window import RFWindow, theoretical_window
 from unitscope.results.ablation import AblationResult

@@ -1,4 +1,4 @@
-"""Atomic writes of experiment results, and run state that loads without running code.
+"""Atomic writes of experiment files, and run state that loads without running code.
 
 Every file goes through :func:`unitscope._files.atomic_write` (a temporary
 file in the same folder, then ``os.replace``): a run interrupted while
@@ -37,7 +37,6 @@ __all__ = [
     "write_npz",
     "write_png",
     "read_png",
-    "colorize",
     "safe_name",
 ]
 
@@ -61,20 +60,6 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
 def read_png(path: str | Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
-
-
-def colorize(values: np.ndarray, *, cmap: str = "viridis") -> np.ndarray:
-    """Map a 2-D float array to an ``(H, W, 3)`` uint8 image, scaled to its own range."""
-    from matplotlib import colormaps
-
-    values = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(values)
-    lo = values[finite].min() if finite.any() else 0.0
-    hi = values[finite].max() if finite.any() else 1.0
-    scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-    scaled = np.where(finite, scaled, 0.0)
-    rgba = colormaps[cmap](scaled)
-    return np.round(rgba[..., :3] * 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------

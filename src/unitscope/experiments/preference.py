@@ -17,7 +17,6 @@ afterwards.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -30,6 +29,7 @@ from torch.utils.data import Dataset
 
 import unitscope
 from unitscope.hooks import TraceDict, extra_tokens_of, spatial_map
+from unitscope.results.preference import LayerPreferenceResult
 
 from ._common import (
     input_channel_order,
@@ -46,156 +46,9 @@ from ._common import (
     to_uint8,
     weights_record,
 )
-from ._io import read_json, read_png, safe_name, write_csv, write_json, write_npz, write_png
 from ._runstate import BatchCheckpoints, data_key
 
-__all__ = ["LayerPreferenceResult", "layer_preference"]
-
-
-@dataclass
-class LayerPreferenceResult:
-    """Per-layer scores of every image, the top images, and their sources.
-
-    Attributes
-    ----------
-    images : DataFrame
-        One row per scored image, in scoring order: ``pool`` (position of its
-        pool in the list given), ``index`` (position in that pool), ``id``,
-        ``source``.
-    scores : dict of str to dict of str to ndarray
-        ``scores[network][layer]`` is ``(N,)`` float64, aligned with ``images``.
-    top : int
-        How many top images are counted per layer.
-    sources : list of str
-        Every source seen, in order of first appearance.
-    thumbnails : dict of (str, str) to list of (int, str, ndarray)
-        Per ``(network, layer)``: ``(rank, image id, (h, w, 3) uint8)`` of the
-        first top images, kept for the report.
-    weights : dict of str to dict
-        Per network, the weights it had: ``weights`` (fingerprint) and
-        ``weights_seed`` (seed of random weights, else None).
-    preprocessing : dict of str to dict
-        Per network, the preprocessing its images had (see
-        :func:`~unitscope.experiments._common.preprocessing_record`).
-    """
-
-    images: pd.DataFrame
-    scores: dict[str, dict[str, np.ndarray]]
-    top: int
-    sources: list[str]
-    thumbnails: dict[tuple[str, str], list[tuple[int, str, np.ndarray]]] = field(default_factory=dict)
-    weights: dict[str, dict] = field(default_factory=dict)
-    preprocessing: dict[str, dict] = field(default_factory=dict)
-
-    def merge(self, other: "LayerPreferenceResult") -> "LayerPreferenceResult":
-        """The networks of both results side by side (the same images, each network's own preprocessing).
-
-        Raises
-        ------
-        ValueError
-            If the two were not scored on the same images in the same order,
-            or share a network name.
-        """
-        if not self.images[["pool", "index", "id", "source"]].equals(other.images[["pool", "index", "id", "source"]]):
-            raise ValueError("cannot merge layer preferences scored on different images")
-        shared = set(self.scores) & set(other.scores)
-        if shared:
-            raise ValueError(f"both layer preferences have the network(s) {sorted(shared)}")
-        return LayerPreferenceResult(
-            images=self.images, scores={**self.scores, **other.scores}, top=self.top, sources=self.sources,
-            thumbnails={**self.thumbnails, **other.thumbnails}, weights={**self.weights, **other.weights},
-            preprocessing={**self.preprocessing, **other.preprocessing})
-
-    @property
-    def networks(self) -> list[str]:
-        return list(self.scores)
-
-    @property
-    def layers(self) -> dict[str, list[str]]:
-        return {network: list(by_layer) for network, by_layer in self.scores.items()}
-
-    def top_indices(self, network: str, layer: str) -> np.ndarray:
-        """Rows of :attr:`images` of the layer's top images, best first (ties: earlier row first)."""
-        scores = np.asarray(self.scores[network][layer], dtype=np.float64)
-        scores = np.where(np.isnan(scores), -np.inf, scores)
-        return np.argsort(-scores, kind="stable")[: self.top]
-
-    def top_images(self) -> pd.DataFrame:
-        """Columns ``network, layer, rank, pool, index, id, source, score`` (rank from 0)."""
-        frames = []
-        for network, by_layer in self.scores.items():
-            for layer, scores in by_layer.items():
-                rows = self.top_indices(network, layer)
-                frame = self.images.iloc[rows].reset_index(drop=True)
-                frame.insert(0, "rank", np.arange(len(rows)))
-                frame.insert(0, "layer", layer)
-                frame.insert(0, "network", network)
-                frame["score"] = np.asarray(scores)[rows]
-                frames.append(frame)
-        columns = ["network", "layer", "rank", "pool", "index", "id", "source", "score"]
-        return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
-
-    def fractions(self) -> pd.DataFrame:
-        """Columns ``network, layer, source, count, fraction`` (fraction of the layer's top images)."""
-        rows = []
-        sources = self.images["source"].to_numpy()
-        for network, by_layer in self.scores.items():
-            for layer in by_layer:
-                chosen = sources[self.top_indices(network, layer)]
-                for source in self.sources:
-                    count = int((chosen == source).sum())
-                    rows.append({"network": network, "layer": layer, "source": source, "count": count,
-                                 "fraction": count / len(chosen) if len(chosen) else float("nan")})
-        return pd.DataFrame(rows, columns=["network", "layer", "source", "count", "fraction"])
-
-    def to_frame(self) -> pd.DataFrame:
-        """The per-layer source fractions (see :meth:`fractions`)."""
-        return self.fractions()
-
-    def save(self, out_dir: str | Path) -> Path:
-        """Write ``fractions.csv``, ``top_images.csv``, ``images.csv``, ``scores.npz``,
-        ``preference.json`` and ``top/<network>/<layer>/<rank>_<id>.png``."""
-        out = Path(out_dir)
-        write_csv(out / "fractions.csv", self.fractions())
-        write_csv(out / "top_images.csv", self.top_images())
-        write_csv(out / "images.csv", self.images)
-        keys, arrays = [], {}
-        for network, by_layer in self.scores.items():
-            for layer, scores in by_layer.items():
-                name = f"scores_{len(keys)}"
-                keys.append({"network": network, "layer": layer, "array": name})
-                arrays[name] = np.asarray(scores, dtype=np.float64)
-        write_npz(out / "scores.npz", **arrays)
-        thumbs = []
-        for (network, layer), items in self.thumbnails.items():
-            for rank, image_id, image in items:
-                rel = Path("top") / safe_name(network) / safe_name(layer) / f"{rank:03d}_{safe_name(image_id)}.png"
-                write_png(out / rel, image)
-                thumbs.append({"network": network, "layer": layer, "rank": rank, "id": image_id,
-                               "file": rel.as_posix()})
-        write_json(out / "preference.json", {
-            "experiment": "layer_preference", "top": self.top, "sources": self.sources,
-            "scores": keys, "thumbnails": thumbs, "weights": self.weights, "preprocessing": self.preprocessing,
-        })
-        return out
-
-    @classmethod
-    def load(cls, out_dir: str | Path) -> "LayerPreferenceResult":
-        """Read a result written by :meth:`save`."""
-        out = Path(out_dir)
-        meta = read_json(out / "preference.json")
-        images = pd.read_csv(out / "images.csv", dtype={"id": str, "source": str}, keep_default_na=False)
-        scores: dict[str, dict[str, np.ndarray]] = {}
-        with np.load(out / "scores.npz") as arrays:
-            for key in meta["scores"]:
-                scores.setdefault(key["network"], {})[key["layer"]] = arrays[key["array"]].copy()
-        thumbnails: dict[tuple[str, str], list] = {}
-        for t in meta["thumbnails"]:
-            thumbnails.setdefault((t["network"], t["layer"]), []).append(
-                (int(t["rank"]), str(t["id"]), read_png(out / t["file"])))
-        return cls(images=images, scores=scores, top=int(meta["top"]), sources=list(meta["sources"]),
-                   thumbnails=thumbnails, weights=dict(meta.get("weights") or {}),
-                   preprocessing=dict(meta.get("preprocessing", {})))
+__all__ = ["layer_preference"]
 
 
 def _thumbnail(image: np.ndarray, size: int) -> np.ndarray:

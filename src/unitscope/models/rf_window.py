@@ -13,47 +13,13 @@ handled).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import nn
 
 from unitscope.hooks import resolve_layer
 from unitscope.models.receptive_field import receptive_field
+from unitscope.results.receptive_fields import RFWindow
 
 __all__ = ["RFWindow", "as_window", "theoretical_window", "whole_image_window"]
-
-
-@dataclass(frozen=True)
-class RFWindow:
-    """Square theoretical receptive field of a layer.
-
-    Attributes
-    ----------
-    size : int
-        Side of the window in input pixels.
-    stride : int
-        Input pixels between neighbouring output positions.
-    start : int
-        First input pixel of output position 0's window (``-padding``).
-    note : str or None
-        Set (``"global: attention"``) for a layer whose units see the whole
-        input: the window is then only a frame for centring occlusion maps
-        on a unit's position (:func:`whole_image_window`), not its RF.
-    """
-
-    size: int
-    stride: int
-    start: int
-    note: str | None = None
-
-    def window(self, i: int) -> tuple[int, int]:
-        """``[first, last + 1)`` input pixels of output position ``i``."""
-        first = i * self.stride + self.start
-        return first, first + self.size
-
-    def centre(self, i: int) -> int:
-        """Input pixel at the centre of position ``i``'s window (rounded down)."""
-        return i * self.stride + self.start + (self.size - 1) // 2
 
 
 def as_window(rf) -> RFWindow:

@@ -2,18 +2,22 @@
 
 Data first, views second: :mod:`unitscope.results` reads the saved
 files, :mod:`unitscope.report.summary` answers the seed's questions from
-them (also written as ``summary.json``), :mod:`unitscope.report.sections`
-shapes each section and draws its plots (PNG files), and Jinja2 templates
-(autoescaped) render the pages::
+them (also written as ``summary.json``), :mod:`unitscope.report.sections` and
+:mod:`unitscope.report.detector_sections` shape each section, draw its plots
+and, from the arrays the results hold, its pictures
+(:mod:`unitscope.report.pictures`), and Jinja2 templates (autoescaped) render
+the pages::
 
     REPORT/index.html                       the report
     REPORT/units/<network>/<layer>/<n>.html  one page per unit
     REPORT/plots/*.png                      figures
+    REPORT/pictures/...                     pictures drawn from saved arrays (thumbnails, minimal images,
+                                            RF maps, localisation examples), at their arrays' result paths
     REPORT/static/report.css, report.js     style and the unit table's sorting / filtering
     REPORT/summary.json                     the answers and the numbers behind them
     REPORT/.unitscope-report                the files the build wrote (see unitscope.report.folder)
 
-Images of the results (segmentations, thumbnails, maps) are linked with
+Image files of the results (segmentation tiles and strips) are linked with
 relative paths, so the report opens from disk with no server; with
 ``copy_images=True`` they are copied under ``REPORT/files`` and the report
 folder can be moved on its own.
@@ -36,7 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from unitscope.report import sections
+from unitscope.report import detector_sections, sections
+from unitscope.report.assets import Assets, cell, unit_page_path
 from unitscope.report.folder import check_report_folder, staged_folder, write_manifest
 from unitscope.report.measures import key_layer, layer_order, object_detector_table
 from unitscope.report.summary import summarise
@@ -104,15 +109,15 @@ def _unit_lookups(net: NetworkResults) -> dict[str, dict]:
         for r in net.human.units.to_dict(orient="records"):
             human[(str(r["layer"]), int(r["unit"]))] = r
     localize = {}
-    units = net.localize.tables.get("units.csv") if net.localize is not None else None
-    if units is not None and {"layer", "unit", "object"} <= set(units.columns):
-        rows = units[units["kind"] == "unit"] if "kind" in units else units
-        for r in rows.to_dict(orient="records"):
+    if net.localize is not None:
+        units = net.localize.unit_frame()
+        for r in units[units["kind"] == "unit"].to_dict(orient="records"):
             localize.setdefault((str(r["layer"]), int(r["unit"])), []).append(r)
-    return {"rf": rf_sizes, "human": human, "localize": localize}
+    maps = net.rf.maps if net.rf is not None else {}
+    return {"rf": rf_sizes, "human": human, "localize": localize, "maps": maps}
 
 
-def _write_unit_pages(results: ResultSet, assets: sections.Assets, env: Environment, out: Path,
+def _write_unit_pages(results: ResultSet, assets: Assets, env: Environment, out: Path,
                       title: str) -> int:
     template = env.get_template("unit.html.j2")
     written = 0
@@ -126,16 +131,18 @@ def _write_unit_pages(results: ResultSet, assets: sections.Assets, env: Environm
             rows = units[units["layer"] == layer].sort_values("unit").to_dict(orient="records")
             for i, row in enumerate(rows):
                 unit = int(row["unit"])
-                rel = sections.unit_page_path(net.name, layer, unit)
+                rel = unit_page_path(net.name, layer, unit)
                 page = out / rel
                 page_dir = page.parent
                 page_dir.mkdir(parents=True, exist_ok=True)
                 best = [{"category": c, "label": row.get(f"{c}_label", ""),
-                         "iou": sections._cell(row.get(f"{c}_iou"))} for c in categories]
+                         "iou": cell(row.get(f"{c}_iou"))} for c in categories]
                 images = [{"url": assets.url(s["path"], page_dir), "id": s["id"], "rank": s["rank"]}
                           for s in net.segmentations.get((layer, unit), [])]
                 tile = net.unit_tiles.get((layer, unit))
-                rf_map = net.rf.maps.get((layer, unit)) if net.rf is not None else None
+                averaged = lookups["maps"].get((layer, unit))
+                rf_map = sections.rf_map_picture(assets, net.name, layer, unit, averaged) \
+                    if averaged is not None else None
                 human = lookups["human"].get((layer, unit))
                 neighbours = {
                     "previous": rows[i - 1]["unit"] if i > 0 else None,
@@ -145,15 +152,15 @@ def _write_unit_pages(results: ResultSet, assets: sections.Assets, env: Environm
                     "root": "../../../", "report_title": title, "page_title": f"{net.name} · {layer} · unit {unit}",
                     "network": net.name, "layer": layer, "unit": unit,
                     "fields": [["label", row.get("label", "")], ["category", row.get("category", "")],
-                               ["type", row.get("type", "")], ["IoU", sections._cell(row.get("iou"))],
+                               ["type", row.get("type", "")], ["IoU", cell(row.get("iou"))],
                                ["detector", bool(row.get("detector"))],
-                               ["precision (top images)", sections._cell(row.get("precision"))],
-                               ["activation threshold", sections._cell(row.get("threshold"))]],
+                               ["precision (top images)", cell(row.get("precision"))],
+                               ["activation threshold", cell(row.get("threshold"))]],
                     "threshold": net.dissection.iou_threshold,
                     "best": best, "images": images,
                     "tile": assets.url(tile, page_dir) if tile else None,
                     "rf_map": assets.url(rf_map, page_dir) if rf_map else None,
-                    "rf_size": sections._cell(lookups["rf"].get((layer, unit))),
+                    "rf_size": cell(lookups["rf"].get((layer, unit))),
                     "human": human, "localize": lookups["localize"].get((layer, unit), []),
                     "previous": f"{neighbours['previous']}.html" if neighbours["previous"] is not None else None,
                     "next": f"{neighbours['next']}.html" if neighbours["next"] is not None else None,
@@ -252,7 +259,7 @@ def _render(results: ResultSet, out_dir: Path, *, title: str | None, copy_images
     """Write the report's pages, plots and summary into ``out_dir``."""
     names = [n.name for n in results.networks]
     title = title or ("unitscope report: " + (" vs ".join(names) if names else results.root.name))
-    assets = sections.Assets(out_dir, results.root, copy=copy_images)
+    assets = Assets(out_dir, results.root, copy=copy_images)
     env = render_environment()
 
     findings = summarise(results)
@@ -263,16 +270,16 @@ def _render(results: ResultSet, out_dir: Path, *, title: str | None, copy_images
         "generated": _generated_at(),
         "results_dir": str(results.root),
         "networks": names, "nulls": list(results.nulls),
-        "findings": sections.findings_context(findings),
+        "findings": detector_sections.findings_context(findings),
         "key_layer": key_layer(counts, order),
         "preference": sections.preference_section(results, assets),
         "minimal": sections.minimal_section(results, assets),
         "rf": sections.rf_section(results, assets),
         "semantics": sections.semantics_section(results, assets),
         "census": sections.census_section(results, assets),
-        "localize": sections.localize_section(results, assets),
-        "ablate": sections.ablate_section(results, assets),
-        "human": sections.human_section(results, assets),
+        "localize": detector_sections.localize_section(results, assets),
+        "ablate": detector_sections.ablate_section(results, assets),
+        "human": detector_sections.human_section(results, assets),
         "run": sections.run_section(results),
     }
     static = out_dir / "static"

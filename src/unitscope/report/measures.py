@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from unitscope.results import NetworkResults, ResultSet
-from unitscope.results.localize import ExperimentFiles
 
 __all__ = [
     "Finding",
@@ -27,7 +26,6 @@ __all__ = [
     "object_detector_table",
     "layer_order",
     "key_layer",
-    "first_table",
     "localize_summary",
     "ablate_summary",
     "ablation_targets",
@@ -142,24 +140,16 @@ def key_layer(table: pd.DataFrame, order: list[str]) -> str | None:
 
 
 # --------------------------------------------------------------------------- localisation, ablation
-def first_table(files: ExperimentFiles, names: Sequence[str]) -> pd.DataFrame | None:
-    for name in names:
-        if name in files.tables and files.tables[name] is not None:
-            return files.tables[name]
-    return None
-
-
 def localize_summary(results: ResultSet) -> dict[str, dict]:
     """Per network: detector units scored and their mean mask IoU / pointing-game rate (combined rows excluded)."""
     out = {}
     for net in results.networks:
         if net.localize is None:
             continue
-        units = first_table(net.localize, ["units.csv"])
-        if units is None or not len(units):
+        units = net.localize.unit_frame()
+        units = units[units["kind"] == "unit"]
+        if not len(units):
             continue
-        if "kind" in units:
-            units = units[units["kind"] == "unit"]
         entry = {"units": int(len(units))}
         for column, key in (("mask_iou", "iou"), ("pointing", "pointing")):
             if column in units:

@@ -1,5 +1,8 @@
 """From loaded results to what each section of the page shows (plain dicts for the templates).
 
+The sections of the study's questions: the run, layer preference, minimal
+images, receptive fields, unit semantics and the object census (localisation,
+ablation and human labels are :mod:`unitscope.report.detector_sections`).
 Every ``*_section`` function takes the :class:`~unitscope.results.ResultSet`
 and a :class:`Assets` (which turns a file into a link relative to the page
 and draws plots into ``report/plots``) and returns a dict with at least
@@ -10,148 +13,25 @@ them.
 
 from __future__ import annotations
 
-import math
-import os
-import re
-import shutil
 from pathlib import Path
-from typing import Any, Callable, Sequence
-from urllib.parse import quote
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from unitscope.report import plots
-from unitscope.report.measures import (PAPER_CORRELATIONS, PAPER_RF, Finding, ablation_targets, first_table, key_layer,
-                                       layer_order, object_detector_table)
+from unitscope.report.pictures import colour_map
+from unitscope.report.assets import HINTS, Assets, cell, table, unit_page_path
 from unitscope.results import NetworkResults, ResultSet
-from unitscope.results.layout import safe_name
+from unitscope.results.minimal import MinimalRun
+from unitscope.results.layout import MINIMAL, PREFERENCE, RF, safe_name
+from unitscope.report.measures import PAPER_CORRELATIONS, PAPER_RF, key_layer, layer_order, object_detector_table
 
-__all__ = [
-    "Assets",
-    "table",
-    "HINTS",
-    "run_section",
-    "preference_section",
-    "minimal_section",
-    "rf_section",
-    "semantics_section",
-    "census_section",
-    "localize_section",
-    "ablate_section",
-    "human_section",
-    "unit_page_path",
-]
-
-#: What to run when a section has no results (``RESULTS`` stands for the results directory).
-HINTS = {
-    "run": "No run.json: the configuration, versions and timings are written by `unitscope demo`.",
-    "preference": "No layer-preference results: run `unitscope preference ... --out RESULTS`.",
-    "minimal": "No minimal-image results: run `unitscope minimal ... --out RESULTS`.",
-    "rf": "No receptive-field results: run `unitscope rf ... --out RESULTS`.",
-    "semantics": "No dissection results: run `unitscope dissect --model MODEL --data POOL --out RESULTS`.",
-    "census": "No object census: `unitscope dissect ... --out RESULTS` writes it (add `--null` for the "
-              "random-weights null).",
-    "localize": "No localisation results: run `unitscope localize ... --out RESULTS`.",
-    "ablate": "No ablation results: run `unitscope ablate ... --out RESULTS`.",
-    "human": "No human labels: collect them with `unitscope label serve RESULTS`, then write them with "
-             "`unitscope label results --results RESULTS`.",
-}
+__all__ = ["run_section", "preference_section", "minimal_section", "rf_section", "semantics_section",
+           "census_section", "network_names"]
 
 
-# --------------------------------------------------------------------------- assets
-class Assets:
-    """Links to result files from the report's pages, and where plots go.
-
-    Parameters
-    ----------
-    out : Path
-        The report folder (holds ``index.html``).
-    root : Path
-        The results directory.
-    copy : bool
-        Copy every linked file into ``out/files`` (a report folder that can
-        be moved on its own) instead of linking to it in place.
-    """
-
-    def __init__(self, out: Path, root: Path, *, copy: bool = False) -> None:
-        self.out = Path(os.path.abspath(out))
-        self.root = Path(os.path.abspath(root))
-        self.copy = copy
-        self.plots_dir = self.out / "plots"
-        self.plotted: list[Path] = []
-        self._relative_dirs: dict[tuple[str, str], str] = {}
-
-    def _target(self, path: Path) -> str:
-        path = os.path.abspath(path)
-        if not self.copy:
-            return path
-        try:
-            rel = Path(path).relative_to(self.root)
-        except ValueError:
-            rel = Path("external") / safe_name(os.path.dirname(path)) / os.path.basename(path)
-        target = self.out / "files" / rel
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Contents only: the copy gets the umask's permissions, not the result file's.
-            shutil.copyfile(path, target)
-        return str(target)
-
-    def url(self, path: Path, page_dir: Path | None = None) -> str:
-        """A relative, percent-encoded link from ``page_dir`` (default: the report folder) to ``path``."""
-        target = self._target(path)
-        folder, name = os.path.split(target)
-        start = os.path.abspath(page_dir) if page_dir is not None else str(self.out)
-        key = (folder, start)
-        if key not in self._relative_dirs:  # thousands of links share a few folders: relpath once per pair
-            self._relative_dirs[key] = Path(os.path.relpath(folder, start)).as_posix()
-        rel = self._relative_dirs[key]
-        return quote(name if rel == "." else f"{rel}/{name}")
-
-    def plot(self, name: str, draw: Callable[[Path], Path | None]) -> str | None:
-        """Draw a plot into ``plots/<name>.png``; its link from the report folder, or None if nothing was drawn."""
-        path = draw(self.plots_dir / f"{safe_name(name)}.png")
-        if path is None:
-            return None
-        self.plotted.append(path)
-        return quote(Path(os.path.relpath(path, self.out)).as_posix())
-
-
-#: Columns shown as percentages wherever they appear.
-PERCENT_COLUMNS = re.compile(r"^(share(_.*)?|.*_share|fraction|kept_fraction|precision_over_75|.*_rate|pointing|"
-                             r".*_pointing|.*accuracy|.*_acc|label_agreement_rate|type_agreement_rate)$")
-
-
-def table(frame: pd.DataFrame | None, columns: Sequence[str] | None = None, *,
-          rename: dict[str, str] | None = None, limit: int | None = None) -> dict[str, Any]:
-    """A frame as ``{"columns", "rows", "total", "percent"}`` (only ``columns`` that exist; first ``limit`` rows).
-
-    ``percent`` flags the columns whose values are shares (shown as percentages).
-    """
-    if frame is None or not len(frame.columns):
-        return {"columns": [], "rows": [], "total": 0, "percent": []}
-    columns = [c for c in (columns or list(frame.columns)) if c in frame.columns]
-    rename = rename or {}
-    shown = frame[columns] if limit is None else frame[columns].head(limit)
-    rows = [[_cell(v) for v in row] for row in shown.itertuples(index=False, name=None)]
-    return {"columns": [rename.get(c, c.replace("_", " ")) for c in columns], "rows": rows, "total": len(frame),
-            "percent": [bool(PERCENT_COLUMNS.match(str(c))) for c in columns]}
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def unit_page_path(network: str, layer: str, unit: int) -> str:
-    """Path of a unit's page relative to the report folder."""
-    return f"units/{safe_name(network)}/{safe_name(layer)}/{int(unit)}.html"
-
-
-def _names(results: ResultSet) -> list[str]:
+def network_names(results: ResultSet) -> list[str]:
     return [n.name for n in results.networks]
 
 
@@ -181,7 +61,7 @@ def run_section(results: ResultSet) -> dict[str, Any]:
     if run is None:
         return {"available": False, "hint": HINTS["run"], "networks": networks}
     timings = run.timings
-    timing_rows = [[stage, _cell(seconds)] for stage, seconds in timings.items()
+    timing_rows = [[stage, cell(seconds)] for stage, seconds in timings.items()
                    if isinstance(seconds, (int, float))]
     total = sum(v for _, v in timing_rows if isinstance(v, (int, float)))
     world = run.world
@@ -200,27 +80,32 @@ def run_section(results: ResultSet) -> dict[str, Any]:
 # --------------------------------------------------------------------------- preference
 def preference_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
     pref = results.preference
-    if pref is None or not len(pref.fractions):
+    fractions = pref.fractions if pref is not None else None
+    if fractions is None or not len(fractions):
         return {"available": False, "hint": HINTS["preference"]}
-    names = [n for n in _names(results) if (pref.fractions["network"] == n).any()]
-    names += [n for n in dict.fromkeys(pref.fractions["network"]) if n not in names]
+    names = [n for n in network_names(results) if (fractions["network"] == n).any()]
+    names += [n for n in dict.fromkeys(fractions["network"]) if n not in names]
     plot = assets.plot("preference", lambda p: plots.plot_preference(
-        pref.fractions, p, networks=names, sources=pref.sources, top=pref.top))
-    wide = pref.fractions.pivot_table(index="layer", columns=["network", "source"], values="fraction",
-                                      aggfunc="first", sort=False)
-    layers = list(dict.fromkeys(pref.fractions["layer"]))
+        fractions, p, networks=names, sources=pref.sources, top=pref.top))
+    wide = fractions.pivot_table(index="layer", columns=["network", "source"], values="fraction",
+                                 aggfunc="first", sort=False)
+    layers = list(dict.fromkeys(fractions["layer"]))
     columns = [(n, s) for n in names for s in pref.sources if (n, s) in wide.columns]
-    rows = [[layer] + [_cell(wide.loc[layer, c]) if layer in wide.index else None for c in columns]
+    rows = [[layer] + [cell(wide.loc[layer, c]) if layer in wide.index else None for c in columns]
             for layer in layers]
+    source = dict(zip(pref.result.images["id"].astype(str), pref.result.images["source"].astype(str)))
     thumbs = []
     for name in names:
-        t = pref.thumbnails[pref.thumbnails["network"] == name]
         by_layer = []
-        for layer in dict.fromkeys(t["layer"]):
-            items = t[t["layer"] == layer].sort_values("rank")
+        for (network, layer), items in pref.result.thumbnails.items():
+            if network != name:
+                continue
             by_layer.append({"layer": layer, "images": [
-                {"url": assets.url(r.path), "id": r.id, "source": r.source, "rank": int(r.rank)}
-                for r in items.itertuples()]})
+                {"url": assets.url(assets.picture(
+                    f"{PREFERENCE}/top/{safe_name(name)}/{safe_name(layer)}/{rank:03d}_{safe_name(image_id)}.png",
+                    lambda image=image: image)),
+                 "id": image_id, "source": source.get(image_id, ""), "rank": int(rank)}
+                for rank, image_id, image in sorted(items, key=lambda item: item[0])]})
         if by_layer:
             thumbs.append({"network": name, "layers": by_layer})
     return {"available": True, "hint": "", "plot": plot, "top": pref.top, "sources": pref.sources,
@@ -245,7 +130,7 @@ def minimal_section(results: ResultSet, assets: Assets, *, examples: int = 8) ->
                 for scene, rows in run.objects.groupby("scene", sort=True):
                     rows = rows.sort_values("share", ascending=False, kind="stable")
                     scenes.append({"scene": scene, "n_images": int(rows["n_images"].iloc[0]),
-                                   "objects": [[r.object, _cell(r.share), int(r.n_kept), int(r.n_present)]
+                                   "objects": [[r.object, cell(r.share), int(r.n_kept), int(r.n_present)]
                                                for r in rows.head(6).itertuples()]})
             diagnostic = None
             if run.diagnostic is not None and len(run.diagnostic):
@@ -260,15 +145,29 @@ def minimal_section(results: ResultSet, assets: Assets, *, examples: int = 8) ->
                                                                       if "n_kept" in images else np.nan)}))
             runs.append({
                 "network": net.name, "name": run.segmentation or run.name or "minimal images",
-                "options": [[k, v] for k, v in _flatten(run.options)], "counts": run.counts, "stats": stats,
-                "examples": [{"id": e["id"], "scene": e["label_name"], "kept_fraction": _cell(e["kept_fraction"]),
-                              "objects_kept": e["objects_kept"], "original": assets.url(e["original"]),
-                              "minimal": assets.url(e["minimal"])} for e in run.examples[:examples]],
+                "options": [[k, v] for k, v in _flatten(run.result.options)], "counts": run.result.counts,
+                "stats": stats, "examples": _minimal_examples(run, assets, examples),
                 "scenes": scenes, "diagnostic": diagnostic, "by_scene": by_scene,
             })
     if not runs:
         return {"available": False, "hint": HINTS["minimal"]}
     return {"available": True, "hint": "", "runs": runs}
+
+
+def _minimal_examples(run: MinimalRun, assets: Assets, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` example pairs of a run, drawn into the report (the pixels the search saw)."""
+    records = {r.id: r for r in run.result.records}
+    folder = "/".join(p for p in (safe_name(run.network), MINIMAL, safe_name(run.name) if run.name else "") if p)
+    out = []
+    for n, (image_id, (original, minimal)) in enumerate(list(run.result.examples.items())[:limit]):
+        record = records.get(image_id)
+        stem = f"{folder}/examples/{n:03d}_{safe_name(image_id)}"
+        out.append({"id": image_id, "scene": record.label_name if record else "",
+                    "kept_fraction": cell(record.kept_fraction) if record else None,
+                    "objects_kept": ";".join(record.objects_kept) if record else "",
+                    "original": assets.url(assets.picture(f"{stem}_original.png", lambda: original)),
+                    "minimal": assets.url(assets.picture(f"{stem}_minimal.png", lambda: minimal))})
+    return out
 
 
 # --------------------------------------------------------------------------- receptive fields
@@ -284,24 +183,27 @@ def rf_section(results: ResultSet, assets: Assets, *, maps_per_layer: int = 8,
     for net in nets:
         for r in net.rf.layers.itertuples():
             mean, theo = getattr(r, "rf_mean", np.nan), getattr(r, "theoretical_size", np.nan)
-            rows.append([net.name, r.layer, _cell(getattr(r, "n_measured", getattr(r, "n_units", None))),
-                         _cell(mean), _cell(getattr(r, "rf_std", np.nan)), _cell(getattr(r, "rf_median", np.nan)),
-                         _cell(theo), _cell(mean / theo if theo and np.isfinite(theo) and theo > 0 else np.nan)])
+            rows.append([net.name, r.layer, cell(getattr(r, "n_measured", getattr(r, "n_units", None))),
+                         cell(mean), cell(getattr(r, "rf_std", np.nan)), cell(getattr(r, "rf_median", np.nan)),
+                         cell(theo), cell(mean / theo if theo and np.isfinite(theo) and theo > 0 else np.nan)])
     plot = assets.plot("receptive_fields", lambda p: plots.plot_receptive_fields(
         {n.name: n.rf.layers for n in nets}, PAPER_RF, p))
     maps = []
     for net in nets:
         sizes = {}
         if len(net.rf.units) and "rf_size" in net.rf.units:
-            sizes = {(str(r.layer), int(r.unit)): _cell(r.rf_size) for r in net.rf.units.itertuples()}
+            sizes = {(str(r.layer), int(r.unit)): cell(r.rf_size) for r in net.rf.units.itertuples()}
         layers = []
+        maps_of = net.rf.maps
         for layer in net.rf.layers["layer"]:
-            items = sorted((u, p) for (lay, u), p in net.rf.maps.items() if lay == layer)[:maps_per_layer]
+            items = sorted(((u, m) for (lay, u), m in maps_of.items() if lay == layer),
+                           key=lambda item: item[0])[:maps_per_layer]
             if items:
                 layers.append({"layer": layer, "maps": [
-                    {"unit": u, "url": assets.url(p), "size": sizes.get((layer, u)),
+                    {"unit": u, "url": assets.url(rf_map_picture(assets, net.name, layer, u, m)),
+                     "size": sizes.get((layer, u)),
                      "page": unit_page_path(net.name, layer, u) if _has_unit(net, layer, u) else None}
-                    for u, p in items]})
+                    for u, m in items]})
         if layers:
             maps.append({"network": net.name, "layers": layers})
     tiles = []
@@ -320,6 +222,12 @@ def rf_section(results: ResultSet, assets: Assets, *, maps_per_layer: int = 8,
             "table": {"columns": ["network", "layer", "units measured", "empirical mean (px)", "std (px)",
                                   "median (px)", "theoretical (px)", "empirical / theoretical"], "rows": rows},
             "maps": maps, "tiles": tiles}
+
+
+def rf_map_picture(assets: Assets, network: str, layer: str, unit: int, averaged: np.ndarray) -> Path:
+    """A unit's averaged occlusion map, colour-mapped, in the report (one file for every page showing it)."""
+    rel = f"{safe_name(network)}/{RF}/{safe_name(layer)}/maps/unit_{int(unit):04d}.png"
+    return assets.picture(rel, lambda: colour_map(averaged))
 
 
 def _has_unit(net: NetworkResults, layer: str, unit: int) -> bool:
@@ -348,9 +256,9 @@ def semantics_section(results: ResultSet, assets: Assets, *, examples_per_layer:
         for r in counts[counts["network"] == net.name].itertuples():
             row = [net.name, r.layer, r.units, r.detectors, r.object_detectors, r.object_share,
                    r.unique_concepts, r.unique_objects]
-            row += [_cell(lay.loc[r.layer, c]) if r.layer in lay.index and c in lay.columns else None
+            row += [cell(lay.loc[r.layer, c]) if r.layer in lay.index and c in lay.columns else None
                     for c in ("mean_iou", "mean_precision")]
-            row += [_cell(lay.loc[r.layer, f"share_{t}"]) if r.layer in lay.index and f"share_{t}" in lay.columns
+            row += [cell(lay.loc[r.layer, f"share_{t}"]) if r.layer in lay.index and f"share_{t}" in lay.columns
                     else None for t in plots.TYPES]
             layer_rows.append(row)
     units = []
@@ -364,7 +272,7 @@ def semantics_section(results: ResultSet, assets: Assets, *, examples_per_layer:
             units.append({
                 "network": net.name, "layer": r.layer, "depth": order.index(r.layer) if r.layer in order else 0,
                 "unit": int(r.unit), "label": r.label,
-                "category": r.category, "type": r.type, "iou": _cell(r.iou), "precision": _cell(r.precision),
+                "category": r.category, "type": r.type, "iou": cell(r.iou), "precision": cell(r.precision),
                 "detector": bool(r.detector), "human": human.get((net.name, r.layer, int(r.unit)), ""),
                 "page": unit_page_path(net.name, r.layer, int(r.unit)),
             })
@@ -378,7 +286,7 @@ def semantics_section(results: ResultSet, assets: Assets, *, examples_per_layer:
             for r in u.itertuples():
                 images = net.segmentations.get((layer, int(r.unit)), [])[:images_per_unit]
                 if images:
-                    items.append({"unit": int(r.unit), "label": r.label, "type": r.type, "iou": _cell(r.iou),
+                    items.append({"unit": int(r.unit), "label": r.label, "type": r.type, "iou": cell(r.iou),
                                   "page": unit_page_path(net.name, layer, int(r.unit)),
                                   "images": [assets.url(im["path"]) for im in images]})
             if items:
@@ -451,8 +359,8 @@ def census_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
             pivot = pivot[pivot.sum(axis=1) > 0]
             pivot = pivot.loc[pivot.sum(axis=1).sort_values(ascending=False, kind="stable").index]
             rows = [[obj] + [int(v) for v in pivot.loc[obj]] +
-                    [_cell(extra.loc[obj, "frequency"]) if "frequency" in extra else None,
-                     _cell(extra.loc[obj, "informative_scenes"]) if "informative_scenes" in extra else None]
+                    [cell(extra.loc[obj, "frequency"]) if "frequency" in extra else None,
+                     cell(extra.loc[obj, "informative_scenes"]) if "informative_scenes" in extra else None]
                     for obj in pivot.index]
             top_objects = {"columns": ["object"] + list(pivot.columns) + ["frequency (images)",
                                                                           "informative scenes"], "rows": rows}
@@ -467,109 +375,3 @@ def _informative(frame: pd.DataFrame) -> dict | None:
     best = frame[frame["rank"] == 1]
     return table(best, ["scene", "object", "p_object_given_scene", "p_object", "score"],
                  rename={"p_object_given_scene": "P(object | scene)", "p_object": "P(object)"})
-
-
-# --------------------------------------------------------------------------- localisation & ablation
-def localize_section(results: ResultSet, assets: Assets, *, examples: int = 8) -> dict[str, Any]:
-    nets = [n for n in results.networks if n.localize is not None]
-    if not nets:
-        return {"available": False, "hint": HINTS["localize"]}
-    out = []
-    for net in nets:
-        files = net.localize
-        meta = files.documents.get("localize.json") or {}
-        layers = first_table(files, ["layers.csv"])
-        objects = first_table(files, ["objects.csv"])
-        pictures = []
-        for ex in (files.documents.get("examples.json") or [])[:examples]:
-            if not isinstance(ex, dict):
-                continue
-            found = [d for d in ex.get("detections") or [] if d.get("detected")]
-            for layer, rel in (ex.get("picture") or {}).items():
-                path = files_root(results, net.name, "localize") / rel
-                if path.is_file():
-                    pictures.append({
-                        "url": assets.url(path), "id": ex.get("id", ""), "layer": layer,
-                        "scene": ex.get("label_name", ""), "predicted": ex.get("predicted_name", ""),
-                        "probability": _cell(ex.get("probability")),
-                        "objects": ", ".join(sorted({d.get("object", "") for d in found
-                                                     if d.get("layer") == layer})),
-                    })
-        if not pictures:
-            pictures = [{"url": assets.url(p), "id": p.stem, "layer": "", "scene": "", "predicted": "",
-                         "probability": None, "objects": ""} for p in files.images[:examples]]
-        plot = assets.plot(f"localize_{net.name}", lambda p, o=objects, n=net.name: plots.plot_localization(o, n, p))
-        others = {name: table(frame, limit=30) for name, frame in files.tables.items()
-                  if name not in {"layers.csv", "objects.csv", "units.csv", "examples.csv"} and frame is not None}
-        counts = {k: v for k, v in (meta.get("counts") or {}).items()
-                  if not (isinstance(v, float) and not math.isfinite(v)) and v is not None}
-        out.append({
-            "network": net.name, "counts": counts, "plot": plot,
-            "layers": table(layers, ["layer", "objects", "detectors", "images", "mask_iou", "box_iou",
-                                     "box_hit_rate", "pointing", "unit_mask_iou", "unit_pointing"]),
-            "objects": table(objects, ["layer", "object", "detectors", "units", "images", "mask_iou", "box_iou",
-                                       "box_hit_rate", "pointing", "fire_rate_absent", "best_unit",
-                                       "best_unit_mask_iou", "best_unit_pointing"], limit=60),
-            "pictures": pictures, "others": others,
-        })
-    return {"available": True, "hint": "", "networks": out}
-
-
-def files_root(results: ResultSet, network: str, name: str) -> Path:
-    return results.root / network / name
-
-
-def ablate_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
-    nets = [n for n in results.networks if n.ablate]
-    if not nets:
-        return {"available": False, "hint": HINTS["ablate"]}
-    out = []
-    for net in nets:
-        runs = []
-        for run in net.ablate:
-            targets, basis = ablation_targets(run.classes)
-            suffix = f"_{safe_name(run.folder)}" if run.folder else ""
-            plot = assets.plot(f"ablate_{net.name}{suffix}", lambda p, t=targets, r=run, b=basis: plots.plot_ablation(
-                t, p, title=f"{net.name}, {r.layer}: accuracy drop of each object's {b}"))
-            runs.append({
-                "layer": run.layer, "basis": basis, "plot": plot, "counts": run.counts,
-                "n_random": run.options.get("n_random"),
-                "summary": table(run.summary, ["object", "detectors", "most_hurt", "most_hurt_drop",
-                                                  "most_hurt_effect", "diagnostic_scenes", "diagnostic_rank",
-                                                  "drop", "random_drop_mean"],
-                                 rename={"drop": "overall drop", "random_drop_mean": "overall random drop"}),
-                "targets": table(targets, ["object", "class_name", "images", "baseline_acc", "ablated_acc", "drop",
-                                           "random_drop_mean", "random_drop_std", "effect"],
-                                 rename={"class_name": "scene class"}, limit=60),
-            })
-        out.append({"network": net.name, "runs": runs})
-    return {"available": True, "hint": "", "networks": out}
-
-
-# --------------------------------------------------------------------------- human labels
-def human_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
-    nets = [n for n in results.networks if n.human is not None]
-    if not nets:
-        return {"available": False, "hint": HINTS["human"]}
-    plot = assets.plot("human_types", lambda p: plots.plot_human_types(
-        {n.name: n.human.layers for n in nets}, p))
-    out = []
-    for net in nets:
-        s = net.human.summary
-        names = {"n_units_labelled": "units labelled", "n_annotations": "annotations",
-                 "n_annotators": "annotators", "mean_precision": "mean precision",
-                 "precision_over_75": "units with precision > 75%", "mean_agreement": "mean agreement",
-                 "label_agreement_rate": "label agrees with the automatic one",
-                 "type_agreement_rate": "type agrees with the automatic one"}
-        summary = [[label, s.get(k)] for k, label in names.items() if k in s]
-        out.append({
-            "network": net.name, "summary": summary,
-            "layers": table(net.human.layers),
-            "compare": table(net.human.compare, ["layer", "unit", "human_label", "auto_label", "human_type",
-                                                 "auto_type", "auto_iou", "label_match", "type_match"], limit=50),
-        })
-    return {"available": True, "hint": "", "plot": plot, "networks": out}
-
-
-def findings_context(findings: list[Finding]) -> list[dict[str, Any]]:
-    return [{"key": f.key, "question": f.question, "answer": f.answer} for f in findings]

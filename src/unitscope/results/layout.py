@@ -31,11 +31,11 @@ __all__ = [
     "CENSUS_OBJECTS_CSV", "CENSUS_LAYERS_CSV", "CENSUS_CORRELATIONS_CSV", "CENSUS_SWEEP_CSV",
     "CENSUS_INFORMATIVE_CSV", "CENSUS_JSON", "SEGMENTATIONS", "TILES_JSON", "SEGMENTATION_TILE",
     "UNIT_SEGMENTATIONS_JSON", "UNIT_SEGMENTATIONS_CSV", "PARTIAL", "HUMAN", "COMPARE_CSV", "SUMMARY_JSON",
-    "PREFERENCE", "FRACTIONS_CSV", "TOP_IMAGES_CSV", "IMAGES_CSV", "SCORES_NPZ", "PREFERENCE_JSON", "MINIMAL",
-    "MINIMAL_JSON", "OBJECTS_CSV", "DIAGNOSTIC_CSV", "STEPS_CSV", "RF", "RF_JSON", "LAYER_CSV", "MAPS_NPZ",
-    "LOCALIZE", "LOCALIZE_JSON", "OBJECTS_JSON", "EXAMPLES_CSV", "EXAMPLES_JSON", "ABLATE", "ABLATE_JSON",
-    "CLASSES_CSV", "SUMMARY_CSV", "CONDITIONS_CSV", "REPORT", "REPORT_MANIFEST", "CONCEPTS_VOCABULARY",
-    "NETWORK_FOLDERS", "NOT_NETWORKS", "NULL_SUFFIX", "IMAGE_SUFFIXES",
+    "PREFERENCE", "FRACTIONS_CSV", "TOP_IMAGES_CSV", "IMAGES_CSV", "SCORES_NPZ", "THUMBNAILS_NPZ",
+    "PREFERENCE_JSON", "MINIMAL", "MINIMAL_JSON", "EXAMPLES_NPZ", "OBJECTS_CSV", "DIAGNOSTIC_CSV", "STEPS_CSV",
+    "RF", "RF_JSON", "LAYER_CSV", "MAPS_NPZ", "LOCALIZE", "LOCALIZE_JSON", "OBJECTS_JSON", "EXAMPLES_CSV",
+    "EXAMPLES_JSON", "ABLATE", "ABLATE_JSON", "CLASSES_CSV", "SUMMARY_CSV", "CONDITIONS_CSV", "REPORT",
+    "REPORT_MANIFEST", "CONCEPTS_VOCABULARY", "NETWORK_FOLDERS", "NOT_NETWORKS", "NULL_SUFFIX", "IMAGE_SUFFIXES",
     "safe_name", "layer_file_names", "layer_npz", "network_dir", "command_dir", "run_json", "dissect_dir",
     "segmentations_dir", "partial_dir", "human_dir", "preference_dir",
 ]
@@ -82,10 +82,14 @@ FRACTIONS_CSV = "fractions.csv"
 TOP_IMAGES_CSV = "top_images.csv"
 IMAGES_CSV = "images.csv"
 SCORES_NPZ = "scores.npz"
+#: The thumbnails of the top images, as arrays (the report draws them).
+THUMBNAILS_NPZ = "thumbnails.npz"
 PREFERENCE_JSON = "preference.json"
 
 MINIMAL = "minimal"
 MINIMAL_JSON = "minimal.json"
+#: What the example pictures are made of, as arrays (minimal images and localisation; the report draws them).
+EXAMPLES_NPZ = "examples.npz"
 OBJECTS_CSV = "objects.csv"
 DIAGNOSTIC_CSV = "diagnostic.csv"
 STEPS_CSV = "steps.csv"

@@ -1,70 +1,220 @@
-"""Layer preference (``RESULTS/preference``), as the report reads it."""
+"""Layer preference (SPEC section 2): every image's score per layer, the top images, and their sources.
+
+Saved in ``RESULTS/preference`` (several networks side by side)::
+
+    fractions.csv      network, layer, source, count, fraction (of the layer's top images)
+    top_images.csv     network, layer, rank, pool, index, id, source, score
+    images.csv         pool, index, id, source (the scored images, in scoring order)
+    scores.npz         one (N,) float64 array per (network, layer), named in preference.json "scores"
+    thumbnails.npz     (h, w, 3) uint8 thumbnails of the first top images, named in preference.json "thumbnails"
+    preference.json    top, sources, weights, preprocessing, and the two lists above
+
+The report draws the thumbnails from ``thumbnails.npz``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from unitscope.results.layout import FRACTIONS_CSV, PREFERENCE, PREFERENCE_JSON, TOP_IMAGES_CSV
-from unitscope.results.schema import read_json, read_table
+from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
+from unitscope.results.layout import FRACTIONS_CSV, IMAGES_CSV, PREFERENCE, PREFERENCE_JSON, SCORES_NPZ
+from unitscope.results.layout import THUMBNAILS_NPZ, TOP_IMAGES_CSV, preference_dir
+from unitscope.results.schema import ResultFileError, read_required_json, read_required_table, read_table
 
-__all__ = ["Preference", "load_preference", "has_preference"]
+__all__ = ["LayerPreferenceResult", "Preference", "load_preference", "has_preference"]
+
+
+@dataclass
+class LayerPreferenceResult:
+    """Per-layer scores of every image, the top images, and their sources.
+
+    Attributes
+    ----------
+    images : DataFrame
+        One row per scored image, in scoring order: ``pool`` (position of its
+        pool in the list given), ``index`` (position in that pool), ``id``,
+        ``source``.
+    scores : dict of str to dict of str to ndarray
+        ``scores[network][layer]`` is ``(N,)`` float64, aligned with ``images``.
+    top : int
+        How many top images are counted per layer.
+    sources : list of str
+        Every source seen, in order of first appearance.
+    thumbnails : dict of (str, str) to list of (int, str, ndarray)
+        Per ``(network, layer)``: ``(rank, image id, (h, w, 3) uint8)`` of the
+        first top images, kept for the report.
+    weights : dict of str to dict
+        Per network, the weights it had: ``weights`` (fingerprint) and
+        ``weights_seed`` (seed of random weights, else None).
+    preprocessing : dict of str to dict
+        Per network, the preprocessing its images had.
+    """
+
+    images: pd.DataFrame
+    scores: dict[str, dict[str, np.ndarray]]
+    top: int
+    sources: list[str]
+    thumbnails: dict[tuple[str, str], list[tuple[int, str, np.ndarray]]] = field(default_factory=dict)
+    weights: dict[str, dict] = field(default_factory=dict)
+    preprocessing: dict[str, dict] = field(default_factory=dict)
+
+    def merge(self, other: "LayerPreferenceResult") -> "LayerPreferenceResult":
+        """The networks of both results side by side (the same images, each network's own preprocessing).
+
+        Raises
+        ------
+        ValueError
+            If the two were not scored on the same images in the same order,
+            or share a network name.
+        """
+        if not self.images[["pool", "index", "id", "source"]].equals(other.images[["pool", "index", "id", "source"]]):
+            raise ValueError("cannot merge layer preferences scored on different images")
+        shared = set(self.scores) & set(other.scores)
+        if shared:
+            raise ValueError(f"both layer preferences have the network(s) {sorted(shared)}")
+        return LayerPreferenceResult(
+            images=self.images, scores={**self.scores, **other.scores}, top=self.top, sources=self.sources,
+            thumbnails={**self.thumbnails, **other.thumbnails}, weights={**self.weights, **other.weights},
+            preprocessing={**self.preprocessing, **other.preprocessing})
+
+    @property
+    def networks(self) -> list[str]:
+        return list(self.scores)
+
+    @property
+    def layers(self) -> dict[str, list[str]]:
+        return {network: list(by_layer) for network, by_layer in self.scores.items()}
+
+    def top_indices(self, network: str, layer: str) -> np.ndarray:
+        """Rows of :attr:`images` of the layer's top images, best first (ties: earlier row first)."""
+        scores = np.asarray(self.scores[network][layer], dtype=np.float64)
+        scores = np.where(np.isnan(scores), -np.inf, scores)
+        return np.argsort(-scores, kind="stable")[: self.top]
+
+    def top_images(self) -> pd.DataFrame:
+        """Columns ``network, layer, rank, pool, index, id, source, score`` (rank from 0)."""
+        frames = []
+        for network, by_layer in self.scores.items():
+            for layer, scores in by_layer.items():
+                rows = self.top_indices(network, layer)
+                frame = self.images.iloc[rows].reset_index(drop=True)
+                frame.insert(0, "rank", np.arange(len(rows)))
+                frame.insert(0, "layer", layer)
+                frame.insert(0, "network", network)
+                frame["score"] = np.asarray(scores)[rows]
+                frames.append(frame)
+        columns = ["network", "layer", "rank", "pool", "index", "id", "source", "score"]
+        return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+    def fractions(self) -> pd.DataFrame:
+        """Columns ``network, layer, source, count, fraction`` (fraction of the layer's top images)."""
+        rows = []
+        sources = self.images["source"].to_numpy()
+        for network, by_layer in self.scores.items():
+            for layer in by_layer:
+                chosen = sources[self.top_indices(network, layer)]
+                for source in self.sources:
+                    count = int((chosen == source).sum())
+                    rows.append({"network": network, "layer": layer, "source": source, "count": count,
+                                 "fraction": count / len(chosen) if len(chosen) else float("nan")})
+        return pd.DataFrame(rows, columns=["network", "layer", "source", "count", "fraction"])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-layer source fractions (see :meth:`fractions`)."""
+        return self.fractions()
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write the files of the module docstring into ``out_dir``."""
+        out = Path(out_dir)
+        write_csv(out / FRACTIONS_CSV, self.fractions())
+        write_csv(out / TOP_IMAGES_CSV, self.top_images())
+        write_csv(out / IMAGES_CSV, self.images)
+        keys, arrays = [], {}
+        for network, by_layer in self.scores.items():
+            for layer, scores in by_layer.items():
+                name = f"scores_{len(keys)}"
+                keys.append({"network": network, "layer": layer, "array": name})
+                arrays[name] = np.asarray(scores, dtype=np.float64)
+        write_npz(out / SCORES_NPZ, **arrays)
+        thumbs, pictures = [], {}
+        for (network, layer), items in self.thumbnails.items():
+            for rank, image_id, image in items:
+                name = f"thumb_{len(thumbs):04d}"
+                pictures[name] = np.asarray(image, dtype=np.uint8)
+                thumbs.append({"network": network, "layer": layer, "rank": rank, "id": image_id, "array": name})
+        write_npz(out / THUMBNAILS_NPZ, **pictures)
+        write_json(out / PREFERENCE_JSON, {
+            "experiment": "layer_preference", "top": self.top, "sources": self.sources,
+            "scores": keys, "thumbnails": thumbs, "weights": self.weights, "preprocessing": self.preprocessing,
+        })
+        return out
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> "LayerPreferenceResult":
+        """Read a result written by :meth:`save`, its tables checked too: a missing file is a
+        ``FileNotFoundError`` naming it (a folder of an older unitscope, whose thumbnails were PNG files,
+        lacks ``thumbnails.npz``), a damaged one a :class:`~unitscope.results.schema.ResultFileError`."""
+        out = Path(out_dir)
+        meta = read_required_json(out / PREFERENCE_JSON, what="layer preference")
+        for name in (FRACTIONS_CSV, TOP_IMAGES_CSV):
+            read_table(out / name, PREFERENCE)
+        images = read_required_table(out / IMAGES_CSV, PREFERENCE, what="scored images").astype(
+            {"id": str, "source": str})
+        arrays = read_npz(out / SCORES_NPZ, what="the scores of every image")
+        scores: dict[str, dict[str, np.ndarray]] = {}
+        for key in meta.get("scores") or []:
+            scores.setdefault(str(key["network"]), {})[str(key["layer"])] = _array(arrays, key, out / SCORES_NPZ)
+        thumbnails: dict[tuple[str, str], list] = {}
+        if meta["thumbnails"]:
+            pictures = read_npz(out / THUMBNAILS_NPZ, what=f"the thumbnails {PREFERENCE_JSON} lists")
+            for t in meta["thumbnails"]:
+                thumbnails.setdefault((str(t["network"]), str(t["layer"])), []).append(
+                    (int(t["rank"]), str(t["id"]), _array(pictures, t, out / THUMBNAILS_NPZ)))
+        return cls(images=images, scores=scores, top=int(meta["top"]), sources=list(meta["sources"]),
+                   thumbnails=thumbnails, weights=dict(meta.get("weights") or {}),
+                   preprocessing=dict(meta.get("preprocessing", {})))
+
+
+def _array(arrays: dict[str, np.ndarray], entry: dict, path: Path) -> np.ndarray:
+    name = entry.get("array")
+    if name not in arrays:
+        raise ResultFileError(f"{path} has no array {name!r}, which {PREFERENCE_JSON} names")
+    return arrays[name]
 
 
 @dataclass
 class Preference:
-    """Layer preference (``RESULTS/preference``): source fractions and top-image thumbnails."""
+    """The layer preference as the report shows it: the saved result and its tables, computed once."""
 
+    result: LayerPreferenceResult
     fractions: pd.DataFrame  # network, layer, source, count, fraction
-    top_images: pd.DataFrame  # network, layer, rank, id, source, score
-    thumbnails: pd.DataFrame  # network, layer, rank, id, source, path (absolute)
-    top: int
-    sources: list[str]
+    top_images: pd.DataFrame  # network, layer, rank, pool, index, id, source, score
+
+    @classmethod
+    def of(cls, result: LayerPreferenceResult) -> "Preference":
+        return cls(result=result, fractions=result.fractions(), top_images=result.top_images())
+
+    @property
+    def top(self) -> int:
+        return self.result.top
+
+    @property
+    def sources(self) -> list[str]:
+        return self.result.sources
 
 
-def has_preference(results_dir: Path) -> bool:
-    return (results_dir / PREFERENCE / FRACTIONS_CSV).is_file() or any(
-        results_dir.glob(f"*/{PREFERENCE}/{FRACTIONS_CSV}"))
-
-
-def load_preference(results_dir: Path) -> Preference | None:
-    """Read ``RESULTS/preference`` (or every ``RESULTS/<network>/preference``); None when absent."""
-    results_dir = Path(results_dir)
-    folders = [results_dir / PREFERENCE] if (results_dir / PREFERENCE / FRACTIONS_CSV).is_file() else []
-    if not folders and results_dir.is_dir():
-        folders = sorted(p.parent for p in results_dir.glob(f"*/{PREFERENCE}/{FRACTIONS_CSV}"))
-    if not folders:
+def load_preference(results_dir: str | Path) -> Preference | None:
+    """The layer preference of a results directory (``RESULTS/preference``); None when there is none."""
+    folder = preference_dir(results_dir)
+    if not (folder / PREFERENCE_JSON).is_file():
         return None
-    fractions, tops, thumbs, sources, top = [], [], [], [], 0
-    for folder in folders:
-        fractions.append(read_table(folder / FRACTIONS_CSV, PREFERENCE))
-        top_frame = read_table(folder / TOP_IMAGES_CSV, PREFERENCE)
-        if top_frame is not None:
-            tops.append(top_frame)
-        meta = read_json(folder / PREFERENCE_JSON) or {}
-        top = max(top, int(meta.get("top") or 0))
-        sources += [s for s in meta.get("sources") or [] if s not in sources]
-        for t in meta.get("thumbnails") or []:
-            path = folder / str(t.get("file", ""))
-            if path.is_file():
-                thumbs.append({"network": str(t.get("network")), "layer": str(t.get("layer")),
-                               "rank": int(t.get("rank", 0)), "id": str(t.get("id", "")), "path": path})
-    fractions_frame = pd.concat(fractions, ignore_index=True)
-    for s in fractions_frame["source"]:
-        if s not in sources:
-            sources.append(s)
-    top_frame = pd.concat(tops, ignore_index=True) if tops else pd.DataFrame(
-        columns=["network", "layer", "rank", "id", "source", "score"])
-    thumbs_frame = pd.DataFrame(thumbs, columns=["network", "layer", "rank", "id", "path"])
-    if len(thumbs_frame) and len(top_frame):
-        source = top_frame[["network", "layer", "rank", "source"]].drop_duplicates(["network", "layer", "rank"])
-        thumbs_frame = thumbs_frame.merge(source, on=["network", "layer", "rank"], how="left")
-    if "source" not in thumbs_frame.columns:
-        thumbs_frame["source"] = ""
-    thumbs_frame["source"] = thumbs_frame["source"].fillna("")
-    if not top and len(top_frame):
-        top = int(top_frame.groupby(["network", "layer"]).size().max())
-    return Preference(fractions=fractions_frame, top_images=top_frame, thumbnails=thumbs_frame,
-                      top=top, sources=sources)
+    return Preference.of(LayerPreferenceResult.load(folder))
+
+
+def has_preference(results_dir: str | Path) -> bool:
+    """Whether ``results_dir`` holds a layer preference."""
+    return (preference_dir(results_dir) / PREFERENCE_JSON).is_file()

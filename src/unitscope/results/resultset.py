@@ -4,13 +4,13 @@ The report never imports the experiments: it reads the files they saved
 (the layout of ``docs/ARCHITECTURE.md``)::
 
     RESULTS/run.json                                  configuration, versions, timings
-    RESULTS/preference/                               fractions.csv, top_images.csv, preference.json, top/...
+    RESULTS/preference/                               fractions.csv, top_images.csv, preference.json, *.npz
     RESULTS/<network>/dissect/                        units.csv, layers.csv, concepts.csv, census_*.csv
     RESULTS/<network>/segmentations/<layer>/<unit>/<rank>_<image-id>.jpg
-    RESULTS/<network>/minimal/**/minimal.json         + images.csv, objects.csv, diagnostic.csv, examples/
-    RESULTS/<network>/rf/**/rf.json                   + layer.csv, units.csv, maps/unit_<n>.png
+    RESULTS/<network>/minimal/[<run>/]minimal.json    + images.csv, objects.csv, diagnostic.csv, examples.npz
+    RESULTS/<network>/rf/<layer>/rf.json              + layer.csv, units.csv, maps.npz
     RESULTS/<network>/**/segmentations.json           unit segmentation tiles (experiment 2b)
-    RESULTS/<network>/localize/                       CSV / JSON / PNG
+    RESULTS/<network>/localize/                       objects.csv, units.csv, examples.json, examples.npz, ...
     RESULTS/<network>/ablate/**/ablate.json           + classes.csv, summary.csv, conditions.csv
     RESULTS/<network>/human/                          units.csv, layers.csv, compare.csv, summary.json
 
@@ -33,8 +33,8 @@ from unitscope.results.ablation import AblationTables, load_ablations
 from unitscope.results.census import CensusResult, load_census
 from unitscope.results.dissection_tables import DissectionTables, load_dissection
 from unitscope.results.human import HumanResults, load_human
-from unitscope.results.layout import LOCALIZE, NETWORK_FOLDERS, NOT_NETWORKS, NULL_SUFFIX, REPORT_MANIFEST
-from unitscope.results.localize import ExperimentFiles, load_experiment_files
+from unitscope.results.layout import NETWORK_FOLDERS, NOT_NETWORKS, NULL_SUFFIX, REPORT_MANIFEST
+from unitscope.results.localize import LocalizationResult, load_localization
 from unitscope.results.minimal import MinimalRun, load_minimal
 from unitscope.results.preference import Preference, has_preference, load_preference
 from unitscope.results.receptive_fields import ReceptiveFields, load_receptive_fields
@@ -69,7 +69,7 @@ class NetworkResults:
     minimal: list[MinimalRun]
     rf: ReceptiveFields | None
     unit_tiles: dict[tuple[str, int], Path]
-    localize: ExperimentFiles | None
+    localize: LocalizationResult | None
     ablate: list[AblationTables]  # one per ablated layer (folder); empty when none
     human: HumanResults | None
     info: dict = field(default_factory=dict)  # run.json networks[name]
@@ -100,7 +100,7 @@ def _load_network(results_dir: Path, name: str, info: dict) -> NetworkResults:
         segmentations=load_segmentations(results_dir, name, layers),
         minimal=load_minimal(results_dir, name), rf=load_receptive_fields(results_dir, name),
         unit_tiles=load_unit_tiles(results_dir, name),
-        localize=load_experiment_files(results_dir, name, LOCALIZE),
+        localize=load_localization(results_dir, name),
         ablate=load_ablations(results_dir, name),
         human=load_human(results_dir, name), info=dict(info or {}),
     )

@@ -58,7 +58,7 @@ from unitscope.results.layout import (
 )
 
 __all__ = ["ResultFileError", "CsvSpec", "JsonSpec", "CSV_SPECS", "JSON_SPECS", "read_csv", "read_json",
-           "read_table", "read_required_table", "read_optional_table", "as_bool", "spec_for"]
+           "read_table", "read_required_table", "read_required_json", "read_optional_table", "as_bool", "spec_for"]
 
 
 class ResultFileError(ValueError):
@@ -140,9 +140,10 @@ CSV_SPECS: dict[str, CsvSpec] = {
     _key(DISSECT, CENSUS_OBJECTS_CSV): CsvSpec(required=("network", "layer", "object", "detectors"),
                                                integers=("detectors",), text=_TEXT + ("object",)),
     _key(PREFERENCE, FRACTIONS_CSV): CsvSpec(required=("network", "layer", "source", "fraction"),
-                                             numbers=("fraction",), text=_TEXT + ("source",), keep_default_na=False),
-    _key(PREFERENCE, TOP_IMAGES_CSV): CsvSpec(text=_TEXT + ("id", "source"), integers=("rank",),
-                                              keep_default_na=False),
+                                        numbers=("fraction",), text=_TEXT + ("source",), keep_default_na=False),
+    _key(PREFERENCE, IMAGES_CSV): CsvSpec(required=("pool", "index", "id", "source"), integers=("pool", "index"),
+                                     text=("id", "source"), keep_default_na=False),
+    _key(PREFERENCE, TOP_IMAGES_CSV): CsvSpec(text=_TEXT + ("id", "source"), integers=("rank",), keep_default_na=False),
     _key(MINIMAL, IMAGES_CSV): CsvSpec(text=("id", "label_name", "objects_kept", "objects_present"),
                                        keep_default_na=False),
     _key(MINIMAL, OBJECTS_CSV): CsvSpec(text=("scene", "object"), keep_default_na=False),
@@ -192,7 +193,7 @@ JSON_SPECS: dict[str, JsonSpec] = {
                                                       "label_agreement_rate", "type_agreement_rate")}),
 }
 #: Lists of objects inside known documents: file name -> list key -> the keys of each item, as ``keys``.
-_LISTS_OF_OBJECTS = {PREFERENCE_JSON: {"thumbnails": {"rank": int, "file": str}},
+_LISTS_OF_OBJECTS = {PREFERENCE_JSON: {"thumbnails": {"rank": int, "array": str}},
                      MINIMAL_JSON: {"examples": {"original": str, "minimal": str}}}
 
 _JSON_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer",
@@ -361,6 +362,14 @@ def read_required_table(path: Path, kind: str, *, what: str) -> pd.DataFrame:
     if frame is None:
         raise FileNotFoundError(f"no {what} in {Path(path).parent} (missing {Path(path).name})")
     return frame
+
+
+def read_required_json(path: Path, *, what: str) -> Any:
+    """:func:`read_json` of a document a result cannot be without: absent, ``FileNotFoundError`` naming it."""
+    document = read_json(path)
+    if document is None:
+        raise FileNotFoundError(f"no {what} in {Path(path).parent} (missing {Path(path).name})")
+    return document
 
 
 def read_optional_table(path: Path, kind: str | None = None) -> pd.DataFrame:

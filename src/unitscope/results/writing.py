@@ -1,15 +1,18 @@
-"""Writing result files: JSON that any reader parses, CSV without an index, compressed arrays.
+"""Writing result files: JSON that any reader parses, CSV without an index, compressed arrays (and reading those back).
 
 Every file goes through :func:`unitscope._files.atomic_write_bytes`, so a
 run interrupted while saving leaves the old file or the new one, never half
 a file.  JSON holds plain values only: numpy scalars and arrays become
 numbers and lists, NaN and infinities become ``null``, paths become strings.
+Arrays are read back with ``allow_pickle=False`` (:func:`read_npz`), so a
+planted file can at worst be refused, never run code.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import pandas as pd
 
 from unitscope._files import atomic_write_bytes
 
-__all__ = ["write_json", "write_csv", "write_npz"]
+__all__ = ["write_json", "write_csv", "write_npz", "read_npz"]
 
 
 def _plain(value: Any) -> Any:
@@ -55,3 +58,29 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_npz(path: str | Path, *, what: str = "arrays") -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file (read without pickle).
+
+    Parameters
+    ----------
+    path : path
+    what : str, keyword-only
+        What the file holds, for the error message (``"the thumbnails"``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist: one line naming it and what is missing.
+    ValueError
+        If it is not a readable ``.npz`` file (or holds objects, which need pickle).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: it holds {what}")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {name: arrays[name].copy() for name in arrays.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a readable .npz file of {what} ({exc})") from None

@@ -75,14 +75,14 @@ Where each step lives
 * :mod:`.layers` -- a layer read as maps, its theoretical window, its units;
 * :mod:`.crops` -- which crop and grid positions serve which units of an image;
 * :mod:`.occluder` -- the occluder patches and the engine that sweeps them;
-* :mod:`.result` -- :class:`EmpiricalRFResult`, its tables and files, :func:`rf_size`;
+* :mod:`unitscope.results.receptive_fields` -- :class:`EmpiricalRFResult`, its tables and files, :func:`rf_size`;
 * :mod:`.run` -- :func:`empirical_receptive_fields`, which runs the steps in turn.
 """
 
 from .crops import COPY_OVERHEAD_PIXELS
 from .layers import _layer_output, check_rf_layers
 from .occluder import PAPER_OCCLUDER, PAPER_RESOLUTION, PAPER_STRIDE, default_occluder
-from .result import TIMING_STATS, EmpiricalRFResult, rf_size, summarise_receptive_fields
+from unitscope.results.receptive_fields import TIMING_STATS, EmpiricalRFResult, rf_size, summarise_receptive_fields
 from .run import empirical_receptive_fields
 from .top_images import top_activations
 

@@ -28,7 +28,7 @@ from unitscope.models.rf_window import RFWindow
 from .crops import _Group, _image_groups
 from .layers import _check_units, _layer_output, check_rf_layers
 from .occluder import _check_tolerance, _Occluder, default_occluder
-from .result import EmpiricalRFResult, rf_size
+from unitscope.results.receptive_fields import EmpiricalRFResult, rf_size
 from .top_images import top_activations
 
 __all__ = ["empirical_receptive_fields"]

@@ -35,8 +35,8 @@ whatever the mask resolution.  Connected components use 8-connectivity.
 One forward pass.  The layer is traced without stopping the network, so the
 same pass that localises the objects also gives the scene class (top-1 of
 the model output).  For a few example images the result keeps the predicted
-class and the boxes of every detected object, and a picture with the masks
-overlaid and the boxes drawn.
+class, the boxes of every detected object, and the image and masks the
+report draws its picture from (masks overlaid, boxes drawn).
 
 Thresholds at ties follow the dissection's rule, with the unit's running
 minimum standing in for its lowest value (see :mod:`.batch`).
@@ -44,18 +44,20 @@ minimum standing in for its lowest value (see :mod:`.batch`).
 The package, one idea a file: :mod:`.detectors` (which units detect which
 object, from a dissection), :mod:`.masks` (ground truth on the mask grid),
 :mod:`.boxes` (components, boxes, box IoU), :mod:`.scores` (the metrics'
-running sums), :mod:`.batch` (one forward pass, scored), :mod:`.examples`
-(example records and pictures), :mod:`.result` (:class:`LocalizationResult`,
-its tables and files) and :mod:`.run` (:func:`localize_objects`).
+running sums and the tables made of them), :mod:`.batch` (one forward pass,
+scored), :mod:`.examples` (example records and the arrays of their pictures)
+and :mod:`.run` (:func:`localize_objects`); :class:`LocalizationResult`, its
+tables and files are :mod:`unitscope.results.localize`.
 """
 
 from __future__ import annotations
+
+from unitscope.results.localize import LocalizationResult
 
 from .boxes import box_iou, component_boxes
 from .detectors import check_dissected_network, object_detectors
 # private helpers that ablate.py shares (imported from here since before the split)
 from .detectors import _dissection_layer, _threshold  # noqa: F401
-from .result import LocalizationResult
 from .run import localize_objects
 from .scores import METRICS
 

@@ -78,7 +78,7 @@ def _localize_batch(model: nn.Module, images: torch.Tensor, positions, metas, *,
         act = act[:, plan[name]["units"]].float()
         _score_layer(name, act, plan[name], setting=setting, truths=truths, shapes=shapes,
                      image_size=(height, width), records=records, example_masks=example_masks)
-    _keep_examples(picked, records, example_masks, images, layers=setting.layers, numbers=setting.numbers,
+    _keep_examples(picked, records, example_masks, images, numbers=setting.numbers,
                    kept=kept, pictures=pictures, mean=setting.mean, std=setting.std,
                    channel_order=setting.channel_order)
     counts["images"] += len(positions)

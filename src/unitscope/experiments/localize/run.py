@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 import unitscope
 from unitscope.hooks import resolve_layer
+from unitscope.results.localize import LocalizationResult
 
 from .._common import (
     input_channel_order,
@@ -30,8 +31,7 @@ from .._common import (
 from .._runstate import BatchCheckpoints, data_key
 from .batch import _Setting, _localize_batch
 from .detectors import _detectors_per_layer, _dissection_layer, _threshold, check_dissected_network
-from .result import LocalizationResult, _tables
-from .scores import _Scores
+from .scores import _Scores, _tables
 
 
 def localize_objects(

@@ -9,6 +9,7 @@ distance transform is taken with the mask grid's pixel spacing).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from .boxes import box_iou, component_boxes
@@ -65,3 +66,40 @@ def _score(scores: _Scores, masks: np.ndarray, peaks: np.ndarray, truth: np.ndar
         best = float(box_iou(boxes, gt_boxes).max()) if len(boxes) else 0.0
         scores.box_iou[s] += best
         scores.box_hits[s] += best >= hit_iou
+
+
+def _tables(network, layers, detectors, plan, dissection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``units`` and ``objects`` tables of a result, from the running sums in ``plan``."""
+    unit_rows, object_rows = [], []
+    for name in layers:
+        ld = dissection.layers[name]
+        for obj, units in detectors[name].items():
+            scores = plan[name]["scores"][obj]
+            metrics = scores.metrics()
+            column = dissection.concepts.find(obj, "object").number - 1
+            for s, unit in enumerate(units + [-1]):
+                combined = unit < 0
+                row = {"network": network, "layer": name, "object": obj, "unit": unit,
+                       "kind": "combined" if combined else "unit",
+                       "dissection_iou": np.nan if combined else float(ld.iou[unit, column]),
+                       "threshold": np.nan if combined else float(ld.thresholds[unit]),
+                       "images": scores.images, "images_absent": scores.absent}
+                row.update({m: float(metrics[m][s]) for m in METRICS})
+                unit_rows.append(row)
+            unit_iou = metrics["mask_iou"][:-1]
+            best = int(np.nanargmax(unit_iou)) if np.isfinite(unit_iou).any() else 0
+            row = {"network": network, "layer": name, "object": obj, "detectors": len(units),
+                   "units": ";".join(str(u) for u in units), "images": scores.images,
+                   "images_absent": scores.absent}
+            row.update({m: float(metrics[m][-1]) for m in METRICS})
+            row.update({"best_unit": units[best], "best_unit_mask_iou": float(unit_iou[best]),
+                        "best_unit_pointing": float(metrics["pointing"][best]),
+                        "mean_unit_mask_iou": float(np.mean(unit_iou)),
+                        "mean_unit_pointing": float(np.mean(metrics["pointing"][:-1]))})
+            object_rows.append(row)
+    unit_columns = ["network", "layer", "object", "unit", "kind", "dissection_iou", "threshold",
+                    "images", "images_absent", *METRICS]
+    object_columns = ["network", "layer", "object", "detectors", "units", "images", "images_absent",
+                      *METRICS, "best_unit", "best_unit_mask_iou", "best_unit_pointing",
+                      "mean_unit_mask_iou", "mean_unit_pointing"]
+    return pd.DataFrame(unit_rows, columns=unit_columns), pd.DataFrame(object_rows, columns=object_columns)

@@ -23,13 +23,13 @@ image (colour and layout kept, detail gone).
 The package, a file per idea: ``run`` (the :func:`minimal_images` entry
 point and its option checks), ``segments`` (cutting an image into segments),
 ``candidates`` (the fill and the device buffers candidate images are built
-in), ``search`` (the greedy search, several images side by side) and
-``result`` (the records, their tables, save and load).
+in) and ``search`` (the greedy search, several images side by side); the
+records, their tables, save and load are :mod:`unitscope.results.minimal`.
 """
 
 from __future__ import annotations
 
-from .result import MinimalImageRecord, MinimalImagesResult
+from unitscope.results.minimal import MinimalImageRecord, MinimalImagesResult
 from .run import FILLS, SCORES, minimal_images
 
 __all__ = ["MinimalImageRecord", "MinimalImagesResult", "minimal_images"]

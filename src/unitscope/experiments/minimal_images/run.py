@@ -23,7 +23,7 @@ from .._common import (
     normalisation,
     weights_record,
 )
-from .result import MinimalImagesResult
+from unitscope.results.minimal import MinimalImagesResult
 from .search import _Search
 from .segments import cut_into_segments
 
@@ -158,12 +158,12 @@ def minimal_images(
                      std=std_t, channel_order=order, batch_size=batch_size, counts=counts,
                      max_images=max_images, total=total, progress=progress)
     with torch.inference_mode(), eval_mode(model):
-        records, kept_examples = search.run(search.images(indices=indices, num_workers=num_workers),
+        records, kept_examples, kept_masks = search.run(search.images(indices=indices, num_workers=num_workers),
                                             names=names, target=round_batches * batch_size, examples=examples)
     rank = {position: n for n, position in enumerate(indices or [])}
     records.sort(key=lambda r: rank.get(r.index, r.index))
     return MinimalImagesResult(records=records, counts=counts, options=options,
-                               diagnostic=diagnostic, examples=kept_examples)
+                               diagnostic=diagnostic, examples=kept_examples, kept_masks=kept_masks)
 
 
 def _check_segmentation(segmentation, data: Dataset, n_segments) -> tuple[str, int]:

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from .._common import Progress, iter_batches, model_device, model_dtype, to_uint8
 from .candidates import _Slots, normalised_fill
-from .result import MinimalImageRecord
+from unitscope.results.minimal import MinimalImageRecord
 
 
 @dataclass
@@ -145,16 +145,19 @@ class _Search:
             self.progress(self.counts["seen"] - len(self.active), self.total)
 
     def run(self, source: Iterator[_State], *, names: list[str] | None, target: int,
-            examples: int) -> tuple[list[MinimalImageRecord], dict[str, tuple[np.ndarray, np.ndarray]]]:
+            examples: int) -> tuple[list[MinimalImageRecord], dict[str, tuple[np.ndarray, np.ndarray]],
+                                    dict[str, np.ndarray]]:
         """Search every image of ``source``, rounds of about ``target`` candidates.
 
-        Returns the records in the order the searches ended, and the
-        ``(original, minimal)`` pictures of the first ``examples`` of them.
+        Returns the records in the order the searches ended, the
+        ``(original, minimal)`` images of the first ``examples`` of them and
+        their kept-segment masks (``(H, W)`` bool), by image id.
         """
         counts, active = self.counts, self.active
         mean_t, std_t, order = self.mean, self.std, self.channel_order
         records: list[MinimalImageRecord] = []
         kept_examples: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        kept_masks: dict[str, np.ndarray] = {}
         exhausted = False
         while True:
             while not exhausted and sum(len(s.kept) for s in active) < target:
@@ -174,9 +177,10 @@ class _Search:
                     kept_examples[record.id] = (to_uint8(state.image, mean_t, std_t, channel_order=order),
                                                 to_uint8(self.slots.current[state.slot], mean_t, std_t,
                                                          channel_order=order))
+                    kept_masks[record.id] = np.isin(state.segments, record.kept)
                 self.slots.release(state.slot)
                 self.report()
-        return records, kept_examples
+        return records, kept_examples, kept_masks
 
 
 def _search_round(model, slots: _Slots, active: list[_State], batch_size: int, class_score,
