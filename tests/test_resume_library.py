@@ -24,10 +24,14 @@ from toys import (
     LabelledTensorPool,
     PlantedClassifier,
     PlantedNet,
+    QuadrantClassifier,
     ScenePool,
     ToyPool,
     UnlabelledTensorPool,
     ZoomToyPool,
+    counting,
+    interrupt_after,
+    quadrants,
     scaling_net,
     source_pools,
     toy_masks,
@@ -43,23 +47,6 @@ from unitscope.experiments import (
 from unitscope.experiments.resume import Stages, config_key
 
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
-
-
-def interrupt_after(calls):
-    """A progress callback that stops the run (as Ctrl-C would) at its ``calls``-th report."""
-    seen = {"n": 0}
-
-    def progress(done, total):
-        seen["n"] += 1
-        if seen["n"] >= calls:
-            raise KeyboardInterrupt
-
-    return progress
-
-
-def counting():
-    seen = []
-    return seen, lambda done, total: seen.append(done)
 
 
 def stop_at(line_to_stop):
@@ -143,28 +130,6 @@ def test_preference_resumes_and_refuses_other_weights(tmp_path):
 
 
 # ---------------------------------------------------------------------------- minimal images
-class QuadrantClassifier(nn.Module):
-    """Class 0 scores 10 x the mean of channel 0 over the bottom-right quadrant; class 1 scores 6."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchor = nn.Parameter(torch.zeros(()))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        evidence = x[:, 0, h // 2:, w // 2:].mean(dim=(1, 2)) * 10 + self.anchor
-        return torch.stack([evidence, torch.full_like(evidence, 6.0)], dim=1)
-
-
-def quadrants(pixels: np.ndarray) -> np.ndarray:
-    h, w = pixels.shape[:2]
-    labels = np.zeros((h, w), dtype=np.int64)
-    labels[:h // 2, w // 2:] = 1
-    labels[h // 2:, :w // 2] = 2
-    labels[h // 2:, w // 2:] = 3
-    return labels
-
-
 def minimal_pool() -> LabelledTensorPool:
     images = torch.rand(9, 3, 8, 8, generator=torch.Generator().manual_seed(5)) + 0.7
     images[4, 0, 4:, 4:] = 0.0  # misclassified: skipped, counted
