@@ -189,6 +189,24 @@ def test_minimal_images_refuse_other_options_and_restart(tmp_path):
     assert not work.exists()
 
 
+def test_damaged_saved_chunks_are_refused_never_recomputed_silently(tmp_path):
+    net, pool = QuadrantClassifier(), minimal_pool()
+    options = dict(segmentation=quadrants, chunk=2, batch_size=3, **IDENTITY)
+    work = tmp_path / "partial"
+    with pytest.raises(KeyboardInterrupt):
+        minimal_images(net, pool, **options, work_dir=work, log=stop_at("chunk_00001 ...")[1])
+    (work / "chunk_00000" / "minimal.json").write_text("{")
+    with pytest.raises(ValueError, match=r"saved part .*chunk_00000 is damaged.*restart=True \(--restart\)"):
+        minimal_images(net, pool, **options, work_dir=work)
+    (work / ".stages.json").write_text("[1]")
+    with pytest.raises(ValueError, match=r"\.stages\.json is not a record of finished stages"):
+        minimal_images(net, pool, **options, work_dir=work)
+    (work / "notes.txt").write_text("a user's file")
+    restarted = minimal_images(net, pool, **options, work_dir=work, restart=True)
+    assert_same_minimal(restarted, minimal_images(net, pool, **options))
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt"]  # only what unitscope wrote is removed
+
+
 # ---------------------------------------------------------------------------- receptive fields
 def two_convs() -> nn.Sequential:
     net = nn.Sequential(OrderedDict(conv1=nn.Conv2d(3, 2, 3, padding=1), conv2=nn.Conv2d(2, 2, 3, padding=1)))

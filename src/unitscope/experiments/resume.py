@@ -403,7 +403,11 @@ class SavedParts:
                 raise
 
         self.stages.run(name, dict(self.config, part=config), compute_and_save, record={"config": self.config})
-        return load(target)
+        try:
+            return load(target)
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise ValueError(f"the saved part {target} is damaged or not unitscope's ({one_line(exc)}); "
+                             "pass restart=True (--restart) to start over") from None
 
     def finish(self) -> None:
         """The run is done: remove its parts and record, then the folder and ``.partial`` if left empty."""
