@@ -218,15 +218,16 @@ def register(app: typer.Typer) -> None:
             raise ValueError(f"--units {max(units)} is out of range for layer {fewest[0]!r} with "
                              f"{fewest[1][0]} units (0 to {fewest[1][0] - 1})")
         network = name or O.model_label(model)
-        with record.stage("receptive fields"):
-            results = _run_with_bar("receptive fields", empirical_receptive_fields, model=net, layer=layer_names,
-                                    data=pool, top_k=top_k, units=units, network=network, batch_size=batch_size,
-                                    work_dir=out / network / ".partial" / "rf", restart=restart,
-                                    log=lambda line: typer.echo(line, err=True))
+        results = _run_with_bar("receptive fields", empirical_receptive_fields, model=net, layer=layer_names,
+                                data=pool, top_k=top_k, units=units, network=network, batch_size=batch_size,
+                                work_dir=out / network / ".partial" / "rf", restart=restart,
+                                log=lambda line: typer.echo(line, err=True))
         for result in results:
-            for stat in TIMING_STATS:  # wall times go to run.json, not to the results
-                if stat in result.stats:
-                    record.add_time(f"{result.layer} {stat[:-2]}", result.stats[stat])
+            times = {stat: result.stats[stat] for stat in TIMING_STATS if stat in result.stats}
+            if times:  # wall times go to run.json, not to the results (a resumed layer has none)
+                record.add_time(result.layer, sum(times.values()))
+            for stat, seconds in times.items():
+                record.add_time(f"{result.layer} {stat[:-2]}", seconds)
             result.save(out / network / "rf" / result.layer)
         summary = summarise_receptive_fields(results)
         write_csv(out / network / "rf" / "summary.csv", summary)
