@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
 from toys import LabelledTensorPool, QuadrantClassifier, quadrants
