@@ -170,12 +170,17 @@ def test_minimal_images_resume_chunk_by_chunk(tmp_path):
     assert resumed_images == whole_images - saved_images  # the saved chunks were not searched again
 
 
-def test_minimal_images_refuse_other_options_and_restart(tmp_path):
+def stopped_in_the_second_chunk(work):
+    """A minimal-image search in chunks of two images, stopped as its second chunk starts."""
     net, pool = QuadrantClassifier(), minimal_pool()
     options = dict(segmentation=quadrants, chunk=2, batch_size=3, **IDENTITY)
-    work = tmp_path / "partial"
     with pytest.raises(KeyboardInterrupt):
         minimal_images(net, pool, **options, work_dir=work, log=stop_at("chunk_00001 ...")[1])
+    return net, pool, options, work
+
+
+def test_minimal_images_refuse_other_options_and_restart(tmp_path):
+    net, pool, options, work = stopped_in_the_second_chunk(tmp_path / "partial")
     with pytest.raises(ValueError, match=r"partial run with other arguments \(option 'fill' \(\"mean\", now "
                                          r"\"gray\"\)\); pass restart=True \(--restart\)"):
         minimal_images(net, pool, **options, fill="gray", work_dir=work)
@@ -190,11 +195,7 @@ def test_minimal_images_refuse_other_options_and_restart(tmp_path):
 
 
 def test_damaged_saved_chunks_are_refused_never_recomputed_silently(tmp_path):
-    net, pool = QuadrantClassifier(), minimal_pool()
-    options = dict(segmentation=quadrants, chunk=2, batch_size=3, **IDENTITY)
-    work = tmp_path / "partial"
-    with pytest.raises(KeyboardInterrupt):
-        minimal_images(net, pool, **options, work_dir=work, log=stop_at("chunk_00001 ...")[1])
+    net, pool, options, work = stopped_in_the_second_chunk(tmp_path / "partial")
     (work / "chunk_00000" / "minimal.json").write_text("{")
     with pytest.raises(ValueError, match=r"saved part .*chunk_00000 is damaged.*restart=True \(--restart\)"):
         minimal_images(net, pool, **options, work_dir=work)
