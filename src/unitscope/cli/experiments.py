@@ -127,22 +127,19 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, "--batch-size", min=1),
         chunk: int = typer.Option(50, "--chunk", min=1, help="Images per saved chunk (the unit of resumption)."),
         device: str = typer.Option("cpu", "--device", callback=device_option, help="cpu, cuda, cuda:1 ..."),
+        restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
         seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
         preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
         input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
         channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
-        """Minimal image representations: remove segments while the class stays correct (Exp. 1)."""
+        """Minimal image representations: remove segments while the class stays correct (Exp. 1).
+
+        Run it again with the same arguments after an interruption to resume.
+        """
+        from unitscope.cli._run_record import RunRecord
         from unitscope.experiments.minimal_images import minimal_images
         from unitscope.models import model_info
-
-        import shutil
-
-        from unitscope.cli._common import StageCache
-        from unitscope.cli._run_record import RunRecord
-        from unitscope.experiments._common import check_labels, preprocessing_key, preprocessing_record
-        from unitscope.experiments._runstate import weights_fingerprint
-        from unitscope.experiments.minimal_images import MinimalImagesResult
 
         record = RunRecord("minimal")
         pre = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
@@ -153,42 +150,18 @@ def register(app: typer.Typer) -> None:
             options["label_pattern"] = label_pattern
         pool = open_data(data, layout, classes, preprocessing=model_info(net).preprocessing, annotated=False,
                          **options)
-        check_labels(pool, len(model_info(net).class_names))  # before the first chunk writes anything
         network = name or O.model_label(model)
-        target = out / network / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
-        partial = target.parent / f".partial-{target.name}"
-        # The search runs chunk by chunk; each finished chunk is saved, so an interrupted
-        # run started again with the same arguments resumes at the first unfinished chunk.
-        stages = StageCache(partial / "stages.json", lambda line: typer.echo(line, err=True))
-        config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "segmentation": segmentation,
-                  "segments": n_segments, "fill": fill, "max_images": max_images, "options": options,
-                  "labels": pool.labels_key() if hasattr(pool, "labels_key") else None,
-                  "preprocessing": preprocessing_key(preprocessing_record(net, pool))}
-        merged, remaining = None, max_images
-        for number, start in enumerate(range(0, len(pool), chunk)):
-            if remaining is not None and remaining <= 0:
-                break
-            indices = list(range(start, min(start + chunk, len(pool))))
-            folder = partial / f"chunk_{number:05d}"
-
-            def run_chunk(indices=indices, folder=folder, quota=remaining):
-                result = _run_with_bar(f"minimal images {indices[0]}-{indices[-1]}", minimal_images,
-                                       model=net, data=pool, segmentation=segmentation,
-                                       n_segments=n_segments, fill=fill, max_images=quota,
-                                       indices=indices, batch_size=batch_size)
-                result.save(folder)
-
-            with record.stage("search"):
-                stages.run(folder.name, dict(config, indices=[indices[0], indices[-1]], quota=remaining), run_chunk)
-            part = MinimalImagesResult.load(folder)
-            merged = part if merged is None else merged.merge(part)
-            if remaining is not None:
-                remaining -= part.counts.get("evaluated", 0)
-        merged.options["max_images"] = max_images
-        merged.save(target)
-        record.network(name or O.model_label(model), net, pool)
+        kind = "masks" if segmentation == "masks" else "superpixels"
+        target = out / network / "minimal" / kind
+        with record.stage("search"):
+            result = _run_with_bar("minimal images", minimal_images, model=net, data=pool,
+                                   segmentation=segmentation, n_segments=n_segments, fill=fill,
+                                   max_images=max_images, batch_size=batch_size, chunk=chunk,
+                                   work_dir=out / network / ".partial" / f"minimal-{kind}", restart=restart,
+                                   log=lambda line: typer.echo(line, err=True))
+        result.save(target)
+        record.network(network, net, pool)
         record.write(target)
-        shutil.rmtree(partial, ignore_errors=True)
         typer.echo(f"results in {target}")
 
     @app.command()
@@ -207,23 +180,26 @@ def register(app: typer.Typer) -> None:
         max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Use the first N images of the pool (default: all)."),
         batch_size: int = typer.Option(64, "--batch-size", min=1),
         device: str = typer.Option("cpu", "--device", callback=device_option, help="cpu, cuda, cuda:1 ..."),
+        restart: bool = typer.Option(False, "--restart", help="Discard a partial run instead of resuming it."),
         seed: int = typer.Option(0, "--seed", min=0, help=SEED_HELP),
         preprocess: Optional[str] = O.PREPROCESS, mean: Optional[str] = O.MEAN, std: Optional[str] = O.STD,
         input_size: Optional[str] = O.INPUT_SIZE, resize: Optional[str] = O.RESIZE,
         channel_order: Optional[str] = O.CHANNEL_ORDER, scale: Optional[str] = O.SCALE,
     ) -> None:
-        """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2)."""
+        """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2).
+
+        Run it again with the same arguments after an interruption to resume.
+        """
         from unitscope.experiments._common import check_spatial_layers
         from unitscope.experiments._io import write_csv
         from unitscope.experiments.empirical_rf import (
-            check_rf_layers,
+            TIMING_STATS,
             empirical_receptive_fields,
             summarise_receptive_fields,
         )
         from unitscope.models import model_info
 
         from unitscope.cli._run_record import RunRecord
-        from unitscope.experiments._common import preprocessing_key, preprocessing_record
 
         record = RunRecord("rf")
         pre = O.preprocessing_options(preprocess=preprocess, mean=mean, std=std, input_size=input_size,
@@ -241,30 +217,18 @@ def register(app: typer.Typer) -> None:
         if units and max(units) >= fewest[1][0]:
             raise ValueError(f"--units {max(units)} is out of range for layer {fewest[0]!r} with "
                              f"{fewest[1][0]} units (0 to {fewest[1][0] - 1})")
-        from unitscope.cli._common import StageCache
-        from unitscope.experiments._runstate import weights_fingerprint
-        from unitscope.experiments.empirical_rf import TIMING_STATS, EmpiricalRFResult
-
         network = name or O.model_label(model)
-        # one stage per layer: an interrupted run resumes at the first unfinished layer
-        stages = StageCache(out / network / "rf" / ".stages.json", lambda line: typer.echo(line, err=True))
-        config = {"weights": weights_fingerprint(net), "data": str(data.resolve()), "top_k": top_k,
-                  "units": units, "max_images": max_images, "weights_seed": model_info(net).seed,
-                  "preprocessing": preprocessing_key(preprocessing_record(net, pool))}
-        results = []
-        check_rf_layers(net, layer_names, pool)  # every layer's window too, before the first one runs
-        for layer in layer_names:
-            def run_layer(layer=layer):
-                result = _run_with_bar(f"receptive field {layer}", empirical_receptive_fields, model=net,
-                                       layer=layer, data=pool, top_k=top_k, units=units,
-                                       network=network, batch_size=batch_size)
-                for stat in TIMING_STATS:  # wall times go to run.json, not to the results
-                    record.add_time(f"{layer} {stat[:-2]}", result.stats[stat])
-                result.save(out / network / "rf" / layer)
-
-            with record.stage(layer):
-                stages.run(layer, dict(config, layer=layer), run_layer)
-            results.append(EmpiricalRFResult.load(out / network / "rf" / layer))
+        results = _run_with_bar("receptive fields", empirical_receptive_fields, model=net, layer=layer_names,
+                                data=pool, top_k=top_k, units=units, network=network, batch_size=batch_size,
+                                work_dir=out / network / ".partial" / "rf", restart=restart,
+                                log=lambda line: typer.echo(line, err=True))
+        for result in results:
+            times = {stat: result.stats[stat] for stat in TIMING_STATS if stat in result.stats}
+            if times:  # wall times go to run.json, not to the results (a resumed layer has none)
+                record.add_time(result.layer, sum(times.values()))
+            for stat, seconds in times.items():
+                record.add_time(f"{result.layer} {stat[:-2]}", seconds)
+            result.save(out / network / "rf" / result.layer)
         summary = summarise_receptive_fields(results)
         write_csv(out / network / "rf" / "summary.csv", summary)
         record.network(network, net, pool)

@@ -51,7 +51,7 @@ from ._common import (Progress, check_dataset, check_diagnostic, check_labels, c
                       check_spatial_layers, eval_mode, iter_batches, model_device, preprocessing_record,
                       weights_record)
 from ._common import class_names as _class_names
-from ._runstate import BatchCheckpoints, data_key
+from .resume import BatchCheckpoints, data_key
 from .localize import _dissection_layer, _threshold, check_dissected_network, object_detectors
 
 __all__ = ["ablate_detectors"]
@@ -130,7 +130,7 @@ def ablate_detectors(
         Folder for checkpoints of the counts (every ``checkpoint_every``
         batches; None: none), from which a run started again with the same
         arguments resumes to the same result, unless ``restart``
-        (:class:`~unitscope.experiments._runstate.BatchCheckpoints`).
+        (:class:`~unitscope.experiments.resume.BatchCheckpoints`).
     progress : callable, keyword-only
         ``progress(done, total)`` over forward passes.
 

@@ -46,7 +46,7 @@ from ._common import (
     to_uint8,
     weights_record,
 )
-from ._runstate import BatchCheckpoints, data_key
+from .resume import BatchCheckpoints, data_key
 
 __all__ = ["layer_preference"]
 
@@ -121,7 +121,7 @@ def layer_preference(
         Folder for checkpoints of the scores so far (every ``checkpoint_every``
         batches; None: none), from which a run started again with the same
         arguments resumes to the same result, unless ``restart``
-        (:class:`~unitscope.experiments._runstate.BatchCheckpoints`).
+        (:class:`~unitscope.experiments.resume.BatchCheckpoints`).
     progress : callable, keyword-only
         ``progress(done, total)`` called after each batch (images done).
 

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from unitscope.concepts import Annotation, ConceptTable
 from unitscope.data.resample import nearest_picks, subsampled_shape
 from unitscope.data.workers import worker_batches
-from unitscope.experiments._runstate import config_key
+from unitscope.experiments.resume import config_key
 from unitscope.stats.pair_overlap import compact_labels
 
 
