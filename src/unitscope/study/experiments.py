@@ -1,0 +1,206 @@
+"""One experiment run and saved into a results directory, as the experiment commands do it.
+
+Each function runs one experiment of :mod:`unitscope.experiments` on opened
+networks and pools, saves its typed result under ``out`` (the layout of
+docs/ARCHITECTURE.md), resumes an interrupted run from its partial folder
+and, given a :class:`~unitscope.study.record.RunRecord`, times the stages
+and writes ``run.json`` beside the result.  They print nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from unitscope.study.progress import Progress, step
+
+__all__ = ["preference_study", "minimal_study", "rf_study", "localize_study", "ablate_study"]
+
+
+def _timed(record):
+    return record.stage if record is not None else lambda name: contextlib.nullcontext()
+
+
+def _finish(result, folder: Path, record, networks: dict, data) -> Path:
+    result.save(folder)
+    if record is not None:
+        for name, net in networks.items():
+            record.network(name, net, data)
+        record.write(folder)
+    return folder
+
+
+def preference_study(models: dict, layers, pools: Sequence[tuple[str, Path]], *, out: str | Path,
+                     progress: Optional[Progress] = None, record=None, **options):
+    """Layer preference of ``models`` over plain pools, saved in ``out/preference``.
+
+    Each network sees the images prepared its own way: one scoring pass per
+    preprocessing, merged.
+
+    Parameters
+    ----------
+    models : dict
+        Name -> network.
+    layers : list of str or dict
+        The layers of every network, or name -> its layers.
+    pools : sequence of (source, folder)
+        One plain image folder per source.
+    out : path
+    **options
+        Passed to :func:`~unitscope.experiments.preference.layer_preference`.
+    """
+    from unitscope.data.open import open_pool
+    from unitscope.experiments.preference import layer_preference
+    from unitscope.models import model_info
+
+    out = Path(out)
+    groups: dict = {}
+    for n, m in models.items():
+        groups.setdefault(model_info(m).preprocessing, []).append(n)
+    result = None
+    for number, (pre, names) in enumerate(groups.items()):
+        opened = [open_pool(Path(folder), kind="plain", source=source, preprocessing=pre) for source, folder in pools]
+        with step(progress, "layer preference") as callback, _timed(record)(f"score {', '.join(names)}"):
+            part = layer_preference(models={n: models[n] for n in names}, pools=opened, progress=callback,
+                                    layers=layers if isinstance(layers, list) else {n: layers[n] for n in names},
+                                    work_dir=out / ".partial" / ("preference" if len(groups) == 1
+                                                                 else f"preference-{number}"), **options)
+        if record is not None:
+            for n in names:
+                record.network(n, models[n], opened[0])
+        result = part if result is None else result.merge(part)
+    result.save(out / "preference")
+    if record is not None:
+        record.write(out / "preference")
+    return result
+
+
+def minimal_study(model, data, *, network: str, out: str | Path, segmentation: str = "slic",
+                  max_images: int | None = None, chunk: int = 50, options_key: dict | None = None,
+                  progress: Optional[Progress] = None, record=None, log: Callable[[str], None] = lambda s: None,
+                  **options):
+    """Minimal images of ``model`` on ``data``, saved in ``out/<network>/minimal/<masks|superpixels>``.
+
+    The search runs ``chunk`` images at a time; each finished chunk is
+    saved, so an interrupted run started again with the same arguments
+    resumes at the first unfinished chunk.  ``options_key`` is what else
+    identifies the run (e.g. the pool's folder and its label options).
+    """
+    import shutil
+
+    from unitscope.cli._common import StageCache
+    from unitscope.experiments._common import check_labels, preprocessing_key, preprocessing_record
+    from unitscope.experiments._runstate import weights_fingerprint
+    from unitscope.experiments.minimal_images import MinimalImagesResult, minimal_images
+    from unitscope.models import model_info
+
+    check_labels(data, len(model_info(model).class_names))  # before the first chunk writes anything
+    target = Path(out) / network / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
+    partial = target.parent / f".partial-{target.name}"
+    stages = StageCache(partial / "stages.json", log)
+    config = {"weights": weights_fingerprint(model), **(options_key or {}), "segmentation": segmentation,
+              "segments": options.get("n_segments"), "fill": options.get("fill"), "max_images": max_images,
+              "labels": data.labels_key() if hasattr(data, "labels_key") else None,
+              "preprocessing": preprocessing_key(preprocessing_record(model, data))}
+    merged, remaining = None, max_images
+    for number, start in enumerate(range(0, len(data), chunk)):
+        if remaining is not None and remaining <= 0:
+            break
+        indices = list(range(start, min(start + chunk, len(data))))
+        folder = partial / f"chunk_{number:05d}"
+
+        def run_chunk(indices=indices, folder=folder, quota=remaining):
+            with step(progress, f"minimal images {indices[0]}-{indices[-1]}") as callback:
+                result = minimal_images(model, data, segmentation=segmentation, max_images=quota,
+                                        indices=indices, progress=callback, **options)
+            result.save(folder)
+
+        with _timed(record)("search"):
+            stages.run(folder.name, dict(config, indices=[indices[0], indices[-1]], quota=remaining), run_chunk)
+        part = MinimalImagesResult.load(folder)
+        merged = part if merged is None else merged.merge(part)
+        if remaining is not None:
+            remaining -= part.counts.get("evaluated", 0)
+    merged.options["max_images"] = max_images
+    _finish(merged, target, record, {network: model}, data)
+    shutil.rmtree(partial, ignore_errors=True)
+    return merged
+
+
+def rf_study(model, layers: Sequence[str], data, *, network: str, out: str | Path, units=None,
+             options_key: dict | None = None, progress: Optional[Progress] = None, record=None,
+             log: Callable[[str], None] = lambda s: None, **options):
+    """Empirical receptive fields of ``layers``, saved in ``out/<network>/rf/<layer>`` with ``summary.csv``.
+
+    Every layer and unit is checked before the first layer's results are
+    written; one stage per layer, so an interrupted run resumes at the first
+    unfinished layer.  Returns the summary table.
+    """
+    from unitscope.cli._common import StageCache
+    from unitscope.experiments._common import check_spatial_layers, preprocessing_key, preprocessing_record
+    from unitscope.experiments._io import write_csv
+    from unitscope.experiments._runstate import weights_fingerprint
+    from unitscope.experiments.empirical_rf import (TIMING_STATS, EmpiricalRFResult, check_rf_layers,
+                                                    empirical_receptive_fields, summarise_receptive_fields)
+    from unitscope.models import model_info
+
+    shapes = check_spatial_layers(model, layers, data, purpose="a receptive field")
+    fewest = min(shapes.items(), key=lambda item: item[1][0])
+    if units and max(units) >= fewest[1][0]:
+        raise ValueError(f"--units {max(units)} is out of range for layer {fewest[0]!r} with "
+                         f"{fewest[1][0]} units (0 to {fewest[1][0] - 1})")
+    folder = Path(out) / network / "rf"
+    stages = StageCache(folder / ".stages.json", log)
+    config = {"weights": weights_fingerprint(model), **(options_key or {}), "top_k": options.get("top_k"),
+              "units": units, "weights_seed": model_info(model).seed,
+              "preprocessing": preprocessing_key(preprocessing_record(model, data))}
+    results = []
+    check_rf_layers(model, layers, data)  # every layer's window too, before the first one runs
+    for layer in layers:
+        def run_layer(layer=layer):
+            with step(progress, f"receptive field {layer}") as callback:
+                result = empirical_receptive_fields(model, layer, data, units=units, network=network,
+                                                    progress=callback, **options)
+            if record is not None:
+                for stat in TIMING_STATS:  # wall times go to run.json, not to the results
+                    record.add_time(f"{layer} {stat[:-2]}", result.stats[stat])
+            result.save(folder / layer)
+
+        with _timed(record)(layer):
+            stages.run(layer, dict(config, layer=layer), run_layer)
+        results.append(EmpiricalRFResult.load(folder / layer))
+    summary = summarise_receptive_fields(results)
+    write_csv(folder / "summary.csv", summary)
+    if record is not None:
+        record.network(network, model, data)
+        record.write(folder)
+    return summary
+
+
+def localize_study(model, layer: str, data, *, dissection: str | Path, network: str, out: str | Path,
+                   progress: Optional[Progress] = None, record=None, **options):
+    """Units of ``layer`` as object localizers, saved in ``out/<network>/localize``."""
+    from unitscope.experiments.dissect import DissectionResult
+    from unitscope.experiments.localize import localize_objects
+
+    out = Path(out)
+    with step(progress, "localize") as callback, _timed(record)("localize"):
+        result = localize_objects(model, layer, data, dissection=DissectionResult.load(dissection),
+                                  work_dir=out / network / ".partial" / "localize", progress=callback, **options)
+    _finish(result, out / network / "localize", record, {network: model}, data)
+    return result
+
+
+def ablate_study(model, layer: str, data, *, dissection: str | Path, network: str, out: str | Path,
+                 progress: Optional[Progress] = None, record=None, **options):
+    """The detectors of each object switched off, saved in ``out/<network>/ablate``."""
+    from unitscope.experiments.ablate import ablate_detectors
+    from unitscope.experiments.dissect import DissectionResult
+
+    out = Path(out)
+    with step(progress, "ablate") as callback, _timed(record)("ablate"):
+        result = ablate_detectors(model, layer, data, dissection=DissectionResult.load(dissection),
+                                  work_dir=out / network / ".partial" / "ablate", progress=callback, **options)
+    _finish(result, out / network / "ablate", record, {network: model}, data)
+    return result
