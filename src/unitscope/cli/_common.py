@@ -1,10 +1,9 @@
-"""What every command shares: one-line errors and progress bars (the stage cache until it moves)."""
+"""What every command shares: one-line errors and progress bars."""
 
 from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 from typing import Callable
 
 import typer
@@ -104,50 +103,6 @@ def tqdm_progress(description: str, *, total: int | None = None, unit: str = "it
         bar.refresh()
 
     return callback, bar
-
-
-class StageCache:
-    """Runs named stages once per configuration, so an interrupted command resumes by stage.
-
-    A stage whose configuration key is recorded in ``file`` (written when it
-    completed) is skipped; its timing is then 0.  The file is plain JSON; one
-    that is damaged or not a record of stages is refused (naming it), never
-    taken for "nothing done".
-    """
-
-    def __init__(self, file: Path, log: Callable[[str], None] = lambda s: None) -> None:
-        from unitscope.experiments._io import read_json
-
-        self.file = Path(file)
-        try:
-            self.done = read_json(self.file) if self.file.exists() else {}
-        except ValueError as exc:
-            raise ValueError(f"{exc}; delete it to start over") from None
-        if not isinstance(self.done, dict) or not all(
-                isinstance(entry, dict) and isinstance(entry.get("key"), str) for entry in self.done.values()):
-            raise ValueError(f"{self.file} is not a record of finished stages; delete it to start over")
-        self.timings: dict[str, float] = {}
-        self.log = log
-
-    def run(self, name: str, config: dict, func: Callable[[], object]):
-        import time
-
-        from unitscope.experiments._io import write_json
-        from unitscope.experiments._runstate import config_key
-
-        key = config_key(config)
-        if self.done.get(name, {}).get("key") == key:
-            self.log(f"{name}: cached")
-            self.timings[name] = 0.0
-            return None
-        self.log(f"{name} ...")
-        start = time.perf_counter()
-        out = func()
-        self.timings[name] = time.perf_counter() - start
-        self.done[name] = {"key": key}  # no time here: it lives in results folders (run.json has times)
-        write_json(self.file, self.done)
-        self.log(f"{name}: {self.timings[name]:.0f} s")
-        return out
 
 
 def bars(**options):

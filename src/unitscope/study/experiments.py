@@ -89,7 +89,7 @@ def minimal_study(model, data, *, network: str, out: str | Path, segmentation: s
     """
     import shutil
 
-    from unitscope.cli._common import StageCache
+    from unitscope.experiments.resume import Stages
     from unitscope.experiments._common import check_labels, preprocessing_key, preprocessing_record
     from unitscope.experiments._runstate import weights_fingerprint
     from unitscope.experiments.minimal_images import MinimalImagesResult, minimal_images
@@ -98,7 +98,7 @@ def minimal_study(model, data, *, network: str, out: str | Path, segmentation: s
     check_labels(data, len(model_info(model).class_names))  # before the first chunk writes anything
     target = Path(out) / network / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
     partial = target.parent / f".partial-{target.name}"
-    stages = StageCache(partial / "stages.json", log)
+    stages = Stages(partial / "stages.json", log)
     config = {"weights": weights_fingerprint(model), **(options_key or {}), "segmentation": segmentation,
               "segments": options.get("n_segments"), "fill": options.get("fill"), "max_images": max_images,
               "labels": data.labels_key() if hasattr(data, "labels_key") else None,
@@ -137,7 +137,7 @@ def rf_study(model, layers: Sequence[str], data, *, network: str, out: str | Pat
     written; one stage per layer, so an interrupted run resumes at the first
     unfinished layer.  Returns the summary table.
     """
-    from unitscope.cli._common import StageCache
+    from unitscope.experiments.resume import Stages
     from unitscope.experiments._common import check_spatial_layers, preprocessing_key, preprocessing_record
     from unitscope.experiments._io import write_csv
     from unitscope.experiments._runstate import weights_fingerprint
@@ -151,7 +151,7 @@ def rf_study(model, layers: Sequence[str], data, *, network: str, out: str | Pat
         raise ValueError(f"--units {max(units)} is out of range for layer {fewest[0]!r} with "
                          f"{fewest[1][0]} units (0 to {fewest[1][0] - 1})")
     folder = Path(out) / network / "rf"
-    stages = StageCache(folder / ".stages.json", log)
+    stages = Stages(folder / ".stages.json", log)
     config = {"weights": weights_fingerprint(model), **(options_key or {}), "top_k": options.get("top_k"),
               "units": units, "weights_seed": model_info(model).seed,
               "preprocessing": preprocessing_key(preprocessing_record(model, data))}

@@ -31,7 +31,7 @@ from typing import Callable, Optional
 import torch
 
 import unitscope
-from unitscope.cli._common import StageCache
+from unitscope.experiments.resume import Stages
 from unitscope.experiments._io import write_json
 from unitscope.study.dissect import dissect_study
 from unitscope.study.progress import Progress, step
@@ -98,7 +98,7 @@ def run_study(config: StudyConfig, *, progress: Optional[Progress] = None,
     out = config.out
     check_report_folder(out / "report", out)  # a report folder with the user's files: refused now, not at the end
     out.mkdir(parents=True, exist_ok=True)
-    stages = StageCache(out / ".stages.json", log)
+    stages = Stages(out / ".stages.json", log)
     started = time.perf_counter()
     study = _prepare(config, stages, progress, log)
     base = {"version": unitscope.__version__, "world": str(study.world_dir), "quick": config.quick,
@@ -152,7 +152,7 @@ class _Study:
         return BrodenPool(self.paths.broden, preprocessing=self.preprocessing, label_category="scene")
 
 
-def _prepare(config: StudyConfig, stages: StageCache, progress: Optional[Progress], log) -> _Study:
+def _prepare(config: StudyConfig, stages: Stages, progress: Optional[Progress], log) -> _Study:
     """Stages 1 and 2: the world and the two trained networks (each cached by its own configuration)."""
     from unitscope.data import BrodenPool
     from unitscope.data.world import generate_world, load_world
