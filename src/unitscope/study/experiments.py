@@ -181,26 +181,28 @@ def rf_study(model, layers: Sequence[str], data, *, network: str, out: str | Pat
 def localize_study(model, layer: str, data, *, dissection: str | Path, network: str, out: str | Path,
                    progress: Optional[Progress] = None, record=None, **options):
     """Units of ``layer`` as object localizers, saved in ``out/<network>/localize``."""
-    from unitscope.experiments.dissect import DissectionResult
     from unitscope.experiments.localize import localize_objects
 
-    out = Path(out)
-    with step(progress, "localize") as callback, _timed(record)("localize"):
-        result = localize_objects(model, layer, data, dissection=DissectionResult.load(dissection),
-                                  work_dir=out / network / ".partial" / "localize", progress=callback, **options)
-    _finish(result, out / network / "localize", record, {network: model}, data)
-    return result
+    return _on_a_dissection(localize_objects, "localize", model, layer, data, dissection, network, out, progress,
+                            record, options)
 
 
 def ablate_study(model, layer: str, data, *, dissection: str | Path, network: str, out: str | Path,
                  progress: Optional[Progress] = None, record=None, **options):
     """The detectors of each object switched off, saved in ``out/<network>/ablate``."""
     from unitscope.experiments.ablate import ablate_detectors
+
+    return _on_a_dissection(ablate_detectors, "ablate", model, layer, data, dissection, network, out, progress,
+                            record, options)
+
+
+def _on_a_dissection(experiment, name, model, layer, data, dissection, network, out, progress, record, options):
+    """Run ``experiment`` on the units of a saved dissection, resuming from ``out/<network>/.partial/<name>``."""
     from unitscope.experiments.dissect import DissectionResult
 
     out = Path(out)
-    with step(progress, "ablate") as callback, _timed(record)("ablate"):
-        result = ablate_detectors(model, layer, data, dissection=DissectionResult.load(dissection),
-                                  work_dir=out / network / ".partial" / "ablate", progress=callback, **options)
-    _finish(result, out / network / "ablate", record, {network: model}, data)
+    with step(progress, name) as callback, _timed(record)(name):
+        result = experiment(model, layer, data, dissection=DissectionResult.load(dissection),
+                            work_dir=out / network / ".partial" / name, progress=callback, **options)
+    _finish(result, out / network / name, record, {network: model}, data)
     return result
