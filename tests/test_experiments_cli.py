@@ -14,8 +14,8 @@ from unitscope.cli.main import app
 from unitscope.models import create_model, save_checkpoint
 
 # the package re-exports functions of the same names, so reach the modules themselves
-rf_module = importlib.import_module("unitscope.experiments.empirical_rf")
-minimal_module = importlib.import_module("unitscope.experiments.minimal_images")
+rf_module = importlib.import_module("unitscope.experiments.empirical_rf.run")
+minimal_module = importlib.import_module("unitscope.experiments.minimal_images.run")
 
 
 @pytest.fixture(scope="module")

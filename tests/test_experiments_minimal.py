@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from toys import LabelledTensorPool
+from toys import LabelledTensorPool, QuadrantClassifier, quadrants
 from unitscope.data.concepts import Annotation, ConceptTable
 from unitscope.experiments import MinimalImagesResult, minimal_images
 from unitscope.experiments.minimal_images.segments import _mask_segments
@@ -19,29 +19,6 @@ from unitscope.models.mini_alexnet import MiniAlexNet
 IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
 #: softmax([10, 6])[0]: the score of an intact image for the quadrant classifier
 P_INTACT = 1.0 / (1.0 + math.exp(-4.0))
-
-
-class QuadrantClassifier(nn.Module):
-    """Class 0 scores 10 x the mean of channel 0 over the bottom-right quadrant; class 1 scores 6."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchor = nn.Parameter(torch.zeros(()))  # gives the model a device
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        evidence = x[:, 0, h // 2:, w // 2:].mean(dim=(1, 2)) * 10 + self.anchor
-        return torch.stack([evidence, torch.full_like(evidence, 6.0)], dim=1)
-
-
-def quadrants(pixels: np.ndarray) -> np.ndarray:
-    """Segments 0..3: top-left, top-right, bottom-left, bottom-right."""
-    h, w = pixels.shape[:2]
-    labels = np.zeros((h, w), dtype=np.int64)
-    labels[:h // 2, w // 2:] = 1
-    labels[h // 2:, :w // 2] = 2
-    labels[h // 2:, w // 2:] = 3
-    return labels
 
 
 class AnnotatedPool(LabelledTensorPool):

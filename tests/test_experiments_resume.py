@@ -14,6 +14,8 @@ from toys import (
     PlantedNet,
     ScenePool,
     ZoomToyPool,
+    counting,
+    interrupt_after,
     make_broden,
     scaling_net,
     source_pools,
@@ -21,23 +23,6 @@ from toys import (
 )
 from unitscope.experiments import ablate_detectors, layer_preference, localize_objects
 from unitscope.experiments.dissect import dissect
-
-
-def interrupt_after(calls):
-    """A progress callback that stops the run (as Ctrl-C would) after ``calls`` reports."""
-    seen = {"n": 0}
-
-    def progress(done, total):
-        seen["n"] += 1
-        if seen["n"] >= calls:
-            raise KeyboardInterrupt
-
-    return progress
-
-
-def counting():
-    seen = []
-    return seen, lambda done, total: seen.append(done)
 
 
 def test_preference_resumes_across_pools(tmp_path):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from toys import make_broden
 from unitscope.cli.main import app
-from unitscope.experiments._runstate import weights_fingerprint
+from unitscope.experiments.resume import weights_fingerprint
 from unitscope.models import create_model, model_info, save_checkpoint
 from unitscope.models.registry import random_like
 

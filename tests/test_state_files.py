@@ -27,7 +27,7 @@ from toys import (
 from unitscope._files import atomic_write_bytes, make_temp_dir
 from unitscope.experiments import ablate_detectors, layer_preference
 from unitscope.experiments._io import read_state, write_state
-from unitscope.experiments._runstate import RunState
+from unitscope.experiments.resume import RunState
 from unitscope.experiments.dissect import dissect
 from unitscope.experiments.segmentations import write_unit_segmentations
 

@@ -313,6 +313,29 @@ class LabelledTensorPool(Dataset):
         return self.images[i], {"index": i, "id": f"img{i}", "source": "test", "label": self.labels[i]}
 
 
+class QuadrantClassifier(nn.Module):
+    """Class 0 scores 10 x the mean of channel 0 over the bottom-right quadrant; class 1 scores 6."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))  # gives the model a device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        evidence = x[:, 0, h // 2:, w // 2:].mean(dim=(1, 2)) * 10 + self.anchor
+        return torch.stack([evidence, torch.full_like(evidence, 6.0)], dim=1)
+
+
+def quadrants(pixels: np.ndarray) -> np.ndarray:
+    """Segments 0..3: top-left, top-right, bottom-left, bottom-right."""
+    h, w = pixels.shape[:2]
+    labels = np.zeros((h, w), dtype=np.int64)
+    labels[:h // 2, w // 2:] = 1
+    labels[h // 2:, :w // 2] = 2
+    labels[h // 2:, w // 2:] = 3
+    return labels
+
+
 class UnlabelledTensorPool(Dataset):
     """A plain pool: item ``(image, meta)`` from a tensor of images, all from ``source``, no labels.
 
@@ -412,3 +435,22 @@ def plant_pickle(path: Path, marker: Path, *, field: str = "payload") -> None:
     """Write at ``path`` a pickled state (``format``, ``key``, ``field``) whose loading creates ``marker``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps({"format": 1, "key": "x", field: HostilePickle(marker)}))
+
+
+# ---------------------------------------------------------------------------- interrupting runs
+def interrupt_after(calls):
+    """A progress callback that stops the run (as Ctrl-C would) after ``calls`` reports."""
+    seen = {"n": 0}
+
+    def progress(done, total):
+        seen["n"] += 1
+        if seen["n"] >= calls:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def counting():
+    """``(seen, progress)``: a progress callback that appends each report's ``done`` to ``seen``."""
+    seen = []
+    return seen, lambda done, total: seen.append(done)

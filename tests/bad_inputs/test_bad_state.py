@@ -20,7 +20,7 @@ import torch
 from toys import HostilePickle, plant_pickle
 from unitscope.data import Annotation, BrodenRecord, ConceptTable, write_broden
 from unitscope.experiments._io import write_state
-from unitscope.experiments._runstate import STATE_FORMAT
+from unitscope.experiments.resume import STATE_FORMAT
 from unitscope.models import create_model, save_checkpoint
 
 SIZE = 32
@@ -147,7 +147,7 @@ def damaged_tile_manifest(a, out, marker, tmp):
 
 
 def damaged_rf_stage_record(a, out, marker, tmp):
-    record = out / "tiny" / "rf" / ".stages.json"
+    record = out / "tiny" / ".partial" / "rf" / ".stages.json"
     record.parent.mkdir(parents=True)
     record.write_text("[1]")
     args = ["rf", "--model", "mini_alexnet", "--weights", str(a["weights"]), "--data", str(a["broden"]),
@@ -156,7 +156,7 @@ def damaged_rf_stage_record(a, out, marker, tmp):
 
 
 def damaged_minimal_stage_record(a, out, marker, tmp):
-    record = out / "tiny" / "minimal" / ".partial-superpixels" / "stages.json"
+    record = out / "tiny" / ".partial" / "minimal-superpixels" / ".stages.json"
     record.parent.mkdir(parents=True)
     record.write_text('{"chunk_00000": ')
     args = ["minimal", "--model", "mini_alexnet", "--weights", str(a["weights"]), "--data", str(a["broden"]),

@@ -57,8 +57,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @friendly_errors
-    @shared("model", "data", "out", "weights", "name", "batch_size", "device", "seed", "preprocessing", batch_size=64,
-            out="Writes OUT/NAME/minimal/.")
+    @shared("model", "data", "out", "weights", "name", "batch_size", "device", "restart", "seed", "preprocessing",
+            batch_size=64, out="Writes OUT/NAME/minimal/.")
     def minimal(
         o,
         segmentation: str = typer.Option("slic", "--segmentation", callback=checked(checks.choice("slic", "masks")), help="slic (1a) or masks (1b, ground-truth objects)."),
@@ -69,30 +69,35 @@ def register(app: typer.Typer) -> None:
         label_pattern: Optional[str] = typer.Option(None, "--label-pattern", callback=checked(checks.pattern_option), help="Plain pool: regex whose first group in a file name is the class index."),
         chunk: int = typer.Option(50, "--chunk", min=1, help="Images per saved chunk (the unit of resumption)."),
     ) -> None:
-        """Minimal image representations: remove segments while the class stays correct (Exp. 1)."""
+        """Minimal image representations: remove segments while the class stays correct (Exp. 1).
+
+        Run it again with the same arguments after an interruption to resume.
+        """
         from unitscope.study.experiments import minimal_study
 
         record, net = o.record("minimal"), o.network("minimal", batch_size=o.batch_size)
         options = {k: v for k, v in (("label_category", label_category), ("label_pattern", label_pattern)) if v}
         pool = o.pool(net, annotated=False, **options)
         minimal_study(net, pool, network=o.folder(), out=o.out, segmentation=segmentation, max_images=max_images,
-                      chunk=chunk, options_key={"data": str(o.data.resolve()), "options": options},
-                      progress=_bars, record=record, log=_log, n_segments=n_segments, fill=fill,
-                      batch_size=o.batch_size)
+                      chunk=chunk, restart=o.restart, progress=_bars, record=record, log=_log,
+                      n_segments=n_segments, fill=fill, batch_size=o.batch_size)
         kind = "masks" if segmentation == "masks" else "superpixels"
         typer.echo(f"results in {o.out / o.folder() / 'minimal' / kind}")
 
     @app.command()
     @friendly_errors
-    @shared("model", "data", "out", "weights", "name", "layers", "batch_size", "device", "seed", "preprocessing",
-            batch_size=64, out="Writes OUT/NAME/rf/<layer>/.")
+    @shared("model", "data", "out", "weights", "name", "layers", "batch_size", "device", "restart", "seed",
+            "preprocessing", batch_size=64, out="Writes OUT/NAME/rf/<layer>/.")
     def rf(
         o,
         top_k: int = typer.Option(20, "--top-k", min=1, help="Top images per unit."),
         units: Optional[str] = typer.Option(None, "--units", callback=checked(checks.unit_list), help="Comma-separated unit indices (default all)."),
         max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Use the first N images of the pool (default: all)."),
     ) -> None:
-        """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2)."""
+        """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2).
+
+        Run it again with the same arguments after an interruption to resume.
+        """
         from unitscope.models import model_info
         from unitscope.study.experiments import rf_study
 
@@ -103,8 +108,7 @@ def register(app: typer.Typer) -> None:
         layers = o.layers or list(model_info(net).default_layers)
         if not layers:
             raise ValueError(f"give --layers: {o.model} has no default layers")
-        summary = rf_study(net, layers, pool, network=o.folder(), out=o.out, units=units,
-                           options_key={"data": str(o.data.resolve()), "max_images": max_images},
+        summary = rf_study(net, layers, pool, network=o.folder(), out=o.out, units=units, restart=o.restart,
                            progress=_bars, record=record, log=_log, top_k=top_k, batch_size=o.batch_size)
         typer.echo(summary.to_string(index=False))
 

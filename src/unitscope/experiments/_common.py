@@ -77,7 +77,7 @@ def weights_record(model: nn.Module, fingerprint: str | None = None) -> dict:
     ``weights_seed`` is the seed of a random initialisation (None for weights
     read from a file), so a random-weights result says how to make it again.
     """
-    from unitscope.experiments._runstate import weights_fingerprint
+    from unitscope.experiments.resume import weights_fingerprint
     from unitscope.models.info import model_info
 
     return {"weights": fingerprint or weights_fingerprint(model), "weights_seed": model_info(model).seed}

@@ -52,7 +52,7 @@ from ._common import (Progress, check_dataset, check_labels, check_positive_int,
                       model_device, preprocessing_record, weights_record)
 from ._common import class_names as _class_names
 from ._io import read_json, write_csv, write_json
-from ._runstate import BatchCheckpoints, data_key
+from .resume import BatchCheckpoints, data_key
 from .localize import _dissection_layer, _threshold, check_dissected_network, object_detectors
 
 __all__ = ["AblationResult", "ablate_detectors"]
@@ -332,7 +332,7 @@ def ablate_detectors(
         Folder for checkpoints of the counts (every ``checkpoint_every``
         batches; None: none), from which a run started again with the same
         arguments resumes to the same result, unless ``restart``
-        (:class:`~unitscope.experiments._runstate.BatchCheckpoints`).
+        (:class:`~unitscope.experiments.resume.BatchCheckpoints`).
     progress : callable, keyword-only
         ``progress(done, total)`` over forward passes.
 

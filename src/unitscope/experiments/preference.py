@@ -47,7 +47,7 @@ from ._common import (
     weights_record,
 )
 from ._io import read_json, read_png, safe_name, write_csv, write_json, write_npz, write_png
-from ._runstate import BatchCheckpoints, data_key
+from .resume import BatchCheckpoints, data_key
 
 __all__ = ["LayerPreferenceResult", "layer_preference"]
 
@@ -268,7 +268,7 @@ def layer_preference(
         Folder for checkpoints of the scores so far (every ``checkpoint_every``
         batches; None: none), from which a run started again with the same
         arguments resumes to the same result, unless ``restart``
-        (:class:`~unitscope.experiments._runstate.BatchCheckpoints`).
+        (:class:`~unitscope.experiments.resume.BatchCheckpoints`).
     progress : callable, keyword-only
         ``progress(done, total)`` called after each batch (images done).
 

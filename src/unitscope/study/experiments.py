@@ -77,73 +77,35 @@ def preference_study(models: dict, layers, pools: Sequence[tuple[str, Path]], *,
 
 
 def minimal_study(model, data, *, network: str, out: str | Path, segmentation: str = "slic",
-                  max_images: int | None = None, chunk: int = 50, options_key: dict | None = None,
-                  progress: Optional[Progress] = None, record=None, log: Callable[[str], None] = lambda s: None,
+                  progress: Optional[Progress] = None, record=None, log: Callable[[str], None] | None = None,
                   **options):
     """Minimal images of ``model`` on ``data``, saved in ``out/<network>/minimal/<masks|superpixels>``.
 
-    The search runs ``chunk`` images at a time; each finished chunk is
-    saved, so an interrupted run started again with the same arguments
-    resumes at the first unfinished chunk.  ``options_key`` is what else
-    identifies the run (e.g. the pool's folder and its label options).
+    The search resumes by chunk from ``out/<network>/.partial/minimal-<kind>``
+    (``chunk``, ``restart`` and the other ``options`` go to
+    :func:`~unitscope.experiments.minimal_images.minimal_images`).
     """
-    import shutil
+    from unitscope.experiments.minimal_images import minimal_images
 
-    from unitscope.experiments.resume import Stages
-    from unitscope.experiments._common import check_labels, preprocessing_key, preprocessing_record
-    from unitscope.experiments._runstate import weights_fingerprint
-    from unitscope.experiments.minimal_images import MinimalImagesResult, minimal_images
-    from unitscope.models import model_info
-
-    check_labels(data, len(model_info(model).class_names))  # before the first chunk writes anything
-    target = Path(out) / network / "minimal" / ("masks" if segmentation == "masks" else "superpixels")
-    partial = target.parent / f".partial-{target.name}"
-    stages = Stages(partial / "stages.json", log)
-    config = {"weights": weights_fingerprint(model), **(options_key or {}), "segmentation": segmentation,
-              "segments": options.get("n_segments"), "fill": options.get("fill"), "max_images": max_images,
-              "labels": data.labels_key() if hasattr(data, "labels_key") else None,
-              "preprocessing": preprocessing_key(preprocessing_record(model, data))}
-    merged, remaining = None, max_images
-    for number, start in enumerate(range(0, len(data), chunk)):
-        if remaining is not None and remaining <= 0:
-            break
-        indices = list(range(start, min(start + chunk, len(data))))
-        folder = partial / f"chunk_{number:05d}"
-
-        def run_chunk(indices=indices, folder=folder, quota=remaining):
-            with step(progress, f"minimal images {indices[0]}-{indices[-1]}") as callback:
-                result = minimal_images(model, data, segmentation=segmentation, max_images=quota,
-                                        indices=indices, progress=callback, **options)
-            result.save(folder)
-
-        with _timed(record)("search"):
-            stages.run(folder.name, dict(config, indices=[indices[0], indices[-1]], quota=remaining), run_chunk)
-        part = MinimalImagesResult.load(folder)
-        merged = part if merged is None else merged.merge(part)
-        if remaining is not None:
-            remaining -= part.counts.get("evaluated", 0)
-    merged.options["max_images"] = max_images
-    _finish(merged, target, record, {network: model}, data)
-    shutil.rmtree(partial, ignore_errors=True)
-    return merged
+    kind = "masks" if segmentation == "masks" else "superpixels"
+    with step(progress, "minimal images") as callback, _timed(record)("search"):
+        result = minimal_images(model, data, segmentation=segmentation, progress=callback, log=log,
+                                work_dir=Path(out) / network / ".partial" / f"minimal-{kind}", **options)
+    _finish(result, Path(out) / network / "minimal" / kind, record, {network: model}, data)
+    return result
 
 
 def rf_study(model, layers: Sequence[str], data, *, network: str, out: str | Path, units=None,
-             options_key: dict | None = None, progress: Optional[Progress] = None, record=None,
-             log: Callable[[str], None] = lambda s: None, **options):
+             progress: Optional[Progress] = None, record=None, log: Callable[[str], None] | None = None, **options):
     """Empirical receptive fields of ``layers``, saved in ``out/<network>/rf/<layer>`` with ``summary.csv``.
 
     Every layer and unit is checked before the first layer's results are
-    written; one stage per layer, so an interrupted run resumes at the first
-    unfinished layer.  Returns the summary table.
+    written; the run resumes by layer from ``out/<network>/.partial/rf``.
+    Returns the summary table.
     """
-    from unitscope.experiments.resume import Stages
-    from unitscope.experiments._common import check_spatial_layers, preprocessing_key, preprocessing_record
+    from unitscope.experiments._common import check_spatial_layers
     from unitscope.experiments._io import write_csv
-    from unitscope.experiments._runstate import weights_fingerprint
-    from unitscope.experiments.empirical_rf import (TIMING_STATS, EmpiricalRFResult, check_rf_layers,
-                                                    empirical_receptive_fields, summarise_receptive_fields)
-    from unitscope.models import model_info
+    from unitscope.experiments.empirical_rf import TIMING_STATS, empirical_receptive_fields, summarise_receptive_fields
 
     shapes = check_spatial_layers(model, layers, data, purpose="a receptive field")
     fewest = min(shapes.items(), key=lambda item: item[1][0])
@@ -151,25 +113,17 @@ def rf_study(model, layers: Sequence[str], data, *, network: str, out: str | Pat
         raise ValueError(f"--units {max(units)} is out of range for layer {fewest[0]!r} with "
                          f"{fewest[1][0]} units (0 to {fewest[1][0] - 1})")
     folder = Path(out) / network / "rf"
-    stages = Stages(folder / ".stages.json", log)
-    config = {"weights": weights_fingerprint(model), **(options_key or {}), "top_k": options.get("top_k"),
-              "units": units, "weights_seed": model_info(model).seed,
-              "preprocessing": preprocessing_key(preprocessing_record(model, data))}
-    results = []
-    check_rf_layers(model, layers, data)  # every layer's window too, before the first one runs
-    for layer in layers:
-        def run_layer(layer=layer):
-            with step(progress, f"receptive field {layer}") as callback:
-                result = empirical_receptive_fields(model, layer, data, units=units, network=network,
-                                                    progress=callback, **options)
-            if record is not None:
-                for stat in TIMING_STATS:  # wall times go to run.json, not to the results
-                    record.add_time(f"{layer} {stat[:-2]}", result.stats[stat])
-            result.save(folder / layer)
-
-        with _timed(record)(layer):
-            stages.run(layer, dict(config, layer=layer), run_layer)
-        results.append(EmpiricalRFResult.load(folder / layer))
+    with step(progress, "receptive fields") as callback:
+        results = empirical_receptive_fields(model, list(layers), data, units=units, network=network, log=log,
+                                             work_dir=Path(out) / network / ".partial" / "rf", progress=callback,
+                                             **options)
+    for result in results:
+        times = {stat: result.stats[stat] for stat in TIMING_STATS if stat in result.stats}
+        if times and record is not None:  # wall times go to run.json, not to the results (a resumed layer has none)
+            record.add_time(result.layer, sum(times.values()))
+            for stat, seconds in times.items():
+                record.add_time(f"{result.layer} {stat[:-2]}", seconds)
+        result.save(folder / result.layer)
     summary = summarise_receptive_fields(results)
     write_csv(folder / "summary.csv", summary)
     if record is not None:

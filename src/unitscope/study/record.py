@@ -73,7 +73,7 @@ class RunRecord:
     def network(self, name: str, model, data=None) -> None:
         """Record a network's preprocessing (as applied to ``data``), weights source and fingerprint."""
         from unitscope.experiments._common import preprocessing_record
-        from unitscope.experiments._runstate import weights_fingerprint
+        from unitscope.experiments.resume import weights_fingerprint
         from unitscope.models import model_info
 
         info = model_info(model)

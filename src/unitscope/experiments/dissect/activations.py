@@ -23,7 +23,7 @@ import torch
 
 from unitscope.experiments import _distributed as D
 from unitscope.experiments import _thresholds as TH
-from unitscope.experiments._runstate import RunState
+from unitscope.experiments.resume import RunState
 from unitscope.experiments.dissect.labels import _label_loader, _LabelBatches
 from unitscope.experiments.dissect.result import _safe
 from unitscope.hooks import TraceDict, extra_tokens_of, spatial_map

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from unitscope.data.concepts import Annotation, ConceptTable
 from unitscope.data.workers import worker_batches
-from unitscope.experiments._runstate import config_key
+from unitscope.experiments.resume import config_key
 from unitscope.stats.pair_overlap import compact_labels
 
 

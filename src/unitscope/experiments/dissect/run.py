@@ -1,7 +1,7 @@
 """The :func:`dissect` entry point: options checked up front, the run keyed and resumed, both passes.
 
 Each rank dissects a contiguous shard of the pool (:mod:`.activations`
-then :mod:`.counting`) under a :class:`~unitscope.experiments._runstate.RunState`
+then :mod:`.counting`) under a :class:`~unitscope.experiments.resume.RunState`
 keyed by the whole configuration, so that a killed run started again with
 the same arguments resumes and ends with the same results.
 """
@@ -21,7 +21,7 @@ from unitscope.experiments import _distributed as D
 from unitscope.experiments import _thresholds as TH
 from unitscope.experiments._common import (check_spatial_layers, eval_mode, model_device, preprocessing_key,
                                            preprocessing_record)
-from unitscope.experiments._runstate import RunState, config_key, weights_fingerprint
+from unitscope.experiments.resume import RunState, config_key, weights_fingerprint
 from unitscope.experiments.dissect.activations import _first_pass, _ShardRun, _Statistics
 from unitscope.experiments.dissect.counting import _Counts, _second_pass
 from unitscope.experiments.dissect.labels import _LabelBatches
@@ -173,7 +173,8 @@ def dissect(
                          batch_size=batch_size, mask_size=mask_size, quantile_resolution=quantile_resolution,
                          activation_cache=activation_cache, category_types=category_types, world=world)
     # where a value came from is recorded, but the same values resume the same run
-    key = config_key(dict(config, preprocessing=preprocessing_key(config["preprocessing"])))
+    keyed = dict(config, preprocessing=preprocessing_key(config["preprocessing"]))
+    key = config_key(keyed)
 
     import tempfile
 
@@ -182,7 +183,7 @@ def dissect(
         temporary = tempfile.TemporaryDirectory(prefix="unitscope-dissect-")
         work_dir = temporary.name
     # Scratch files of this rank: pass 1's activations and decoded labels (see _run).
-    state = RunState(Path(work_dir), key, rank=rank, restart=restart,
+    state = RunState(Path(work_dir), key, config=keyed, rank=rank, restart=restart,
                      scratch=(f"acts_rank{rank}_*.f32", f"labels_rank{rank}_*.pt"))
     try:
         result = _run(model, layers, data, shard, global_index, num_concepts, state, config,

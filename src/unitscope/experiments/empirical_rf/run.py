@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from .._common import (
     weights_record,
 )
 from .._rf_geometry import RFWindow
+from .by_layer import layer_by_layer
 from .crops import _Group, _image_groups
 from .layers import _check_units, _layer_output, check_rf_layers
 from .occluder import _check_tolerance, _Occluder, default_occluder
@@ -52,15 +54,20 @@ def empirical_receptive_fields(
     network: str = "",
     batch_size: int = 64,
     num_workers: int = 0,
+    work_dir: str | Path | None = None,
+    restart: bool = False,
+    log: Callable[[str], None] | None = None,
     progress: Progress | None = None,
-) -> EmpiricalRFResult:
+) -> EmpiricalRFResult | list[EmpiricalRFResult]:
     """Empirical receptive fields of a layer's units by occlusion of their top images.
 
     Parameters
     ----------
     model : nn.Module
-    layer : str
-        Dotted name of a layer with ``(N, C, H, W)`` output.
+    layer : str or sequence of str
+        Dotted name of a layer with ``(N, C, H, W)`` output; several: each
+        is measured in turn (every one checked first) and a list of results
+        comes back, one per layer.
     data : Dataset
         Items ``(image (3, H, W) normalised, meta)``, all the same size.
     top_k : int, keyword-only
@@ -88,12 +95,20 @@ def empirical_receptive_fields(
     network : str, keyword-only
         Name recorded in the result.
     batch_size, num_workers : int, keyword-only
+    work_dir : path, keyword-only
+        Where each finished layer is saved (removed at the end); run again
+        with the same arguments, the run resumes at the first unfinished
+        layer (see :mod:`unitscope.experiments.resume`).
+    restart : bool, keyword-only
+        Discard the layers saved in ``work_dir`` instead of resuming them.
+    log : callable, keyword-only
+        Receives one line per layer (``"conv1: cached"`` when resumed).
     progress : callable, keyword-only
-        ``progress(done, total)``: images of the data pass, then occluded images.
+        ``progress(done, total)``: images of the data pass, then occluded images (per layer).
 
     Returns
     -------
-    EmpiricalRFResult
+    EmpiricalRFResult, or a list of them (one per layer) for several layers
 
     Raises
     ------
@@ -104,6 +119,15 @@ def empirical_receptive_fields(
     RuntimeError
         If ``check`` finds that the crop does not reproduce the full pass.
     """
+    if not isinstance(layer, str) or work_dir is not None:
+        layers = [layer] if isinstance(layer, str) else list(layer)
+        options = dict(top_k=top_k, units=units, occluder=occluder, stride=stride, rf=rf, crop=crop, check=check,
+                       seed=seed, mean=mean, std=std, network=network, batch_size=batch_size,
+                       num_workers=num_workers)
+        # each layer is a run of its own: empirical_receptive_fields of one layer, without a work folder
+        results = layer_by_layer(empirical_receptive_fields, model, layers, data, options=options,
+                                 work_dir=work_dir, restart=restart, log=log, progress=progress)
+        return results[0] if isinstance(layer, str) else results
     resolve_layer(model, layer)
     n_data = check_dataset(data)
     top_k = check_positive_int(top_k, "top_k")

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from torch import nn
 
-from .._runstate import weights_fingerprint
+from ..resume import weights_fingerprint
 
 
 def _dissection_layer(dissection, layer: str) -> None:

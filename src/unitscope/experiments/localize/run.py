@@ -27,7 +27,7 @@ from .._common import (
     normalisation,
     weights_record,
 )
-from .._runstate import BatchCheckpoints, data_key
+from ..resume import BatchCheckpoints, data_key
 from .batch import _Setting, _localize_batch
 from .detectors import _detectors_per_layer, _dissection_layer, _threshold, check_dissected_network
 from .result import LocalizationResult, _tables
@@ -103,7 +103,7 @@ def localize_objects(
         Folder for checkpoints of the running scores (every ``checkpoint_every``
         batches; None: none), from which a run started again with the same
         arguments resumes to the same result, unless ``restart``
-        (:class:`~unitscope.experiments._runstate.BatchCheckpoints`).
+        (:class:`~unitscope.experiments.resume.BatchCheckpoints`).
     progress : callable, keyword-only
         ``progress(done, total)`` over batches.
 

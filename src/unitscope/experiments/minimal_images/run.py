@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ from .._common import (
     normalisation,
     weights_record,
 )
+from .chunks import search_in_chunks
 from .result import MinimalImagesResult
 from .search import _Search
 from .segments import cut_into_segments
@@ -54,6 +56,10 @@ def minimal_images(
     batch_size: int = 64,
     round_batches: int = 4,
     num_workers: int = 0,
+    chunk: int | None = None,
+    work_dir: str | Path | None = None,
+    restart: bool = False,
+    log: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> MinimalImagesResult:
     """Find the minimal image of each correctly classified image by greedy segment removal.
@@ -105,6 +111,20 @@ def minimal_images(
         Images are added to a round until it holds this many batches of
         candidates (keeps batches full; more uses more memory).
     num_workers : int, keyword-only
+    chunk : int, keyword-only
+        Search the images this many at a time, merging the chunks' results
+        (the unit of resumption; default: all in one search).  The chunks,
+        not the work folder, decide the batches, so the result is the same
+        with or without ``work_dir``.
+    work_dir : path, keyword-only
+        Where each finished chunk is saved (removed at the end); run again
+        with the same arguments, the search resumes at the first unfinished
+        chunk (see :mod:`unitscope.experiments.resume`).  Without ``chunk``,
+        the whole search is one chunk.
+    restart : bool, keyword-only
+        Discard the chunks saved in ``work_dir`` instead of resuming them.
+    log : callable, keyword-only
+        Receives one line per chunk (``"chunk_00000: cached"`` when resumed).
     progress : callable, keyword-only
         ``progress(done, total)``: images finished (searched or skipped).
 
@@ -139,6 +159,16 @@ def minimal_images(
     names = _class_names(model, data, class_names)
     check_labels(data, len(names) if names else None)
     diagnostic = _check_diagnostic(diagnostic, names, data)
+    if chunk is not None or work_dir is not None:
+        chunk = total if chunk is None else check_positive_int(chunk, "chunk")
+        options = dict(segmentation=segmentation, n_segments=n_segments, compactness=compactness,
+                       categories=categories, split_instances=split_instances, fill=fill, blur_sigma=blur_sigma,
+                       score=score, class_names=class_names, diagnostic=diagnostic, mean=mean, std=std,
+                       examples=examples, batch_size=batch_size, round_batches=round_batches,
+                       num_workers=num_workers)
+        # each chunk is a search of its own: minimal_images without a chunk or a work folder
+        return search_in_chunks(minimal_images, model, data, chunk=chunk, indices=indices, max_images=max_images,
+                                options=options, work_dir=work_dir, restart=restart, log=log, progress=progress)
     mean_t, std_t = normalisation(model, data, mean, std)
     order = input_channel_order(model, data)  # pictures are drawn in RGB whatever the input
     counts = {"seen": 0, "evaluated": 0, "incorrect": 0, "unlabelled": 0, "unreadable": 0, "candidates": 0}
