@@ -44,35 +44,24 @@ def checked(check):
 _DECLARED = {
     "model": (str, ..., ("--model",), dict(help=MODEL_HELP)),
     "data": (Path, ..., ("--data",), dict(help="Plain pool (ImageFolder) or annotated pool.")),
-    "layout": (str, "auto", ("--layout",), dict(help="How --data is laid out: auto, broden, camvid, ade20k, voc, "
-                                                "cityscapes, index or plain (README: pool layouts).")),
-    "classes": (Optional[Path], None, ("--classes",), dict(help="Class file of an index-mask pool: CSV value,name"
-                                                           "[,category][,color], or ADE20K's objectInfo150.csv.")),
+    "layout": (str, "auto", ("--layout",), dict(help="How --data is laid out: auto, broden, camvid, ade20k, voc, cityscapes, index or plain (README: pool layouts).")),
+    "classes": (Optional[Path], None, ("--classes",), dict(help="Class file of an index-mask pool: CSV value,name[,category][,color], or ADE20K's objectInfo150.csv.")),
     "out": (Path, ..., ("--out",), dict(help="Results directory.")),
     "weights": (Optional[Path], None, ("--weights",), dict(help="Checkpoint file (random weights without it).")),
-    "name": (Optional[str], None, ("--name",), dict(callback=checked(checks.name_option),
-                                                    help="Folder under --out (default MODEL).")),
-    "layers": (Optional[str], None, ("--layers",), dict(callback=checked(checks.layer_list),
-                                                        help="Comma-separated spatial layers (default: the model's).")),
+    "name": (Optional[str], None, ("--name",), dict(callback=checked(checks.name_option), help="Folder under --out (default MODEL).")),
+    "layers": (Optional[str], None, ("--layers",), dict(callback=checked(checks.layer_list), help="Comma-separated spatial layers (default: the model's).")),
     "batch_size": (int, 32, ("--batch-size",), dict(min=1)),
     "device": (str, "cpu", ("--device",), dict(callback=checked(checks.device_option), help="cpu, cuda, cuda:1 ...")),
     "checkpoint_every": (int, 20, ("--checkpoint-every",), dict(min=1, help="Batches between checkpoints.")),
     "restart": (bool, False, ("--restart",), dict(help="Discard a partial run instead of resuming it.")),
     "seed": (int, 0, ("--seed",), dict(min=0, help=SEED_HELP)),
-    "preprocess": (Optional[str], None, ("--preprocess",), dict(help="Preprocessing preset: imagenet, inception or "
-                                                               "caffe (default: the checkpoint's, else the architecture's).")),
-    "mean": (Optional[str], None, ("--mean",), dict(help="Normalisation mean: 3 comma-separated numbers (in the "
-                                                   "input's channel order and scale) or one for all channels.")),
-    "std": (Optional[str], None, ("--std",), dict(help="Normalisation std: 3 comma-separated positive numbers or one "
-                                                 "for all.")),
-    "input_size": (Optional[str], None, ("--input-size",), dict(help="Input size: N (square), H,W, or native (no "
-                                                               "resize; batch size 1).")),
-    "resize": (Optional[str], None, ("--resize",), dict(help="stretch, shorter-side+center-crop or pad (default: "
-                                                       "centre crop for plain pools, stretch for annotated pools; "
-                                                       "masks are cropped/padded alike).")),
+    "preprocess": (Optional[str], None, ("--preprocess",), dict(help="Preprocessing preset: imagenet, inception or caffe (default: the checkpoint's, else the architecture's).")),
+    "mean": (Optional[str], None, ("--mean",), dict(help="Normalisation mean: 3 comma-separated numbers (in the input's channel order and scale) or one for all channels.")),
+    "std": (Optional[str], None, ("--std",), dict(help="Normalisation std: 3 comma-separated positive numbers or one for all.")),
+    "input_size": (Optional[str], None, ("--input-size",), dict(help="Input size: N (square), H,W, or native (no resize; batch size 1).")),
+    "resize": (Optional[str], None, ("--resize",), dict(help="stretch, shorter-side+center-crop or pad (default: centre crop for plain pools, stretch for annotated pools; masks are cropped/padded alike).")),
     "channel_order": (Optional[str], None, ("--channel-order",), dict(help="rgb or bgr.")),
-    "scale": (Optional[str], None, ("--scale",), dict(help="Pixel range before normalisation: 1 ([0, 1]) or 255 "
-                                                     "([0, 255]).")),
+    "scale": (Optional[str], None, ("--scale",), dict(help="Pixel range before normalisation: 1 ([0, 1]) or 255 ([0, 255]).")),
 }
 _GROUPS = {"data": ("data", "layout", "classes"), "resume": ("checkpoint_every", "restart"),
            "preprocessing": ("preprocess", "mean", "std", "input_size", "resize", "channel_order", "scale")}
