@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -70,6 +72,14 @@ def test_dissect_study_refuses_foreign_tiles_before_any_work(tmp_path):
         dissect_study(IndicatorNet(), ["conv"], RawToyPool(n=8), network="toy", out=tmp_path, segmentations=2,
                       batch_size=4, label_cache=None)
     assert not (tmp_path / "toy" / "dissect").exists() and (unit / "0_img1.jpg").read_bytes() == b"mine"
+
+
+def test_the_command_line_starts_without_torch():
+    # the study's checks run while options are parsed; `unitscope --help` must not wait for torch to load
+    probe = "import sys, unitscope.cli.main, unitscope.study; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 @pytest.mark.slow

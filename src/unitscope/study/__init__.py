@@ -17,12 +17,25 @@ Progress goes through ``progress(description) -> (callback, bar)`` factories
 nothing here prints.
 """
 
-from unitscope.study.dissect import DissectionStudy, dissect_study
-from unitscope.study.inputs import default_home, model_label, network_name, open_data, random_null
-from unitscope.study.record import RunRecord
-from unitscope.study.run import DEMO_LAYERS, PREFERENCE_LAYERS, StudyConfig, run_study
+import importlib
 
-__all__ = [
-    "StudyConfig", "run_study", "DEMO_LAYERS", "PREFERENCE_LAYERS", "DissectionStudy", "dissect_study",
-    "RunRecord", "open_data", "network_name", "model_label", "random_null", "default_home",
-]
+#: public name -> the module defining it; imported on first use, so that the
+#: command line (which reads ``unitscope.study.checks`` while it parses) starts
+#: without loading torch
+_HOMES = {
+    "StudyConfig": "run", "run_study": "run", "DEMO_LAYERS": "run", "PREFERENCE_LAYERS": "run",
+    "DissectionStudy": "dissect", "dissect_study": "dissect", "RunRecord": "record",
+    "open_data": "inputs", "network_name": "inputs", "model_label": "inputs", "random_null": "inputs",
+    "default_home": "inputs",
+}
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
