@@ -36,9 +36,10 @@ def layers(o, model: str = typer.Argument(..., help=MODEL_HELP), num_classes: Op
         None, "--num-classes", min=1, help="Output classes (inferred from the checkpoint when given).")) -> None:
     """List a model's layers with channels, stride and theoretical receptive field."""
     from unitscope.models import layers_frame, model_info
+    from unitscope.models.opening import open_network
 
-    o.model, o.device = model, "cpu"
-    net = o.network("layers", num_classes=num_classes, native=False)
+    net = open_network(model, o.weights, o.preprocessing(), num_classes=num_classes, native=False, command="layers",
+                       seed=o.seed)
     typer.echo(layers_frame(net, input_size=model_info(net).preprocessing.size_hw).to_string(index=False))
 
 
