@@ -101,6 +101,15 @@ class Shared(SimpleNamespace):
         return open_data(self.data, self.layout, self.classes, preprocessing=model_info(net).preprocessing,
                          annotated=annotated, progress=lambda d: tqdm_progress(d, unit="mask"), **options)
 
+    def chosen_layers(self, net) -> list[str]:
+        """``--layers``, else the model's default layers; refused when it has none."""
+        from unitscope.models import model_info
+
+        layers = self.layers or list(model_info(net).default_layers)
+        if not layers:
+            raise ValueError(f"give --layers: {self.model} has no default layers")
+        return layers
+
     def folder(self) -> str:
         """``--name``, else the model's label: the network's folder under ``--out``."""
         from unitscope.study import model_label

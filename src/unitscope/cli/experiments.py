@@ -98,17 +98,13 @@ def register(app: typer.Typer) -> None:
 
         Run it again with the same arguments after an interruption to resume.
         """
-        from unitscope.models import model_info
         from unitscope.study.experiments import rf_study
 
         record, net = o.record("rf"), o.network("rf", native=False)
         pool = o.pool(net, annotated=False)
         if max_images:
             pool = pool.subset(range(min(max_images, len(pool))))
-        layers = o.layers or list(model_info(net).default_layers)
-        if not layers:
-            raise ValueError(f"give --layers: {o.model} has no default layers")
-        summary = rf_study(net, layers, pool, network=o.folder(), out=o.out, units=units, restart=o.restart,
+        summary = rf_study(net, o.chosen_layers(net), pool, network=o.folder(), out=o.out, units=units, restart=o.restart,
                            progress=_bars, record=record, log=_log, top_k=top_k, batch_size=o.batch_size)
         typer.echo(summary.to_string(index=False))
 

@@ -126,7 +126,6 @@ def dissect(
 
     from unitscope.experiments import _distributed as D
     from unitscope.experiments._thresholds import check_min_support, check_threshold_rule
-    from unitscope.models import model_info
     from unitscope.models.loading import model_kind
     from unitscope.study import default_home, dissect_study, network_name, random_null
 
@@ -139,10 +138,8 @@ def dissect(
     if distributed and o.device.startswith("cuda"):
         o.device = f"cuda:{torch.cuda.current_device()}"
     net = o.network("dissect", native=False)
-    layers = o.layers or list(model_info(net).default_layers)
-    if not layers:
-        raise ValueError(f"give --layers: {o.model} has no default layers")
-    pool, network = o.pool(net, annotated=True), network_name(o.model, o.weights, o.name)
+    layers, pool = o.chosen_layers(net), o.pool(net, annotated=True)
+    network = network_name(o.model, o.weights, o.name)
     labels = (default_home() / "cache" / "labels" if label_cache is None
               else None if label_cache.strip().lower() == "none" else Path(label_cache))
     done = dissect_study(
