@@ -37,6 +37,8 @@ RULES = {
     "unitscope.data": (True, ("unitscope.models", "unitscope.experiments", "unitscope.training", "unitscope.cli",
                               "unitscope.report", "unitscope.label")),
     "unitscope.experiments": (True, ("unitscope.cli", "unitscope.report", "unitscope.label")),
+    # the study wires experiments, results and the report together; only the CLI sits above it
+    "unitscope.study": (True, ("unitscope.cli", "unitscope.label")),
 }
 
 PROBE = """

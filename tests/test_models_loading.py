@@ -156,7 +156,7 @@ def test_library_preprocessing_argument():
 
 
 def test_net_specs_of_preference(factory_file, tmp_path):
-    from unitscope.cli.experiments import parse_net
+    from unitscope.models.opening import parse_net
     from unitscope.models import create_model, save_checkpoint
 
     weights = tmp_path / "tiny.pt"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unitscope.cli._options import open_network, preprocessing_options
+from unitscope.models.opening import open_network, preprocessing_options
 from unitscope.data import PlainPool
 from unitscope.experiments._common import iter_batches
 from unitscope.models import model_info

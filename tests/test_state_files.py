@@ -322,7 +322,7 @@ def test_a_manifest_cannot_make_unitscope_delete_outside_its_tiles(tmp_path):
 
 
 def test_a_damaged_stage_record_is_refused_naming_the_file(tmp_path):
-    from unitscope.cli._common import StageCache
+    from unitscope.experiments.resume import Stages as StageCache
 
     (tmp_path / "stages.json").write_text("[1]")
     with pytest.raises(ValueError, match="stages.json is not a record of finished stages"):

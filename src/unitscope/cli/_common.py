@@ -1,10 +1,9 @@
-"""What every command shares: one-line errors, progress bars, the stage cache."""
+"""What every command shares: one-line errors and progress bars."""
 
 from __future__ import annotations
 
 import functools
 import sys
-from pathlib import Path
 from typing import Callable
 
 import typer
@@ -106,48 +105,13 @@ def tqdm_progress(description: str, *, total: int | None = None, unit: str = "it
     return callback, bar
 
 
-def default_home() -> Path:
-    """Where caches and demo results go: ``$UNITSCOPE_HOME`` or ``~/.cache/unitscope``."""
-    import os
-
-    env = os.environ.get("UNITSCOPE_HOME")
-    return Path(env) if env else Path.home() / ".cache" / "unitscope"
+def bars(**options):
+    """A ``progress(description)`` factory of tqdm bars (``unit=...``), for the library's functions."""
+    return lambda description: tqdm_progress(description, **options)
 
 
-def __getattr__(name: str):
-    """``StageCache`` is the library's :class:`unitscope.experiments.resume.Stages`, imported on first
-    use: it brings torch, which ``unitscope --help`` should not wait for."""
-    if name == "StageCache":
-        from unitscope.experiments.resume import Stages
+def bar(description: str, **options):
+    """``with bar("world", unit="img") as callback:``: a tqdm bar's callback, the bar closed at the end."""
+    from unitscope.study.progress import step
 
-        return Stages
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-#: ``--layout`` and ``--classes``, the same on every command that takes ``--data``.
-LAYOUT_OPTION = typer.Option(
-    "auto", "--layout",
-    help="How --data is laid out: auto, broden, camvid, ade20k, voc, cityscapes, index or plain (README: pool layouts).")
-CLASSES_OPTION = typer.Option(
-    None, "--classes",
-    help="Class file of an index-mask pool: CSV value,name[,category][,color], or ADE20K's objectInfo150.csv.")
-
-
-def open_data(data: Path, layout: str, classes: Path | None, *, preprocessing, annotated: bool, **options):
-    """Open ``--data`` as its ``--layout`` says, with ``--classes``, and check its masks up front.
-
-    Every mask of an index-mask pool is decoded once here, so a class list
-    that does not fit the masks stops the command before any work.
-    """
-    from unitscope.data.open import open_annotated_pool, open_pool
-
-    opener = open_annotated_pool if annotated else open_pool
-    pool = opener(data, kind=layout, classes=classes, preprocessing=preprocessing, **options)
-    check = getattr(pool, "check_masks", None)
-    if check is not None:
-        callback, bar = tqdm_progress("checking masks", total=len(pool), unit="mask")
-        try:
-            check(progress=callback)
-        finally:
-            bar.close()
-    return pool
+    return step(bars(**options), description)

@@ -1,144 +1,149 @@
-"""Options every command that runs a network shares: the model and its preprocessing.
+"""The options many commands share, declared once, and what a command does with their values.
 
-One definition of each option (reused by every command, so they read the
-same everywhere), the parsers that turn their text into values with a
-clear error naming the option, and :func:`open_network`, which loads the
-model and fixes the preprocessing the run uses (explicit options > the
-checkpoint's > the registry's).
+``@shared("model", "data", "out", ..., out="Writes OUT/NAME/rf/<layer>/.")``
+adds those options to a command (after its own, the preprocessing ones
+last) and hands their values to it as one :class:`Shared` argument; a
+keyword gives an option its own help text (a string) or default.  Groups:
+``data`` brings ``--layout`` and ``--classes``, ``resume`` brings
+``--checkpoint-every`` and ``--restart``, ``preprocessing`` the seven
+preprocessing options.
 """
 
 from __future__ import annotations
 
-import math
+import functools
+import inspect
+import typing
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Optional
 
 import typer
 
-__all__ = [
-    "MODEL_HELP", "PREPROCESS", "MEAN", "STD", "INPUT_SIZE", "RESIZE", "CHANNEL_ORDER", "SCALE",
-    "preprocessing_options", "open_network", "parse_floats", "parse_input_size", "model_label",
-]
+from unitscope.study import checks
+
+__all__ = ["MODEL_HELP", "SEED_HELP", "checked", "shared", "Shared"]
 
 MODEL_HELP = ("Architecture name (`unitscope models`), path/to/file.py:factory, package.module:factory, "
               "or a torch.export archive (.pt2).")
-
-PREPROCESS = typer.Option(None, "--preprocess", help="Preprocessing preset: imagenet, inception or caffe "
-                          "(default: the checkpoint's, else the architecture's).")
-MEAN = typer.Option(None, "--mean", help="Normalisation mean: 3 comma-separated numbers (in the input's "
-                    "channel order and scale) or one for all channels.")
-STD = typer.Option(None, "--std", help="Normalisation std: 3 comma-separated positive numbers or one for all.")
-INPUT_SIZE = typer.Option(None, "--input-size", help="Input size: N (square), H,W, or native (no resize; "
-                          "batch size 1).")
-RESIZE = typer.Option(None, "--resize", help="stretch, shorter-side+center-crop or pad (default: centre crop "
-                      "for plain pools, stretch for annotated pools; masks are cropped/padded alike).")
-CHANNEL_ORDER = typer.Option(None, "--channel-order", help="rgb or bgr.")
-SCALE = typer.Option(None, "--scale", help="Pixel range before normalisation: 1 ([0, 1]) or 255 ([0, 255]).")
+#: The one help text of every ``--seed`` that seeds a network's random weights.
+SEED_HELP = "Seed of the random weights (without --weights): the same seed gives the same network."
 
 
-def parse_floats(text: str | None, option: str, *, positive: bool = False) -> tuple[float, ...] | None:
-    """``"0.5"`` or ``"0.485,0.456,0.406"`` -> three floats; ValueError naming ``option`` otherwise."""
-    if text is None:
-        return None
-    parts = [p.strip() for p in str(text).split(",")]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"{option} takes 3 comma-separated numbers or one number, got {text!r}") from None
-    if len(values) == 1:
-        values = values * 3
-    if len(values) != 3:
-        raise ValueError(f"{option} takes 3 comma-separated numbers (one per channel) or one number, "
-                         f"got {len(values)}: {text!r}")
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{option} takes finite numbers, got {text!r}")
-    if positive and any(v <= 0 for v in values):
-        raise ValueError(f"{option} values must be > 0 (they divide), got {text!r}")
-    return values
-
-
-def parse_input_size(text: str | None) -> int | tuple[int, int] | str | None:
-    """``"224"``, ``"240,320"`` (H,W) or ``"native"``; ValueError naming ``--input-size`` otherwise."""
-    if text is None:
-        return None
-    text = str(text).strip()
-    if text.lower() == "native":
-        return "native"
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2) or any(v < 1 or v > 16384 for v in values):
-        raise ValueError(f"--input-size takes N, H,W (whole numbers from 1 to 16384) or native, got {text!r}")
-    return values[0] if len(values) == 1 else (values[0], values[1])
-
-
-def preprocessing_options(*, preprocess: str | None = None, mean: str | None = None, std: str | None = None,
-                          input_size: str | None = None, resize: str | None = None,
-                          channel_order: str | None = None, scale: str | None = None) -> dict:
-    """Check the option texts and return keyword arguments for ``resolve_preprocessing``."""
-    from unitscope.models.preprocessing import PRESETS, RESIZE_MODES
-
-    if preprocess is not None and preprocess not in PRESETS:
-        raise ValueError(f"--preprocess must be one of {', '.join(PRESETS)}, got {preprocess!r}")
-    if resize is not None and resize not in RESIZE_MODES:
-        raise ValueError(f"--resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
-    if channel_order is not None and channel_order.lower() not in ("rgb", "bgr"):
-        raise ValueError(f"--channel-order must be rgb or bgr, got {channel_order!r}")
-    scale_value = None
-    if scale is not None:
+def checked(check):
+    """A typer callback running a :mod:`unitscope.study.checks` check: its ValueError names the option."""
+    def callback(value):
         try:
-            scale_value = float(scale)
-        except ValueError:
-            scale_value = None
-        if scale_value not in (1.0, 255.0):
-            raise ValueError(f"--scale must be 1 (pixels in [0, 1]) or 255 (pixels in [0, 255]), got {scale!r}")
-    return {"preset_name": preprocess, "mean": parse_floats(mean, "--mean"),
-            "std": parse_floats(std, "--std", positive=True), "input_size": parse_input_size(input_size),
-            "resize": resize, "channel_order": channel_order.lower() if channel_order else None,
-            "scale": scale_value}
+            return check(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return callback
 
 
-def open_network(model: str, weights: Optional[Path], preprocessing: dict, *, num_classes: int | None = None,
-                 batch_size: int | None = None, native: bool = True, command: str = "this command",
-                 seed: int | None = None):
-    """Load ``--model``/``--weights`` and fix the preprocessing the run uses (on ``model_info(net)``).
-
-    Parameters
-    ----------
-    model, weights : the options' values
-    preprocessing : dict
-        :func:`preprocessing_options`' result.
-    num_classes : int, optional
-        For registry models.
-    batch_size : int, optional
-        ``--input-size native`` needs batches of one image.
-    native : bool
-        Whether the command works at each image's own size at all.
-    command : str
-        Its name, for messages.
-    seed : int, optional
-        ``--seed``: random weights (a network without ``--weights``) are the same every run.
-    """
-    from unitscope.models.loading import load_model
-
-    if preprocessing.get("input_size") == "native":
-        if not native:
-            raise ValueError(f"--input-size native is not supported by {command}, which needs one input size "
-                             "for every image; give N or H,W")
-        if batch_size is not None and batch_size != 1:
-            raise ValueError(f"--input-size native needs --batch-size 1 (images of different sizes cannot share "
-                             f"a batch), got --batch-size {batch_size}")
-    return load_model(model, weights=weights, num_classes=num_classes, preprocessing=preprocessing, seed=seed)
+#: name -> (type, default, flags, other typer.Option arguments); help is the last of them
+_DECLARED = {
+    "model": (str, ..., ("--model",), dict(help=MODEL_HELP)),
+    "data": (Path, ..., ("--data",), dict(help="Plain pool (ImageFolder) or annotated pool.")),
+    "layout": (str, "auto", ("--layout",), dict(help="How --data is laid out: auto, broden, camvid, ade20k, voc, cityscapes, index or plain (README: pool layouts).")),
+    "classes": (Optional[Path], None, ("--classes",), dict(help="Class file of an index-mask pool: CSV value,name[,category][,color], or ADE20K's objectInfo150.csv.")),
+    "out": (Path, ..., ("--out",), dict(help="Results directory.")),
+    "weights": (Optional[Path], None, ("--weights",), dict(help="Checkpoint file (random weights without it).")),
+    "name": (Optional[str], None, ("--name",), dict(callback=checked(checks.name_option), help="Folder under --out (default MODEL).")),
+    "layers": (Optional[str], None, ("--layers",), dict(callback=checked(checks.layer_list), help="Comma-separated spatial layers (default: the model's).")),
+    "batch_size": (int, 32, ("--batch-size",), dict(min=1)),
+    "device": (str, "cpu", ("--device",), dict(callback=checked(checks.device_option), help="cpu, cuda, cuda:1 ...")),
+    "checkpoint_every": (int, 20, ("--checkpoint-every",), dict(min=1, help="Batches between checkpoints.")),
+    "restart": (bool, False, ("--restart",), dict(help="Discard a partial run instead of resuming it.")),
+    "seed": (int, 0, ("--seed",), dict(min=0, help=SEED_HELP)),
+    "preprocess": (Optional[str], None, ("--preprocess",), dict(help="Preprocessing preset: imagenet, inception or caffe (default: the checkpoint's, else the architecture's).")),
+    "mean": (Optional[str], None, ("--mean",), dict(help="Normalisation mean: 3 comma-separated numbers (in the input's channel order and scale) or one for all channels.")),
+    "std": (Optional[str], None, ("--std",), dict(help="Normalisation std: 3 comma-separated positive numbers or one for all.")),
+    "input_size": (Optional[str], None, ("--input-size",), dict(help="Input size: N (square), H,W, or native (no resize; batch size 1).")),
+    "resize": (Optional[str], None, ("--resize",), dict(help="stretch, shorter-side+center-crop or pad (default: centre crop for plain pools, stretch for annotated pools; masks are cropped/padded alike).")),
+    "channel_order": (Optional[str], None, ("--channel-order",), dict(help="rgb or bgr.")),
+    "scale": (Optional[str], None, ("--scale",), dict(help="Pixel range before normalisation: 1 ([0, 1]) or 255 ([0, 255]).")),
+}
+_GROUPS = {"data": ("data", "layout", "classes"), "resume": ("checkpoint_every", "restart"),
+           "preprocessing": ("preprocess", "mean", "std", "input_size", "resize", "channel_order", "scale")}
 
 
-def model_label(model: str) -> str:
-    """A folder-safe name for ``--model``: the registry name, else the file's stem and the factory."""
-    from unitscope.experiments._io import safe_name
-    from unitscope.models.loading import model_kind
+def option(name: str, override=None):
+    """``(type, typer.Option)`` of shared option ``name``; ``override``: its help (a string) or default."""
+    kind, default, flags, extra = _DECLARED[name]
+    if isinstance(override, str):
+        extra = dict(extra, help=override)
+    elif override is not None:
+        default = override
+    return kind, typer.Option(default, *flags, **extra)
 
-    if model_kind(model) == "registry":
-        return model
-    target, _, factory = model.rpartition(":") if ":" in model else (model, "", "")
-    return safe_name(Path(target).stem + (f"-{factory}" if factory else ""))
+
+class Shared(SimpleNamespace):
+    """The values of a command's shared options, and the steps every network command takes with them."""
+
+    def preprocessing(self) -> dict:
+        from unitscope.models.opening import preprocessing_options
+
+        return preprocessing_options(**{k: getattr(self, k, None) for k in _GROUPS["preprocessing"]})
+
+    def network(self, command: str, **options):
+        """``--model``/``--weights`` opened with the preprocessing options, on ``--device``."""
+        from unitscope.models.opening import open_network
+
+        return open_network(self.model, self.weights, self.preprocessing(), command=command, seed=self.seed,
+                            **options).to(self.device)
+
+    def pool(self, net, *, annotated: bool, **options):
+        """``--data`` opened for ``net`` (its masks checked up front, with a bar)."""
+        from unitscope.cli._common import tqdm_progress
+        from unitscope.models import model_info
+        from unitscope.study import open_data
+
+        return open_data(self.data, self.layout, self.classes, preprocessing=model_info(net).preprocessing,
+                         annotated=annotated, progress=lambda d: tqdm_progress(d, unit="mask"), **options)
+
+    def chosen_layers(self, net) -> list[str]:
+        """``--layers``, else the model's default layers; refused when it has none."""
+        from unitscope.models import model_info
+
+        layers = self.layers or list(model_info(net).default_layers)
+        if not layers:
+            raise ValueError(f"give --layers: {self.model} has no default layers")
+        return layers
+
+    def folder(self) -> str:
+        """``--name``, else the model's label: the network's folder under ``--out``."""
+        from unitscope.study import model_label
+
+        return self.name or model_label(self.model)
+
+    def record(self, command: str):
+        """The command's ``run.json``, with every option as parsed."""
+        from unitscope.cli._common import get_current_context
+        from unitscope.study import RunRecord
+
+        return RunRecord(command, dict(get_current_context().params))
+
+
+def shared(*names: str, **overrides):
+    """Give the command the shared options ``names`` (groups expanded) as its first argument, a :class:`Shared`."""
+    names = [n for name in names for n in _GROUPS.get(name, (name,))]
+
+    def decorate(func):
+        hints = typing.get_type_hints(func)
+        own = [p.replace(annotation=hints.get(p.name, p.annotation), kind=inspect.Parameter.KEYWORD_ONLY)
+               for p in list(inspect.signature(func).parameters.values())[1:]]
+        added = {n: option(n, overrides.get(n)) for n in names}
+        params = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=o, annotation=k)
+                  for n, (k, o) in added.items()]
+        last = [p for p in params if p.name in _GROUPS["preprocessing"]]
+        params = [p for p in params if p not in last] + own + last
+
+        @functools.wraps(func)
+        def command(**values):
+            return func(Shared(**{n: values.pop(n) for n in names}), **values)
+
+        command.__signature__ = inspect.Signature(params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from unitscope.cli._common import CLASSES_OPTION, LAYOUT_OPTION, friendly_errors, open_data, tqdm_progress
+from unitscope.cli._common import bar, friendly_errors, tqdm_progress
+from unitscope.cli._options import shared
 
 __all__ = ["register"]
 
@@ -15,11 +16,10 @@ __all__ = ["register"]
 def register(app: typer.Typer) -> None:
     @app.command()
     @friendly_errors
+    @shared("data", "out", data="Annotated pool: any layout unitscope reads (README: pool layouts).",
+            out="Broden directory to create (new or empty, or an earlier conversion with --overwrite).")
     def convert(
-        data: Path = typer.Option(..., "--data", help="Annotated pool: any layout unitscope reads (README: pool layouts)."),
-        layout: str = LAYOUT_OPTION,
-        classes: Optional[Path] = CLASSES_OPTION,
-        out: Path = typer.Option(..., "--out", help="Broden directory to create (new or empty, or an earlier conversion with --overwrite)."),
+        o,
         image_size: Optional[str] = typer.Option(None, "--image-size", help="N or H,W: resize every image (bilinear, no crop); default: keep each image's size."),
         mask_size: Optional[str] = typer.Option(None, "--mask-size", help="N or H,W: masks by nearest neighbour; default: half the image size, as Network Dissection."),
         limit: Optional[int] = typer.Option(None, "--limit", help="Convert only the first N images (pool order)."),
@@ -32,24 +32,22 @@ def register(app: typer.Typer) -> None:
         folder is built beside --out and moved into place at the end.
         """
         from unitscope.data.convert import check_output_folder, convert_to_broden, parse_size
+        from unitscope.data.open import detect_pool_kind
+        from unitscope.study import open_data
 
         # Every option is checked before the pool's masks are decoded (the slow part of opening it).
         sizes = {"image_size": None if image_size is None else parse_size(image_size, option="--image-size"),
                  "mask_size": None if mask_size is None else parse_size(mask_size, option="--mask-size")}
         if limit is not None and limit < 1:
             raise ValueError(f"--limit takes a whole number of images, at least 1; got {limit}")
-        check_output_folder(out, overwrite=overwrite, source=data)
-        pool = open_data(data, layout, classes, preprocessing=None, annotated=True)
-        from unitscope.data.open import detect_pool_kind
-
-        kind = detect_pool_kind(data, classes=classes) if layout == "auto" else layout
-        provenance = {"layout": kind, "classes": None if classes is None else str(Path(classes).resolve())}
-        callback, bar = tqdm_progress("convert", total=min(len(pool), limit or len(pool)), unit="img")
-        try:
-            result = convert_to_broden(pool, out, **sizes, limit=limit, overwrite=overwrite,
+        check_output_folder(o.out, overwrite=overwrite, source=o.data)
+        pool = open_data(o.data, o.layout, o.classes, preprocessing=None, annotated=True,
+                         progress=lambda d: tqdm_progress(d, unit="mask"))
+        kind = detect_pool_kind(o.data, classes=o.classes) if o.layout == "auto" else o.layout
+        provenance = {"layout": kind, "classes": None if o.classes is None else str(Path(o.classes).resolve())}
+        with bar("convert", total=min(len(pool), limit or len(pool)), unit="img") as callback:
+            result = convert_to_broden(pool, o.out, **sizes, limit=limit, overwrite=overwrite,
                                        provenance=provenance, progress=callback)
-        finally:
-            bar.close()
         present = result.present()
         by_category = ", ".join(f"{cat} {n}/{len(result.concepts.in_category(cat))}" for cat, n in present.items())
         typer.echo(f"converted {result.images} images to {result.out}: {sum(present.values())} of "

@@ -16,12 +16,8 @@ from unitscope.cli._common import friendly_errors
 
 __all__ = ["label_app"]
 
-label_app = typer.Typer(
-    name="label",
-    help="Human labels for units: a local web app (the paper's crowd task).",
-    no_args_is_help=True,
-    add_completion=False,
-)
+label_app = typer.Typer(name="label", help="Human labels for units: a local web app (the paper's crowd task).",
+                        no_args_is_help=True, add_completion=False)
 
 ResultsOption = typer.Option(..., "--results", "-r", help="Results directory (holds <network>/dissect/units.csv).")
 DbOption = typer.Option(None, "--db", help="Labeling database (default: RESULTS/labels.sqlite).")
@@ -47,11 +43,7 @@ def serve_command(
     db: Optional[Path] = DbOption,
     host: str = typer.Option("127.0.0.1", help="Address to bind (default: this machine only)."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    allow_remote: bool = typer.Option(
-        False,
-        "--allow-remote",
-        help="Confirm a --host other than loopback: tokens and answers then travel unencrypted (plain HTTP).",
-    ),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Confirm a --host other than loopback: tokens and answers then travel unencrypted (plain HTTP)."),
     k: int = typer.Option(3, "--k", help="Annotations per unit, each by a different annotator."),
     n_images: int = typer.Option(60, "--images", help="Top segmentations shown per unit."),
     network: List[str] = typer.Option([], "--network", help="Label only this network (repeatable)."),
@@ -72,26 +64,18 @@ def serve_command(
         raise
     units = len(app.state.catalog)
     shown_host = f"[{host}]" if ":" in host else host
-    exposed = (
-        ""
-        if serving.is_loopback(host)
-        else " · reachable from the network, tokens travel unencrypted unless behind an HTTPS proxy"
-    )
-    typer.echo(
-        f"labeling {units} units (k={k}) at http://{shown_host}:{port}/ · answers in {app.state.store.path}{exposed}"
-        " · Ctrl-C to stop"
-    )
+    exposed = ("" if serving.is_loopback(host)
+               else " · reachable from the network, tokens travel unencrypted unless behind an HTTPS proxy")
+    typer.echo(f"labeling {units} units (k={k}) at http://{shown_host}:{port}/ · answers in {app.state.store.path}"
+               f"{exposed} · Ctrl-C to stop")
     serving.run_app(app, sock)
 
 
 @label_app.command("add-annotator")
 @friendly_errors
-def add_annotator_command(
-    name: str = typer.Argument(..., help="Annotator name."),
-    results: Path = ResultsOption,
-    db: Optional[Path] = DbOption,
-    replace_token: bool = typer.Option(False, "--replace-token", help="Issue a new token for an existing annotator."),
-) -> None:
+def add_annotator_command(name: str = typer.Argument(..., help="Annotator name."), results: Path = ResultsOption,
+                          db: Optional[Path] = DbOption, replace_token: bool = typer.Option(
+                              False, "--replace-token", help="Issue a new token for an existing annotator.")) -> None:
     """Create an annotator and print their token (shown only once)."""
     from unitscope.label import LabelStore
     from unitscope.label.catalog import network_dirs
@@ -105,11 +89,8 @@ def add_annotator_command(
 
 @label_app.command("export")
 @friendly_errors
-def export_command(
-    out: Path = typer.Argument(..., help="Output file, .csv or .json."),
-    results: Path = ResultsOption,
-    db: Optional[Path] = DbOption,
-) -> None:
+def export_command(out: Path = typer.Argument(..., help="Output file, .csv or .json."), results: Path = ResultsOption,
+                   db: Optional[Path] = DbOption) -> None:
     """Write every answer to a CSV or JSON file (spreadsheet formulas in CSV cells are neutralised)."""
     from unitscope.label import export_answers
 
@@ -119,29 +100,21 @@ def export_command(
 
 @label_app.command("import")
 @friendly_errors
-def import_command(
-    source: Path = typer.Argument(..., help="A file written by `unitscope label export`."),
-    results: Path = ResultsOption,
-    db: Optional[Path] = DbOption,
-) -> None:
+def import_command(source: Path = typer.Argument(..., help="A file written by `unitscope label export`."),
+                   results: Path = ResultsOption, db: Optional[Path] = DbOption) -> None:
     """Add the answers of an export file to the database, checked as the app checks answers."""
     from unitscope.label import LabelStore, load_catalog, read_answers
 
     catalog = load_catalog(results, n_images=None)
     answers = read_answers(source, catalog=catalog)  # every row checked before the database is opened
     counts = LabelStore(_db(results, db)).insert_answers(answers)
-    typer.echo(
-        f"imported {counts.added} answers from {source} "
-        f"({counts.unchanged} already present, {counts.conflicting} conflicting kept as stored)"
-    )
+    typer.echo(f"imported {counts.added} answers from {source} "
+               f"({counts.unchanged} already present, {counts.conflicting} conflicting kept as stored)")
 
 
 @label_app.command("results")
 @friendly_errors
-def results_command(
-    results: Path = ResultsOption,
-    db: Optional[Path] = DbOption,
-) -> None:
+def results_command(results: Path = ResultsOption, db: Optional[Path] = DbOption) -> None:
     """Write human labels per unit and layer, and their comparison with the automatic ones."""
     from unitscope.label import write_human_results
 

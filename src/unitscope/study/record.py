@@ -1,4 +1,4 @@
-"""``run.json``: what a command was asked, with what it ran, and how long each stage took.
+"""``run.json``: what a run was asked, with what it ran, and how long each stage took.
 
 Every command that runs a network writes one into its output folder
 (``OUT/NAME/<command>/run.json``; ``OUT/preference/run.json``): all its
@@ -37,17 +37,6 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def _command_options() -> dict[str, Any]:
-    """The current command's parameters, as parsed (empty outside a command)."""
-    try:
-        from unitscope.cli._common import get_current_context
-
-        ctx = get_current_context(silent=True)
-    except ImportError:  # pragma: no cover
-        ctx = None
-    return dict(ctx.params) if ctx is not None else {}
-
-
 class RunRecord:
     """Collects a command's ``run.json`` as it runs; :meth:`write` puts it in place atomically.
 
@@ -56,12 +45,12 @@ class RunRecord:
     command : str
         The command's name.
     options : dict, optional
-        Its options (default: the parameters of the running command).
+        Its options, as given (the CLI passes the parsed command line).
     """
 
     def __init__(self, command: str, options: dict[str, Any] | None = None) -> None:
         self.command = command
-        self.options = dict(_command_options() if options is None else options)
+        self.options = dict(options or {})
         self.started = _now()
         self._start = time.perf_counter()
         self.stages: dict[str, float] = {}
