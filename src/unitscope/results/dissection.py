@@ -53,6 +53,8 @@ CATEGORY_TYPES = {
 class LayerDissection:
     """Dissection of one layer.
 
+    Shapes: ``U`` is the layer's number of units, ``K`` the number of concepts.
+
     Attributes
     ----------
     layer : str
