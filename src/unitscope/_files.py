@@ -34,6 +34,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "make_temp_dir",
+    "replace_folder",
     "remove_dead_temps",
     "one_line",
 ]
@@ -193,6 +194,21 @@ def make_temp_dir(parent: str | Path, name: str) -> Path:
     folder = Path(tempfile.mkdtemp(prefix=_temp_prefix(name), suffix=".tmp", dir=parent))
     share_with_umask(folder, directory=True)
     return folder
+
+
+def replace_folder(new: str | Path, target: str | Path, *, aside: str | Path) -> None:
+    """Rename folder ``new`` to ``target``, whose folder is first renamed to ``aside``.
+
+    A rename cannot replace a non-empty folder, so the old one is set aside
+    (on the same file system: both are renames); if ``new`` cannot be moved
+    in, the old one is put back.  The caller removes ``aside``.
+    """
+    os.replace(target, aside)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise
 
 
 def one_line(error: BaseException | str) -> str:

@@ -295,16 +295,9 @@ class BrodenPool(AnnotatedPool):
         if not items:
             raise ValueError(f"none of the {len(rows)} images of {self.root} is usable")
         self._whole = splits is None and not skipped
-        super().__init__(
-            items,
-            source=self.root.name if source is None else source,
-            transform=transform,
-            preprocessing=preprocessing,
-            class_names=class_names,
-            skip_bad=skip_bad,
-            skipped=skipped,
-            include_annotation=include_annotation,
-        )
+        super().__init__(items, source=self.root.name if source is None else source, class_names=class_names,
+                         transform=transform, preprocessing=preprocessing, skip_bad=skip_bad, skipped=skipped,
+                         include_annotation=include_annotation)
 
     def _reset_caches(self) -> None:
         super()._reset_caches()

@@ -143,15 +143,9 @@ class IndexMaskPool(AnnotatedPool):
                 self._lut_category[c.value] = self._categories.index(c.category)
 
         items, skipped = self._pair(image_suffix, mask_suffix, unmasked_images == "leave", skip_bad)
-        super().__init__(
-            items,
-            source=self.root.name if source is None else source,
-            transform=transform,
-            preprocessing=preprocessing,
-            skip_bad=skip_bad,
-            skipped=skipped,
-            include_annotation=include_annotation,
-        )
+        super().__init__(items, source=self.root.name if source is None else source, transform=transform,
+                         preprocessing=preprocessing, skip_bad=skip_bad, skipped=skipped,
+                         include_annotation=include_annotation)
 
     def _pair(self, image_suffix: str, mask_suffix: str, leave_unmasked: bool, skip_bad: bool):
         """Items (image, mask) in image order, and the ``(path, reason)`` of those skipped."""

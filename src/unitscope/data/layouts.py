@@ -216,11 +216,8 @@ def open_index_mask_pool(root: str | Path, layout: str, *, classes: Any = None, 
 
     Parameters
     ----------
-    root : str or Path
-    layout : str
-        One of :data:`INDEX_MASK_LAYOUTS`.
-    classes : ClassList, path, or sequence of str, optional
-        See :func:`resolve_class_list`.
+    root, layout, classes
+        As for :func:`resolve_class_list`.
     **options
         Passed to :class:`~unitscope.data.index_masks.IndexMaskPool`
         (``preprocessing``, ``source``, ``skip_bad``...).

@@ -235,14 +235,17 @@ class Pool(Dataset):
 
     @property
     def ids(self) -> list[str]:
+        """Every item's stable image id, in pool order."""
         return [item.id for item in self._items]
 
     @property
     def labels(self) -> list[int]:
+        """Every item's class index (``-1``: no class), in pool order."""
         return [item.label for item in self._items]
 
     @property
     def paths(self) -> list[Path]:
+        """Every item's image file, in pool order."""
         return [item.path for item in self._items]
 
     @property
@@ -434,12 +437,5 @@ class PlainPool(Pool):
             items.append(PoolItem(image_id, path, label))
         if not items:
             raise ValueError(f"none of the {len(relpaths)} images in {self.root} is readable")
-        super().__init__(
-            items,
-            source=self.root.name if source is None else source,
-            transform=transform,
-            preprocessing=preprocessing,
-            class_names=class_names,
-            skip_bad=skip_bad,
-            skipped=skipped,
-        )
+        super().__init__(items, source=self.root.name if source is None else source, class_names=class_names,
+                         transform=transform, preprocessing=preprocessing, skip_bad=skip_bad, skipped=skipped)

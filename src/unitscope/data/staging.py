@@ -24,7 +24,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from unitscope._files import process_alive, share_with_umask
+from unitscope._files import process_alive, replace_folder, share_with_umask
 
 __all__ = ["make_staging_dir", "move_into_place", "remove_stale_staging", "release_staging_dir", "STAGING_MARKER"]
 
@@ -89,15 +89,10 @@ def move_into_place(folder: Path, target: Path, *, overwrite: bool = False) -> N
         return
     if not overwrite:
         raise FileExistsError(f"{target} appeared while writing; pass overwrite=True to replace it")
-    # os.replace cannot replace a non-empty directory: set the old one aside first.
+    # Set aside in a marked folder: a run killed here leaves a leftover the next export removes.
     trash = make_staging_dir(target, kind="old")
-    old = trash / "old"
-    os.replace(target, old)
     try:
-        os.replace(folder, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
+        replace_folder(folder, target, aside=trash / "old")
     finally:
         shutil.rmtree(trash, ignore_errors=True)
 

@@ -15,6 +15,9 @@ __all__ = ["Preprocessing", "ModelInfo", "model_info", "attach_info"]
 class ModelInfo:
     """Metadata that travels with a model made by the registry.
 
+    Attached as ``model.unitscope_info`` (:func:`attach_info`); read it with
+    :func:`model_info`.
+
     Attributes
     ----------
     arch : str

@@ -35,6 +35,9 @@ __all__ = ["LayerInfo", "describe_layers", "layer_info", "layers_frame"]
 class LayerInfo:
     """What a layer produces, for an input of the model's size.
 
+    Made by :func:`layer_info` (one layer) and :func:`describe_layers`
+    (several); :func:`layers_frame` puts them in a table.
+
     Attributes
     ----------
     name : str

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from unitscope._files import process_alive
+from unitscope._files import process_alive, replace_folder
 from unitscope.results.layout import NETWORK_FOLDERS, REPORT_MANIFEST
 
 __all__ = ["MANIFEST", "check_report_folder", "staged_folder", "write_manifest"]
@@ -175,12 +175,7 @@ def _swap_in(staged: Path, out: Path) -> None:
         shutil.rmtree(staged)  # now the previous report
         return
     old = staged.with_name(staged.name.replace("-tmp-", "-old-"))
-    os.rename(out, old)
-    try:
-        os.rename(staged, out)
-    except BaseException:
-        os.rename(old, out)
-        raise
+    replace_folder(staged, out, aside=old)
     shutil.rmtree(old)
 
 

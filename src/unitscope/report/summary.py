@@ -108,9 +108,7 @@ def _where(nets, table) -> Finding | None:
 
 def _which(nets) -> Finding | None:
     parts, numbers = [], {}
-    for net in nets:
-        if net.dissection is None:
-            continue
+    for net in [n for n in nets if n.dissection is not None]:
         units = net.dissection.units
         counts = units.loc[units["object_detector"], "label"].value_counts()
         if not len(counts):
@@ -329,9 +327,7 @@ def _localize(per_network: dict) -> Finding | None:
 
 def _human(nets) -> Finding | None:
     parts, numbers = [], {}
-    for net in nets:
-        if net.human is None:
-            continue
+    for net in [n for n in nets if n.human is not None]:
         s = net.human.summary
         n = s.get("n_units_labelled", len(net.human.units))
         entry = {k: s.get(k) for k in ("n_units_labelled", "n_annotations", "n_annotators", "mean_precision",

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from unitscope.results.layout import ABLATE, ABLATE_JSON, CLASSES_CSV, CONDITIONS_CSV, SUMMARY_CSV
-from unitscope.results.schema import ResultFileError, read_json, read_required_table, read_table
+from unitscope.results.schema import ResultFileError, read_json, read_required_json, read_required_table, read_table
 from unitscope.results.writing import write_csv, write_json
 
 __all__ = ["AblationResult", "AblationTables", "load_ablations"]
@@ -211,17 +211,9 @@ class AblationResult:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "AblationResult":
-        """Read a result written by :meth:`save`.
-
-        Raises
-        ------
-        FileNotFoundError
-            If ``out_dir`` holds no ablation result.
-        """
+        """Read a result written by :meth:`save` (``FileNotFoundError`` if ``out_dir`` holds none)."""
         out = Path(out_dir)
-        meta = read_json(out / ABLATE_JSON)
-        if meta is None:
-            raise FileNotFoundError(f"no ablation result in {out} (missing {ABLATE_JSON})")
+        meta = read_required_json(out / ABLATE_JSON, what="ablation result")
         missing = [key for key in ("network", "layer", "class_names", "detectors", "conditions", "correct", "totals")
                    if key not in meta]
         if missing:

@@ -67,15 +67,8 @@ class CensusResult:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "CensusResult":
-        """Read a census written by :meth:`save`.
-
-        Raises
-        ------
-        FileNotFoundError
-            If ``out_dir`` holds no ``census_objects.csv``.
-        ResultFileError
-            If a file exists but cannot be read.
-        """
+        """Read a census written by :meth:`save`: no ``census_objects.csv`` in ``out_dir`` is a
+        ``FileNotFoundError``, a file that cannot be read a :class:`~unitscope.results.schema.ResultFileError`."""
         out = Path(out_dir)
         objects = read_required_table(out / CENSUS_OBJECTS_CSV, DISSECT, what="census")
         tables = {name: read_optional_table(out / name, DISSECT)

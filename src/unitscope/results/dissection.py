@@ -26,7 +26,7 @@ from unitscope.concepts import Concept, ConceptTable
 from unitscope.results import layout
 from unitscope.results.dissection_tables import summarise_layers, write_tables
 from unitscope.results.dissection_warnings import is_strict
-from unitscope.results.schema import ResultFileError, read_json, read_table
+from unitscope.results.schema import ResultFileError, read_required_json, read_table
 from unitscope.results.writing import write_npz
 from unitscope.taxonomy import TYPE_NAMES
 
@@ -52,6 +52,8 @@ CATEGORY_TYPES = {
 @dataclass
 class LayerDissection:
     """Dissection of one layer.
+
+    Shapes: ``U`` is the layer's number of units, ``K`` the number of concepts.
 
     Attributes
     ----------
@@ -245,21 +247,15 @@ class DissectionResult:
     def load(cls, out_dir: str | Path) -> "DissectionResult":
         """Read a result written by :meth:`save` (arrays and tables).
 
-        Raises
-        ------
-        FileNotFoundError
-            If ``out_dir`` holds no dissection result, or only its tables
-            (read those with :meth:`DissectionTables.load
-            <unitscope.results.dissection_tables.DissectionTables.load>`).
-        ResultFileError
-            If ``result.json`` lacks what the arrays need (its ``network``,
-            ``layers`` or ``image_ids``) or a file cannot be read.
+        A folder with no dissection result, or only its tables (read those with
+        :meth:`DissectionTables.load <unitscope.results.dissection_tables.DissectionTables.load>`),
+        is a ``FileNotFoundError``; a ``result.json`` that lacks what the arrays need (its
+        ``network``, ``layers`` or ``image_ids``), or a file that cannot be read, a
+        :class:`~unitscope.results.schema.ResultFileError`.
         """
         out = Path(out_dir)
         meta_path = out / layout.RESULT_JSON
-        meta = read_json(meta_path)
-        if meta is None:
-            raise FileNotFoundError(f"no dissection result in {out} (missing {layout.RESULT_JSON})")
+        meta = read_required_json(meta_path, what="dissection result")
         missing = [key for key in ("network", "layers", "image_ids") if key not in meta]
         if missing:
             raise ResultFileError(f"{meta_path} lacks {', '.join(missing)}: not the result.json of a saved "

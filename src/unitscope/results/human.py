@@ -66,15 +66,10 @@ class HumanResults:
         """Read the tables written by :meth:`save`.
 
         ``network`` defaults to ``summary.json``'s, else the name of the
-        folder above ``directory``.  Only ``units.csv`` is required; the other
-        files read as empty tables / an empty summary when absent.
-
-        Raises
-        ------
-        FileNotFoundError
-            If ``directory`` holds no ``units.csv``.
-        ResultFileError
-            If a file exists but cannot be read.
+        folder above ``directory``.  Only ``units.csv`` is required (else
+        ``FileNotFoundError``); the other files read as empty tables / an empty
+        summary when absent, and one that cannot be read is a
+        :class:`~unitscope.results.schema.ResultFileError`.
         """
         directory = Path(directory)
         units = read_required_table(directory / UNITS_CSV, HUMAN, what="human labels")

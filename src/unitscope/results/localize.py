@@ -33,7 +33,10 @@ __all__ = ["LocalizationResult", "load_localization"]
 
 @dataclass
 class LocalizationResult:
-    """Localisation scores of a layer's object detectors.
+    """Localisation scores of the object detectors of one or more layers.
+
+    Written by :meth:`save` as the files of ``RESULTS/<network>/localize``
+    (see the module docstring).
 
     Attributes
     ----------

@@ -24,7 +24,7 @@ import pandas as pd
 from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
 from unitscope.results.layout import DIAGNOSTIC_CSV, EXAMPLES_NPZ, IMAGES_CSV, MINIMAL, MINIMAL_JSON, OBJECTS_CSV
 from unitscope.results.layout import STEPS_CSV, command_dir
-from unitscope.results.schema import ResultFileError, read_required_json, read_table
+from unitscope.results.schema import ResultFileError, read_checked_json
 
 __all__ = ["MinimalImageRecord", "MinimalImagesResult", "MinimalRun", "load_minimal"]
 
@@ -32,6 +32,8 @@ __all__ = ["MinimalImageRecord", "MinimalImagesResult", "MinimalRun", "load_mini
 @dataclass
 class MinimalImageRecord:
     """The search on one image.
+
+    :attr:`MinimalImagesResult.records` holds one per image searched.
 
     Attributes
     ----------
@@ -254,13 +256,11 @@ class MinimalImagesResult:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "MinimalImagesResult":
-        """Read a result written by :meth:`save`, its tables checked too: a missing file is a
-        ``FileNotFoundError`` naming it (a folder of an older unitscope, whose examples were PNG files,
-        lacks ``examples.npz``), a damaged one a :class:`~unitscope.results.schema.ResultFileError`."""
+        """Read a result written by :meth:`save`, checked as :func:`~unitscope.results.schema.read_checked_json`
+        says (an older unitscope's folder, whose examples were PNG files, lacks ``examples.npz``)."""
         out = Path(out_dir)
-        meta = read_required_json(out / MINIMAL_JSON, what="minimal-images result")
-        for name in (IMAGES_CSV, OBJECTS_CSV, DIAGNOSTIC_CSV):
-            read_table(out / name, MINIMAL)
+        meta = read_checked_json(out / MINIMAL_JSON, MINIMAL, (IMAGES_CSV, OBJECTS_CSV, DIAGNOSTIC_CSV),
+                                 what="minimal-images result")
         try:
             records = []
             for r in meta.get("records") or []:

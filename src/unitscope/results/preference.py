@@ -23,7 +23,7 @@ import pandas as pd
 from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
 from unitscope.results.layout import FRACTIONS_CSV, IMAGES_CSV, PREFERENCE, PREFERENCE_JSON, SCORES_NPZ
 from unitscope.results.layout import THUMBNAILS_NPZ, TOP_IMAGES_CSV, preference_dir
-from unitscope.results.schema import ResultFileError, read_required_json, read_required_table, read_table
+from unitscope.results.schema import ResultFileError, read_checked_json, read_required_table
 
 __all__ = ["LayerPreferenceResult", "Preference", "load_preference", "has_preference"]
 
@@ -155,13 +155,11 @@ class LayerPreferenceResult:
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "LayerPreferenceResult":
-        """Read a result written by :meth:`save`, its tables checked too: a missing file is a
-        ``FileNotFoundError`` naming it (a folder of an older unitscope, whose thumbnails were PNG files,
-        lacks ``thumbnails.npz``), a damaged one a :class:`~unitscope.results.schema.ResultFileError`."""
+        """Read a result written by :meth:`save`, checked as :func:`~unitscope.results.schema.read_checked_json`
+        says (an older unitscope's folder, whose thumbnails were PNG files, lacks ``thumbnails.npz``)."""
         out = Path(out_dir)
-        meta = read_required_json(out / PREFERENCE_JSON, what="layer preference")
-        for name in (FRACTIONS_CSV, TOP_IMAGES_CSV):
-            read_table(out / name, PREFERENCE)
+        meta = read_checked_json(out / PREFERENCE_JSON, PREFERENCE, (FRACTIONS_CSV, TOP_IMAGES_CSV),
+                                 what="layer preference")
         images = read_required_table(out / IMAGES_CSV, PREFERENCE, what="scored images").astype(
             {"id": str, "source": str})
         arrays = read_npz(out / SCORES_NPZ, what="the scores of every image")

@@ -58,7 +58,8 @@ from unitscope.results.layout import (
 )
 
 __all__ = ["ResultFileError", "CsvSpec", "JsonSpec", "CSV_SPECS", "JSON_SPECS", "read_csv", "read_json",
-           "read_table", "read_required_table", "read_required_json", "read_optional_table", "as_bool", "spec_for"]
+           "read_table", "read_required_table", "read_required_json", "read_checked_json", "read_optional_table",
+           "as_bool", "spec_for"]
 
 
 class ResultFileError(ValueError):
@@ -369,6 +370,19 @@ def read_required_json(path: Path, *, what: str) -> Any:
     document = read_json(path)
     if document is None:
         raise FileNotFoundError(f"no {what} in {Path(path).parent} (missing {Path(path).name})")
+    return document
+
+
+def read_checked_json(path: Path, kind: str, tables: tuple[str, ...], *, what: str) -> Any:
+    """:func:`read_required_json`, then the ``tables`` beside it checked against ``kind``'s specs.
+
+    For results read from their document and arrays alone: a missing
+    document is a ``FileNotFoundError`` naming it, and a damaged file, a
+    table included, a :class:`ResultFileError` rather than passed over.
+    """
+    document = read_required_json(path, what=what)
+    for name in tables:
+        read_table(Path(path).parent / name, kind)
     return document
 
 

@@ -258,13 +258,7 @@ class RunningTail(_KeepsK):
         self._count += int(values.shape[0])
 
     def result(self) -> torch.Tensor:
-        """``(C, min(k, count))``: each column's largest values, descending.
-
-        Raises
-        ------
-        ValueError
-            If nothing has been added yet.
-        """
+        """``(C, min(k, count))``: each column's largest values, descending (``ValueError`` before any :meth:`add`)."""
         if self._num_units is None:
             raise ValueError("RunningTail has no data yet: call add() first")
         self._compact(0)

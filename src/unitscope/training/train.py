@@ -197,6 +197,10 @@ def train_network(
 ) -> TrainedNetwork:
     """Train SceneNet (``task='scene'``) or ObjectNet (``task='object'``) on a world, or load it.
 
+    The weights are cached under the key of :func:`training_config` (the
+    world's fingerprint, the task and every option): the same call again
+    loads them instead of training.
+
     Parameters
     ----------
     world_dir : str or Path
