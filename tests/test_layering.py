@@ -33,6 +33,9 @@ RULES = {
     "unitscope.data": (True, ("unitscope.models", "unitscope.experiments", "unitscope.training", "unitscope.cli",
                               "unitscope.report", "unitscope.label")),
     "unitscope.experiments": (True, ("unitscope.cli", "unitscope.report", "unitscope.label")),
+    # published data are read with numpy/pandas/scipy.io; consensus is the labeling app's own code
+    "unitscope.published": (False, ("unitscope.experiments", "unitscope.models", "unitscope.data", "unitscope.hooks",
+                                    "unitscope.stats", "unitscope.training", "unitscope.cli", "unitscope.report")),
 }
 
 PROBE = """

@@ -199,11 +199,11 @@ def _layer_rows(
                                     " (every unit needs three annotations)")
             number = _number(code)
             if number is None or number not in CODE_TYPES:
-                shown = number if number is not None else _shown(code)
+                shown = f"{number:g}" if number is not None else _shown(code)
                 raise MalformedFile(path, f"{where}: category code {shown} is not one of 1-6")
             share = _number(precision)
             if share is None or not math.isfinite(share) or not 0.0 <= share <= 1.0:
-                shown = share if share is not None else _shown(precision)
+                shown = f"{share:g}" if share is not None else _shown(precision)
                 raise MalformedFile(path, f"{where}: precision {shown} is not a number in [0, 1]")
             rows.append({"network": network, "layer": layer, "unit": unit, "annotator": annotator,
                          "description": text, "type_code": int(number), "type": CODE_TYPES[int(number)],

@@ -173,7 +173,7 @@ def _numbers(path: Path, raw: pd.DataFrame, column: str, units: pd.Series, *, lo
     if outside.any():
         where = outside.to_numpy().nonzero()[0][0]
         wanted = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f"a count >= {low:g}"
-        raise MalformedFile(path, f"column {column!r}, unit {units.iloc[where]}: {values.iloc[where]!r} is not {wanted}")
+        raise MalformedFile(path, f"column {column!r}, unit {units.iloc[where]}: {values.iloc[where]:g} is not {wanted}")
     return values
 
 
