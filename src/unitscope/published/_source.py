@@ -1,8 +1,9 @@
-"""What the readers of published files share: finding the file, and refusing it in one line.
+"""What the readers of published files share: finding the file, reading MATLAB, refusing in one line.
 
 Every refusal is a :class:`MalformedFile` (a ``ValueError``) whose message
 starts with the file's path and says what is wrong, so the command line can
-print it as it is.
+print it as it is.  MATLAB files are read with :func:`scipy.io.loadmat`
+(arrays only; nothing is unpickled); v7.3 files (HDF5) are refused by name.
 """
 
 from __future__ import annotations

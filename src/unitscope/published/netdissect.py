@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from unitscope.label.results import DETECTOR_IOU
@@ -87,10 +88,10 @@ def read_netdissect(path: str | Path, *, network: str, layer: str) -> pd.DataFra
     Raises
     ------
     FileNotFoundError
-        If ``path`` is not a file.
+        If there is no file at ``path``.
     MalformedFile
-        (a ``ValueError``) naming the file and what is wrong: not a CSV
-        table, a missing or unexpected column, a category without all five
+        A ``ValueError`` whose one line names the file and says what is
+        wrong: not a CSV table, a missing or unexpected column, a category without all five
         columns, a value that is not a number, an IoU outside [0, 1], a
         negative count, a unit numbered twice or numbering with gaps, a
         best label that is not its category's.
@@ -150,17 +151,20 @@ def _check_columns(path: Path, columns: pd.Index) -> list[str]:
 
 def _check_units(path: Path, column: pd.Series) -> pd.Series:
     numbers = pd.to_numeric(column.str.strip(), errors="coerce")
-    bad = numbers.isna() | (numbers != numbers.round()) | (numbers < 1)
+    bad = ~np.isfinite(numbers) | (numbers != numbers.round()) | (numbers < 1)
     if bad.any():
         raise MalformedFile(path, f"unit {column[bad].iloc[0]!r} is not a unit number (1, 2, ...; the file counts from 1)")
     numbers = numbers.astype("int64")
     twice = numbers[numbers.duplicated()]
     if len(twice):
         raise MalformedFile(path, f"unit {twice.iloc[0]} appears {int((numbers == twice.iloc[0]).sum())} times")
-    gaps = sorted(set(range(1, int(numbers.max()) + 1)) - set(numbers))
-    if gaps:
-        shown = ", ".join(str(unit) for unit in gaps[:5]) + (", ..." if len(gaps) > 5 else "")
-        raise MalformedFile(path, f"unit numbering has gaps: {len(gaps)} of units 1..{numbers.max()} missing ({shown})")
+    highest = int(numbers.max())
+    if highest > len(numbers):  # distinct numbers from 1: more than n of them only with gaps
+        present = set(numbers)
+        first = [unit for unit in range(1, min(highest, len(numbers) + 5) + 1) if unit not in present][:5]
+        missing = highest - len(numbers)
+        shown = ", ".join(str(unit) for unit in first) + (", ..." if missing > len(first) else "")
+        raise MalformedFile(path, f"unit numbering has gaps: {missing} of units 1..{highest} missing ({shown})")
     return numbers
 
 
