@@ -226,8 +226,8 @@ def test_small_layer_table_known_answers(small):
     assert low["mean_precision"] == pytest.approx((7 / 9 + 0.5) / 2)
     assert (low["units_precision_over_75"], low["precision_over_75"]) == (1, 0.5)
     assert high["precision_over_75"] == pytest.approx(2 / 3)  # bed 2/3 is not above 0.75; bedroom, car are
-    assert low["annotation_share_simple"] == pytest.approx(3 / 6) and low["annotation_share_texture"] == pytest.approx(2 / 6)
-    assert high["consensus_share_object"] == pytest.approx(1 / 3) and high["consensus_share_scene"] == pytest.approx(1 / 3)
+    assert (low["annotation_share_simple"], low["annotation_share_texture"]) == pytest.approx((3 / 6, 2 / 6))
+    assert (high["consensus_share_object"], high["consensus_share_scene"]) == pytest.approx((1 / 3, 1 / 3))
     assert (high["all_agree_type"], high["two_agree_type"]) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
     assert (low["all_agree_type"], low["two_agree_type"]) == (0.0, 0.5)
     assert check_layer_average(small) == 0.0
@@ -262,9 +262,12 @@ def _changed(layer: str, unit: int, annotator: int, **change) -> dict:
 @pytest.mark.parametrize("layers, message", [
     (_changed("high", 1, 2, code=7), "layer 'high' unit 1 (row 2) annotation 2: category code 7 is not one of 1-6"),
     (_changed("low", 0, 3, code=2.5), "layer 'low' unit 0 (row 1) annotation 3: category code 2.5 is not one of 1-6"),
-    (_changed("low", 1, 1, precision=1.5), "layer 'low' unit 1 (row 2) annotation 1: precision 1.5 is not a number in [0, 1]"),
-    (_changed("low", 1, 1, precision="high"), "layer 'low' unit 1 (row 2) annotation 1: precision 'high' is not a number in [0, 1]"),
-    (_changed("high", 2, 3, description=""), "layer 'high' unit 2 (row 3) annotation 3: the description is empty (every unit needs three annotations)"),
+    (_changed("low", 1, 1, precision=1.5),
+     "layer 'low' unit 1 (row 2) annotation 1: precision 1.5 is not a number in [0, 1]"),
+    (_changed("low", 1, 1, precision="high"),
+     "layer 'low' unit 1 (row 2) annotation 1: precision 'high' is not a number in [0, 1]"),
+    (_changed("high", 2, 3, description=""),
+     "layer 'high' unit 2 (row 3) annotation 3: the description is empty (every unit needs three annotations)"),
     ({"low": SMALL["low"], "high": SMALL["high"][:2]},
      "layer 'high' has 2 unit rows but 3 units; units are numbered by row, so rows cannot be missing or extra"),
     ({"low": [row[:2] for row in SMALL["low"]], "high": SMALL["high"]},
@@ -291,8 +294,12 @@ def test_crowd_files_of_the_wrong_structure_are_refused(tmp_path):
     cells = np.empty((2, 3), dtype=object)
     cells[:] = [[np.zeros(1)] * 3] * 2
     scipy.io.savemat(wide, {"layerAnnotation": cells, "layerAverageCount": np.zeros((2, 6))})
-    with pytest.raises(MalformedFile, match=r"'layerAnnotation' should be an \(L, 2\) cell array .* got shape \(2, 3\)"):
+    with pytest.raises(MalformedFile, match=r"'layerAnnotation' should be an \(L, 2\) cell .* got shape \(2, 3\)"):
         read_iclr15(wide, network="toy")
+    empty = tmp_path / "empty.mat"
+    scipy.io.savemat(empty, {"layerAnnotation": np.empty((0, 2), dtype=object), "layerAverageCount": np.zeros((0, 6))})
+    with pytest.raises(MalformedFile, match=r"empty\.mat: 'layerAnnotation' has no layers"):
+        read_iclr15(empty, network="toy")
     no_average = write_crowd(tmp_path / "short.mat", SMALL, average=np.zeros((2, 5)))
     with pytest.raises(MalformedFile, match=r"'layerAverageCount' should be a \(2, 6\) numeric matrix .* got \(2, 5\)"):
         read_iclr15(no_average, network="toy", units_per_layer=WIDTHS)
@@ -322,6 +329,10 @@ ROWS = [
 ]
 
 
+EXPECTED = "(expected unit, category, label, score and <category>-{label,truth,activation,intersect,iou})"
+NOT_A_UNIT = "is not a unit number (1, 2, ...; the file counts from 1)"
+
+
 def write_table(path: Path, rows=ROWS, header=HEADER) -> Path:
     path.write_text("\n".join([header, *rows]) + "\n")
     return path
@@ -346,12 +357,13 @@ def test_small_netdissect_table_and_census_known_answers(tmp_path):
 
 @pytest.mark.parametrize("header, rows, message", [
     (HEADER.replace("score,", ""), [",".join(r.split(",")[:3] + r.split(",")[4:]) for r in ROWS],
-     "missing column score (expected unit, category, label, score and <category>-{label,truth,activation,intersect,iou})"),
+     "missing column score " + EXPECTED),
     (HEADER.replace(",texture-iou", ""), [r.rsplit(",", 1)[0] for r in ROWS],
      "category 'texture' lacks column texture-iou"),
     (HEADER + ",notes", [r + ",x" for r in ROWS],
-     "unexpected column 'notes' (expected unit, category, label, score and <category>-{label,truth,activation,intersect,iou})"),
-    (HEADER, [ROWS[0].replace("50.0", "many", 1)] + ROWS[1:], "column 'object-activation', unit 3: 'many' is not a number"),
+     "unexpected column 'notes' " + EXPECTED),
+    (HEADER, [ROWS[0].replace("50.0", "many", 1)] + ROWS[1:],
+     "column 'object-activation', unit 3: 'many' is not a number"),
     (HEADER, ROWS[:4] + [ROWS[4].rsplit(",", 1)[0] + ",1.5"], "column 'texture-iou', unit 4: 1.5 is not in [0, 1]"),
     (HEADER, ROWS[:2] + [ROWS[2].replace(",10,5.0", ",-10,5.0", 1)] + ROWS[3:],
      "column 'object-truth', unit 2: -10 is not a count >= 0"),
@@ -359,11 +371,12 @@ def test_small_netdissect_table_and_census_known_answers(tmp_path):
     (HEADER, ROWS + [ROWS[0]], "unit 3 appears 2 times"),
     (HEADER, ROWS[:4] + [ROWS[4].replace("4,", "1000000000,", 1)],
      "unit numbering has gaps: 999999995 of units 1..1000000000 missing (4, 6, 7, 8, 9, ...)"),
-    (HEADER, ROWS[:4] + [ROWS[4].replace("4,", "inf,", 1)], "unit 'inf' is not a unit number (1, 2, ...; the file counts from 1)"),
-    (HEADER, [ROWS[0].replace("3,", "0,", 1)] + ROWS[1:], "unit '0' is not a unit number (1, 2, ...; the file counts from 1)"),
+    (HEADER, ROWS[:4] + [ROWS[4].replace("4,", "inf,", 1)], "unit 'inf' " + NOT_A_UNIT),
+    (HEADER, [ROWS[0].replace("3,", "0,", 1)] + ROWS[1:], "unit '0' " + NOT_A_UNIT),
     (HEADER, [ROWS[0].replace("object,car,0.2", "object,bus,0.2")] + ROWS[1:],
      "unit 3: the best label 'bus' (IoU 0.2) is not its category's (object-label 'car', object-iou 0.2)"),
-    (HEADER, [ROWS[0].replace("object,car", "color,car")] + ROWS[1:], "unit 3: category 'color' is not one of object, texture"),
+    (HEADER, [ROWS[0].replace("object,car", "color,car")] + ROWS[1:],
+     "unit 3: category 'color' is not one of object, texture"),
     (HEADER, [], "the table has no unit rows"),
 ])
 def test_malformed_netdissect_tables_are_refused_in_one_line(tmp_path, header, rows, message):

@@ -65,7 +65,8 @@ def report(folder: Path) -> None:
     _show("Network Dissection census per category", categories)
     compared = compare_with_summary(census, categories, summary)
     _show("Per-category rule vs Network Dissection's summary (semantics_cvpr_release.mat)", compared)
-    print(f"reproduced: {int(compared['reproduced'].sum())} of {len(compared)} (network, concept) rows have their detectors and unique concepts")
+    print(f"reproduced: {int(compared['reproduced'].sum())} of {len(compared)} (network, concept) rows have "
+          "their detectors and unique concepts")
 
     for crowd_pair, census_pair in PAIRS:
         table = scene_vs_object(crowd=crowd_table if crowd_pair else None, crowd_networks=crowd_pair,

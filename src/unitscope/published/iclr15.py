@@ -144,7 +144,10 @@ def read_iclr15(
         raise MalformedFile(path, "no variable 'layerAnnotation' (not an ICLR 2015 unit annotation file)")
     if not isinstance(cells, np.ndarray) or cells.dtype != object or cells.ndim != 2 or cells.shape[1] != 2:
         shape = getattr(cells, "shape", None)
-        raise MalformedFile(path, f"'layerAnnotation' should be an (L, 2) cell array (unit table, layer name), got shape {shape}")
+        raise MalformedFile(path, "'layerAnnotation' should be an (L, 2) cell array (unit table, layer name), "
+                            f"got shape {shape}")
+    if cells.shape[0] == 0:
+        raise MalformedFile(path, "'layerAnnotation' has no layers")
     layers: list[str] = []
     rows: list[dict[str, Any]] = []
     for index in range(cells.shape[0]):
@@ -221,8 +224,9 @@ def _shown(cell: Any) -> str:
 def _layer_average(path: Path, table: Any, network: str, layers: list[str]) -> pd.DataFrame:
     if table is None:
         raise MalformedFile(path, "no variable 'layerAverageCount'")
-    if not isinstance(table, np.ndarray) or table.dtype.kind not in "iuf" or table.shape != (len(layers), len(CODE_TYPES)):
-        raise MalformedFile(path, f"'layerAverageCount' should be a ({len(layers)}, {len(CODE_TYPES)}) numeric matrix "
+    shape = (len(layers), len(CODE_TYPES))
+    if not isinstance(table, np.ndarray) or table.dtype.kind not in "iuf" or table.shape != shape:
+        raise MalformedFile(path, f"'layerAverageCount' should be a {shape} numeric matrix "
                             f"(one row per layer, one column per category code), got {getattr(table, 'shape', None)}")
     frame = pd.DataFrame(table.astype(float), columns=[f"code_{code}" for code in CODE_TYPES])
     frame.insert(0, "layer", layers)

@@ -153,7 +153,8 @@ def _check_units(path: Path, column: pd.Series) -> pd.Series:
     numbers = pd.to_numeric(column.str.strip(), errors="coerce")
     bad = ~np.isfinite(numbers) | (numbers != numbers.round()) | (numbers < 1)
     if bad.any():
-        raise MalformedFile(path, f"unit {column[bad].iloc[0]!r} is not a unit number (1, 2, ...; the file counts from 1)")
+        raise MalformedFile(path, f"unit {column[bad].iloc[0]!r} is not a unit number "
+                            "(1, 2, ...; the file counts from 1)")
     numbers = numbers.astype("int64")
     twice = numbers[numbers.duplicated()]
     if len(twice):
@@ -172,12 +173,14 @@ def _numbers(path: Path, raw: pd.DataFrame, column: str, units: pd.Series, *, lo
     values = pd.to_numeric(raw[column].str.strip(), errors="coerce").astype("float64")
     if values.isna().any():
         where = values.isna().to_numpy().nonzero()[0][0]
-        raise MalformedFile(path, f"column {column!r}, unit {units.iloc[where]}: {raw[column].iloc[where]!r} is not a number")
+        raise MalformedFile(path, f"column {column!r}, unit {units.iloc[where]}: "
+                            f"{raw[column].iloc[where]!r} is not a number")
     outside = ~values.between(low, high)
     if outside.any():
         where = outside.to_numpy().nonzero()[0][0]
         wanted = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f"a count >= {low:g}"
-        raise MalformedFile(path, f"column {column!r}, unit {units.iloc[where]}: {values.iloc[where]:g} is not {wanted}")
+        raise MalformedFile(path, f"column {column!r}, unit {units.iloc[where]}: "
+                            f"{values.iloc[where]:g} is not {wanted}")
     return values
 
 
