@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import scipy.io
 
+from unitscope.label.validation import MAX_LABEL_LENGTH, check_text
 from unitscope.published import (
     MalformedFile,
     check_layer_average,
@@ -70,6 +71,8 @@ def test_real_crowd_files_have_three_annotations_per_unit_of_five_layers(crowd):
         assert (rows.groupby(["layer", "unit"])["annotator"].apply(sorted).map(tuple) == (1, 2, 3)).all()
         assert set(rows["type_code"]) <= set(range(1, 7)) and rows["precision"].between(0, 1).all()
         assert annotations.created is not None and annotations.created.startswith("2015-03-05")
+        for description in rows["description"]:  # each would pass the labeling app's rules for a label
+            assert check_text(description, field="label", max_length=MAX_LABEL_LENGTH) == description
 
 
 def test_real_type_shares_equal_layer_average_count(crowd):
