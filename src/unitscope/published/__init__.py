@@ -16,6 +16,9 @@ are.  This package reads them and computes the paper's numbers from them:
 * :func:`crowd_object_detectors`, :func:`scene_vs_object`,
   :func:`scene_vs_object_sentence`: Experiment 4, Places beside ImageNet.
 
+:func:`import_iclr15` and :func:`import_netdissect` (``unitscope import``)
+write them into a results directory, for the census and the report.
+
 ``python -m unitscope.published [FOLDER]`` prints all of it for the
 released files.  Torch-free: numpy, pandas, scipy.io and
 :mod:`unitscope.label`'s consensus.
@@ -26,7 +29,10 @@ from __future__ import annotations
 from ._source import MalformedFile
 from .crowd import crowd_answers, images_shown, unit_consensus
 from .experiment3 import check_layer_average, layer_average, layer_table
-from .experiment4 import crowd_object_detectors, scene_vs_object, scene_vs_object_sentence
+from unitscope.results.scene_vs_object import scene_vs_object, scene_vs_object_sentence
+
+from .experiment4 import crowd_object_detectors
+from .importing import import_iclr15, import_netdissect
 from .iclr15 import ALEXNET_UNITS, CODE_TYPES, Iclr15Annotations, read_iclr15
 from .netdissect import netdissect_categories, netdissect_census, read_netdissect
 from .netdissect_summary import SUMMARY_NAMES, compare_with_summary, read_netdissect_summary
@@ -42,6 +48,8 @@ __all__ = [
     "crowd_answers",
     "crowd_object_detectors",
     "images_shown",
+    "import_iclr15",
+    "import_netdissect",
     "layer_average",
     "layer_table",
     "netdissect_categories",

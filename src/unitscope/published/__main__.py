@@ -2,7 +2,8 @@
 
 FOLDER is the published-data folder laid out as ``../shared/published``
 (the default, from the repository root): ``iclr15_unit_annotations/`` and
-``netdissect_release/``.  A stand-in until ``unitscope import`` is wired.
+``netdissect_release/``.  ``unitscope import`` writes the same numbers into a
+results directory for the report (README: "The paper's own data").
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import pandas as pd
 
 from ._source import MalformedFile
 from .experiment3 import check_layer_average, layer_table
-from .experiment4 import crowd_object_detectors, scene_vs_object, scene_vs_object_sentence
+from unitscope.results.scene_vs_object import scene_vs_object, scene_vs_object_sentence
+
+from .experiment4 import crowd_object_detectors
 from .iclr15 import read_iclr15
 from .netdissect import netdissect_categories, netdissect_census, read_netdissect
 from .netdissect_summary import SUMMARY_NAMES, compare_with_summary, read_netdissect_summary
