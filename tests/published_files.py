@@ -9,10 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import pandas as pd
 import scipy.io
 
-__all__ = ["CATEGORIES", "HEADER", "ROWS", "SMALL", "WIDTHS", "direct_census", "write_crowd", "write_table"]
+__all__ = ["PUBLISHED", "published_or_skip", "CATEGORIES", "HEADER", "ROWS", "SMALL", "WIDTHS", "direct_census", "write_crowd", "write_table"]
+
+#: The released files (``../shared/published``).
+PUBLISHED = (Path(__file__).resolve().parents[1] / ".." / "shared" / "published").resolve()
+
+
+def published_or_skip() -> Path:
+    """:data:`PUBLISHED`, or skip the test when the released files are absent."""
+    if not PUBLISHED.is_dir():
+        pytest.skip(f"published data not found at {PUBLISHED}")
+    return PUBLISHED
+
 
 #: Network Dissection's categories, in the released tables' column order.
 CATEGORIES = ("object", "part", "scene", "material", "texture", "color")

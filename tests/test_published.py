@@ -37,9 +37,9 @@ from unitscope.published import (
 )
 from unitscope.published.__main__ import main
 
-from published_files import HEADER, ROWS, SMALL, WIDTHS, direct_census, write_crowd, write_table
+from published_files import (HEADER, PUBLISHED, ROWS, SMALL, WIDTHS, direct_census, published_or_skip, write_crowd,
+                             write_table)
 
-PUBLISHED = (Path(__file__).resolve().parents[1] / ".." / "shared" / "published").resolve()
 CROWD_FILES = {"places205-alexnet": "unitAnnotation_places205-alexnet.mat",
                "imagenet-alexnet": "unitAnnotation_imagenet-alexnet.mat"}
 ALEXNET_TABLES = ("caffe_reference_imagenet", "caffe_reference_places205", "caffe_reference_places365")
@@ -49,9 +49,7 @@ RESNET_TABLES = ("ResNet-152-model_imagenet", "ResNet-152-model_places365")
 @pytest.fixture(scope="module")
 def published() -> Path:
     """The released files (``../shared/published``); skips when absent."""
-    if not PUBLISHED.is_dir():
-        pytest.skip(f"published data not found at {PUBLISHED}")
-    return PUBLISHED
+    return published_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from markupsafe import escape
 from typer.testing import CliRunner
 
 from fake_results import make_fake_results
-from published_files import SMALL, direct_census, write_crowd, write_table
+from published_files import PUBLISHED, SMALL, direct_census, published_or_skip, write_crowd, write_table
 
 from unitscope.cli.main import app
 from unitscope.published import import_iclr15, import_netdissect, layer_table, read_iclr15
@@ -27,7 +27,6 @@ from unitscope.published.importing import imported_from
 from unitscope.report import build_report
 from unitscope.results import CensusResult, DissectionTables, HumanResults, RunMetadata, load_results
 
-PUBLISHED = (Path(__file__).resolve().parents[1] / ".." / "shared" / "published").resolve()
 CROWD = PUBLISHED / "iclr15_unit_annotations"
 RELEASE = PUBLISHED / "netdissect_release"
 #: unitscope's type names in the release's code order 1-6.
@@ -36,9 +35,7 @@ CODE_ORDER = ("scene", "object", "region", "part", "texture", "simple")
 
 @pytest.fixture(scope="module")
 def published() -> Path:
-    if not PUBLISHED.is_dir():
-        pytest.skip(f"published data not found at {PUBLISHED}")
-    return PUBLISHED
+    return published_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,17 @@ BROKEN_IMAGES = """
 """
 
 
+def _open_page(browser, problems: list[str]):
+    """A page of 1280 x 900 whose page errors, console errors and failed requests go to ``problems``."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(10_000)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" else None)
+    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+    return page
+
+
 def _wait_images(page) -> list[str]:
     page.wait_for_function("() => Array.from(document.images).every(img => img.complete)", timeout=10_000)
     return page.evaluate(BROKEN_IMAGES)
@@ -44,12 +55,7 @@ def test_report_opens_from_disk_filters_units_and_opens_a_unit_page(tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(10_000)
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                    if msg.type == "error" else None)
-            page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+            page = _open_page(browser, problems)
 
             page.goto(index.as_uri())
             expect(page.locator("h1")).to_have_text("unitscope report: scenenet vs objectnet")
@@ -138,10 +144,7 @@ def test_the_papers_own_data_sections_open_beside_the_users_networks(tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(10_000)
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+            page = _open_page(browser, problems)
             page.goto(index.as_uri())
             assert _wait_images(page) == []
             page.locator("nav a", has_text="Paper: Experiment 3").click()

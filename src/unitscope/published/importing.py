@@ -134,10 +134,9 @@ def import_netdissect(path: str | Path, *, network: str, layer: str, out: str | 
     ----------
     path : str or Path
         A released ``*.csv`` unit table (units numbered from 1 there, from 0 here).
-    network, layer : str, keyword-only
-        The names in the results.
-    out : str or Path, keyword-only
-        The results directory (made when missing).
+    network, layer, out : keyword-only
+        The network's and the layer's names in the results; the results
+        directory, made when missing.
 
     Returns
     -------
@@ -146,13 +145,9 @@ def import_netdissect(path: str | Path, *, network: str, layer: str, out: str | 
 
     Raises
     ------
-    FileNotFoundError
-        If ``path`` is not a file.
-    MalformedFile
-        (a ``ValueError``) naming the file and what is wrong with it.
-    ValueError
-        If ``network`` is not a plain folder name or ``RESULTS/<network>/dissect``
-        holds a dissection an import did not write.
+    FileNotFoundError, MalformedFile, ValueError
+        As :func:`import_iclr15` (but for the ``layerAverageCount`` check),
+        the folder being ``RESULTS/<network>/dissect``.
     """
     frame = read_netdissect(path, network=network, layer=layer)
     target = _target(out, network, layout.DISSECT)
