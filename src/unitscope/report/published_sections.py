@@ -131,10 +131,11 @@ def crowd_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
         shares, p, title="The paper's crowd labels: type of each annotation per layer (layerAverageCount)",
         ylabel="annotations (%)"))
     columns = (["layer", "n_units", "mean_precision", "units_precision_over_75", "precision_over_75"]
-               + [f"annotation_share_{t}" for t in TYPES] + ["all_agree_type", "two_agree_type"])
+               + [f"annotation_share_{t}" for t in TYPES] + ["all_agree_type", "two_agree_type", "mean_agreement"])
     rename = {"n_units": "units", "units_precision_over_75": "units with precision > 0.75",
               "precision_over_75": "share with precision > 0.75", "all_agree_type": "3 annotators agree on type",
-              "two_agree_type": "2+ agree on type", **{f"annotation_share_{t}": f"{plots.TYPE_NAMES[t]} (annotations)"
+              "two_agree_type": "2+ agree on type",
+              "mean_agreement": "annotators naming the consensus label", **{f"annotation_share_{t}": f"{plots.TYPE_NAMES[t]} (annotations)"
                                                        for t in TYPES}}
     out = [{"network": n.name, "source": _source(n.human.summary["imported_from"]),
             "layers": table(n.human.layers, columns, rename=rename)} for n in nets]
