@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UNITSCOPE_HOME ?= $(CURDIR)/.unitscope
 
-.PHONY: setup demo test test-fast bench clean chromium
+.PHONY: setup demo published test test-fast bench clean chromium
 
 setup: $(STAMP)
 
@@ -18,6 +18,18 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	UNITSCOPE_HOME=$(UNITSCOPE_HOME) $(BIN)/unitscope demo --out $(UNITSCOPE_HOME)/demo
+
+# The paper's own data (README: "The paper's own data"): the published per-unit results imported, then the report.
+PUBLISHED ?= ../shared/published
+PUBLISHED_OUT ?= $(UNITSCOPE_HOME)/published
+published: $(STAMP)
+	$(BIN)/unitscope import iclr15 $(PUBLISHED)/iclr15_unit_annotations/unitAnnotation_places205-alexnet.mat --network alexnet-places205 --out $(PUBLISHED_OUT)
+	$(BIN)/unitscope import iclr15 $(PUBLISHED)/iclr15_unit_annotations/unitAnnotation_imagenet-alexnet.mat --network alexnet-imagenet --out $(PUBLISHED_OUT)
+	for net in places205 places365 imagenet; do \
+	  $(BIN)/unitscope import netdissect $(PUBLISHED)/netdissect_release/caffe_reference_$$net.csv --network alexnet-$$net --layer conv5 --out $(PUBLISHED_OUT) || exit 1; done
+	for net in places365 imagenet; do \
+	  $(BIN)/unitscope import netdissect $(PUBLISHED)/netdissect_release/ResNet-152-model_$$net.csv --network resnet152-$$net --layer layer4 --out $(PUBLISHED_OUT) || exit 1; done
+	$(BIN)/unitscope report $(PUBLISHED_OUT)
 
 # Browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
 chromium:

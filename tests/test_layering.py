@@ -39,6 +39,9 @@ RULES = {
     "unitscope.experiments": (True, ("unitscope.cli", "unitscope.report", "unitscope.label")),
     # the study wires experiments, results and the report together; only the CLI sits above it
     "unitscope.study": (True, ("unitscope.cli", "unitscope.label")),
+    # published data are read with numpy/pandas/scipy.io; consensus is the labeling app's own code
+    "unitscope.published": (False, ("unitscope.experiments", "unitscope.models", "unitscope.data", "unitscope.hooks",
+                                    "unitscope.stats", "unitscope.training", "unitscope.cli", "unitscope.report")),
 }
 
 PROBE = """

@@ -28,6 +28,17 @@ BROKEN_IMAGES = """
 """
 
 
+def _open_page(browser, problems: list[str]):
+    """A page of 1280 x 900 whose page errors, console errors and failed requests go to ``problems``."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(10_000)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" else None)
+    page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+    return page
+
+
 def _wait_images(page) -> list[str]:
     page.wait_for_function("() => Array.from(document.images).every(img => img.complete)", timeout=10_000)
     return page.evaluate(BROKEN_IMAGES)
@@ -44,12 +55,7 @@ def test_report_opens_from_disk_filters_units_and_opens_a_unit_page(tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(10_000)
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                    if msg.type == "error" else None)
-            page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}"))
+            page = _open_page(browser, problems)
 
             page.goto(index.as_uri())
             expect(page.locator("h1")).to_have_text("unitscope report: scenenet vs objectnet")
@@ -113,3 +119,53 @@ def test_report_opens_from_disk_filters_units_and_opens_a_unit_page(tmp_path):
             shutil.copyfile(shot, copy)
         except OSError:  # a read-only /tmp must not fail the test
             pass
+
+
+PUBLISHED_COPY = Path("/tmp/unitscope_report_published.png")
+
+
+def test_the_papers_own_data_sections_open_beside_the_users_networks(tmp_path):
+    """Imported published results (hand-made, small) beside the fake dissections: the three new sections."""
+    chromium = chromium_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    from published_files import SMALL, write_crowd, write_table
+
+    from unitscope.published import import_iclr15, import_netdissect
+
+    results = make_fake_results(tmp_path)
+    import_iclr15(write_crowd(tmp_path / "toy.mat", SMALL), network="toy-places", out=results)
+    import_netdissect(write_table(tmp_path / "toy.csv"), network="toy-places", layer="conv5", out=results)
+    import_netdissect(write_table(tmp_path / "toy.csv", rows=["1,object,car,0.2,car,1,1,1,0.2,,0,0,0,0"]),
+                      network="toy-imagenet", layer="conv5", out=results)
+    index = build_report(results)
+    shot = tmp_path / "report_published.png"
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = _open_page(browser, problems)
+            page.goto(index.as_uri())
+            assert _wait_images(page) == []
+            page.locator("nav a", has_text="Paper: Experiment 3").click()
+            expect(page.locator("#crowd h3")).to_have_text(["toy-places"])
+            expect(page.locator("#crowd img")).to_have_count(1)
+            expect(page.locator("#crowd table tbody tr")).to_have_count(2)  # layers low, high
+            expect(page.locator("#published .answer")).to_contain_text(
+                "Does the scene network (toy-places) have more object detectors than the object network "
+                "(toy-imagenet)? Yes: Network Dissection, best label per unit: IoU > 0.04 at conv5: 3 vs 1")
+            page.locator("nav a", has_text="Reference networks").click()
+            rows = page.locator("#reference table tbody tr")
+            expect(rows).to_have_count(4)
+            expect(rows.filter(has_text="dissected by unitscope")).to_have_count(2)
+            expect(rows.filter(has_text="published (toy.csv)")).to_have_count(2)
+            expect(page.locator("#reference img")).to_have_count(1)
+            page.locator("#published").screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert problems == []
+    assert shot.stat().st_size > 10_000
+    try:
+        shutil.copyfile(shot, PUBLISHED_COPY)
+    except OSError:
+        pass

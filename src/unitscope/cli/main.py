@@ -15,6 +15,7 @@ import typer
 
 from unitscope.cli._common import OneLineErrorsGroup, bar, bars, friendly_errors
 from unitscope.cli._options import MODEL_HELP, checked, shared
+from unitscope.cli.imports import import_app
 from unitscope.cli.label import label_app
 from unitscope.study import checks
 
@@ -22,6 +23,7 @@ app = typer.Typer(name="unitscope", cls=OneLineErrorsGroup, no_args_is_help=True
                   help="Find out how objects are represented inside convolutional networks.",
                   pretty_exceptions_enable=False)
 app.add_typer(label_app, name="label")
+app.add_typer(import_app, name="import")
 
 
 @app.callback()

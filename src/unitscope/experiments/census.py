@@ -29,13 +29,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from unitscope.results.census import CensusResult
+from unitscope.results.census import DEFAULT_SWEEP, CensusResult, layer_counts
 from unitscope.results.dissection import DissectionResult
 
 __all__ = ["CensusResult", "object_census", "informative_scenes", "correlation_with_ci"]
-
-DEFAULT_SWEEP = (0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10)
-
 
 def informative_scenes(result: DissectionResult, *, top: int = 1) -> tuple[pd.Series, pd.DataFrame]:
     """For every object, the number of scene classes where it is among the ``top`` most informative.
@@ -117,16 +114,8 @@ def _rowwise_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _counts(result: DissectionResult, threshold: float) -> pd.DataFrame:
-    rows = []
-    for layer in result.layers:
-        units = result.unit_frame(layer, iou_threshold=threshold)
-        det = units[units["detector"]]
-        rows.append({"network": result.network, "layer": layer, "iou_threshold": threshold,
-                     "units": len(units), "detectors": len(det),
-                     "object_detectors": int((det["category"] == "object").sum()),
-                     "unique_concepts": det["label"].nunique(),
-                     "unique_objects": det.loc[det["category"] == "object", "label"].nunique()})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([layer_counts(result.unit_frame(layer, iou_threshold=threshold), network=result.network,
+                                      layer=layer, iou_threshold=threshold) for layer in result.layers])
 
 
 def object_census(

@@ -49,6 +49,7 @@ __all__ = [
     "UnitConsensus",
     "consensus",
     "human_results",
+    "network_human_results",
     "write_human_results",
     "DETECTOR_IOU",
     "PRECISION_CUT",
@@ -154,7 +155,8 @@ def _float(text: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _network_results(network: str, answers: Sequence[Answer], results_dir: Path) -> HumanResults:
+def network_human_results(network: str, answers: Sequence[Answer], results_dir: Path) -> HumanResults:
+    """The human tables of one network from its answers (compared with ``results_dir``'s dissection, if any)."""
     automatic, layer_order = _automatic(results_dir, network)
     by_unit: dict[UnitKey, list[Answer]] = defaultdict(list)
     for answer in answers:
@@ -285,7 +287,7 @@ def human_results(results_dir: str | Path, *, db: str | Path | None = None) -> d
     answers = _open_store(results_dir, db).answers()
     networks = sorted({answer.network for answer in answers})
     return {
-        network: _network_results(network, [a for a in answers if a.network == network], results_dir)
+        network: network_human_results(network, [a for a in answers if a.network == network], results_dir)
         for network in networks
     }
 

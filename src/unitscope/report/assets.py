@@ -36,6 +36,14 @@ HINTS = {
     "ablate": "No ablation results: run `unitscope ablate ... --out RESULTS`.",
     "human": "No human labels: collect them with `unitscope label serve RESULTS`, then write them with "
              "`unitscope label results --results RESULTS`.",
+    "crowd": "No imported crowd labels: `unitscope import iclr15 unitAnnotation_places205-alexnet.mat --network "
+             "alexnet-places205 --out RESULTS` (README: The paper's own data; `make published`).",
+    "published": "No imported published results: `unitscope import iclr15 FILE.mat --network NAME --out RESULTS` or "
+                 "`unitscope import netdissect FILE.csv --network NAME --layer LAYER --out RESULTS` "
+                 "(README: The paper's own data; `make published`).",
+    "reference": "No reference networks: import Network Dissection's tables beside your dissections with "
+                 "`unitscope import netdissect caffe_reference_places365.csv --network alexnet-places365 "
+                 "--layer conv5 --out RESULTS` (README: The paper's own data).",
 }
 
 
@@ -113,7 +121,8 @@ class Assets:
 
 #: Columns shown as percentages wherever they appear.
 PERCENT_COLUMNS = re.compile(r"^(share(_.*)?|.*_share|fraction|kept_fraction|precision_over_75|.*_rate|pointing|"
-                             r".*_pointing|.*accuracy|.*_acc|label_agreement_rate|type_agreement_rate)$")
+                             r".*_pointing|.*accuracy|.*_acc|label_agreement_rate|type_agreement_rate|annotation_share_.*|"
+                             r".*_agree_type)$")
 
 
 def table(frame: pd.DataFrame | None, columns: Sequence[str] | None = None, *,

@@ -40,7 +40,7 @@ from typing import Any, Sequence
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from unitscope.report import detector_sections, sections
+from unitscope.report import detector_sections, published_sections, sections
 from unitscope.report.assets import Assets, cell, unit_page_path
 from unitscope.report.folder import check_report_folder, staged_folder, write_manifest
 from unitscope.report.measures import key_layer, layer_order, object_detector_table
@@ -280,6 +280,9 @@ def _render(results: ResultSet, out_dir: Path, *, title: str | None, copy_images
         "localize": detector_sections.localize_section(results, assets),
         "ablate": detector_sections.ablate_section(results, assets),
         "human": detector_sections.human_section(results, assets),
+        "crowd": published_sections.crowd_section(results, assets),
+        "published": published_sections.published_section(results, assets),
+        "reference": published_sections.reference_section(results, assets),
         "run": sections.run_section(results),
     }
     static = out_dir / "static"
@@ -294,6 +297,9 @@ def _render(results: ResultSet, out_dir: Path, *, title: str | None, copy_images
         "object_detectors": counts.to_dict(orient="records"),
         "plots": [p.name for p in assets.plotted],
     }
+    published = published_sections.published_summary(results)
+    if any(published.values()):  # only with imported networks: a report of one's own runs keeps its bytes
+        summary["published"] = published
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default) + "\n",
                                           encoding="utf-8")
     (out_dir / "index.html").write_text(env.get_template("index.html.j2").render(**context), encoding="utf-8")

@@ -26,6 +26,7 @@ import pandas as pd
 
 from unitscope.report.measures import (Finding, ablate_summary, key_layer, layer_order, localize_summary, network_role,
                                        object_detector_table, pct)
+from unitscope.report.published_sections import published_findings
 from unitscope.results import ResultSet
 
 __all__ = ["summarise"]
@@ -356,4 +357,4 @@ def summarise(results: ResultSet) -> list[Finding]:
         _preference(results, nets), _minimal(nets), _receptive_fields(nets), _correlations(nets, key),
         _localize(localize_summary(results)), _ablation(ablate_summary(results)), _human(nets),
     ]
-    return [f for f in findings if f is not None]
+    return [f for f in findings if f is not None] + published_findings(results)

@@ -6,6 +6,7 @@ Written beside the automatic tables (``RESULTS/<network>/human``)::
     layers.csv     per layer: share of each type, mean precision, share of precise units, mean agreement
     compare.csv    per unit with an automatic label: human vs automatic label and type
     summary.json   the network's totals, agreement rates and a confusion table of types
+    answers.csv    (imported crowd labels only) every answer: annotator, layer, unit, label, type, precision
 
 :mod:`unitscope.label.results` computes them from the stored answers;
 this module is the one definition of their files.
@@ -21,8 +22,8 @@ from typing import Any
 import pandas as pd
 
 from unitscope._files import atomic_write_bytes
-from unitscope.results.layout import COMPARE_CSV, HUMAN, LAYERS_CSV, SUMMARY_JSON, UNITS_CSV, human_dir
-from unitscope.results.schema import read_json, read_optional_table, read_required_table
+from unitscope.results.layout import ANSWERS_CSV, COMPARE_CSV, HUMAN, LAYERS_CSV, SUMMARY_JSON, UNITS_CSV, human_dir
+from unitscope.results.schema import read_json, read_optional_table, read_required_table, read_table
 from unitscope.taxonomy import TYPES
 
 __all__ = ["UNIT_COLUMNS", "LAYER_COLUMNS", "COMPARE_COLUMNS", "HumanResults", "load_human"]
@@ -47,16 +48,18 @@ class HumanResults:
     layers: pd.DataFrame
     compare: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    answers: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """The per-unit table."""
         return self.units
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``units.csv``, ``layers.csv``, ``compare.csv`` and ``summary.json`` into ``directory`` (atomically)."""
+        """Write ``units.csv``, ``layers.csv``, ``compare.csv``, ``summary.json`` (and ``answers.csv``) atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        for name, frame in ((UNITS_CSV, self.units), (LAYERS_CSV, self.layers), (COMPARE_CSV, self.compare)):
+        tables = [(UNITS_CSV, self.units), (LAYERS_CSV, self.layers), (COMPARE_CSV, self.compare)]
+        for name, frame in tables + ([(ANSWERS_CSV, self.answers)] if self.answers is not None else []):
             atomic_write_bytes(directory / name, frame.to_csv(index=False).encode("utf-8"))
         atomic_write_bytes(directory / SUMMARY_JSON, (json.dumps(self.summary, indent=1) + "\n").encode("utf-8"))
         return directory
@@ -76,7 +79,8 @@ class HumanResults:
         summary = read_json(directory / SUMMARY_JSON) or {}
         return cls(network=network or str(summary.get("network") or directory.resolve().parent.name), units=units,
                    layers=read_optional_table(directory / LAYERS_CSV, HUMAN),
-                   compare=read_optional_table(directory / COMPARE_CSV, HUMAN), summary=summary)
+                   compare=read_optional_table(directory / COMPARE_CSV, HUMAN), summary=summary,
+                   answers=read_table(directory / ANSWERS_CSV, HUMAN))
 
 
 def load_human(results_dir: Path, network: str) -> HumanResults | None:

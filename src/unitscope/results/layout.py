@@ -14,6 +14,7 @@ through this module, so a name changes in one place::
     RESULTS/<network>/.partial/<experiment>/           resume state of an unfinished run
     RESULTS/<network>/minimal/ rf/ localize/ ablate/   the other experiments
     RESULTS/<network>/human/                           units.csv, layers.csv, compare.csv, summary.json
+                                                       (imported crowd labels: answers.csv, run.json)
 
 Layer names and image ids become file names through :func:`safe_name`
 (the one rule).  Older versions wrote some layer names character by
@@ -30,7 +31,7 @@ __all__ = [
     "RUN_JSON", "DISSECT", "UNITS_CSV", "UNITS_JSON", "LAYERS_CSV", "CONCEPTS_CSV", "RESULT_JSON", "POOL_NPZ",
     "CENSUS_OBJECTS_CSV", "CENSUS_LAYERS_CSV", "CENSUS_CORRELATIONS_CSV", "CENSUS_SWEEP_CSV",
     "CENSUS_INFORMATIVE_CSV", "CENSUS_JSON", "SEGMENTATIONS", "TILES_JSON", "SEGMENTATION_TILE",
-    "UNIT_SEGMENTATIONS_JSON", "UNIT_SEGMENTATIONS_CSV", "PARTIAL", "HUMAN", "COMPARE_CSV", "SUMMARY_JSON",
+    "UNIT_SEGMENTATIONS_JSON", "UNIT_SEGMENTATIONS_CSV", "PARTIAL", "HUMAN", "ANSWERS_CSV", "COMPARE_CSV", "SUMMARY_JSON",
     "PREFERENCE", "FRACTIONS_CSV", "TOP_IMAGES_CSV", "IMAGES_CSV", "SCORES_NPZ", "THUMBNAILS_NPZ",
     "PREFERENCE_JSON", "MINIMAL", "MINIMAL_JSON", "EXAMPLES_NPZ", "OBJECTS_CSV", "DIAGNOSTIC_CSV", "STEPS_CSV",
     "RF", "RF_JSON", "LAYER_CSV", "MAPS_NPZ", "LOCALIZE", "LOCALIZE_JSON", "OBJECTS_JSON", "EXAMPLES_CSV",
@@ -72,8 +73,9 @@ UNIT_SEGMENTATIONS_CSV = "segmentations.csv"
 #: Resume state of unfinished runs: ``<network>/.partial/<experiment>/``.
 PARTIAL = ".partial"
 
-#: Human labels, written by ``unitscope label results``.
+#: Human labels, written by ``unitscope label results`` (``answers.csv``: by ``unitscope import iclr15``).
 HUMAN = "human"
+ANSWERS_CSV = "answers.csv"
 COMPARE_CSV = "compare.csv"
 SUMMARY_JSON = "summary.json"
 
