@@ -113,11 +113,11 @@ def test_run_study_gives_every_section_then_reuses_every_stage(tmp_path):
     assert scenenet.minimal and scenenet.ablate is not None
     assert results.preference is not None
     assert (config.out / "report" / "index.html").exists()
-    assert results.run["timings"]["dissect"] > 0
+    assert results.run.timings["dissect"] > 0
 
     lines.clear()
     again = run_study(config, log=lines.append)
     stages = ("dissect", "preference", "minimal", "receptive_fields", "localize_ablate")
     for stage in stages:
         assert f"{stage}: cached" in lines
-        assert again.run["timings"][stage] == 0.0
+        assert again.run.timings[stage] == 0.0
