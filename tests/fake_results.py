@@ -2,8 +2,8 @@
 
 :func:`make_fake_results` writes every section's files with pandas and PIL,
 in the layout the experiments write (the typed results of preference, minimal
-images, receptive fields and localisation with their own ``save()``); the
-numbers are chosen so the expected sentences are known:
+images, receptive fields, unit segmentations and localisation with their own
+``save()``); the numbers are chosen so the expected sentences are known:
 
 * scenenet: conv3 has 1 object detector (bed), conv5 has 4 (bed, bed,
   painting, bookcase) -> 5 of 12 units, 3 different objects;
@@ -27,6 +27,7 @@ from unitscope.results.localize import LocalizationResult
 from unitscope.results.minimal import MinimalImageRecord, MinimalImagesResult
 from unitscope.results.preference import LayerPreferenceResult
 from unitscope.results.receptive_fields import EmpiricalRFResult, RFWindow
+from unitscope.results.segmentations import UnitSegmentationsResult
 
 LAYERS = ["conv3", "conv5"]
 # (label, category, iou) per unit; the type follows the category as in dissection's CATEGORY_TYPES.
@@ -200,12 +201,15 @@ def _write_rf(results: Path, network: str) -> None:
                           locations=np.zeros((2, 5, 2), dtype=np.int64), theoretical=RFWindow(theoretical, 8, 0),
                           image_size=(128, 128), occluder=6, stride=2, stats={"images": 4},
                           network=network).save(results / network / "rf" / layer)
-    folder = results / network / "rf" / "segmentations"
-    (folder / "conv5").mkdir(parents=True, exist_ok=True)
-    picture(400, 30).resize((94, 30)).save(folder / "conv5" / "unit_0000.png")
-    (folder / "segmentations.json").write_text(json.dumps({
-        "experiment": "unit_segmentations", "network": network, "layer": "conv5", "units": [0], "options": {},
-        "tiles": {"0": "conv5/unit_0000.png"}}))
+    # unit 0's strip (experiment 2b): its three top images and where it fires on them
+    masks = {(0, rank): np.arange(30)[:, None] + np.arange(30) < 20 + 5 * rank for rank in range(3)}
+    table = pd.DataFrame({"unit": 0, "rank": [0, 1, 2], "index": [4, 7, 9], "id": ["s4", "s7", "s9"],
+                          "activation": [3.0, 2.5, 2.0], "threshold": 1.5,
+                          "mask_fraction": [float(masks[(0, k)].mean()) for k in range(3)]})
+    UnitSegmentationsResult(layer="conv5", units=[0], table=table,
+                            images={i: np.asarray(picture(400 + i, 30)) for i in (4, 7, 9)}, masks=masks,
+                            options={"top": 3, "mask": "activation", "dim": 0.15},
+                            network=network).save(results / network / "rf" / "segmentations")
 
 
 def _write_localize(results: Path, network: str) -> None:

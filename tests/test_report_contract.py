@@ -93,7 +93,8 @@ def saved(tmp_path_factory) -> Path:
     rf.save(results / "scenenet" / "rf" / "conv5")
     table = pd.DataFrame({"unit": [0], "rank": [0], "index": [0], "id": ["s0"], "activation": [1.0],
                           "threshold": [0.5], "mask_fraction": [0.2]})
-    UnitSegmentationsResult(layer="conv5", units=[0], tiles={0: _picture(6, 16, 40)}, table=table,
+    UnitSegmentationsResult(layer="conv5", units=[0], table=table, images={0: _picture(6, 16, 40)},
+                            masks={(0, 0): np.eye(16, 40, dtype=bool)},
                             network="scenenet").save(results / "scenenet" / "unit_segmentations")
     _save_localize_and_ablate(results)
     return results

@@ -27,11 +27,13 @@ from unitscope.report.pictures import (
     localization_picture,
     png_bytes,
     segmentation_tile,
+    unit_strip,
 )
 from unitscope.results.localize import LocalizationResult
 from unitscope.results.minimal import MinimalImagesResult
 from unitscope.results.preference import LayerPreferenceResult
 from unitscope.results.receptive_fields import EmpiricalRFResult
+from unitscope.results.segmentations import UnitSegmentationsResult
 
 
 def viridis(x: float) -> list[int]:
@@ -57,6 +59,34 @@ def test_segmentation_tile_dims_outside_the_mask_and_outlines_it():
     assert tile[2, 2].tolist() == [100, 100, 100], "the inside keeps its colours"
     assert tile[1, 1].tolist() == [255, 220, 0], "the mask's edge is yellow"
     assert (image == 100).all(), "the input is not modified"
+
+
+def _strip_as_experiment_2b_drew_it(pictures, dim, gap=2):
+    """The reference: how ``unit_segmentations`` drew a strip before the report did (main at 6c5ff2f,
+    ``src/unitscope/experiments/unit_segmentations.py``: each picture shaded, then ``_strip``)."""
+    shaded = [np.round(image.astype(np.float64) * np.where(mask[..., None], 1.0, dim)).astype(np.uint8)
+              for image, mask in pictures]
+    h = max(im.shape[0] for im in shaded)
+    strip = np.full((h, sum(im.shape[1] for im in shaded) + gap * (len(shaded) - 1), 3), 255, dtype=np.uint8)
+    x = 0
+    for im in shaded:
+        strip[: im.shape[0], x: x + im.shape[1]] = im
+        x += im.shape[1] + gap
+    return strip
+
+
+def test_unit_strip_dims_outside_each_mask_and_sets_the_images_side_by_side():
+    rng = np.random.default_rng(3)
+    pictures = [(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), rng.random((h, w)) > 0.5)
+                for h, w in ((6, 5), (4, 7), (6, 3))]
+    for dim in (0.0, 0.15, 0.37, 1.0):
+        strip = unit_strip(pictures, dim=dim)
+        assert strip.shape == (6, 5 + 7 + 3 + 2 * 2, 3)
+        assert (strip == _strip_as_experiment_2b_drew_it(pictures, dim)).all(), dim
+    image, mask = pictures[0]
+    strip = unit_strip(pictures, dim=0.0)
+    assert (strip[:6, :5][mask] == image[mask]).all() and strip[:6, :5][~mask].sum() == 0
+    assert (strip[:, 5:7] == 255).all() and (strip[4:, 7:14] == 255).all(), "white gaps and padding"
 
 
 def test_localization_picture_enlarges_tints_and_boxes():
@@ -124,6 +154,22 @@ def test_the_report_draws_each_kind_from_the_saved_arrays(built):
     assert not list((results / "scenenet").rglob("*/maps/*.png")), "the results hold arrays, not pictures"
 
 
+def test_the_report_draws_the_unit_strips_from_the_saved_arrays(built):
+    results, report = built
+    folder = results / "scenenet" / "rf" / "segmentations"
+    strips = UnitSegmentationsResult.load(folder)
+    picture = report / "pictures" / "scenenet/rf/segmentations/conv5/unit_0000.png"
+    expected = unit_strip(strips.strip(0), dim=strips.dim)
+    assert expected.shape == (30, 3 * 30 + 2 * 2, 3)
+    assert (png(picture) == expected).all()
+    assert (png(picture) == _strip_as_experiment_2b_drew_it(strips.strip(0), 0.15)).all()
+    unit = (report / "units" / "scenenet" / "conv5" / "0.html").read_text(encoding="utf-8")
+    assert 'src="../../../pictures/scenenet/rf/segmentations/conv5/unit_0000.png"' in unit
+    assert 'src="pictures/scenenet/rf/segmentations/conv5/unit_0000.png"' in (report / "index.html").read_text(
+        encoding="utf-8")
+    assert not list(folder.rglob("*.png")), "the results hold arrays, not pictures"
+
+
 # ---------------------------------------------------------------------------- results of an older unitscope
 def _png_era_preference(results: Path) -> None:
     folder = results / "preference"
@@ -153,11 +199,20 @@ def _png_era_localize(results: Path) -> None:
     (folder / "examples.json").write_text(json.dumps(examples))
 
 
+def _png_era_strips(results: Path) -> None:
+    folder = results / "scenenet" / "rf" / "segmentations"
+    (folder / "segmentations.npz").unlink()
+    meta = json.loads((folder / "segmentations.json").read_text())
+    meta["tiles"] = {"0": "conv5/unit_0000.png"}
+    (folder / "segmentations.json").write_text(json.dumps(meta))
+
+
 @pytest.mark.parametrize("make_old, missing", [
     (_png_era_preference, "preference/thumbnails.npz is missing: it holds the thumbnails"),
     (_png_era_minimal, "masks/examples.npz is missing: it holds the example images"),
     (_png_era_localize, "localize/examples.npz is missing: it holds the example images and masks"),
-], ids=["preference", "minimal", "localize"])
+    (_png_era_strips, "segmentations/segmentations.npz is missing: it holds the images and masks"),
+], ids=["preference", "minimal", "localize", "strips"])
 def test_a_png_era_folder_is_refused_naming_the_missing_arrays(tmp_path, make_old, missing):
     results = make_fake_results(tmp_path)
     make_old(results)

@@ -333,17 +333,30 @@ def test_a_damaged_stage_record_is_refused_naming_the_file(tmp_path):
 
 
 def test_a_rerun_of_unit_segmentations_leaves_only_its_own_strips(tmp_path):
+    import json
+
     import pandas as pd
 
-    from unitscope.experiments.unit_segmentations import UnitSegmentationsResult
+    from unitscope.results.segmentations import UnitSegmentationsResult
 
     def result(units):
-        return UnitSegmentationsResult(layer="conv5", units=units,
-                                       tiles={u: np.full((4, 8, 3), u, np.uint8) for u in units},
-                                       table=pd.DataFrame({"unit": units}), network="net")
+        return UnitSegmentationsResult(layer="conv5", units=units, table=pd.DataFrame(
+            {"unit": units, "rank": [0] * len(units), "index": units, "id": [f"i{u}" for u in units]}),
+            images={u: np.full((4, 8, 3), u, np.uint8) for u in units},
+            masks={(u, 0): np.eye(4, 8, dtype=bool) for u in units}, network="net")
 
+    # an older unitscope saved each strip as a PNG file and listed it in segmentations.json
+    (tmp_path / "conv5").mkdir()
+    for name in ("unit_0000.png", "unit_0002.png", "mine.png"):
+        (tmp_path / "conv5" / name).write_bytes(b"a picture")
+    (tmp_path / "segmentations.json").write_text(json.dumps({"layer": "conv5", "tiles": {
+        "0": "conv5/unit_0000.png", "2": "conv5/unit_0002.png", "3": "../outside.png"}}))
+    (tmp_path / "outside.png").write_bytes(b"not listed as a strip of ours")
     result([0, 1, 2]).save(tmp_path)
-    (tmp_path / "conv5" / "mine.png").write_bytes(b"a user's file")
+    assert sorted(p.name for p in (tmp_path / "conv5").iterdir()) == ["mine.png"]
+    assert (tmp_path / "outside.png").exists()
     result([1]).save(tmp_path)
-    assert sorted(p.name for p in (tmp_path / "conv5").iterdir()) == ["mine.png", "unit_0001.png"]
-    assert UnitSegmentationsResult.load(tmp_path).units == [1]
+    loaded = UnitSegmentationsResult.load(tmp_path)
+    assert loaded.units == [1] and sorted(loaded.masks) == [(1, 0)] and sorted(loaded.images) == [1]
+    with np.load(tmp_path / "segmentations.npz") as arrays:
+        assert sorted(arrays.files) == ["image_1", "mask_1_0"]

@@ -74,6 +74,23 @@ def test_dissect_study_refuses_foreign_tiles_before_any_work(tmp_path):
     assert not (tmp_path / "toy" / "dissect").exists() and (unit / "0_img1.jpg").read_bytes() == b"mine"
 
 
+def test_the_run_record_is_a_run_metadata_written_in_the_order_readers_know(tmp_path):
+    from unitscope.results.run import RunMetadata
+
+    record = RunRecord("rf", {"seed": 7, "layers": ["conv"]})
+    with record.stage("topk"):
+        pass
+    record.add_time("topk", 1.23456)
+    record.network("toy", IndicatorNet(), RawToyPool(n=2))
+    path = record.write(tmp_path / "a")
+    document = json.loads(path.read_text())
+    assert list(document) == ["command", "options", "networks", "seed", "versions", "started", "finished",
+                              "wall_seconds", "stages"]
+    loaded = RunMetadata.load(tmp_path / "a")
+    assert loaded.is_command and loaded.seed == 7 and loaded.stages["topk"] >= 1.235 and not loaded.extra
+    assert loaded.save(tmp_path / "b").read_bytes() == path.read_bytes()
+
+
 def test_the_command_line_starts_without_torch():
     # the study's checks run while options are parsed; `unitscope --help` must not wait for torch to load
     probe = "import sys, unitscope.cli.main, unitscope.study; print('torch' in sys.modules)"

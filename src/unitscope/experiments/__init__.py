@@ -19,11 +19,12 @@ from unitscope.experiments.empirical_rf import (
 from unitscope.experiments.minimal_images import MinimalImageRecord, MinimalImagesResult, minimal_images
 from unitscope.experiments.preference import layer_preference
 from unitscope.results.preference import LayerPreferenceResult
-from unitscope.experiments.unit_segmentations import UnitSegmentationsResult, unit_segmentations
+from unitscope.experiments.segmentations import unit_segmentations
 from unitscope.models.rf_window import RFWindow, theoretical_window
 from unitscope.results.ablation import AblationResult
 from unitscope.results.census import CensusResult
 from unitscope.results.dissection import DissectionResult, LayerDissection
+from unitscope.results.segmentations import UnitSegmentationsResult
 
 __all__ = [
     "DissectionResult",

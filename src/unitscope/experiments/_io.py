@@ -14,13 +14,11 @@ tampered file can at worst be refused, never run code, unlike ``pickle``.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from unitscope._files import atomic_write, atomic_write_bytes
 # Result files are written by unitscope.results (torch-free); named here for the writers that import them from _io.
@@ -35,8 +33,6 @@ __all__ = [
     "read_json",
     "write_csv",
     "write_npz",
-    "write_png",
-    "read_png",
     "safe_name",
 ]
 
@@ -48,18 +44,6 @@ def read_json(path: str | Path) -> Any:
             return json.load(handle)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path} is not valid JSON ({exc})") from None
-
-
-def write_png(path: str | Path, image: np.ndarray) -> Path:
-    """Write an ``(H, W, 3)`` or ``(H, W)`` uint8 array as PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
-def read_png(path: str | Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
 # ---------------------------------------------------------------------------

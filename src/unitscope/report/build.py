@@ -12,12 +12,13 @@ the pages::
     REPORT/units/<network>/<layer>/<n>.html  one page per unit
     REPORT/plots/*.png                      figures
     REPORT/pictures/...                     pictures drawn from saved arrays (thumbnails, minimal images,
-                                            RF maps, localisation examples), at their arrays' result paths
+                                            RF maps, unit strips, localisation examples), at their arrays'
+                                            result paths
     REPORT/static/report.css, report.js     style and the unit table's sorting / filtering
     REPORT/summary.json                     the answers and the numbers behind them
     REPORT/.unitscope-report                the files the build wrote (see unitscope.report.folder)
 
-Image files of the results (segmentation tiles and strips) are linked with
+Image files of the results (the segmentation tiles) are linked with
 relative paths, so the report opens from disk with no server; with
 ``copy_images=True`` they are copied under ``REPORT/files`` and the report
 folder can be moved on its own.
@@ -139,7 +140,8 @@ def _write_unit_pages(results: ResultSet, assets: Assets, env: Environment, out:
                          "iou": cell(row.get(f"{c}_iou"))} for c in categories]
                 images = [{"url": assets.url(s["path"], page_dir), "id": s["id"], "rank": s["rank"]}
                           for s in net.segmentations.get((layer, unit), [])]
-                tile = net.unit_tiles.get((layer, unit))
+                strip = net.unit_tiles.get((layer, unit))
+                tile = sections.unit_strip_picture(assets, strip) if strip is not None else None
                 averaged = lookups["maps"].get((layer, unit))
                 rf_map = sections.rf_map_picture(assets, net.name, layer, unit, averaged) \
                     if averaged is not None else None

@@ -2,8 +2,8 @@
 
 Experiments save what a picture is made of (an averaged occlusion map, an
 image and the masks and boxes found on it, an original and its minimal
-version, a thumbnail) in ``.npz`` files beside their tables; this module
-turns those arrays into images.  Nothing here reads a result folder or
+version, a thumbnail, a unit's top images and its masks) in ``.npz`` files
+beside their tables; this module turns those arrays into images.  Nothing here reads a result folder or
 knows a network: each function takes arrays and returns an ``(H, W, 3)``
 uint8 image, or encodes one (:func:`png_bytes`, :func:`jpeg_bytes`).
 
@@ -24,6 +24,7 @@ __all__ = [
     "PALETTE",
     "colour_map",
     "segmentation_tile",
+    "unit_strip",
     "localization_picture",
     "png_bytes",
     "jpeg_bytes",
@@ -86,6 +87,35 @@ def segmentation_tile(image: np.ndarray, mask: np.ndarray, *, dim: float = 0.3) 
     edge = mask & ~ndimage.binary_erosion(mask, iterations=1)
     out[edge] = (255, 220, 0)
     return out.clip(0, 255).astype(np.uint8)
+
+
+def unit_strip(pictures: Sequence[tuple[np.ndarray, np.ndarray]], *, dim: float = 0.15,
+               gap: int = 2) -> np.ndarray:
+    """A unit's strip (experiment 2b): its top images side by side, each dimmed outside the unit's mask.
+
+    Parameters
+    ----------
+    pictures : sequence of (ndarray, ndarray)
+        ``(image (H, W, 3) uint8, mask (H, W) bool)`` per top image, in rank order.
+    dim : float, keyword-only
+        Brightness kept outside the mask (0 = black).
+    gap : int, keyword-only
+        White columns between two images.
+
+    Returns
+    -------
+    ndarray of uint8, shape (max H, sum of W + gaps, 3)
+        Images top-aligned on white.
+    """
+    shaded = [np.round(np.asarray(image).astype(np.float64) * np.where(np.asarray(mask)[..., None], 1.0, dim))
+              .astype(np.uint8) for image, mask in pictures]
+    height = max(im.shape[0] for im in shaded)
+    strip = np.full((height, sum(im.shape[1] for im in shaded) + gap * (len(shaded) - 1), 3), 255, dtype=np.uint8)
+    x = 0
+    for im in shaded:
+        strip[: im.shape[0], x: x + im.shape[1]] = im
+        x += im.shape[1] + gap
+    return strip
 
 
 def localization_picture(image: np.ndarray, record: Mapping, detections: Sequence[Mapping],

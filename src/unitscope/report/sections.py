@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 
 from unitscope.report import plots
-from unitscope.report.pictures import colour_map
+from unitscope.report.pictures import colour_map, unit_strip
 from unitscope.report.assets import HINTS, Assets, cell, table, unit_page_path
 from unitscope.results import NetworkResults, ResultSet
 from unitscope.results.minimal import MinimalRun
+from unitscope.results.segmentations import UnitStrip
 from unitscope.results.layout import MINIMAL, PREFERENCE, RF, safe_name
 from unitscope.report.measures import PAPER_CORRELATIONS, PAPER_RF, key_layer, layer_order, object_detector_table
 
@@ -209,9 +210,9 @@ def rf_section(results: ResultSet, assets: Assets, *, maps_per_layer: int = 8,
     tiles = []
     for net in tiles_nets:
         by_layer: dict[str, list] = {}
-        for (layer, unit), path in sorted(net.unit_tiles.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        for (layer, unit), strip in sorted(net.unit_tiles.items(), key=lambda kv: (kv[0][0], kv[0][1])):
             if len(by_layer.setdefault(layer, [])) < tiles_per_layer:
-                by_layer[layer].append({"unit": unit, "url": assets.url(path),
+                by_layer[layer].append({"unit": unit, "url": assets.url(unit_strip_picture(assets, strip)),
                                         "page": unit_page_path(net.name, layer, unit)
                                         if _has_unit(net, layer, unit) else None})
         order = layer_order([net]) or list(by_layer)
@@ -228,6 +229,11 @@ def rf_map_picture(assets: Assets, network: str, layer: str, unit: int, averaged
     """A unit's averaged occlusion map, colour-mapped, in the report (one file for every page showing it)."""
     rel = f"{safe_name(network)}/{RF}/{safe_name(layer)}/maps/unit_{int(unit):04d}.png"
     return assets.picture(rel, lambda: colour_map(averaged))
+
+
+def unit_strip_picture(assets: Assets, strip: UnitStrip) -> Path:
+    """A unit's strip of masked top images (experiment 2b), in the report at its arrays' path."""
+    return assets.picture(strip.picture, lambda: unit_strip(strip.result.strip(strip.unit), dim=strip.result.dim))
 
 
 def _has_unit(net: NetworkResults, layer: str, unit: int) -> bool:

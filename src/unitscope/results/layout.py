@@ -31,7 +31,8 @@ __all__ = [
     "RUN_JSON", "DISSECT", "UNITS_CSV", "UNITS_JSON", "LAYERS_CSV", "CONCEPTS_CSV", "RESULT_JSON", "POOL_NPZ",
     "CENSUS_OBJECTS_CSV", "CENSUS_LAYERS_CSV", "CENSUS_CORRELATIONS_CSV", "CENSUS_SWEEP_CSV",
     "CENSUS_INFORMATIVE_CSV", "CENSUS_JSON", "SEGMENTATIONS", "TILES_JSON", "SEGMENTATION_TILE",
-    "UNIT_SEGMENTATIONS_JSON", "UNIT_SEGMENTATIONS_CSV", "PARTIAL", "HUMAN", "ANSWERS_CSV", "COMPARE_CSV", "SUMMARY_JSON",
+    "UNIT_SEGMENTATIONS_JSON", "UNIT_SEGMENTATIONS_CSV", "UNIT_SEGMENTATIONS_NPZ", "PARTIAL", "HUMAN", "ANSWERS_CSV",
+    "COMPARE_CSV", "SUMMARY_JSON",
     "PREFERENCE", "FRACTIONS_CSV", "TOP_IMAGES_CSV", "IMAGES_CSV", "SCORES_NPZ", "THUMBNAILS_NPZ",
     "PREFERENCE_JSON", "MINIMAL", "MINIMAL_JSON", "EXAMPLES_NPZ", "OBJECTS_CSV", "DIAGNOSTIC_CSV", "STEPS_CSV",
     "RF", "RF_JSON", "LAYER_CSV", "MAPS_NPZ", "LOCALIZE", "LOCALIZE_JSON", "OBJECTS_JSON", "EXAMPLES_CSV",
@@ -66,9 +67,10 @@ CENSUS_JSON = "census.json"
 SEGMENTATIONS = "segmentations"
 TILES_JSON = "tiles.json"
 SEGMENTATION_TILE = re.compile(r"^(\d+)_(.+)\.(jpe?g|png)$", re.IGNORECASE)
-#: Unit segmentation strips (experiment 2b), in any experiment folder.
+#: Unit segmentation strips (experiment 2b), in any experiment folder; the report draws them from the arrays.
 UNIT_SEGMENTATIONS_JSON = "segmentations.json"
 UNIT_SEGMENTATIONS_CSV = "segmentations.csv"
+UNIT_SEGMENTATIONS_NPZ = "segmentations.npz"
 
 #: Resume state of unfinished runs: ``<network>/.partial/<experiment>/``.
 PARTIAL = ".partial"

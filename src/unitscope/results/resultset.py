@@ -9,7 +9,7 @@ The report never imports the experiments: it reads the files they saved
     RESULTS/<network>/segmentations/<layer>/<unit>/<rank>_<image-id>.jpg
     RESULTS/<network>/minimal/[<run>/]minimal.json    + images.csv, objects.csv, diagnostic.csv, examples.npz
     RESULTS/<network>/rf/<layer>/rf.json              + layer.csv, units.csv, maps.npz
-    RESULTS/<network>/**/segmentations.json           unit segmentation tiles (experiment 2b)
+    RESULTS/<network>/**/segmentations.json           unit segmentation strips (experiment 2b), + .csv, .npz
     RESULTS/<network>/localize/                       objects.csv, units.csv, examples.json, examples.npz, ...
     RESULTS/<network>/ablate/**/ablate.json           + classes.csv, summary.csv, conditions.csv
     RESULTS/<network>/human/                          units.csv, layers.csv, compare.csv, summary.json
@@ -39,7 +39,7 @@ from unitscope.results.minimal import MinimalRun, load_minimal
 from unitscope.results.preference import Preference, has_preference, load_preference
 from unitscope.results.receptive_fields import ReceptiveFields, load_receptive_fields
 from unitscope.results.run import RunMetadata, load_run
-from unitscope.results.segmentations import load_segmentations, load_unit_tiles
+from unitscope.results.segmentations import UnitStrip, load_segmentations, load_unit_tiles
 
 __all__ = ["NetworkResults", "ResultSet", "find_networks", "load_results"]
 
@@ -68,7 +68,7 @@ class NetworkResults:
     segmentations: dict[tuple[str, int], list[dict]]
     minimal: list[MinimalRun]
     rf: ReceptiveFields | None
-    unit_tiles: dict[tuple[str, int], Path]
+    unit_tiles: dict[tuple[str, int], UnitStrip]  # experiment 2b: what each unit's strip shows
     localize: LocalizationResult | None
     ablate: list[AblationTables]  # one per ablated layer (folder); empty when none
     human: HumanResults | None

@@ -6,7 +6,9 @@ options, the preprocessing and weights fingerprint of each network, the
 seed, the versions of unitscope, torch, torchvision, numpy and Python, the
 start and end times (UTC) and the wall time of each stage.  Times vary from
 run to run, so they live here and never in the result files, which are
-byte-identical between runs.
+byte-identical between runs.  The file is a
+:class:`~unitscope.results.run.RunMetadata`, the one definition of
+``run.json`` that the report reads back.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
+
+from unitscope.results.run import RunMetadata
 
 __all__ = ["RunRecord"]
 
@@ -81,18 +85,13 @@ class RunRecord:
                                "weights_fingerprint": weights_fingerprint(model),
                                "preprocessing": preprocessing_record(model, data)}
 
+    def metadata(self) -> RunMetadata:
+        """The record so far, finished now, as the typed ``run.json`` of :mod:`unitscope.results.run`."""
+        return RunMetadata(command=self.command, options=self.options, networks=self.networks, seed=self.seed,
+                           versions=_versions(), started=self.started, finished=_now(),
+                           wall_seconds=round(time.perf_counter() - self._start, 3),
+                           stages={k: round(v, 3) for k, v in self.stages.items()})
+
     def write(self, folder: str | Path) -> Path:
         """Write ``folder/run.json`` (atomically) and return its path."""
-        from unitscope.experiments._io import write_json
-
-        return write_json(Path(folder) / "run.json", {
-            "command": self.command,
-            "options": self.options,
-            "networks": self.networks,
-            "seed": self.seed,
-            "versions": _versions(),
-            "started": self.started,
-            "finished": _now(),
-            "wall_seconds": round(time.perf_counter() - self._start, 3),
-            "stages": {k: round(v, 3) for k, v in self.stages.items()},
-        })
+        return self.metadata().save(folder)

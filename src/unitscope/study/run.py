@@ -16,7 +16,7 @@ Examples
 --------
 >>> from unitscope.study import StudyConfig, run_study
 >>> results = run_study(StudyConfig(out="results", home="cache", quick=True))  # doctest: +SKIP
->>> results.run["timings"]  # doctest: +SKIP
+>>> results.run.timings  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 
 import unitscope
 from unitscope.experiments.resume import Stages
-from unitscope.experiments._io import write_json
+from unitscope.results.run import RunMetadata
 from unitscope.study.dissect import dissect_study
 from unitscope.study.progress import Progress, step
 
@@ -113,14 +113,14 @@ def run_study(config: StudyConfig, *, progress: Optional[Progress] = None,
         stages.run(name, dict(base, **extra), lambda stage=stage: stage(study))
     stages.timings["total_before_report"] = time.perf_counter() - started
     run = _run_record(study, stages.timings)
-    write_json(out / "run.json", run)
+    run.save(out)
     t0 = time.perf_counter()
     from unitscope.report import build_report
 
     build_report(out)
     stages.timings["report"] = time.perf_counter() - t0
-    run["timings"] = stages.timings
-    write_json(out / "run.json", run)
+    run.timings = stages.timings
+    run.save(out)
     return load_results(out)
 
 
@@ -272,21 +272,21 @@ def _localize_ablate(study: _Study) -> None:
                          progress=callback).save(study.out / "scenenet" / "ablate")
 
 
-def _run_record(study: _Study, timings: dict) -> dict:
+def _run_record(study: _Study, timings: dict) -> RunMetadata:
     """``RESULTS/run.json``: the configuration, versions, timings, networks and the world's generation."""
     config = study.config
     world = json.loads(study.paths.world_json.read_text())
-    return {
-        "config": {"quick": config.quick, "world": str(study.world_dir), "home": str(config.home),
-                   "layers": DEMO_LAYERS, "preference_layers": PREFERENCE_LAYERS,
-                   "dissect_images": len(study.broden)},
-        "versions": {"unitscope": unitscope.__version__, "torch": torch.__version__,
-                     "python": platform.python_version(), "platform": platform.platform()},
-        "timings": timings,
-        "networks": {name: {"arch": "mini_alexnet", "weights": str(net.path), "task": net.task,
-                            "val_top1": net.metrics.get("val_top1"),
-                            "noobjects_top1": net.metrics.get("noobjects_top1"),
-                            "train_seconds": net.metrics.get("train_seconds")}
-                     for name, net in study.trained.items()},
-        "world": world["generation"] if "generation" in world else {"root": str(study.world_dir)},
-    }
+    return RunMetadata(
+        config={"quick": config.quick, "world": str(study.world_dir), "home": str(config.home),
+                "layers": DEMO_LAYERS, "preference_layers": PREFERENCE_LAYERS,
+                "dissect_images": len(study.broden)},
+        versions={"unitscope": unitscope.__version__, "torch": torch.__version__,
+                  "python": platform.python_version(), "platform": platform.platform()},
+        timings=timings,
+        networks={name: {"arch": "mini_alexnet", "weights": str(net.path), "task": net.task,
+                         "val_top1": net.metrics.get("val_top1"),
+                         "noobjects_top1": net.metrics.get("noobjects_top1"),
+                         "train_seconds": net.metrics.get("train_seconds")}
+                  for name, net in study.trained.items()},
+        world=world["generation"] if "generation" in world else {"root": str(study.world_dir)},
+    )
