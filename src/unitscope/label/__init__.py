@@ -21,7 +21,6 @@ Only files are read: the app never imports experiment code.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog, UnitEntry, UnitKey, load_catalog
@@ -29,7 +28,7 @@ from unitscope.results.human import HumanResults
 
 from .results import UnitConsensus, consensus, human_results, write_human_results
 from .records import Annotator, Answer, AnswerRefused, DuplicateAnswer, ImportCounts, Progress, UnitFull
-from .storage import LabelStore, StorageError
+from .storage import LabelStore, StorageError, add_annotator, default_db_path, open_store
 from .taxonomy import TYPE_NAMES, TYPES, label_key, labels_match, normalize_label
 from .transfer import export_answers, import_answers, read_answers
 from .validation import CheckedAnswer, check_answer
@@ -52,6 +51,7 @@ __all__ = [
     "UnitEntry",
     "UnitFull",
     "UnitKey",
+    "add_annotator",
     "check_answer",
     "consensus",
     "create_app",
@@ -63,15 +63,11 @@ __all__ = [
     "labels_match",
     "load_catalog",
     "normalize_label",
+    "open_store",
     "read_answers",
     "serve",
     "write_human_results",
 ]
-
-
-def default_db_path(results_dir: str | Path) -> Path:
-    """Where the labeling database lives unless told otherwise: ``RESULTS/labels.sqlite``."""
-    return Path(results_dir) / "labels.sqlite"
 
 
 def __getattr__(name: str) -> Any:
