@@ -1,4 +1,4 @@
-"""What every command shares: one-line errors and progress bars."""
+"""What every command shares: one-line errors."""
 
 from __future__ import annotations
 
@@ -84,34 +84,3 @@ def friendly_errors(func: Callable) -> Callable:
             raise typer.Exit(2)
 
     return wrapper
-
-
-def tqdm_progress(description: str, *, total: int | None = None, unit: str = "it"):
-    """A tqdm bar usable as a library ``progress(n_done, n_total)`` callback.
-
-    Returns ``(callback, bar)``; close the bar when done.
-    """
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True,
-               disable=None)
-
-    def callback(done: int, total: int | None = None) -> None:
-        if total is not None and bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return callback, bar
-
-
-def bars(**options):
-    """A ``progress(description)`` factory of tqdm bars (``unit=...``), for the library's functions."""
-    return lambda description: tqdm_progress(description, **options)
-
-
-def bar(description: str, **options):
-    """``with bar("world", unit="img") as callback:``: a tqdm bar's callback, the bar closed at the end."""
-    from unitscope.study.progress import step
-
-    return step(bars(**options), description)

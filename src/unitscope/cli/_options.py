@@ -94,12 +94,12 @@ class Shared(SimpleNamespace):
 
     def pool(self, net, *, annotated: bool, **options):
         """``--data`` opened for ``net`` (its masks checked up front, with a bar)."""
-        from unitscope.cli._common import tqdm_progress
         from unitscope.models import model_info
         from unitscope.study import open_data
+        from unitscope.study.progress import tqdm_bars
 
         return open_data(self.data, self.layout, self.classes, preprocessing=model_info(net).preprocessing,
-                         annotated=annotated, progress=lambda d: tqdm_progress(d, unit="mask"), **options)
+                         annotated=annotated, progress=tqdm_bars(unit="mask"), **options)
 
     def chosen_layers(self, net) -> list[str]:
         """``--layers``, else the model's default layers; refused when it has none."""

@@ -7,8 +7,9 @@ from typing import Optional
 
 import typer
 
-from unitscope.cli._common import bar, friendly_errors, tqdm_progress
+from unitscope.cli._common import friendly_errors
 from unitscope.cli._options import shared
+from unitscope.study.progress import step, tqdm_bars
 
 __all__ = ["register"]
 
@@ -42,10 +43,10 @@ def register(app: typer.Typer) -> None:
             raise ValueError(f"--limit takes a whole number of images, at least 1; got {limit}")
         check_output_folder(o.out, overwrite=overwrite, source=o.data)
         pool = open_data(o.data, o.layout, o.classes, preprocessing=None, annotated=True,
-                         progress=lambda d: tqdm_progress(d, unit="mask"))
+                         progress=tqdm_bars(unit="mask"))
         kind = detect_pool_kind(o.data, classes=o.classes) if o.layout == "auto" else o.layout
         provenance = {"layout": kind, "classes": None if o.classes is None else str(Path(o.classes).resolve())}
-        with bar("convert", total=min(len(pool), limit or len(pool)), unit="img") as callback:
+        with step(tqdm_bars(total=min(len(pool), limit or len(pool)), unit="img"), "convert") as callback:
             result = convert_to_broden(pool, o.out, **sizes, limit=limit, overwrite=overwrite,
                                        provenance=provenance, progress=callback)
         present = result.present()

@@ -12,15 +12,12 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import friendly_errors, tqdm_progress
+from unitscope.cli._common import friendly_errors
 from unitscope.cli._options import checked, shared
 from unitscope.study import checks
+from unitscope.study.progress import tqdm_bars
 
 __all__ = ["register"]
-
-
-def _bars(description: str):
-    return tqdm_progress(description)
 
 
 def _log(line: str) -> None:
@@ -50,7 +47,7 @@ def register(app: typer.Typer) -> None:
         models = {n: m.to(o.device) for n, m in (parse_net(n, spec, pre, batch_size=o.batch_size, seed=o.seed)
                                                  for n, spec in net)}
         result = preference_study(models, o.layers or {n: model_info(m).default_layers for n, m in models.items()},
-                                  pool, out=o.out, progress=_bars, record=record, top=top, batch_size=o.batch_size,
+                                  pool, out=o.out, progress=tqdm_bars(), record=record, top=top, batch_size=o.batch_size,
                                   checkpoint_every=o.checkpoint_every, restart=o.restart)
         typer.echo(result.to_frame().to_string(index=False))
         typer.echo(f"results in {o.out / 'preference'}")
@@ -79,7 +76,7 @@ def register(app: typer.Typer) -> None:
         options = {k: v for k, v in (("label_category", label_category), ("label_pattern", label_pattern)) if v}
         pool = o.pool(net, annotated=False, **options)
         minimal_study(net, pool, network=o.folder(), out=o.out, segmentation=segmentation, max_images=max_images,
-                      chunk=chunk, restart=o.restart, progress=_bars, record=record, log=_log,
+                      chunk=chunk, restart=o.restart, progress=tqdm_bars(), record=record, log=_log,
                       n_segments=n_segments, fill=fill, batch_size=o.batch_size)
         kind = "masks" if segmentation == "masks" else "superpixels"
         typer.echo(f"results in {o.out / o.folder() / 'minimal' / kind}")
@@ -105,7 +102,7 @@ def register(app: typer.Typer) -> None:
         if max_images:
             pool = pool.subset(range(min(max_images, len(pool))))
         summary = rf_study(net, o.chosen_layers(net), pool, network=o.folder(), out=o.out, units=units, restart=o.restart,
-                           progress=_bars, record=record, log=_log, top_k=top_k, batch_size=o.batch_size)
+                           progress=tqdm_bars(), record=record, log=_log, top_k=top_k, batch_size=o.batch_size)
         typer.echo(summary.to_string(index=False))
 
     def on_a_dissection(study: str, o, layer: str, net_options: dict, pool_options: dict, **options) -> None:
@@ -115,7 +112,7 @@ def register(app: typer.Typer) -> None:
         record, net = o.record(study), o.network(study, **net_options)
         pool = o.pool(net, annotated=True, **pool_options)
         getattr(experiments, f"{study}_study")(
-            net, layer, pool, network=o.folder(), out=o.out, progress=_bars, record=record, batch_size=o.batch_size,
+            net, layer, pool, network=o.folder(), out=o.out, progress=tqdm_bars(), record=record, batch_size=o.batch_size,
             checkpoint_every=o.checkpoint_every, restart=o.restart, **options)
         typer.echo(f"results in {o.out / o.folder() / study}")
 

@@ -13,10 +13,11 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import OneLineErrorsGroup, bar, bars, friendly_errors
+from unitscope.cli._common import OneLineErrorsGroup, friendly_errors
 from unitscope.cli._options import MODEL_HELP, checked, shared
 from unitscope.cli.label import label_app
 from unitscope.study import checks
+from unitscope.study.progress import step, tqdm_bars
 
 app = typer.Typer(name="unitscope", cls=OneLineErrorsGroup, no_args_is_help=True, add_completion=False,
                   help="Find out how objects are represented inside convolutional networks.",
@@ -65,7 +66,7 @@ def world(
     """Generate the built-in synthetic world (scene- and object-centric datasets, Broden export)."""
     from unitscope.data.world import generate_world
 
-    with bar("world", unit="img") as callback:
+    with step(tqdm_bars(unit="img"), "world") as callback:
         paths = generate_world(out, n_scenes=n_scenes, n_objects=n_objects, seed=seed, size=size,
                                overwrite=overwrite, progress=callback)
     typer.echo(f"world written to {paths.root}")
@@ -86,7 +87,7 @@ def train(
     if tasks is None:
         raise ValueError(f"--task must be scene, object or both, not {task!r}")
     for one in tasks:
-        with bar(f"train {one}", unit="step") as callback:
+        with step(tqdm_bars(unit="step"), f"train {one}") as callback:
             trained = train_network(world_dir, task=one, cache_dir=cache or default_home() / "cache",
                                     progress=callback)
         m = trained.metrics
@@ -145,7 +146,7 @@ def dissect(
     done = dissect_study(
         net, layers, pool, network=network, out=o.out, segmentations=segmentations, record=record,
         null_model=random_null(net, o.model, o.preprocessing(), seed=o.seed).to(o.device) if null else None,
-        progress=bars(unit="batch"), quantile=quantile, threshold_rule=threshold_rule, min_support=min_support,
+        progress=tqdm_bars(unit="batch"), quantile=quantile, threshold_rule=threshold_rule, min_support=min_support,
         iou_threshold=iou_threshold, top_k=top_k, batch_size=o.batch_size, num_workers=workers,
         mask_size="auto" if mask_size is None else (mask_size or None), checkpoint_every=o.checkpoint_every,
         restart=o.restart, label_cache=labels)
@@ -171,7 +172,7 @@ def demo(
 
     home = default_home()
     results = run_study(StudyConfig(out or home / ("demo-quick" if quick else "demo"), home, quick=quick),
-                        progress=bars(), log=lambda line: typer.echo(line, err=True))
+                        progress=tqdm_bars(), log=lambda line: typer.echo(line, err=True))
     for name, net in results.run["networks"].items():
         typer.echo(f"{name}: held-out top-1 {net['val_top1']:.1%}")
     timings = results.run["timings"]
