@@ -123,42 +123,32 @@ def dissect(
     it again with the same arguments after an interruption to resume; under
     `torchrun --nproc_per_node N` the pool is sharded across processes.
     """
-    import torch
-
     from unitscope.experiments import _distributed as D
     from unitscope.experiments._thresholds import check_min_support, check_threshold_rule
-    from unitscope.models.loading import model_kind
-    from unitscope.study import default_home, dissect_study, network_name, random_null
+    from unitscope.study import dissect_study, network_name
+    from unitscope.study.inputs import check_null, label_cache_folder
 
     check_threshold_rule(threshold_rule), check_min_support(min_support)  # before any work
-    if null and o.weights is None and model_kind(o.model) == "registry":
-        raise ValueError("--null needs --weights: without them the network itself has random weights "
-                         "(seeded by --seed), so it is its own null")
+    if null:
+        check_null(o.model, o.weights)
     record = o.record("dissect")
-    distributed = D.init_from_environment()
-    if distributed and o.device.startswith("cuda"):
-        o.device = f"cuda:{torch.cuda.current_device()}"
-    net = o.network("dissect", native=False)
-    layers, pool = o.chosen_layers(net), o.pool(net, annotated=True)
-    network = network_name(o.model, o.weights, o.name)
-    labels = (default_home() / "cache" / "labels" if label_cache is None
-              else None if label_cache.strip().lower() == "none" else Path(label_cache))
-    done = dissect_study(
-        net, layers, pool, network=network, out=o.out, segmentations=segmentations, record=record,
-        null_model=random_null(net, o.model, o.preprocessing(), seed=o.seed).to(o.device) if null else None,
-        progress=tqdm_bars(unit="batch"), quantile=quantile, threshold_rule=threshold_rule, min_support=min_support,
-        iou_threshold=iou_threshold, top_k=top_k, batch_size=o.batch_size, num_workers=workers,
-        mask_size="auto" if mask_size is None else (mask_size or None), checkpoint_every=o.checkpoint_every,
-        restart=o.restart, label_cache=labels)
-    if D.rank_and_world()[0] == 0:
-        for row in done.result.layer_summary().itertuples():
-            typer.echo(f"{network} {row.layer}: {row.detectors}/{row.units} detectors, "
-                       f"{row.unique_concepts} concepts, {row.unique_objects} objects")
-        for warning in done.warnings:
-            typer.echo(f"unitscope: warning: {warning}", err=True)
-        typer.echo(f"results in {done.folder}")
-    if distributed:
-        torch.distributed.destroy_process_group()
+    with D.process_group(o.device) as o.device:
+        net = o.network("dissect", native=False)
+        network = network_name(o.model, o.weights, o.name)
+        done = dissect_study(
+            net, o.chosen_layers(net), o.pool(net, annotated=True), network=network, out=o.out, record=record,
+            segmentations=segmentations, null_model=o.null(net) if null else None, progress=tqdm_bars(unit="batch"),
+            quantile=quantile, threshold_rule=threshold_rule, min_support=min_support, iou_threshold=iou_threshold,
+            top_k=top_k, batch_size=o.batch_size, num_workers=workers, checkpoint_every=o.checkpoint_every,
+            mask_size="auto" if mask_size is None else (mask_size or None), restart=o.restart,
+            label_cache=label_cache_folder(label_cache))
+        if D.rank_and_world()[0] == 0:
+            for row in done.result.layer_summary().itertuples():
+                typer.echo(f"{network} {row.layer}: {row.detectors}/{row.units} detectors, "
+                           f"{row.unique_concepts} concepts, {row.unique_objects} objects")
+            for warning in done.warnings:
+                typer.echo(f"unitscope: warning: {warning}", err=True)
+            typer.echo(f"results in {done.folder}")
 
 
 @app.command()
