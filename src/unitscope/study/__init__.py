@@ -27,7 +27,7 @@ _HOMES = {
     "DissectionStudy": "dissect", "dissect_study": "dissect", "RunRecord": "record",
     "Inputs": "inputs", "open_data": "inputs", "network_name": "inputs", "model_label": "inputs",
     "random_null": "inputs", "default_home": "inputs", "write_unit_segmentations": "segmentations",
-    "tqdm_bars": "progress",
+    "tqdm_bars": "progress", "convert_pool": "convert",
     "preference_study": "experiments", "minimal_study": "experiments", "rf_study": "experiments",
     "localize_study": "experiments", "ablate_study": "experiments",
 }
