@@ -1,4 +1,4 @@
-"""What every command shares: one-line errors."""
+"""What every command shares: one-line errors, status lines."""
 
 from __future__ import annotations
 
@@ -84,3 +84,8 @@ def friendly_errors(func: Callable) -> Callable:
             raise typer.Exit(2)
 
     return wrapper
+
+
+def log(line: str) -> None:
+    """A status line of the library (``log=``), on stderr."""
+    typer.echo(line, err=True)

@@ -5,7 +5,8 @@ adds those options to a command (after its own, the preprocessing ones
 last) and hands their values to it as one :class:`Shared` argument; a
 keyword gives an option its own help text (a string) or default.  Groups:
 ``data`` brings ``--layout`` and ``--classes``, ``resume`` brings
-``--checkpoint-every`` and ``--restart``, ``preprocessing`` the seven
+``--checkpoint-every`` and ``--restart``, ``dissected`` brings
+``--dissection`` and ``--layer``, ``preprocessing`` the seven
 preprocessing options.
 """
 
@@ -56,6 +57,9 @@ _DECLARED = {
     "checkpoint_every": (int, 20, ("--checkpoint-every",), dict(min=1, help="Batches between checkpoints.")),
     "restart": (bool, False, ("--restart",), dict(help="Discard a partial run instead of resuming it.")),
     "seed": (int, 0, ("--seed",), dict(min=0, help=SEED_HELP)),
+    "label_category": (Optional[str], None, ("--label-category",), dict(help="Annotated pool: category giving the class (e.g. scene).")),
+    "dissection": (Path, ..., ("--dissection",), dict(help="A dissection result folder (OUT/NAME/dissect).")),
+    "layer": (str, ..., ("--layer",), dict(help="A dissected spatial layer.")),
     "preprocess": (Optional[str], None, ("--preprocess",), dict(help="Preprocessing preset: imagenet, inception or caffe (default: the checkpoint's, else the architecture's).")),
     "mean": (Optional[str], None, ("--mean",), dict(help="Normalisation mean: 3 comma-separated numbers (in the input's channel order and scale) or one for all channels.")),
     "std": (Optional[str], None, ("--std",), dict(help="Normalisation std: 3 comma-separated positive numbers or one for all.")),
@@ -65,7 +69,7 @@ _DECLARED = {
     "scale": (Optional[str], None, ("--scale",), dict(help="Pixel range before normalisation: 1 ([0, 1]) or 255 ([0, 255]).")),
 }
 _GROUPS = {"data": ("data", "layout", "classes"), "resume": ("checkpoint_every", "restart"),
-           "preprocessing": PREPROCESSING_OPTIONS}
+           "dissected": ("dissection", "layer"), "preprocessing": PREPROCESSING_OPTIONS}
 
 
 def option(name: str, override=None):
