@@ -109,11 +109,11 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"results in {o.out / o.folder() / study}")
 
     common = ("model", "data", "out", "weights", "name", "batch_size", "device", "resume", "seed", "dissected",
-              "label_category", "preprocessing")
+              "preprocessing")
 
     @app.command()
     @friendly_errors
-    @shared(*common, data="Annotated pool.", out="Writes OUT/NAME/localize/.")
+    @shared(*common, "label_category", data="Annotated pool.", out="Writes OUT/NAME/localize/.")
     def localize(o) -> None:
         """Units as object localizers: masks, boxes and the pointing game (Exp. 5).
 
@@ -124,12 +124,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     @friendly_errors
-    @shared(*common, data="Annotated pool with class labels.", out="Writes OUT/NAME/ablate/.", label_category="scene",
+    @shared(*common, data="Annotated pool with class labels.", out="Writes OUT/NAME/ablate/.",
             seed="Seed of the random weights (without --weights) and of the random-unit draws.")
-    def ablate(o, n_random: int = typer.Option(5, "--random", min=0, help="Random-unit draws per object.")) -> None:
+    def ablate(o, label_category: str = typer.Option("scene", "--label-category"),
+               n_random: int = typer.Option(5, "--random", min=0, help="Random-unit draws per object.")) -> None:
         """Switch off the detectors of each object and measure each class's accuracy drop.
 
         Run it again with the same arguments after an interruption to resume.
         """
-        on_a_dissection("ablate", o, {"batch_size": o.batch_size}, {"label_category": o.label_category},
+        on_a_dissection("ablate", o, {"batch_size": o.batch_size}, {"label_category": label_category},
                         n_random=n_random, seed=o.seed)
