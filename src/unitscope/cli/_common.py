@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from typing import Callable
 
 import typer
 from typer.core import TyperGroup
@@ -27,7 +25,32 @@ USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotA
 
 
 class OneLineErrorsGroup(TyperGroup):
-    """The root command group: a usage error (bad option value, missing option) is one line.
+    """A command group whose commands' user errors are one clear line on stderr, exit status 2.
+
+    An interruption says how to resume (exit status 130); with ``unitscope
+    --debug ...`` the full traceback is shown instead.  Every command of the
+    group gets this, so none can forget it.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _CLICK_FLOW:
+            raise
+        except KeyboardInterrupt:
+            typer.echo("unitscope: interrupted; run the same command again to resume", err=True)
+            raise typer.Exit(130)
+        except USER_ERRORS as exc:
+            if debug_enabled():
+                raise
+            message = str(exc) if not isinstance(exc, KeyError) else str(exc.args[0] if exc.args else exc)
+            # one line whatever the library (or a third-party exception) put in the text
+            typer.echo(f"unitscope: error: {' '.join(message.split())}", err=True)
+            raise typer.Exit(2)
+
+
+class RootGroup(OneLineErrorsGroup):
+    """The root command group: a usage error (bad option value, missing option) is one line too.
 
     Click's default shows a usage block, a hint and the error over several
     lines; scripts and users grep for one ``unitscope: error: ...`` line, the
@@ -58,32 +81,6 @@ def debug_enabled() -> bool:
         return False
     root = ctx.find_root()
     return bool(root.obj and root.obj.get("debug"))
-
-
-def friendly_errors(func: Callable) -> Callable:
-    """Turn a user error into one clear line on stderr and exit status 2.
-
-    With ``unitscope --debug ...`` the full traceback is shown instead.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except _CLICK_FLOW:
-            raise
-        except KeyboardInterrupt:
-            typer.echo("unitscope: interrupted; run the same command again to resume", err=True)
-            raise typer.Exit(130)
-        except USER_ERRORS as exc:
-            if debug_enabled():
-                raise
-            message = str(exc) if not isinstance(exc, KeyError) else str(exc.args[0] if exc.args else exc)
-            # one line whatever the library (or a third-party exception) put in the text
-            typer.echo(f"unitscope: error: {' '.join(message.split())}", err=True)
-            raise typer.Exit(2)
-
-    return wrapper
 
 
 def log(line: str) -> None:

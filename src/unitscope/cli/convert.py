@@ -6,7 +6,6 @@ from typing import Optional
 
 import typer
 
-from unitscope.cli._common import friendly_errors
 from unitscope.cli._options import shared
 from unitscope.study.progress import tqdm_bars
 
@@ -15,7 +14,6 @@ __all__ = ["register"]
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    @friendly_errors
     @shared("data", "out", data="Annotated pool: any layout unitscope reads (README: pool layouts).",
             out="Broden directory to create (new or empty, or an earlier conversion with --overwrite).")
     def convert(

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import friendly_errors, log
+from unitscope.cli._common import log
 from unitscope.cli._options import checked, shared
 from unitscope.study import checks
 from unitscope.study.progress import tqdm_bars
@@ -21,7 +21,6 @@ __all__ = ["register"]
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    @friendly_errors
     @shared("out", "layers", "batch_size", "device", "resume", "seed", "preprocessing", out="Writes OUT/preference/.",
             layers="Comma-separated layers (default: each model's).")
     def preference(
@@ -48,7 +47,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"results in {o.out / 'preference'}")
 
     @app.command()
-    @friendly_errors
     @shared("model", "data", "out", "weights", "name", "batch_size", "device", "restart", "seed", "label_category",
             "preprocessing", batch_size=64, out="Writes OUT/NAME/minimal/.")
     def minimal(
@@ -76,7 +74,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"results in {o.out / o.folder() / 'minimal' / kind}")
 
     @app.command()
-    @friendly_errors
     @shared("model", "data", "out", "weights", "name", "layers", "batch_size", "device", "restart", "seed",
             "preprocessing", batch_size=64, out="Writes OUT/NAME/rf/<layer>/.")
     def rf(
@@ -112,7 +109,6 @@ def register(app: typer.Typer) -> None:
               "preprocessing")
 
     @app.command()
-    @friendly_errors
     @shared(*common, "label_category", data="Annotated pool.", out="Writes OUT/NAME/localize/.")
     def localize(o) -> None:
         """Units as object localizers: masks, boxes and the pointing game (Exp. 5).
@@ -123,7 +119,6 @@ def register(app: typer.Typer) -> None:
         on_a_dissection("localize", o, {"native": False}, pool_options)
 
     @app.command()
-    @friendly_errors
     @shared(*common, data="Annotated pool with class labels.", out="Writes OUT/NAME/ablate/.",
             seed="Seed of the random weights (without --weights) and of the random-unit draws.")
     def ablate(o, label_category: str = typer.Option("scene", "--label-category"),

@@ -2,7 +2,7 @@
 
 Each command parses its arguments, calls one library function of
 :mod:`unitscope.label` and prints one line. Bad input is reported as one
-``unitscope: error: ...`` line with exit code 2 (``friendly_errors``).
+``unitscope: error: ...`` line with exit code 2 (``OneLineErrorsGroup``).
 """
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import friendly_errors
+from unitscope.cli._common import OneLineErrorsGroup
 
 __all__ = ["label_app"]
 
 label_app = typer.Typer(name="label", help="Human labels for units: a local web app (the paper's crowd task).",
-                        no_args_is_help=True, add_completion=False)
+                        cls=OneLineErrorsGroup, no_args_is_help=True, add_completion=False)
 
 ResultsOption = typer.Option(..., "--results", "-r", help="Results directory (holds <network>/dissect/units.csv).")
 DbOption = typer.Option(None, "--db", help="Labeling database (default: RESULTS/labels.sqlite).")
 
 
 @label_app.command("serve")
-@friendly_errors
 def serve_command(
     results_dir: Path = typer.Argument(..., help="Results directory to label."),
     db: Optional[Path] = DbOption,
@@ -44,7 +43,6 @@ def serve_command(
 
 
 @label_app.command("add-annotator")
-@friendly_errors
 def add_annotator_command(name: str = typer.Argument(..., help="Annotator name."), results: Path = ResultsOption,
                           db: Optional[Path] = DbOption, replace_token: bool = typer.Option(
                               False, "--replace-token", help="Issue a new token for an existing annotator.")) -> None:
@@ -56,7 +54,6 @@ def add_annotator_command(name: str = typer.Argument(..., help="Annotator name."
 
 
 @label_app.command("export")
-@friendly_errors
 def export_command(out: Path = typer.Argument(..., help="Output file, .csv or .json."), results: Path = ResultsOption,
                    db: Optional[Path] = DbOption) -> None:
     """Write every answer to a CSV or JSON file (spreadsheet formulas in CSV cells are neutralised)."""
@@ -67,7 +64,6 @@ def export_command(out: Path = typer.Argument(..., help="Output file, .csv or .j
 
 
 @label_app.command("import")
-@friendly_errors
 def import_command(source: Path = typer.Argument(..., help="A file written by `unitscope label export`."),
                    results: Path = ResultsOption, db: Optional[Path] = DbOption) -> None:
     """Add the answers of an export file to the database, checked as the app checks answers."""
@@ -80,7 +76,6 @@ def import_command(source: Path = typer.Argument(..., help="A file written by `u
 
 
 @label_app.command("results")
-@friendly_errors
 def results_command(results: Path = ResultsOption, db: Optional[Path] = DbOption) -> None:
     """Write human labels per unit and layer, and their comparison with the automatic ones."""
     from unitscope.label import write_human_results

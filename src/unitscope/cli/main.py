@@ -13,13 +13,13 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import OneLineErrorsGroup, friendly_errors
+from unitscope.cli._common import RootGroup
 from unitscope.cli._options import MODEL_HELP, checked, shared
 from unitscope.cli.label import label_app
 from unitscope.study import checks
 from unitscope.study.progress import step, tqdm_bars
 
-app = typer.Typer(name="unitscope", cls=OneLineErrorsGroup, no_args_is_help=True, add_completion=False,
+app = typer.Typer(name="unitscope", cls=RootGroup, no_args_is_help=True, add_completion=False,
                   help="Find out how objects are represented inside convolutional networks.",
                   pretty_exceptions_enable=False)
 app.add_typer(label_app, name="label")
@@ -31,7 +31,6 @@ def _root(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help=
 
 
 @app.command()
-@friendly_errors
 @shared("weights", "seed", "input_size", weights="Checkpoint file to load.")
 def layers(o, model: str = typer.Argument(..., help=MODEL_HELP), num_classes: Optional[int] = typer.Option(
         None, "--num-classes", min=1, help="Output classes (inferred from the checkpoint when given).")) -> None:
@@ -45,7 +44,6 @@ def layers(o, model: str = typer.Argument(..., help=MODEL_HELP), num_classes: Op
 
 
 @app.command("models")
-@friendly_errors
 def models_command() -> None:
     """List the architectures the registry knows."""
     from unitscope.models import list_models
@@ -54,7 +52,6 @@ def models_command() -> None:
 
 
 @app.command()
-@friendly_errors
 def world(
     out: Path = typer.Option(..., "--out", help="Directory to write the world into."),
     n_scenes: int = typer.Option(10, "--n-scenes", min=2, help="Scene classes."),
@@ -73,7 +70,6 @@ def world(
 
 
 @app.command()
-@friendly_errors
 def train(
     world_dir: Path = typer.Option(..., "--world", help="World directory made by `unitscope world`."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Cache directory for weights (default $UNITSCOPE_HOME/cache)."),
@@ -96,7 +92,6 @@ def train(
 
 
 @app.command()
-@friendly_errors
 @shared("model", "data", "out", "weights", "layers", "name", "batch_size", "device", "resume", "seed", "preprocessing",
         data="Annotated pool: a Broden directory or images + masks folders.",
         out="Results directory; writes OUT/NAME/dissect/.",
@@ -152,7 +147,6 @@ def dissect(
 
 
 @app.command()
-@friendly_errors
 def demo(
     out: Optional[Path] = typer.Option(None, "--out", help="Results directory (default $UNITSCOPE_HOME/demo)."),
     quick: bool = typer.Option(False, "--quick", help="A small world and fewer images (for tests)."),
@@ -172,7 +166,6 @@ def demo(
 
 
 @app.command()
-@friendly_errors
 def report(
     results: Path = typer.Argument(..., help="Results directory (made by demo or the experiment commands)."),
     out: Optional[Path] = typer.Option(None, "--out", help="The report's own folder (default RESULTS/report): a previous report there is replaced whole; a folder with other files is refused."),
