@@ -19,9 +19,9 @@ _CLICK_FLOW = tuple({typer.Exit, typer.Abort, click_exceptions.ClickException,
                      getattr(click_exceptions, "Exit", typer.Exit),
                      getattr(click_exceptions, "Abort", typer.Abort)})
 
-#: Errors a user can cause (bad names, bad files, bad options): shown as one line.
-USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               PermissionError, KeyError, RuntimeError, OSError)
+#: Errors a user can cause (bad names, bad options; OSError: missing files, existing folders, permissions...):
+#: shown as one line.
+USER_ERRORS = (ValueError, LookupError, RuntimeError, OSError)
 
 
 class OneLineErrorsGroup(TyperGroup):
@@ -41,7 +41,8 @@ class OneLineErrorsGroup(TyperGroup):
             typer.echo("unitscope: interrupted; run the same command again to resume", err=True)
             raise typer.Exit(130)
         except USER_ERRORS as exc:
-            if debug_enabled():
+            root = ctx.find_root()
+            if root.obj and root.obj.get("debug"):
                 raise
             message = str(exc) if not isinstance(exc, KeyError) else str(exc.args[0] if exc.args else exc)
             # one line whatever the library (or a third-party exception) put in the text
@@ -73,14 +74,6 @@ class RootGroup(OneLineErrorsGroup):
             typer.echo("unitscope: aborted", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
-
-
-def debug_enabled() -> bool:
-    ctx = get_current_context(silent=True)
-    if ctx is None:
-        return False
-    root = ctx.find_root()
-    return bool(root.obj and root.obj.get("debug"))
 
 
 def log(line: str) -> None:

@@ -33,16 +33,12 @@ def register(app: typer.Typer) -> None:
 
         Run it again with the same arguments after an interruption to resume.
         """
-        from unitscope.models import model_info
-        from unitscope.models.opening import parse_net
         from unitscope.study.experiments import preference_study
 
-        record, pre = o.record("preference"), o.preprocessing()
-        models = {n: m.to(o.device) for n, m in (parse_net(n, spec, pre, batch_size=o.batch_size, seed=o.seed)
-                                                 for n, spec in net)}
-        result = preference_study(models, o.layers or {n: model_info(m).default_layers for n, m in models.items()},
-                                  pool, out=o.out, progress=tqdm_bars(), record=record, top=top,
-                                  batch_size=o.batch_size, checkpoint_every=o.checkpoint_every, restart=o.restart)
+        record, models = o.record("preference"), o.networks(net, batch_size=o.batch_size)
+        result = preference_study(models, o.layers_of(models), pool, out=o.out, progress=tqdm_bars(), record=record,
+                                  top=top, batch_size=o.batch_size, checkpoint_every=o.checkpoint_every,
+                                  restart=o.restart)
         typer.echo(result.to_frame().to_string(index=False))
         typer.echo(f"results in {o.out / 'preference'}")
 

@@ -72,6 +72,20 @@ class Inputs(SimpleNamespace):
             raise ValueError(f"give --layers: {self.model} has no default layers")
         return layers
 
+    def networks(self, specs, **options) -> dict:
+        """``(name, "MODEL[:WEIGHTS]")`` pairs opened, by name, on ``device`` (see ``models.opening.parse_net``)."""
+        from unitscope.models.opening import parse_net
+
+        pre = self.preprocessing()
+        opened = (parse_net(n, spec, pre, seed=self.seed, **options) for n, spec in specs)
+        return {n: m.to(self.device) for n, m in opened}
+
+    def layers_of(self, networks: dict):
+        """``layers`` for every network, else each network's default layers, by name."""
+        from unitscope.models import model_info
+
+        return self.layers or {n: model_info(m).default_layers for n, m in networks.items()}
+
     def folder(self) -> str:
         """``name``, else the model's label: the network's folder under the results directory."""
         return self.name or model_label(self.model)
