@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import RootGroup
+from unitscope.cli._common import RootGroup, log
 from unitscope.cli._options import MODEL_HELP, checked, shared
 from unitscope.cli.label import label_app
 from unitscope.study import checks
@@ -156,7 +156,7 @@ def demo(
 
     home = default_home()
     results = run_study(StudyConfig(out or home / ("demo-quick" if quick else "demo"), home, quick=quick),
-                        progress=tqdm_bars(), log=lambda line: typer.echo(line, err=True))
+                        progress=tqdm_bars(), log=log)
     for name, net in results.run["networks"].items():
         typer.echo(f"{name}: held-out top-1 {net['val_top1']:.1%}")
     timings = results.run["timings"]
