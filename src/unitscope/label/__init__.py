@@ -10,6 +10,8 @@ serves the same task from a results directory:
 * :func:`check_answer`: the rules an answer must meet, the same for the app
   and for imports;
 * :class:`LabelStore`: answers in SQLite (WAL), annotators and their tokens;
+* :func:`open_store` / :func:`add_annotator`: the database of a results
+  directory (``RESULTS/labels.sqlite`` by default), as the commands open it;
 * :func:`export_answers` / :func:`import_answers`: CSV or JSON;
 * :func:`consensus`, :func:`human_results`, :func:`write_human_results`:
   consensus label and type, precision and agreement per unit, type shares per
@@ -28,7 +30,8 @@ from unitscope.results.human import HumanResults
 
 from .results import UnitConsensus, consensus, human_results, write_human_results
 from .records import Annotator, Answer, AnswerRefused, DuplicateAnswer, ImportCounts, Progress, UnitFull
-from .storage import LabelStore, StorageError, add_annotator, default_db_path, open_store
+from .opening import add_annotator, default_db_path, open_store
+from .storage import LabelStore, StorageError
 from .taxonomy import TYPE_NAMES, TYPES, label_key, labels_match, normalize_label
 from .transfer import export_answers, import_answers, read_answers
 from .validation import CheckedAnswer, check_answer

@@ -42,7 +42,7 @@ from unitscope.results.layout import human_dir
 
 from .catalog import UnitKey
 from .records import Answer
-from .storage import open_store
+from .opening import open_store
 from .taxonomy import TYPES, label_key, labels_match, normalize_label
 
 __all__ = [

@@ -469,36 +469,3 @@ class LabelStore:
         """SQLite's ``PRAGMA integrity_check`` ('ok' for a sound file)."""
         with self._read() as con:
             return con.execute("PRAGMA integrity_check").fetchone()[0]
-
-
-def default_db_path(results_dir: str | Path) -> Path:
-    """Where the labeling database lives unless told otherwise: ``RESULTS/labels.sqlite``."""
-    return Path(results_dir) / "labels.sqlite"
-
-
-def open_store(results_dir: str | Path, db: str | Path | None = None, *, existing: bool = False) -> LabelStore:
-    """The labeling database of ``results_dir``: ``db``, else :func:`default_db_path`.
-
-    Raises
-    ------
-    FileNotFoundError
-        With ``existing``, when there is no database there (nothing is created).
-    """
-    path = Path(db) if db is not None else default_db_path(results_dir)
-    if existing and not path.is_file():
-        raise FileNotFoundError(f"no labeling database at {path}")
-    return LabelStore(path)
-
-
-def add_annotator(results_dir: str | Path, name: str, *, db: str | Path | None = None,
-                  replace_token: bool = False) -> str:
-    """Create annotator ``name`` in the database of ``results_dir`` and return its token (shown only now).
-
-    The name and the results directory are checked before the database is
-    created, so a typo leaves no stray database behind.
-    """
-    from .catalog import network_dirs
-
-    check_annotator_name(name)
-    network_dirs(results_dir)
-    return open_store(results_dir, db).add_annotator(name, replace_token=replace_token)

@@ -34,9 +34,9 @@ class Inputs(SimpleNamespace):
 
     Examples
     --------
-    >>> inputs = Inputs(model="mini_alexnet", data=Path("broden"))   # doctest: +SKIP
-    >>> net = inputs.network("dissect", native=False)                 # doctest: +SKIP
-    >>> pool = inputs.pool(net, annotated=True)                       # doctest: +SKIP
+    >>> inputs = Inputs(model="mini_alexnet", weights=Path("tiny.pt"), data=Path("broden"))  # doctest: +SKIP
+    >>> net = inputs.network("dissect", native=False)                                       # doctest: +SKIP
+    >>> pool = inputs.pool(net, annotated=True)                                             # doctest: +SKIP
     """
 
     weights = layers = name = classes = progress = None
