@@ -125,3 +125,22 @@ def test_the_label_store_of_a_results_folder(tmp_path):
     other = tmp_path / "elsewhere.sqlite"
     add_annotator(results, "bob", db=other)
     assert other.is_file() and open_store(results, other, existing=True).annotators()[0].name == "bob"
+
+
+def test_demo_prints_the_run_it_read_back(tmp_path, monkeypatch):
+    """The summary comes from the ``ResultSet`` that ``run_study`` returns (its ``run.json`` typed)."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    import unitscope.study.run as study_run
+    from unitscope.cli.main import app
+    from unitscope.results import RunMetadata
+
+    run = RunMetadata(networks={"scenenet": {"val_top1": 0.5}}, timings={"dissect": 3.0, "total_before_report": 3.0,
+                                                                         "report": 1.0})
+    monkeypatch.setattr(study_run, "run_study", lambda config, **kw: SimpleNamespace(run=run, root=config.out))
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["scenenet: held-out top-1 50.0%", "stages: dissect 3s, total_before_report 3s, "
+                                          "report 1s", f"report: {tmp_path / 'report' / 'index.html'}", "total: 4 s"]

@@ -157,9 +157,9 @@ def demo(
     home = default_home()
     results = run_study(StudyConfig(out or home / ("demo-quick" if quick else "demo"), home, quick=quick),
                         progress=tqdm_bars(), log=log)
-    for name, net in results.run["networks"].items():
+    for name, net in results.run.networks.items():
         typer.echo(f"{name}: held-out top-1 {net['val_top1']:.1%}")
-    timings = results.run["timings"]
+    timings = results.run.timings
     typer.echo("stages: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     typer.echo(f"report: {os.path.abspath(results.root / 'report' / 'index.html')}")
     typer.echo(f"total: {sum(v for k, v in timings.items() if k != 'total_before_report'):.0f} s")
