@@ -84,9 +84,9 @@ def test_ablation_resumes_and_refuses_other_arguments(tmp_path):
 
 
 def test_preference_command_resumes(tmp_path, monkeypatch):
-    import unitscope.cli.experiments as cli_experiments
+    import unitscope.study.progress as bars_module
     from unitscope.cli.main import app
-    from unitscope.cli._common import tqdm_progress
+    from unitscope.study.progress import tqdm_progress
     from unitscope.models import create_model, save_checkpoint
 
     broden = make_broden(tmp_path / "broden", n=12)
@@ -114,7 +114,7 @@ def test_preference_command_resumes(tmp_path, monkeypatch):
 
         return report, bar
 
-    monkeypatch.setattr(cli_experiments, "tqdm_progress", stopping_bar)
+    monkeypatch.setattr(bars_module, "tqdm_progress", stopping_bar)
     broken = runner.invoke(app, args + ["--out", str(tmp_path / "resumed")])
     assert broken.exit_code == 130
     assert (tmp_path / "resumed" / ".partial" / "preference" / "rank0.state.npz").exists()

@@ -77,3 +77,9 @@ def test_package_imports_only_what_the_architecture_allows(package):
 def test_the_rules_cover_every_package():
     packages = {info.name for info in pkgutil.iter_modules(unitscope.__path__, prefix="unitscope.") if info.ispkg}
     assert packages - set(RULES) <= {"unitscope.cli", "unitscope.training"}
+
+
+def test_the_command_line_parses_without_torch():
+    """``unitscope --help`` and every option check load no torch: a command imports the library when it runs."""
+    loaded = loaded_by(["unitscope.cli.main"])
+    assert "torch" not in loaded, "unitscope.cli.main pulls in torch"

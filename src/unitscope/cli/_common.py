@@ -1,10 +1,8 @@
-"""What every command shares: one-line errors and progress bars."""
+"""What every command shares: one-line errors, status lines."""
 
 from __future__ import annotations
 
-import functools
 import sys
-from typing import Callable
 
 import typer
 from typer.core import TyperGroup
@@ -21,13 +19,39 @@ _CLICK_FLOW = tuple({typer.Exit, typer.Abort, click_exceptions.ClickException,
                      getattr(click_exceptions, "Exit", typer.Exit),
                      getattr(click_exceptions, "Abort", typer.Abort)})
 
-#: Errors a user can cause (bad names, bad files, bad options): shown as one line.
-USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError,
-               PermissionError, KeyError, RuntimeError, OSError)
+#: Errors a user can cause (bad names, bad options; OSError: missing files, existing folders, permissions...):
+#: shown as one line.
+USER_ERRORS = (ValueError, LookupError, RuntimeError, OSError)
 
 
 class OneLineErrorsGroup(TyperGroup):
-    """The root command group: a usage error (bad option value, missing option) is one line.
+    """A command group whose commands' user errors are one clear line on stderr, exit status 2.
+
+    An interruption says how to resume (exit status 130); with ``unitscope
+    --debug ...`` the full traceback is shown instead.  Every command of the
+    group gets this, so none can forget it.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _CLICK_FLOW:
+            raise
+        except KeyboardInterrupt:
+            typer.echo("unitscope: interrupted; run the same command again to resume", err=True)
+            raise typer.Exit(130)
+        except USER_ERRORS as exc:
+            root = ctx.find_root()
+            if root.obj and root.obj.get("debug"):
+                raise
+            message = str(exc) if not isinstance(exc, KeyError) else str(exc.args[0] if exc.args else exc)
+            # one line whatever the library (or a third-party exception) put in the text
+            typer.echo(f"unitscope: error: {' '.join(message.split())}", err=True)
+            raise typer.Exit(2)
+
+
+class RootGroup(OneLineErrorsGroup):
+    """The root command group: a usage error (bad option value, missing option) is one line too.
 
     Click's default shows a usage block, a hint and the error over several
     lines; scripts and users grep for one ``unitscope: error: ...`` line, the
@@ -52,66 +76,6 @@ class OneLineErrorsGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-def debug_enabled() -> bool:
-    ctx = get_current_context(silent=True)
-    if ctx is None:
-        return False
-    root = ctx.find_root()
-    return bool(root.obj and root.obj.get("debug"))
-
-
-def friendly_errors(func: Callable) -> Callable:
-    """Turn a user error into one clear line on stderr and exit status 2.
-
-    With ``unitscope --debug ...`` the full traceback is shown instead.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except _CLICK_FLOW:
-            raise
-        except KeyboardInterrupt:
-            typer.echo("unitscope: interrupted; run the same command again to resume", err=True)
-            raise typer.Exit(130)
-        except USER_ERRORS as exc:
-            if debug_enabled():
-                raise
-            message = str(exc) if not isinstance(exc, KeyError) else str(exc.args[0] if exc.args else exc)
-            # one line whatever the library (or a third-party exception) put in the text
-            typer.echo(f"unitscope: error: {' '.join(message.split())}", err=True)
-            raise typer.Exit(2)
-
-    return wrapper
-
-
-def tqdm_progress(description: str, *, total: int | None = None, unit: str = "it"):
-    """A tqdm bar usable as a library ``progress(n_done, n_total)`` callback.
-
-    Returns ``(callback, bar)``; close the bar when done.
-    """
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=description, unit=unit, file=sys.stderr, dynamic_ncols=True,
-               disable=None)
-
-    def callback(done: int, total: int | None = None) -> None:
-        if total is not None and bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return callback, bar
-
-
-def bars(**options):
-    """A ``progress(description)`` factory of tqdm bars (``unit=...``), for the library's functions."""
-    return lambda description: tqdm_progress(description, **options)
-
-
-def bar(description: str, **options):
-    """``with bar("world", unit="img") as callback:``: a tqdm bar's callback, the bar closed at the end."""
-    from unitscope.study.progress import step
-
-    return step(bars(**options), description)
+def log(line: str) -> None:
+    """A status line of the library (``log=``), on stderr."""
+    typer.echo(line, err=True)

@@ -5,7 +5,8 @@ adds those options to a command (after its own, the preprocessing ones
 last) and hands their values to it as one :class:`Shared` argument; a
 keyword gives an option its own help text (a string) or default.  Groups:
 ``data`` brings ``--layout`` and ``--classes``, ``resume`` brings
-``--checkpoint-every`` and ``--restart``, ``preprocessing`` the seven
+``--checkpoint-every`` and ``--restart``, ``dissected`` brings
+``--dissection`` and ``--layer``, ``preprocessing`` the seven
 preprocessing options.
 """
 
@@ -15,12 +16,13 @@ import functools
 import inspect
 import typing
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Optional
 
 import typer
 
 from unitscope.study import checks
+from unitscope.study.inputs import PREPROCESSING_OPTIONS, Inputs
+from unitscope.study.progress import tqdm_bars
 
 __all__ = ["MODEL_HELP", "SEED_HELP", "checked", "shared", "Shared"]
 
@@ -55,6 +57,9 @@ _DECLARED = {
     "checkpoint_every": (int, 20, ("--checkpoint-every",), dict(min=1, help="Batches between checkpoints.")),
     "restart": (bool, False, ("--restart",), dict(help="Discard a partial run instead of resuming it.")),
     "seed": (int, 0, ("--seed",), dict(min=0, help=SEED_HELP)),
+    "label_category": (Optional[str], None, ("--label-category",), dict(help="Annotated pool: category giving the class (e.g. scene).")),
+    "dissection": (Path, ..., ("--dissection",), dict(help="A dissection result folder (OUT/NAME/dissect).")),
+    "layer": (str, ..., ("--layer",), dict(help="A dissected spatial layer.")),
     "preprocess": (Optional[str], None, ("--preprocess",), dict(help="Preprocessing preset: imagenet, inception or caffe (default: the checkpoint's, else the architecture's).")),
     "mean": (Optional[str], None, ("--mean",), dict(help="Normalisation mean: 3 comma-separated numbers (in the input's channel order and scale) or one for all channels.")),
     "std": (Optional[str], None, ("--std",), dict(help="Normalisation std: 3 comma-separated positive numbers or one for all.")),
@@ -64,7 +69,7 @@ _DECLARED = {
     "scale": (Optional[str], None, ("--scale",), dict(help="Pixel range before normalisation: 1 ([0, 1]) or 255 ([0, 255]).")),
 }
 _GROUPS = {"data": ("data", "layout", "classes"), "resume": ("checkpoint_every", "restart"),
-           "preprocessing": ("preprocess", "mean", "std", "input_size", "resize", "channel_order", "scale")}
+           "dissected": ("dissection", "layer"), "preprocessing": PREPROCESSING_OPTIONS}
 
 
 def option(name: str, override=None):
@@ -77,44 +82,8 @@ def option(name: str, override=None):
     return kind, typer.Option(default, *flags, **extra)
 
 
-class Shared(SimpleNamespace):
-    """The values of a command's shared options, and the steps every network command takes with them."""
-
-    def preprocessing(self) -> dict:
-        from unitscope.models.opening import preprocessing_options
-
-        return preprocessing_options(**{k: getattr(self, k, None) for k in _GROUPS["preprocessing"]})
-
-    def network(self, command: str, **options):
-        """``--model``/``--weights`` opened with the preprocessing options, on ``--device``."""
-        from unitscope.models.opening import open_network
-
-        return open_network(self.model, self.weights, self.preprocessing(), command=command, seed=self.seed,
-                            **options).to(self.device)
-
-    def pool(self, net, *, annotated: bool, **options):
-        """``--data`` opened for ``net`` (its masks checked up front, with a bar)."""
-        from unitscope.cli._common import tqdm_progress
-        from unitscope.models import model_info
-        from unitscope.study import open_data
-
-        return open_data(self.data, self.layout, self.classes, preprocessing=model_info(net).preprocessing,
-                         annotated=annotated, progress=lambda d: tqdm_progress(d, unit="mask"), **options)
-
-    def chosen_layers(self, net) -> list[str]:
-        """``--layers``, else the model's default layers; refused when it has none."""
-        from unitscope.models import model_info
-
-        layers = self.layers or list(model_info(net).default_layers)
-        if not layers:
-            raise ValueError(f"give --layers: {self.model} has no default layers")
-        return layers
-
-    def folder(self) -> str:
-        """``--name``, else the model's label: the network's folder under ``--out``."""
-        from unitscope.study import model_label
-
-        return self.name or model_label(self.model)
+class Shared(Inputs):
+    """The values of a command's shared options; opens its network and pool as :class:`~unitscope.study.Inputs`."""
 
     def record(self, command: str):
         """The command's ``run.json``, with every option as parsed."""
@@ -140,7 +109,7 @@ def shared(*names: str, **overrides):
 
         @functools.wraps(func)
         def command(**values):
-            return func(Shared(**{n: values.pop(n) for n in names}), **values)
+            return func(Shared(progress=tqdm_bars(unit="mask"), **{n: values.pop(n) for n in names}), **values)
 
         command.__signature__ = inspect.Signature(params)
         command.__annotations__ = {p.name: p.annotation for p in params}

@@ -7,29 +7,20 @@ and saves its typed result under ``--out``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import friendly_errors, tqdm_progress
+from unitscope.cli._common import log
 from unitscope.cli._options import checked, shared
 from unitscope.study import checks
+from unitscope.study.progress import tqdm_bars
 
 __all__ = ["register"]
 
 
-def _bars(description: str):
-    return tqdm_progress(description)
-
-
-def _log(line: str) -> None:
-    typer.echo(line, err=True)
-
-
 def register(app: typer.Typer) -> None:
     @app.command()
-    @friendly_errors
     @shared("out", "layers", "batch_size", "device", "resume", "seed", "preprocessing", out="Writes OUT/preference/.",
             layers="Comma-separated layers (default: each model's).")
     def preference(
@@ -42,30 +33,24 @@ def register(app: typer.Typer) -> None:
 
         Run it again with the same arguments after an interruption to resume.
         """
-        from unitscope.models import model_info
-        from unitscope.models.opening import parse_net
         from unitscope.study.experiments import preference_study
 
-        record, pre = o.record("preference"), o.preprocessing()
-        models = {n: m.to(o.device) for n, m in (parse_net(n, spec, pre, batch_size=o.batch_size, seed=o.seed)
-                                                 for n, spec in net)}
-        result = preference_study(models, o.layers or {n: model_info(m).default_layers for n, m in models.items()},
-                                  pool, out=o.out, progress=_bars, record=record, top=top, batch_size=o.batch_size,
-                                  checkpoint_every=o.checkpoint_every, restart=o.restart)
+        record, models = o.record("preference"), o.networks(net, batch_size=o.batch_size)
+        result = preference_study(models, o.layers_of(models), pool, out=o.out, progress=tqdm_bars(), record=record,
+                                  top=top, batch_size=o.batch_size, checkpoint_every=o.checkpoint_every,
+                                  restart=o.restart)
         typer.echo(result.to_frame().to_string(index=False))
         typer.echo(f"results in {o.out / 'preference'}")
 
     @app.command()
-    @friendly_errors
-    @shared("model", "data", "out", "weights", "name", "batch_size", "device", "restart", "seed", "preprocessing",
-            batch_size=64, out="Writes OUT/NAME/minimal/.")
+    @shared("model", "data", "out", "weights", "name", "batch_size", "device", "restart", "seed", "label_category",
+            "preprocessing", batch_size=64, out="Writes OUT/NAME/minimal/.")
     def minimal(
         o,
         segmentation: str = typer.Option("slic", "--segmentation", callback=checked(checks.choice("slic", "masks")), help="slic (1a) or masks (1b, ground-truth objects)."),
         n_segments: int = typer.Option(50, "--segments", min=1, help="SLIC segments per image."),
         fill: str = typer.Option("mean", "--fill", callback=checked(checks.choice("mean", "blur", "gray")), help="mean, blur or gray."),
         max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Stop after this many images (default: all)."),
-        label_category: Optional[str] = typer.Option(None, "--label-category", help="Annotated pool: category giving the class (e.g. scene)."),
         label_pattern: Optional[str] = typer.Option(None, "--label-pattern", callback=checked(checks.pattern_option), help="Plain pool: regex whose first group in a file name is the class index."),
         chunk: int = typer.Option(50, "--chunk", min=1, help="Images per saved chunk (the unit of resumption)."),
     ) -> None:
@@ -76,16 +61,15 @@ def register(app: typer.Typer) -> None:
         from unitscope.study.experiments import minimal_study
 
         record, net = o.record("minimal"), o.network("minimal", batch_size=o.batch_size)
-        options = {k: v for k, v in (("label_category", label_category), ("label_pattern", label_pattern)) if v}
+        options = {k: v for k, v in (("label_category", o.label_category), ("label_pattern", label_pattern)) if v}
         pool = o.pool(net, annotated=False, **options)
         minimal_study(net, pool, network=o.folder(), out=o.out, segmentation=segmentation, max_images=max_images,
-                      chunk=chunk, restart=o.restart, progress=_bars, record=record, log=_log,
+                      chunk=chunk, restart=o.restart, progress=tqdm_bars(), record=record, log=log,
                       n_segments=n_segments, fill=fill, batch_size=o.batch_size)
         kind = "masks" if segmentation == "masks" else "superpixels"
         typer.echo(f"results in {o.out / o.folder() / 'minimal' / kind}")
 
     @app.command()
-    @friendly_errors
     @shared("model", "data", "out", "weights", "name", "layers", "batch_size", "device", "restart", "seed",
             "preprocessing", batch_size=64, out="Writes OUT/NAME/rf/<layer>/.")
     def rf(
@@ -101,50 +85,43 @@ def register(app: typer.Typer) -> None:
         from unitscope.study.experiments import rf_study
 
         record, net = o.record("rf"), o.network("rf", native=False)
-        pool = o.pool(net, annotated=False)
-        if max_images:
-            pool = pool.subset(range(min(max_images, len(pool))))
-        summary = rf_study(net, o.chosen_layers(net), pool, network=o.folder(), out=o.out, units=units, restart=o.restart,
-                           progress=_bars, record=record, log=_log, top_k=top_k, batch_size=o.batch_size)
+        summary = rf_study(net, o.chosen_layers(net), o.pool(net, annotated=False), network=o.folder(), out=o.out,
+                           units=units, max_images=max_images, restart=o.restart, progress=tqdm_bars(), record=record,
+                           log=log, top_k=top_k, batch_size=o.batch_size)
         typer.echo(summary.to_string(index=False))
 
-    def on_a_dissection(study: str, o, layer: str, net_options: dict, pool_options: dict, **options) -> None:
-        """Open the network and the pool, run ``study`` on a saved dissection, save it."""
+    def on_a_dissection(study: str, o, net_options: dict, pool_options: dict, **options) -> None:
+        """Open the network and the pool, run ``study`` on the saved dissection ``--dissection``, save it."""
         from unitscope.study import experiments
 
         record, net = o.record(study), o.network(study, **net_options)
         pool = o.pool(net, annotated=True, **pool_options)
         getattr(experiments, f"{study}_study")(
-            net, layer, pool, network=o.folder(), out=o.out, progress=_bars, record=record, batch_size=o.batch_size,
-            checkpoint_every=o.checkpoint_every, restart=o.restart, **options)
+            net, o.layer, pool, dissection=o.dissection, network=o.folder(), out=o.out, progress=tqdm_bars(),
+            record=record, batch_size=o.batch_size, checkpoint_every=o.checkpoint_every, restart=o.restart, **options)
         typer.echo(f"results in {o.out / o.folder() / study}")
 
-    common = ("model", "data", "out", "weights", "name", "batch_size", "device", "resume", "seed", "preprocessing")
-    dissection_option = typer.Option(..., "--dissection", help="A dissection result folder (OUT/NAME/dissect).")
-    layer_option = typer.Option(..., "--layer", help="A dissected spatial layer.")
+    common = ("model", "data", "out", "weights", "name", "batch_size", "device", "resume", "seed", "dissected",
+              "preprocessing")
 
     @app.command()
-    @friendly_errors
-    @shared(*common, data="Annotated pool.", out="Writes OUT/NAME/localize/.")
-    def localize(o, dissection: Path = dissection_option, layer: str = layer_option,
-                 label_category: Optional[str] = typer.Option(None, "--label-category")) -> None:
+    @shared(*common, "label_category", data="Annotated pool.", out="Writes OUT/NAME/localize/.")
+    def localize(o) -> None:
         """Units as object localizers: masks, boxes and the pointing game (Exp. 5).
 
         Run it again with the same arguments after an interruption to resume.
         """
-        on_a_dissection("localize", o, layer, {"native": False},
-                        {"label_category": label_category} if label_category else {}, dissection=dissection)
+        pool_options = {"label_category": o.label_category} if o.label_category else {}
+        on_a_dissection("localize", o, {"native": False}, pool_options)
 
     @app.command()
-    @friendly_errors
     @shared(*common, data="Annotated pool with class labels.", out="Writes OUT/NAME/ablate/.",
             seed="Seed of the random weights (without --weights) and of the random-unit draws.")
-    def ablate(o, dissection: Path = dissection_option, layer: str = layer_option,
-               label_category: str = typer.Option("scene", "--label-category"),
+    def ablate(o, label_category: str = typer.Option("scene", "--label-category"),
                n_random: int = typer.Option(5, "--random", min=0, help="Random-unit draws per object.")) -> None:
         """Switch off the detectors of each object and measure each class's accuracy drop.
 
         Run it again with the same arguments after an interruption to resume.
         """
-        on_a_dissection("ablate", o, layer, {"batch_size": o.batch_size}, {"label_category": label_category},
-                        dissection=dissection, n_random=n_random, seed=o.seed)
+        on_a_dissection("ablate", o, {"batch_size": o.batch_size}, {"label_category": label_category},
+                        n_random=n_random, seed=o.seed)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
-from unitscope.cli._common import friendly_errors
+from unitscope.cli._common import OneLineErrorsGroup
 
 __all__ = ["import_app"]
 
-import_app = typer.Typer(name="import", no_args_is_help=True, add_completion=False,
+import_app = typer.Typer(name="import", cls=OneLineErrorsGroup, no_args_is_help=True, add_completion=False,
                          help="Import published per-unit results (the paper's crowd labels, Network Dissection's "
                               "tables) into a results directory, for the census and the report.")
 
@@ -19,7 +19,6 @@ OutOption = typer.Option(..., "--out", help="Results directory to import into (m
 
 
 @import_app.command("iclr15")
-@friendly_errors
 def iclr15_command(file: Path = typer.Argument(..., help="unitAnnotation_<network>.mat of the ICLR 2015 release."),
                    network: str = NetworkOption, out: Path = OutOption) -> None:
     """The crowd's three annotations per unit as human labels (RESULTS/NAME/human)."""
@@ -29,7 +28,6 @@ def iclr15_command(file: Path = typer.Argument(..., help="unitAnnotation_<networ
 
 
 @import_app.command("netdissect")
-@friendly_errors
 def netdissect_command(file: Path = typer.Argument(..., help="A released Network Dissection unit table (*.csv)."),
                        network: str = NetworkOption, out: Path = OutOption,
                        layer: str = typer.Option(..., "--layer", help="The dissected layer's name (e.g. conv5).")) -> None:

@@ -2,7 +2,7 @@
 
 Each command parses its arguments, calls one library function of
 :mod:`unitscope.label` and prints one line. Bad input is reported as one
-``unitscope: error: ...`` line with exit code 2 (``friendly_errors``).
+``unitscope: error: ...`` line with exit code 2 (``OneLineErrorsGroup``).
 """
 
 from __future__ import annotations
@@ -12,32 +12,18 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import friendly_errors
+from unitscope.cli._common import OneLineErrorsGroup
 
 __all__ = ["label_app"]
 
 label_app = typer.Typer(name="label", help="Human labels for units: a local web app (the paper's crowd task).",
-                        no_args_is_help=True, add_completion=False)
+                        cls=OneLineErrorsGroup, no_args_is_help=True, add_completion=False)
 
 ResultsOption = typer.Option(..., "--results", "-r", help="Results directory (holds <network>/dissect/units.csv).")
 DbOption = typer.Option(None, "--db", help="Labeling database (default: RESULTS/labels.sqlite).")
 
 
-def _db(results: Path, db: Optional[Path]) -> Path:
-    return db if db is not None else Path(results) / "labels.sqlite"
-
-
-def _existing_store(results: Path, db: Optional[Path]):
-    from unitscope.label import LabelStore
-
-    path = _db(results, db)
-    if not path.is_file():
-        raise FileNotFoundError(f"no labeling database at {path}")
-    return LabelStore(path)
-
-
 @label_app.command("serve")
-@friendly_errors
 def serve_command(
     results_dir: Path = typer.Argument(..., help="Results directory to label."),
     db: Optional[Path] = DbOption,
@@ -50,70 +36,46 @@ def serve_command(
     layer: List[str] = typer.Option([], "--layer", help="Label only this layer (repeatable)."),
 ) -> None:
     """Serve the labeling app for RESULTS_DIR until interrupted."""
-    from unitscope.label import serving
-    from unitscope.label.app import create_app
+    from unitscope.label import serve
 
-    # Every check before the port is taken, and the port taken before the database is created:
-    # a refused command leaves nothing behind and prints no banner.
-    serving.check_host(host, allow_remote=allow_remote)
-    sock = serving.open_listener(host, port)
-    try:
-        app = create_app(results_dir, db=db, k=k, n_images=n_images, networks=network or None, layers=layer or None)
-    except BaseException:
-        sock.close()
-        raise
-    units = len(app.state.catalog)
-    shown_host = f"[{host}]" if ":" in host else host
-    exposed = ("" if serving.is_loopback(host)
-               else " · reachable from the network, tokens travel unencrypted unless behind an HTTPS proxy")
-    typer.echo(f"labeling {units} units (k={k}) at http://{shown_host}:{port}/ · answers in {app.state.store.path}"
-               f"{exposed} · Ctrl-C to stop")
-    serving.run_app(app, sock)
+    serve(results_dir, host=host, port=port, allow_remote=allow_remote, announce=typer.echo, db=db, k=k,
+          n_images=n_images, networks=network or None, layers=layer or None)
 
 
 @label_app.command("add-annotator")
-@friendly_errors
 def add_annotator_command(name: str = typer.Argument(..., help="Annotator name."), results: Path = ResultsOption,
                           db: Optional[Path] = DbOption, replace_token: bool = typer.Option(
                               False, "--replace-token", help="Issue a new token for an existing annotator.")) -> None:
     """Create an annotator and print their token (shown only once)."""
-    from unitscope.label import LabelStore
-    from unitscope.label.catalog import network_dirs
-    from unitscope.label.storage import check_annotator_name
+    from unitscope.label import add_annotator
 
-    check_annotator_name(name)
-    network_dirs(results)  # a results directory, not a typo that would get a stray database
-    token = LabelStore(_db(results, db)).add_annotator(name, replace_token=replace_token)
+    token = add_annotator(results, name, db=db, replace_token=replace_token)
     typer.echo(f"token for {name} (shown once, store it now): {token}")
 
 
 @label_app.command("export")
-@friendly_errors
 def export_command(out: Path = typer.Argument(..., help="Output file, .csv or .json."), results: Path = ResultsOption,
                    db: Optional[Path] = DbOption) -> None:
     """Write every answer to a CSV or JSON file (spreadsheet formulas in CSV cells are neutralised)."""
-    from unitscope.label import export_answers
+    from unitscope.label import export_answers, open_store
 
-    count = export_answers(_existing_store(results, db), out)
+    count = export_answers(open_store(results, db, existing=True), out)
     typer.echo(f"exported {count} answers to {out}")
 
 
 @label_app.command("import")
-@friendly_errors
 def import_command(source: Path = typer.Argument(..., help="A file written by `unitscope label export`."),
                    results: Path = ResultsOption, db: Optional[Path] = DbOption) -> None:
     """Add the answers of an export file to the database, checked as the app checks answers."""
-    from unitscope.label import LabelStore, load_catalog, read_answers
+    from unitscope.label import load_catalog, open_store, read_answers
 
-    catalog = load_catalog(results, n_images=None)
-    answers = read_answers(source, catalog=catalog)  # every row checked before the database is opened
-    counts = LabelStore(_db(results, db)).insert_answers(answers)
+    answers = read_answers(source, catalog=load_catalog(results, n_images=None))  # checked before the database opens
+    counts = open_store(results, db).insert_answers(answers)
     typer.echo(f"imported {counts.added} answers from {source} "
                f"({counts.unchanged} already present, {counts.conflicting} conflicting kept as stored)")
 
 
 @label_app.command("results")
-@friendly_errors
 def results_command(results: Path = ResultsOption, db: Optional[Path] = DbOption) -> None:
     """Write human labels per unit and layer, and their comparison with the automatic ones."""
     from unitscope.label import write_human_results

@@ -13,13 +13,14 @@ from typing import List, Optional
 
 import typer
 
-from unitscope.cli._common import OneLineErrorsGroup, bar, bars, friendly_errors
+from unitscope.cli._common import RootGroup, log
 from unitscope.cli._options import MODEL_HELP, checked, shared
 from unitscope.cli.imports import import_app
 from unitscope.cli.label import label_app
 from unitscope.study import checks
+from unitscope.study.progress import step, tqdm_bars
 
-app = typer.Typer(name="unitscope", cls=OneLineErrorsGroup, no_args_is_help=True, add_completion=False,
+app = typer.Typer(name="unitscope", cls=RootGroup, no_args_is_help=True, add_completion=False,
                   help="Find out how objects are represented inside convolutional networks.",
                   pretty_exceptions_enable=False)
 app.add_typer(label_app, name="label")
@@ -32,7 +33,6 @@ def _root(ctx: typer.Context, debug: bool = typer.Option(False, "--debug", help=
 
 
 @app.command()
-@friendly_errors
 @shared("weights", "seed", "input_size", weights="Checkpoint file to load.")
 def layers(o, model: str = typer.Argument(..., help=MODEL_HELP), num_classes: Optional[int] = typer.Option(
         None, "--num-classes", min=1, help="Output classes (inferred from the checkpoint when given).")) -> None:
@@ -46,7 +46,6 @@ def layers(o, model: str = typer.Argument(..., help=MODEL_HELP), num_classes: Op
 
 
 @app.command("models")
-@friendly_errors
 def models_command() -> None:
     """List the architectures the registry knows."""
     from unitscope.models import list_models
@@ -55,7 +54,6 @@ def models_command() -> None:
 
 
 @app.command()
-@friendly_errors
 def world(
     out: Path = typer.Option(..., "--out", help="Directory to write the world into."),
     n_scenes: int = typer.Option(10, "--n-scenes", min=2, help="Scene classes."),
@@ -67,14 +65,13 @@ def world(
     """Generate the built-in synthetic world (scene- and object-centric datasets, Broden export)."""
     from unitscope.data.world import generate_world
 
-    with bar("world", unit="img") as callback:
+    with step(tqdm_bars(unit="img"), "world") as callback:
         paths = generate_world(out, n_scenes=n_scenes, n_objects=n_objects, seed=seed, size=size,
                                overwrite=overwrite, progress=callback)
     typer.echo(f"world written to {paths.root}")
 
 
 @app.command()
-@friendly_errors
 def train(
     world_dir: Path = typer.Option(..., "--world", help="World directory made by `unitscope world`."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Cache directory for weights (default $UNITSCOPE_HOME/cache)."),
@@ -88,7 +85,7 @@ def train(
     if tasks is None:
         raise ValueError(f"--task must be scene, object or both, not {task!r}")
     for one in tasks:
-        with bar(f"train {one}", unit="step") as callback:
+        with step(tqdm_bars(unit="step"), f"train {one}") as callback:
             trained = train_network(world_dir, task=one, cache_dir=cache or default_home() / "cache",
                                     progress=callback)
         m = trained.metrics
@@ -97,7 +94,6 @@ def train(
 
 
 @app.command()
-@friendly_errors
 @shared("model", "data", "out", "weights", "layers", "name", "batch_size", "device", "resume", "seed", "preprocessing",
         data="Annotated pool: a Broden directory or images + masks folders.",
         out="Results directory; writes OUT/NAME/dissect/.",
@@ -124,46 +120,35 @@ def dissect(
     it again with the same arguments after an interruption to resume; under
     `torchrun --nproc_per_node N` the pool is sharded across processes.
     """
-    import torch
-
     from unitscope.experiments import _distributed as D
     from unitscope.experiments._thresholds import check_min_support, check_threshold_rule
-    from unitscope.models.loading import model_kind
-    from unitscope.study import default_home, dissect_study, network_name, random_null
+    from unitscope.study import dissect_study, network_name
+    from unitscope.study.inputs import check_null, label_cache_folder
 
     check_threshold_rule(threshold_rule), check_min_support(min_support)  # before any work
-    if null and o.weights is None and model_kind(o.model) == "registry":
-        raise ValueError("--null needs --weights: without them the network itself has random weights "
-                         "(seeded by --seed), so it is its own null")
+    if null:
+        check_null(o.model, o.weights)
     record = o.record("dissect")
-    distributed = D.init_from_environment()
-    if distributed and o.device.startswith("cuda"):
-        o.device = f"cuda:{torch.cuda.current_device()}"
-    net = o.network("dissect", native=False)
-    layers, pool = o.chosen_layers(net), o.pool(net, annotated=True)
-    network = network_name(o.model, o.weights, o.name)
-    labels = (default_home() / "cache" / "labels" if label_cache is None
-              else None if label_cache.strip().lower() == "none" else Path(label_cache))
-    done = dissect_study(
-        net, layers, pool, network=network, out=o.out, segmentations=segmentations, record=record,
-        null_model=random_null(net, o.model, o.preprocessing(), seed=o.seed).to(o.device) if null else None,
-        progress=bars(unit="batch"), quantile=quantile, threshold_rule=threshold_rule, min_support=min_support,
-        iou_threshold=iou_threshold, top_k=top_k, batch_size=o.batch_size, num_workers=workers,
-        mask_size="auto" if mask_size is None else (mask_size or None), checkpoint_every=o.checkpoint_every,
-        restart=o.restart, label_cache=labels)
-    if D.rank_and_world()[0] == 0:
-        for row in done.result.layer_summary().itertuples():
-            typer.echo(f"{network} {row.layer}: {row.detectors}/{row.units} detectors, "
-                       f"{row.unique_concepts} concepts, {row.unique_objects} objects")
-        for warning in done.warnings:
-            typer.echo(f"unitscope: warning: {warning}", err=True)
-        typer.echo(f"results in {done.folder}")
-    if distributed:
-        torch.distributed.destroy_process_group()
+    with D.process_group(o.device) as o.device:
+        net = o.network("dissect", native=False)
+        network = network_name(o.model, o.weights, o.name)
+        done = dissect_study(
+            net, o.chosen_layers(net), o.pool(net, annotated=True), network=network, out=o.out, record=record,
+            segmentations=segmentations, null_model=o.null(net) if null else None, progress=tqdm_bars(unit="batch"),
+            quantile=quantile, threshold_rule=threshold_rule, min_support=min_support, iou_threshold=iou_threshold,
+            top_k=top_k, batch_size=o.batch_size, num_workers=workers, checkpoint_every=o.checkpoint_every,
+            mask_size="auto" if mask_size is None else (mask_size or None), restart=o.restart,
+            label_cache=label_cache_folder(label_cache))
+        if D.rank_and_world()[0] == 0:
+            for row in done.result.layer_summary().itertuples():
+                typer.echo(f"{network} {row.layer}: {row.detectors}/{row.units} detectors, "
+                           f"{row.unique_concepts} concepts, {row.unique_objects} objects")
+            for warning in done.warnings:
+                typer.echo(f"unitscope: warning: {warning}", err=True)
+            typer.echo(f"results in {done.folder}")
 
 
 @app.command()
-@friendly_errors
 def demo(
     out: Optional[Path] = typer.Option(None, "--out", help="Results directory (default $UNITSCOPE_HOME/demo)."),
     quick: bool = typer.Option(False, "--quick", help="A small world and fewer images (for tests)."),
@@ -173,7 +158,7 @@ def demo(
 
     home = default_home()
     results = run_study(StudyConfig(out or home / ("demo-quick" if quick else "demo"), home, quick=quick),
-                        progress=bars(), log=lambda line: typer.echo(line, err=True))
+                        progress=tqdm_bars(), log=log)
     for name, net in results.run.networks.items():
         typer.echo(f"{name}: held-out top-1 {net['val_top1']:.1%}")
     timings = results.run.timings
@@ -183,7 +168,6 @@ def demo(
 
 
 @app.command()
-@friendly_errors
 def report(
     results: Path = typer.Argument(..., help="Results directory (made by demo or the experiment commands)."),
     out: Optional[Path] = typer.Option(None, "--out", help="The report's own folder (default RESULTS/report): a previous report there is replaced whole; a folder with other files is refused."),

@@ -9,13 +9,14 @@ process group everything is a no-op and the run is single-process.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["rank_and_world", "gather_objects", "barrier", "init_from_environment"]
+__all__ = ["rank_and_world", "gather_objects", "barrier", "init_from_environment", "process_group"]
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -43,6 +44,22 @@ def init_from_environment() -> bool:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group(backend=backend)
     return True
+
+
+@contextlib.contextmanager
+def process_group(device: str) -> Iterator[str]:
+    """Run the block as one rank of a ``torchrun`` launch when it is one; yields the device to use.
+
+    A ``cuda`` device becomes this rank's own GPU, and the process group
+    made here is destroyed when the block ends normally.  Launched without
+    ``torchrun``, ``device`` is yielded as it is and nothing else happens.
+    """
+    distributed = init_from_environment()
+    if distributed and device.startswith("cuda"):
+        device = f"cuda:{torch.cuda.current_device()}"
+    yield device
+    if distributed:
+        dist.destroy_process_group()
 
 
 def gather_objects(obj: Any) -> list[Any]:

@@ -73,7 +73,7 @@ def write_state(path: str | Path, state: Any) -> Path:
     Returns
     -------
     Path
-        ``path``.
+        The file written (``path``).
 
     Raises
     ------

@@ -83,9 +83,7 @@ def ablate_detectors(
     stack: str = "auto",
     max_images: int | None = None,
     num_workers: int = 0,
-    work_dir: str | Path | None = None,
-    checkpoint_every: int = 20,
-    restart: bool = False,
+    work_dir: str | Path | None = None, checkpoint_every: int = 20, restart: bool = False,
     progress: Progress | None = None,
 ) -> AblationResult:
     """Zero a layer's detectors of each object and measure every class's accuracy drop.

@@ -31,21 +31,9 @@ import unitscope
 from unitscope.hooks import TraceDict, extra_tokens_of, spatial_map
 from unitscope.results.preference import LayerPreferenceResult
 
-from ._common import (
-    input_channel_order,
-    preprocessing_record,
-    Progress,
-    check_dataset,
-    check_layers,
-    check_positive_int,
-    eval_mode,
-    iter_batches,
-    model_device,
-    model_dtype,
-    normalisation,
-    to_uint8,
-    weights_record,
-)
+from ._common import (Progress, check_dataset, check_layers, check_positive_int, eval_mode, input_channel_order,
+                      iter_batches, model_device, model_dtype, normalisation, preprocessing_record, to_uint8,
+                      weights_record)
 from .resume import BatchCheckpoints, data_key
 
 __all__ = ["layer_preference"]
@@ -90,9 +78,7 @@ def layer_preference(
     num_workers: int = 0,
     thumbnails: int = 8,
     thumbnail_size: int = 96,
-    work_dir: str | Path | None = None,
-    checkpoint_every: int = 20,
-    restart: bool = False,
+    work_dir: str | Path | None = None, checkpoint_every: int = 20, restart: bool = False,
     progress: Progress | None = None,
 ) -> LayerPreferenceResult:
     """Score every image by each layer's mean activation and count the top images by source.

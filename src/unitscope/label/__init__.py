@@ -10,6 +10,8 @@ serves the same task from a results directory:
 * :func:`check_answer`: the rules an answer must meet, the same for the app
   and for imports;
 * :class:`LabelStore`: answers in SQLite (WAL), annotators and their tokens;
+* :func:`open_store` / :func:`add_annotator`: the database of a results
+  directory (``RESULTS/labels.sqlite`` by default), as the commands open it;
 * :func:`export_answers` / :func:`import_answers`: CSV or JSON;
 * :func:`consensus`, :func:`human_results`, :func:`write_human_results`:
   consensus label and type, precision and agreement per unit, type shares per
@@ -21,7 +23,6 @@ Only files are read: the app never imports experiment code.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from .catalog import Catalog, UnitEntry, UnitKey, load_catalog
@@ -29,6 +30,7 @@ from unitscope.results.human import HumanResults
 
 from .results import UnitConsensus, consensus, human_results, write_human_results
 from .records import Annotator, Answer, AnswerRefused, DuplicateAnswer, ImportCounts, Progress, UnitFull
+from .opening import add_annotator, default_db_path, open_store
 from .storage import LabelStore, StorageError
 from .taxonomy import TYPE_NAMES, TYPES, label_key, labels_match, normalize_label
 from .transfer import export_answers, import_answers, read_answers
@@ -52,6 +54,7 @@ __all__ = [
     "UnitEntry",
     "UnitFull",
     "UnitKey",
+    "add_annotator",
     "check_answer",
     "consensus",
     "create_app",
@@ -63,15 +66,11 @@ __all__ = [
     "labels_match",
     "load_catalog",
     "normalize_label",
+    "open_store",
     "read_answers",
     "serve",
     "write_human_results",
 ]
-
-
-def default_db_path(results_dir: str | Path) -> Path:
-    """Where the labeling database lives unless told otherwise: ``RESULTS/labels.sqlite``."""
-    return Path(results_dir) / "labels.sqlite"
 
 
 def __getattr__(name: str) -> Any:

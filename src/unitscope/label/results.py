@@ -42,7 +42,7 @@ from unitscope.results.layout import human_dir
 
 from .catalog import UnitKey
 from .records import Answer
-from .storage import LabelStore
+from .opening import open_store
 from .taxonomy import TYPES, label_key, labels_match, normalize_label
 
 __all__ = [
@@ -255,13 +255,6 @@ def network_human_results(network: str, answers: Sequence[Answer], results_dir: 
     )
 
 
-def _open_store(results_dir: Path, db: str | Path | None) -> LabelStore:
-    path = Path(db) if db is not None else results_dir / "labels.sqlite"
-    if not path.is_file():
-        raise FileNotFoundError(f"no labeling database at {path}")
-    return LabelStore(path)
-
-
 def human_results(results_dir: str | Path, *, db: str | Path | None = None) -> dict[str, HumanResults]:
     """Human labels of every network that has answers.
 
@@ -284,7 +277,7 @@ def human_results(results_dir: str | Path, *, db: str | Path | None = None) -> d
         If the database does not exist.
     """
     results_dir = Path(results_dir)
-    answers = _open_store(results_dir, db).answers()
+    answers = open_store(results_dir, db, existing=True).answers()
     networks = sorted({answer.network for answer in answers})
     return {
         network: network_human_results(network, [a for a in answers if a.network == network], results_dir)

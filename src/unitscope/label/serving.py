@@ -15,7 +15,7 @@ import errno
 import ipaddress
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["is_loopback", "check_host", "open_listener", "run_app", "serve"]
 
@@ -104,20 +104,34 @@ def run_app(app: Any, sock: socket.socket, *, log_level: str = "warning") -> Non
         sock.close()
 
 
+def banner(app: Any, host: str, port: int) -> str:
+    """The line announcing a served app: units, address, database, and whether tokens cross the network."""
+    shown_host = f"[{host}]" if ":" in host else host
+    exposed = ("" if is_loopback(host)
+               else " · reachable from the network, tokens travel unencrypted unless behind an HTTPS proxy")
+    return (f"labeling {len(app.state.catalog)} units (k={app.state.k}) at http://{shown_host}:{port}/ · answers in "
+            f"{app.state.store.path}{exposed} · Ctrl-C to stop")
+
+
 def serve(
     results_dir: str | Path,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
     allow_remote: bool = False,
-    log_level: str = "warning",
+    log_level: str | None = None,
+    announce: Callable[[str], None] | None = None,
     **options: Any,
 ) -> None:
     """Run the labeling app until interrupted (blocks).
 
     ``options`` are those of :func:`~unitscope.label.app.create_app`. Binds
     ``127.0.0.1`` by default: reachable from this machine only; another host
-    needs ``allow_remote=True`` (see :func:`check_host`).
+    needs ``allow_remote=True`` (see :func:`check_host`).  Every check comes
+    before the port is taken, and the port is taken before the database is
+    created: a refused call leaves nothing behind and announces nothing.
+    ``announce`` receives the :func:`banner` once the app is ready;
+    ``log_level`` is uvicorn's (default: :func:`run_app`'s).
     """
     from .app import create_app
 
@@ -128,4 +142,6 @@ def serve(
     except BaseException:
         sock.close()
         raise
-    run_app(app, sock, log_level=log_level)
+    if announce is not None:
+        announce(banner(app, host, port))
+    run_app(app, sock, **({} if log_level is None else {"log_level": log_level}))

@@ -25,8 +25,9 @@ import importlib
 _HOMES = {
     "StudyConfig": "run", "run_study": "run", "DEMO_LAYERS": "run", "PREFERENCE_LAYERS": "run",
     "DissectionStudy": "dissect", "dissect_study": "dissect", "RunRecord": "record",
-    "open_data": "inputs", "network_name": "inputs", "model_label": "inputs", "random_null": "inputs",
-    "default_home": "inputs", "write_unit_segmentations": "segmentations",
+    "Inputs": "inputs", "open_data": "inputs", "network_name": "inputs", "model_label": "inputs",
+    "random_null": "inputs", "default_home": "inputs", "write_unit_segmentations": "segmentations",
+    "tqdm_bars": "progress", "convert_pool": "convert",
     "preference_study": "experiments", "minimal_study": "experiments", "rf_study": "experiments",
     "localize_study": "experiments", "ablate_study": "experiments",
 }

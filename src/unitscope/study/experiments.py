@@ -96,17 +96,20 @@ def minimal_study(model, data, *, network: str, out: str | Path, segmentation: s
 
 
 def rf_study(model, layers: Sequence[str], data, *, network: str, out: str | Path, units=None,
-             progress: Optional[Progress] = None, record=None, log: Callable[[str], None] | None = None, **options):
+             max_images: int | None = None, progress: Optional[Progress] = None, record=None,
+             log: Callable[[str], None] | None = None, **options):
     """Empirical receptive fields of ``layers``, saved in ``out/<network>/rf/<layer>`` with ``summary.csv``.
 
     Every layer and unit is checked before the first layer's results are
     written; the run resumes by layer from ``out/<network>/.partial/rf``.
-    Returns the summary table.
+    ``max_images``: only the first images of ``data``.  Returns the summary table.
     """
     from unitscope.experiments._common import check_spatial_layers
     from unitscope.experiments._io import write_csv
     from unitscope.experiments.empirical_rf import TIMING_STATS, empirical_receptive_fields, summarise_receptive_fields
 
+    if max_images:
+        data = data.subset(range(min(max_images, len(data))))
     shapes = check_spatial_layers(model, layers, data, purpose="a receptive field")
     fewest = min(shapes.items(), key=lambda item: item[1][0])
     if units and max(units) >= fewest[1][0]:

@@ -46,14 +46,8 @@ PREFERENCE_LAYERS = ["conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv
 class StudyConfig:
     """What :func:`run_study` is asked.
 
-    Parameters
-    ----------
-    out : path
-        Results directory.
-    home : path
-        Cache root (world and trained weights), shared between runs.
-    quick : bool
-        A small world and fewer images (for tests): accuracies are lower.
+    ``out`` is the results directory; ``home`` the cache root shared between runs (the world and the
+    trained weights); ``quick`` asks for a small world and fewer images (for tests: accuracies are lower).
     """
 
     out: Path

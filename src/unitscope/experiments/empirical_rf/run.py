@@ -13,18 +13,8 @@ from torch.utils.data import Dataset
 
 from unitscope.hooks import Trace, resolve_layer
 
-from .._common import (
-    preprocessing_record,
-    Progress,
-    check_dataset,
-    check_positive_int,
-    eval_mode,
-    iter_batches,
-    model_device,
-    model_dtype,
-    normalisation,
-    weights_record,
-)
+from .._common import (Progress, check_dataset, check_positive_int, eval_mode, iter_batches, model_device,
+                       model_dtype, normalisation, preprocessing_record, weights_record)
 from unitscope.models.rf_window import RFWindow
 
 from .by_layer import layer_by_layer
@@ -55,8 +45,7 @@ def empirical_receptive_fields(
     network: str = "",
     batch_size: int = 64,
     num_workers: int = 0,
-    work_dir: str | Path | None = None,
-    restart: bool = False,
+    work_dir: str | Path | None = None, restart: bool = False,
     log: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> EmpiricalRFResult | list[EmpiricalRFResult]:

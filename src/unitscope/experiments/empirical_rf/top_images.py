@@ -17,17 +17,9 @@ from .layers import _check_units, _layer_output
 __all__ = ["top_activations"]
 
 
-def top_activations(
-    model: nn.Module,
-    layer: str,
-    data: Dataset,
-    *,
-    top_k: int = 20,
-    units: Sequence[int] | None = None,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+def top_activations(model: nn.Module, layer: str, data: Dataset, *, top_k: int = 20, units: Sequence[int] | None = None,
+                    batch_size: int = 64, num_workers: int = 0, progress: Progress | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
     """Each unit's top-K images by max activation, in one streaming pass.
 
     Returns

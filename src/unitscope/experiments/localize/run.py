@@ -14,20 +14,10 @@ import unitscope
 from unitscope.hooks import resolve_layer
 from unitscope.results.localize import LocalizationResult
 
-from .._common import (
-    input_channel_order,
-    preprocessing_record,
-    class_names as _class_names,
-    Progress,
-    check_dataset,
-    check_positive_int,
-    check_spatial_layers,
-    eval_mode,
-    iter_batches,
-    model_device,
-    normalisation,
-    weights_record,
-)
+from .._common import (Progress, check_dataset, check_positive_int, check_spatial_layers, eval_mode,
+                       input_channel_order, iter_batches, model_device, normalisation, preprocessing_record,
+                       weights_record)
+from .._common import class_names as _class_names
 from ..resume import BatchCheckpoints, data_key
 from .batch import _Setting, _localize_batch
 from .detectors import _detectors_per_layer, _dissection_layer, _threshold, check_dissected_network
@@ -53,9 +43,7 @@ def localize_objects(
     batch_size: int = 32,
     max_images: int | None = None,
     num_workers: int = 0,
-    work_dir: str | Path | None = None,
-    checkpoint_every: int = 20,
-    restart: bool = False,
+    work_dir: str | Path | None = None, checkpoint_every: int = 20, restart: bool = False,
     progress: Progress | None = None,
 ) -> LocalizationResult:
     """Score how well each object detector of a layer localises its object.

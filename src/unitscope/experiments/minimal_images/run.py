@@ -59,8 +59,7 @@ def minimal_images(
     round_batches: int = 4,
     num_workers: int = 0,
     chunk: int | None = None,
-    work_dir: str | Path | None = None,
-    restart: bool = False,
+    work_dir: str | Path | None = None, restart: bool = False,
     log: Callable[[str], None] | None = None,
     progress: Progress | None = None,
 ) -> MinimalImagesResult:
