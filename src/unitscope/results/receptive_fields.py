@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from unitscope.results.writing import read_npz, write_csv, write_json, write_npz
-from unitscope.results.layout import LAYER_CSV, MAPS_NPZ, RF, RF_JSON, UNITS_CSV, command_dir
+from unitscope.results.layout import LAYER_CSV, MAPS_NPZ, RF, RF_JSON, SUMMARY_CSV, UNITS_CSV, command_dir
 from unitscope.results.schema import ResultFileError, read_required_json
 
-__all__ = ["RFWindow", "EmpiricalRFResult", "rf_size", "summarise_receptive_fields", "TIMING_STATS",
-           "ReceptiveFields", "load_receptive_fields"]
+__all__ = ["RFWindow", "EmpiricalRFResult", "rf_size", "summarise_receptive_fields", "save_receptive_field_summary",
+           "TIMING_STATS", "ReceptiveFields", "load_receptive_fields"]
 
 @dataclass(frozen=True)
 class RFWindow:
@@ -217,6 +217,13 @@ def summarise_receptive_fields(results: Sequence[EmpiricalRFResult]) -> pd.DataF
     """Concatenate the one-row summaries of several layers (the Table 1 of the paper)."""
     frames = [r.summary() for r in results]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def save_receptive_field_summary(folder: str | Path, results: Sequence[EmpiricalRFResult]) -> pd.DataFrame:
+    """Write :func:`summarise_receptive_fields` of ``results`` as ``folder/summary.csv`` (``<network>/rf``); return it."""
+    summary = summarise_receptive_fields(results)
+    write_csv(Path(folder) / SUMMARY_CSV, summary)
+    return summary
 
 
 @dataclass

@@ -105,8 +105,8 @@ def rf_study(model, layers: Sequence[str], data, *, network: str, out: str | Pat
     ``max_images``: only the first images of ``data``.  Returns the summary table.
     """
     from unitscope.experiments._common import check_spatial_layers
-    from unitscope.experiments._io import write_csv
-    from unitscope.experiments.empirical_rf import TIMING_STATS, empirical_receptive_fields, summarise_receptive_fields
+    from unitscope.experiments.empirical_rf import TIMING_STATS, empirical_receptive_fields
+    from unitscope.results.receptive_fields import save_receptive_field_summary
 
     if max_images:
         data = data.subset(range(min(max_images, len(data))))
@@ -127,8 +127,7 @@ def rf_study(model, layers: Sequence[str], data, *, network: str, out: str | Pat
             for stat, seconds in times.items():
                 record.add_time(f"{result.layer} {stat[:-2]}", seconds)
         result.save(folder / result.layer)
-    summary = summarise_receptive_fields(results)
-    write_csv(folder / "summary.csv", summary)
+    summary = save_receptive_field_summary(folder, results)
     if record is not None:
         record.network(network, model, data)
         record.write(folder)

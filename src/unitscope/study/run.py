@@ -228,8 +228,8 @@ def _minimal(study: _Study) -> None:
 
 def _receptive_fields(study: _Study) -> None:
     """Stage 6: empirical receptive fields of every fourth (quick: eighth) unit of five layers."""
-    from unitscope.experiments._io import write_csv
-    from unitscope.experiments.empirical_rf import empirical_receptive_fields, summarise_receptive_fields
+    from unitscope.experiments.empirical_rf import empirical_receptive_fields
+    from unitscope.results.receptive_fields import save_receptive_field_summary
     from unitscope.models import layer_info
 
     pool = study.broden.subset(range(min(200 if not study.quick else 60, len(study.broden))))
@@ -244,7 +244,7 @@ def _receptive_fields(study: _Study) -> None:
                                                     units=units, stride=4, network=name, progress=callback)
             result.save(study.out / name / "rf" / layer)
             results.append(result)
-        write_csv(study.out / name / "rf" / "summary.csv", summarise_receptive_fields(results))
+        save_receptive_field_summary(study.out / name / "rf", results)
 
 
 def _localize_ablate(study: _Study) -> None:
