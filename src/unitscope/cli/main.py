@@ -56,8 +56,12 @@ def models_command() -> None:
 @app.command()
 def world(
     out: Path = typer.Option(..., "--out", help="Directory to write the world into."),
-    n_scenes: int = typer.Option(10, "--n-scenes", min=2, help="Scene classes."),
-    n_objects: int = typer.Option(24, "--n-objects", min=1, help="Object classes."),
+    n_scenes: Optional[int] = typer.Option(None, "--n-scenes", min=2,
+                                           help="Scene classes of the default world (default 10, at most 12)."),
+    n_objects: Optional[int] = typer.Option(None, "--n-objects", min=1,
+                                            help="Object classes of the default world (default 24, at most 29)."),
+    preset: Optional[str] = typer.Option(None, "--preset",
+                                         help="A named larger world instead: 'study' (34 scenes, 92 objects)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same bytes)."),
     size: int = typer.Option(128, "--size", help="Image side in pixels (a multiple of 16, 32 to 1024)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing world."),
@@ -65,9 +69,12 @@ def world(
     """Generate the built-in synthetic world (scene- and object-centric datasets, Broden export)."""
     from unitscope.data.world import generate_world
 
+    if preset is not None and (n_scenes is not None or n_objects is not None):
+        raise ValueError(f"--preset {preset} sets the scene and object classes; leave out --n-scenes and --n-objects")
+    counts = {k: v for k, v in (("n_scenes", n_scenes), ("n_objects", n_objects)) if v is not None}
     with step(tqdm_bars(unit="img"), "world") as callback:
-        paths = generate_world(out, n_scenes=n_scenes, n_objects=n_objects, seed=seed, size=size,
-                               overwrite=overwrite, progress=callback)
+        paths = generate_world(out, **counts, preset=preset, seed=seed, size=size, overwrite=overwrite,
+                               progress=callback)
     typer.echo(f"world written to {paths.root}")
 
 

@@ -141,7 +141,8 @@ def default_world(n_scenes: int = 10, n_objects: int = 24, seed: int = 0) -> Wor
     Parameters
     ----------
     n_scenes : int, optional
-        Scene classes, 2 to 12 (default 10).
+        Scene classes, 2 to 12 (default 10); a larger world is a preset
+        (:func:`~unitscope.data.world.presets.world_preset`).
     n_objects : int, optional
         Object classes (default 24); at least the diagnostic objects of the
         chosen scenes, at most 29.
@@ -164,7 +165,10 @@ def default_world(n_scenes: int = 10, n_objects: int = 24, seed: int = 0) -> Wor
         If the counts are out of range.
     """
     if not 2 <= n_scenes <= len(_SCENES):
-        raise ValueError(f"n_scenes must be between 2 and {len(_SCENES)}, got {n_scenes}")
+        from .presets import preset_limits  # the presets build on this catalogue
+
+        raise ValueError(f"n_scenes must be between 2 and {len(_SCENES)} for the default world, got {n_scenes} "
+                         f"(for a larger world: {preset_limits()})")
     if seed == 0:
         chosen = list(_SCENES[:n_scenes])
     else:
@@ -180,7 +184,10 @@ def default_world(n_scenes: int = 10, n_objects: int = 24, seed: int = 0) -> Wor
             f"chosen scenes ({', '.join(diagnostic)})"
         )
     if n_objects > len(_OBJECTS):
-        raise ValueError(f"n_objects must be at most {len(_OBJECTS)}, got {n_objects}")
+        from .presets import preset_limits
+
+        raise ValueError(f"n_objects must be at most {len(_OBJECTS)} for the default world, got {n_objects} "
+                         f"(for a larger world: {preset_limits()})")
     objects = list(diagnostic)
     used = [r.object for s in chosen for r in s.rules]
     # Objects the chosen scenes use come before ones they do not.

@@ -38,7 +38,11 @@ from unitscope.concepts import ConceptTable
 
 __all__ = [
     "BASIC_COLORS",
+    "BODIES",
+    "FEATURES",
     "REGIONS",
+    "Design",
+    "Feature",
     "ObjectClass",
     "ObjectRule",
     "SceneClass",
@@ -76,6 +80,49 @@ OBJECT_MATERIALS = ("wood", "metal", "glass", "fabric", "foliage", "paper", "pla
 #: Pixel textures of background surfaces.
 TEXTURES = ("striped", "checkered", "dotted")
 
+#: Silhouettes of a :class:`Design`'s body (drawn by :mod:`.figures`).
+BODIES = ("box", "round", "dome", "triangle", "trapezoid", "barrel", "capsule", "diamond")
+#: What a :class:`Feature` can be, by where it goes: below the body (``support``),
+#: above it (``top``) or on its face (``face``).
+FEATURES = {
+    "support": ("legs", "wheels", "pole", "base"),
+    "top": ("lid", "roof", "antenna"),
+    "face": ("panel", "knobs", "stripes", "window", "handle", "spots", "ring", "cross"),
+}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One part of a designed object: what it is, its part concept, material and colour family."""
+
+    kind: str
+    part: str
+    material: str
+    palette: str
+
+
+@dataclass(frozen=True)
+class Design:
+    """How an object without a hand-written drawer is drawn: a body and its features.
+
+    Attributes
+    ----------
+    body : str
+        One of :data:`BODIES`.
+    material, palette : str
+        The body's material concept and colour family (``objects._FAMILIES``).
+    features : tuple of Feature
+        At most one ``support`` and one ``top`` feature, then face features.
+    """
+
+    body: str
+    material: str
+    palette: str
+    features: tuple[Feature, ...] = ()
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(f.kind for f in self.features)
+
 
 @dataclass(frozen=True)
 class ObjectClass:
@@ -94,6 +141,9 @@ class ObjectClass:
         scaled by perspective around this).
     aspect : float
         Width over height.
+    design : Design, optional
+        How to draw it when it has no hand-written drawer
+        (:data:`~unitscope.data.world.objects.DRAWERS`); its parts are in ``parts``.
     """
 
     name: str
@@ -101,6 +151,7 @@ class ObjectClass:
     parts: tuple[str, ...] = ()
     height: float = 0.3
     aspect: float = 1.0
+    design: Design | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +237,8 @@ class WorldDefinition:
         for o in self.objects:
             if o.region not in REGIONS:
                 raise ValueError(f"object {o.name!r}: region must be one of {REGIONS}, got {o.region!r}")
+            if o.design is not None:
+                self._check_design(o)
         for s in self.scenes:
             for r in s.rules:
                 if r.object not in known:
@@ -198,6 +251,27 @@ class WorldDefinition:
             for d in s.diagnostic:
                 if d not in ruled:
                     raise ValueError(f"scene {s.name!r}: diagnostic object {d!r} has no rule")
+
+    def _check_design(self, o: ObjectClass) -> None:
+        d = o.design
+        where = {kind: place for place, kinds in FEATURES.items() for kind in kinds}
+        problems = []
+        if d.body not in BODIES:
+            problems.append(f"body {d.body!r} is not one of {BODIES}")
+        materials = set(self.object_materials)
+        for f in d.features:
+            if f.kind not in where:
+                problems.append(f"feature {f.kind!r} is not one of {sorted(where)}")
+            if f.part not in o.parts:
+                problems.append(f"feature part {f.part!r} is not in its parts {o.parts}")
+        for m in [d.material] + [f.material for f in d.features]:
+            if m not in materials:
+                problems.append(f"material {m!r} is not one of {self.object_materials}")
+        places = [where.get(f.kind) for f in d.features]
+        if places.count("support") > 1 or places.count("top") > 1:
+            problems.append("at most one support and one top feature")
+        if problems:
+            raise ValueError(f"object {o.name!r}: bad design: {'; '.join(problems)}")
 
     # -- names -------------------------------------------------------------
     @property
@@ -289,6 +363,9 @@ class WorldDefinition:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["colors"] = {k: list(v) for k, v in self.colors.items()}
+        for o in d["objects"]:
+            if o["design"] is None:  # hand-drawn: world.json as before designs existed
+                del o["design"]
         return d
 
     @classmethod
@@ -313,6 +390,7 @@ class WorldDefinition:
                 ObjectClass(
                     name=o["name"], region=o["region"], parts=tuple(o["parts"]),
                     height=float(o["height"]), aspect=float(o["aspect"]),
+                    design=_design_from_dict(o["design"]) if o.get("design") is not None else None,
                 )
                 for o in d["objects"]
             )
@@ -337,3 +415,8 @@ class WorldDefinition:
     @classmethod
     def from_json(cls, text: str) -> "WorldDefinition":
         return cls.from_dict(json.loads(text))
+
+
+def _design_from_dict(d: dict[str, Any]) -> Design:
+    return Design(body=d["body"], material=d["material"], palette=d["palette"],
+                  features=tuple(Feature(**f) for f in d["features"]))

@@ -36,6 +36,7 @@ from PIL import Image
 from ..staging import make_staging_dir, move_into_place, remove_stale_staging
 from .catalogue import default_world
 from .definition import WorldDefinition
+from .presets import world_preset
 from .render import MIN_SIZE, compose_object_image, compose_scene, image_rng
 
 __all__ = [
@@ -221,9 +222,12 @@ def _results(chunks, defn: WorldDefinition, size: int, seed: int, tmp: Path, wor
         yield from pool.imap(_run_chunk, chunks)
 
 
-def _generation_config(n_scenes, n_objects, seed, size, sizes) -> dict[str, Any]:
-    return {"n_scenes": int(n_scenes), "n_objects": int(n_objects), "seed": int(seed), "size": int(size),
-            **{k: int(v) for k, v in sizes.items()}}
+def _generation_config(n_scenes, n_objects, seed, size, sizes, preset) -> dict[str, Any]:
+    config = {"n_scenes": int(n_scenes), "n_objects": int(n_objects), "seed": int(seed), "size": int(size),
+              **{k: int(v) for k, v in sizes.items()}}
+    if preset is not None:  # only then: a default world's world.json is as before presets existed
+        config["preset"] = preset
+    return config
 
 
 def _complete(paths: WorldPaths) -> bool:
@@ -246,6 +250,7 @@ def generate_world(
     n_object_val: int = DEFAULT_SIZES["n_object_val"],
     n_dissect_objects: int = DEFAULT_SIZES["n_dissect_objects"],
     definition: WorldDefinition | None = None,
+    preset: str | None = None,
     workers: int | None = None,
     overwrite: bool = False,
     progress: Callable[..., Any] | None = None,
@@ -274,6 +279,10 @@ def generate_world(
         pool is scene-centric, like the paper's SUN images).
     definition : WorldDefinition, optional
         Use this world instead of ``default_world(n_scenes, n_objects, seed)``.
+    preset : str, optional
+        Use a named world instead (``'study'``: 34 scenes, 92 objects; see
+        :mod:`~unitscope.data.world.presets`); its counts replace
+        ``n_scenes`` and ``n_objects``, and ``seed`` only changes the images.
     workers : int, optional
         Rendering processes (default: the number of CPUs; 0 or 1 renders in
         this process).  The output does not depend on it.
@@ -292,7 +301,9 @@ def generate_world(
         If ``out_dir`` holds something else (another world, other files)
         and ``overwrite`` is false.
     ValueError
-        On bad counts or sizes.
+        On bad counts or sizes, or both ``definition`` and ``preset``.
+    LookupError
+        If ``preset`` names no preset.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir).expanduser().resolve()
@@ -308,10 +319,14 @@ def generate_world(
     if int(size) != size or not MIN_SIZE <= size <= MAX_SIZE or int(size) % 16:
         raise ValueError(f"size must be a multiple of 16 (mini_alexnet's constraint) from {MIN_SIZE} to "
                          f"{MAX_SIZE}, got {size}")
+    if definition is not None and preset is not None:
+        raise ValueError("pass a world definition or a preset, not both")
+    if preset is not None:
+        definition = world_preset(preset)
     defn = definition if definition is not None else default_world(n_scenes, n_objects, seed)
     if definition is not None:
         n_scenes, n_objects = len(defn.scenes), len(defn.objects)
-    config = _generation_config(n_scenes, n_objects, seed, size, sizes)
+    config = _generation_config(n_scenes, n_objects, seed, size, sizes, preset)
 
     remove_stale_staging(out_dir)  # a killed run's hidden .<name>.tmp-* (tens of MB)
     paths = WorldPaths.of(out_dir)

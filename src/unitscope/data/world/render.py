@@ -24,6 +24,7 @@ from unitscope.concepts import Annotation
 
 from .canvas import Canvas, Frame
 from .definition import WorldDefinition
+from .figures import draw_design
 from .objects import DRAWERS
 from .surfaces import draw_background
 
@@ -203,7 +204,12 @@ def _draw(cv: Canvas, defn: WorldDefinition, rng: np.random.Generator, name: str
           box: tuple[float, float, float, float], placed: list[PlacedObject]) -> None:
     cv.current_instance = len(placed) + 1
     x, y, w, h = box
-    DRAWERS[name](Frame(cv, x, y, w, h, mirror=bool(rng.random() < 0.5)), rng)
+    frame = Frame(cv, x, y, w, h, mirror=bool(rng.random() < 0.5))
+    design = defn.object(name).design
+    if design is None:
+        DRAWERS[name](frame, rng)
+    else:
+        draw_design(frame, rng, design)
     placed.append(PlacedObject(name, cv.current_instance, box))
     cv.current_instance = 0
 
