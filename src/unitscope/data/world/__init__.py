@@ -10,12 +10,20 @@ known, so every experiment can be checked without downloading anything:
   holds and which are *diagnostic* (bed -> bedroom), object parts,
   surfaces/materials, textures and the 11 basic colour names.  Saved as
   ``world.json``.
+- :mod:`~unitscope.data.world.presets` -- named larger worlds
+  (:func:`world_preset`): ``study``, 34 scenes and 92 objects, of which 63
+  are *designed* (:class:`Design`: a body and its features as data, drawn
+  by :mod:`~unitscope.data.world.figures`) from seeded rules;
+  :mod:`~unitscope.data.world.describe` prints a world's counts and the
+  histograms of object frequency and informativeness
+  (``python -m unitscope.data.world.describe --preset study``).
 - :mod:`~unitscope.data.world.render` -- drawing one image from a seeded
   generator (:func:`render_scene`, :func:`render_object_image`, or
   :func:`compose_scene` / :func:`compose_object_image` for everything: the
   objects-removed twin, instance ids, boxes).  Backgrounds are drawn before
   the objects and independently of the scene class.
-- :mod:`~unitscope.data.world.export` -- :func:`generate_world` writes the
+- :mod:`~unitscope.data.world.export` -- :func:`generate_world` (``preset=``
+  for a named world) writes the
   scene-centric and object-centric ImageFolder trees, the objects-removed
   control and an annotated Broden pool, in parallel and atomically.
 
@@ -28,8 +36,9 @@ Examples
 ((128, 128, 3), ['color', 'material', 'object', 'part', 'texture'])
 """
 
-from .definition import BASIC_COLORS, ObjectClass, ObjectRule, SceneClass, WorldDefinition
+from .definition import BASIC_COLORS, Design, Feature, ObjectClass, ObjectRule, SceneClass, WorldDefinition
 from .catalogue import catalogue_objects, catalogue_scenes, default_world
+from .presets import preset_names, world_preset
 from .render import (
     Rendering,
     color_names_map,
@@ -44,6 +53,8 @@ from .export import DEFAULT_SIZES, WorldPaths, generate_world, load_world, world
 __all__ = [
     "BASIC_COLORS",
     "DEFAULT_SIZES",
+    "Design",
+    "Feature",
     "ObjectClass",
     "ObjectRule",
     "Rendering",
@@ -59,7 +70,9 @@ __all__ = [
     "generate_world",
     "image_rng",
     "load_world",
+    "preset_names",
     "render_object_image",
     "render_scene",
     "world_fingerprint",
+    "world_preset",
 ]

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from .definition import WorldDefinition
 from .export import load_world
@@ -65,7 +64,7 @@ class WorldDescription:
         x, y = self.objects["frequency"], self.objects["informative_scenes"]
         if np.ptp(x) == 0 or np.ptp(y) == 0:
             return float("nan")
-        return float(sps.spearmanr(x, y)[0])
+        return float(x.corr(y, method="spearman"))
 
 
 def _informative_scenes(presence: np.ndarray, per_scene: np.ndarray, names: list[str]) -> np.ndarray:

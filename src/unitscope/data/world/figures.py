@@ -115,7 +115,8 @@ def _face(f: Frame, feat: Feature, c, t: float, b: float, rng: np.random.Generat
         for _ in range(int(rng.integers(3, 6))):
             f.fill(f.circle(rng.uniform(0.3, 0.7), v(rng.uniform(0.35, 0.7)), 0.06), c, **kw)
     elif feat.kind == "ring":
-        f.fill(f.ring(0.5, v(0.5), min(0.26, 0.45 * h * f.h / max(f.w, 1)), 0.1), c, **kw)
+        r = min(0.26, 0.45 * h * f.h / max(f.w, 1))  # radii are fractions of the width: fit the band
+        f.fill(f.ring(0.5, v(0.5), r, 0.5 * r), c, **kw)
     elif feat.kind == "cross":
         f.fill(f.rect(0.44, v(0.3), 0.56, v(0.75)), c, **kw)
         f.fill(f.rect(0.3, v(0.46), 0.7, v(0.58)), c, **kw)
@@ -125,8 +126,8 @@ def draw_design(f: Frame, rng: np.random.Generator, design: Design) -> None:
     """Paint one instance of a designed object in its frame.
 
     The support and top are painted first, the body over them, the face
-    features last; every colour is drawn from the feature's family, once
-    per instance.
+    features last, each in its own horizontal band of the body; every
+    colour is drawn from the feature's family, once per instance.
     """
     t, b = body_span(design)
     colours = [colour(rng, feat.palette) for feat in design.features]
@@ -136,6 +137,7 @@ def draw_design(f: Frame, rng: np.random.Generator, design: Design) -> None:
         elif feat.kind in _BODY_TOP:
             _top(f, feat, c, t)
     f.fill(_body(f, design.body, t, b), colour(rng, design.palette), material=design.material, shade=0.15)
-    for feat, c in zip(design.features, colours):
-        if feat.kind not in _BODY_BOTTOM and feat.kind not in _BODY_TOP:
-            _face(f, feat, c, t, b, rng)
+    faces = [(feat, c) for feat, c in zip(design.features, colours)
+             if feat.kind not in _BODY_BOTTOM and feat.kind not in _BODY_TOP]
+    for k, (feat, c) in enumerate(faces):  # one band of the body each, so none hides another
+        _face(f, feat, c, t + k * (b - t) / len(faces), t + (k + 1) * (b - t) / len(faces), rng)
