@@ -90,7 +90,7 @@ def empirical_receptive_fields(
         Adaptive mode: fine grid steps per coarse step (default 4).
     tolerance : float, keyword-only
         Adaptive mode: the fraction of a unit's coarse peak below which a
-        coarse discrepancy is negligible (default 0.05), in ``[0, 1)``.
+        coarse discrepancy is negligible (default 0.01), in ``[0, 1)``.
     check : bool, keyword-only
         Compare each crop's unoccluded activation with the full forward pass.
     seed : int, keyword-only
