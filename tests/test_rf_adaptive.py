@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from toys import UnlabelledTensorPool
+from toys import UnlabelledTensorPool, make_broden
 from unitscope.experiments import EmpiricalRFResult, empirical_receptive_fields
 from unitscope.study.progress import ProgressLines
 
@@ -124,6 +124,28 @@ def test_bad_adaptive_options_are_refused(options, message):
     net, data = random_toy()
     with pytest.raises(ValueError, match=message):
         empirical_receptive_fields(net, "conv3", data, **options)
+
+
+def test_rf_command_runs_the_adaptive_mode_and_announces_its_passes(tmp_path):
+    from typer.testing import CliRunner
+
+    from unitscope.cli.main import app
+    from unitscope.models import create_model, save_checkpoint
+
+    broden = make_broden(tmp_path / "broden", n=6, seed=3)
+    weights = tmp_path / "tiny.pt"
+    torch.manual_seed(0)
+    save_checkpoint(create_model("mini_alexnet", num_classes=5, input_size=32, width=4), weights)
+    args = ["rf", "--model", "mini_alexnet", "--weights", str(weights), "--data", str(broden), "--layers", "conv2",
+            "--top-k", "2", "--units", "0,1", "--name", "tiny", "--out", str(tmp_path / "out")]
+    runner = CliRunner()
+    refused = runner.invoke(app, args + ["--mode", "fast"])
+    assert refused.exit_code != 0 and "'fast' is not one of exact, adaptive" in refused.output
+    ran = runner.invoke(app, args + ["--mode", "adaptive"])
+    assert ran.exit_code == 0, ran.output
+    assert re.search(r"conv2: [\d,]+ coarse forward passes over \d+ top image\(s\), then at most", ran.output)
+    saved = json.loads((tmp_path / "out" / "tiny" / "rf" / "conv2" / "rf.json").read_text())
+    assert saved["mode"] == "adaptive" and saved["drill_down"] == {"coarse": 4, "tolerance": 0.01}
 
 
 def test_progress_lines_off_a_terminal():
