@@ -66,7 +66,8 @@ def test_adaptive_equals_exact_where_the_discrepancy_is_compact_and_planted():
 
 def test_adaptive_error_stays_within_the_tolerance_on_a_random_toy():
     """Occluded positions are exact; elsewhere the map is interpolated from coarse values that are
-    all below the tolerance, so no averaged map is off by more than the tolerance of its peak."""
+    all below the tolerance, so (no narrow response hiding between coarse positions here) no averaged
+    map is off by more than the tolerance of its peak; tolerance 0 refines every non-zero cell."""
     net, data = random_toy()
     options = dict(top_k=3, occluder=3, stride=1, **IDENTITY)
     exact = empirical_receptive_fields(net, "conv3", data, **options)
