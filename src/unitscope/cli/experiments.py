@@ -77,6 +77,7 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(20, "--top-k", min=1, help="Top images per unit."),
         units: Optional[str] = typer.Option(None, "--units", callback=checked(checks.unit_list), help="Comma-separated unit indices (default all)."),
         max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Use the first N images of the pool (default: all)."),
+        mode: str = typer.Option("exact", "--mode", callback=checked(checks.choice("exact", "adaptive")), help="exact: every occluder position; adaptive: a coarse grid first, the paper's stride only where the coarse discrepancy is above 1% of the unit's peak (faster for compact maps; its error is measured by benchmarks/rf_deep.py)."),
     ) -> None:
         """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2).
 
@@ -87,7 +88,7 @@ def register(app: typer.Typer) -> None:
         record, net = o.record("rf"), o.network("rf", native=False)
         summary = rf_study(net, o.chosen_layers(net), o.pool(net, annotated=False), network=o.folder(), out=o.out,
                            units=units, max_images=max_images, restart=o.restart, progress=tqdm_bars(), record=record,
-                           log=log, top_k=top_k, batch_size=o.batch_size)
+                           log=log, top_k=top_k, batch_size=o.batch_size, mode=mode)
         typer.echo(summary.to_string(index=False))
 
     def on_a_dissection(study: str, o, net_options: dict, pool_options: dict, **options) -> None:

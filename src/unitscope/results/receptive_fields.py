@@ -110,9 +110,15 @@ class EmpiricalRFResult:
         (full-image forwards of the naive sweep: every grid position plus
         the reference, per image), ``pixels`` / ``pixels_naive`` (input
         pixels pushed through), ``topk_s`` and ``occlusion_s`` (seconds).
+        An adaptive run adds ``copies_coarse`` and ``copies_refined``.
     network : str
     drawn : list of int or None
         The units whose maps the report draws (None: the first ``pictures`` of :meth:`save`).
+    mode : str
+        ``"exact"`` (every grid position occluded) or ``"adaptive"`` (the
+        drill-down of :mod:`unitscope.experiments.empirical_rf.adaptive`).
+    drill_down : dict or None
+        The adaptive run's parameters, ``{"coarse": steps, "tolerance": fraction}``.
     """
 
     layer: str
@@ -130,6 +136,8 @@ class EmpiricalRFResult:
     stats: dict = field(default_factory=dict)
     network: str = ""
     drawn: list[int] | None = None
+    mode: str = "exact"
+    drill_down: dict | None = None
 
     @property
     def theoretical_size(self) -> int:
@@ -181,8 +189,10 @@ class EmpiricalRFResult:
         write_csv(out / LAYER_CSV, self.summary())
         write_npz(out / MAPS_NPZ, units=self.units, maps=self.maps, sizes=self.sizes,
                   top_ids=self.top_ids, top_values=self.top_values, locations=self.locations)
+        # an exact run's rf.json is as it was before the adaptive mode existed (no "mode": exact is the default)
+        adaptive = {} if self.mode == "exact" else {"mode": self.mode, "drill_down": self.drill_down}
         write_json(out / RF_JSON, {
-            "experiment": "empirical_receptive_fields", "network": self.network, "layer": self.layer,
+            "experiment": "empirical_receptive_fields", "network": self.network, "layer": self.layer, **adaptive,
             "theoretical": {"size": self.theoretical.size, "stride": self.theoretical.stride,
                             "start": self.theoretical.start, "note": self.theoretical.note},
             "image_size": list(self.image_size), "occluder": self.occluder, "stride": self.stride,
@@ -210,7 +220,8 @@ class EmpiricalRFResult:
                    image_size=tuple(meta["image_size"]), occluder=int(meta["occluder"]),
                    stride=int(meta["stride"]), options=dict(meta.get("options") or {}),
                    stats=dict(meta["stats"]), network=meta.get("network", ""),
-                   drawn=[int(u) for u in meta["pictures"] if isinstance(u, int)] or None)
+                   drawn=[int(u) for u in meta["pictures"] if isinstance(u, int)] or None,
+                   mode=meta.get("mode", "exact"), drill_down=meta.get("drill_down"))
 
 
 def summarise_receptive_fields(results: Sequence[EmpiricalRFResult]) -> pd.DataFrame:

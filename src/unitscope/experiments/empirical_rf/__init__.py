@@ -65,16 +65,30 @@ unit's cell of the grid (a patch) and reach across the whole image, and its
 theoretical size is reported as the image's side with the note (``"global:
 attention"``) in ``rf.json`` and ``layer.csv``.
 
-Cost: one pass over the data, then per distinct top image one sweep of
-(at most) ``((H - occluder) / stride + 1)^2`` occluded copies plus one
-unoccluded reference per crop; memory ``units x (2R+1)^2`` floats for the maps.
+Cost: one pass over the data, one forward per distinct top image (its units'
+maxima), then per distinct top image one sweep of (at most)
+``((H - occluder) / stride + 1)^2`` occluded copies plus one unoccluded
+reference per crop; memory ``units x (2R+1)^2`` floats for the maps.  The
+sweep's forward passes are counted before the first one runs (``log``), and
+``progress`` counts them.
+
+Exact and adaptive
+------------------
+``mode="exact"`` (the default) occludes at every grid position: the numbers
+above.  ``mode="adaptive"`` is Krypton's drill-down (:mod:`.adaptive`): a
+coarse grid first, the paper's stride only where the coarse discrepancy is
+not negligible, the rest interpolated -- fewer passes where a unit's map is
+compact next to its window, an approximation measured by
+``benchmarks/rf_deep.py``.  The result records the mode and its parameters.
 
 Where each step lives
 ---------------------
 * :mod:`.top_images` -- the data pass: each unit's top-K images;
 * :mod:`.layers` -- a layer read as maps, its theoretical window, its units;
 * :mod:`.crops` -- which crop and grid positions serve which units of an image;
+* :mod:`.sweep` -- each top image's unit maxima, the passes counted, the crop groups handed to the engine;
 * :mod:`.occluder` -- the occluder patches and the engine that sweeps them;
+* :mod:`.adaptive` -- the drill-down: coarse groups, the cells to refine, the interpolated rest;
 * :mod:`unitscope.results.receptive_fields` -- :class:`EmpiricalRFResult`, its tables and files, :func:`rf_size`;
 * :mod:`.run` -- :func:`empirical_receptive_fields`, which runs the steps in turn.
 """

@@ -36,7 +36,7 @@ def layer_by_layer(measure: Callable[..., EmpiricalRFResult], model, layers: Seq
     results, timings = [], {}
     for layer in layers:
         def run_layer(layer=layer):
-            result = measure(model, layer, data, progress=progress, **options)
+            result = measure(model, layer, data, progress=progress, log=log, **options)
             timings[layer] = {stat: result.stats[stat] for stat in TIMING_STATS if stat in result.stats}
             return result
 

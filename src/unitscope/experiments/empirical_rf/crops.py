@@ -46,10 +46,20 @@ class _Group:
     scale: float  # the layer's largest activation on the image (for the check)
     values: np.ndarray = None  # (copies, T)
     filled: int = 0
+    #: flat indices into the grid rectangle of the positions to occlude (None: all of them, row-major)
+    positions: np.ndarray | None = None
+    #: what the adaptive drill-down carries from its coarse pass to the refining one (see .adaptive)
+    coarse: object = None
 
     @property
     def copies(self) -> int:
-        return 1 + (self.gy1 - self.gy0) * (self.gx1 - self.gx0)
+        if self.positions is not None:
+            return 1 + len(self.positions)
+        return 1 + self.rectangle_positions
+
+    @property
+    def rectangle_positions(self) -> int:
+        return (self.gy1 - self.gy0) * (self.gx1 - self.gx0)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -38,7 +38,7 @@ class _Occluder:
     """Builds occluded copies, runs them in full batches, paints the averaged maps."""
 
     def __init__(self, model, layer, *, occluder, stride, grid, bank, batch_size, maps, radius, check,
-                 rtol, on_group_done):
+                 rtol, drill=None, on_copies=None):
         self.model, self.layer = model, layer
         self.o, self.st = occluder, stride
         self.ny, self.nx = grid
@@ -47,25 +47,44 @@ class _Occluder:
         self.maps, self.radius = maps, radius
         self.check = check
         self.rtol = rtol
-        self.on_group_done = on_group_done
+        self.drill = drill
+        self.on_copies = on_copies
         self.queues: dict[tuple[int, int], list[list]] = {}
         self.pending: dict[tuple[int, int], int] = {}
         self.copies = 0
         self.pixels = 0
+        #: copies of the whole sweep (set by the caller from :meth:`planned_copies`), an adaptive
+        #: group's refinement counted at its most until its coarse pass decides
+        self.expected = 0
         self.arange_o = None
+        self._draining = False
 
     def submit(self, group: _Group) -> None:
+        self._enqueue(group if self.drill is None else self.drill.coarse_group(group))
+        self._drain(self.batch_size)
+
+    def flush(self) -> None:
+        self._drain(1)
+
+    def _enqueue(self, group: _Group) -> None:
         group.values = np.zeros((group.copies, len(group.rows)), dtype=np.float64)
         key = group.shape
         self.queues.setdefault(key, []).append([group, 0])
         self.pending[key] = self.pending.get(key, 0) + group.copies
-        while self.pending[key] >= self.batch_size:
-            self._run(key)
 
-    def flush(self) -> None:
-        for key in list(self.queues):
-            while self.pending.get(key, 0) > 0:
+    def _drain(self, least: int) -> None:
+        """Run batches of every shape with at least ``least`` copies waiting (first shapes first)."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while True:
+                key = next((k for k, n in self.pending.items() if n >= least), None)
+                if key is None:
+                    return
                 self._run(key)
+        finally:
+            self._draining = False
 
     def _pieces(self, key):
         """Take up to batch_size copies from the queue: [(group, first, last)]."""
@@ -87,7 +106,7 @@ class _Occluder:
         copy = np.arange(max(first, 1), last)
         if not len(copy):
             return None
-        p = copy - 1
+        p = copy - 1 if group.positions is None else group.positions[copy - 1]
         width = group.gx1 - group.gx0
         gy, gx = group.gy0 + p // width, group.gx0 + p % width
         return (copy - first + offset, gy * self.st - group.ay + self.o, gx * self.st - group.ax + self.o,
@@ -124,6 +143,8 @@ class _Occluder:
         out = _layer_output(trace, self.layer, inputs)
         self.copies += total
         self.pixels += total * (hp - 2 * o) * (wp - 2 * o)
+        if self.on_copies is not None:
+            self.on_copies(self.copies, self.expected)
         # every target of every copy in one gather and one transfer
         copy_i, unit_i, row_i, col_i, start = [], [], [], [], 0
         for group, a, b in pieces:
@@ -158,7 +179,22 @@ class _Occluder:
                     "for this network: pass rf= explicitly or crop=False"
                 )
         hy, wx = group.gy1 - group.gy0, group.gx1 - group.gx0
-        discrepancy = np.abs(group.values[1:] - reference).reshape(hy, wx, len(group.rows))
+        discrepancy = np.abs(group.values[1:] - reference)
+        if self.drill is None:
+            discrepancy = discrepancy.reshape(hy, wx, len(group.rows))
+        else:
+            follow, discrepancy = self.drill.finish(group, discrepancy)
+            if group.coarse.coarse_discrepancy is None:  # a coarse pass: its refinement is now known
+                hy_wx = (group.gy1 - group.gy0, group.gx1 - group.gx0)
+                self.expected += (follow.copies if follow is not None else 0) - self.drill.refinement_at_most(*hy_wx)
+            if follow is not None:
+                group.base = group.values = None
+                self._enqueue(follow)
+                return
+        self._paint(group, discrepancy)
+
+    def _paint(self, group: _Group, discrepancy: np.ndarray) -> None:
+        """Add a group's discrepancies ``(hy, wx, T)`` to its units' maps, each occluder's on its cell."""
         st, r = self.st, self.radius
         side = 2 * r + 1
         cells = np.repeat(np.repeat(discrepancy, st, axis=0), st, axis=1)  # (hy*st, wx*st, T)
@@ -173,7 +209,6 @@ class _Occluder:
                 self.maps[row, cy0:cy1, cx0:cx1] += cells[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0, t]
         group.base = None
         group.values = None
-        self.on_group_done(group)
 
 
 def _check_tolerance(device: torch.device, dtype: torch.dtype) -> float:

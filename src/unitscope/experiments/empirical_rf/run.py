@@ -11,17 +11,18 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from unitscope.hooks import Trace, resolve_layer
+from unitscope.hooks import resolve_layer
 
 from .._common import (Progress, check_dataset, check_positive_int, eval_mode, iter_batches, model_device,
                        model_dtype, normalisation, preprocessing_record, weights_record)
 from unitscope.models.rf_window import RFWindow
 
+from .adaptive import DEFAULT_COARSE, DEFAULT_TOLERANCE, MODES, DrillDown
 from .by_layer import layer_by_layer
-from .crops import _Group, _image_groups
-from .layers import _check_units, _layer_output, check_rf_layers
+from .layers import _check_units, check_rf_layers
 from .occluder import _check_tolerance, _Occluder, default_occluder
 from unitscope.results.receptive_fields import EmpiricalRFResult, rf_size
+from .sweep import count_copies, locate_maxima, sweep, units_of_images
 from .top_images import top_activations
 
 __all__ = ["empirical_receptive_fields"]
@@ -38,6 +39,9 @@ def empirical_receptive_fields(
     stride: int | None = None,
     rf=None,
     crop: bool = True,
+    mode: str = "exact",
+    coarse: int = DEFAULT_COARSE,
+    tolerance: float = DEFAULT_TOLERANCE,
     check: bool = True,
     seed: int = 0,
     mean: Sequence[float] | None = None,
@@ -74,6 +78,19 @@ def empirical_receptive_fields(
     crop : bool, keyword-only
         Occlude only inside the RF window and forward only its crop (exact;
         see the module docstring).  False runs the naive full-image sweep.
+    mode : {"exact", "adaptive"}, keyword-only
+        ``"exact"`` (default) occludes at every grid position.  ``"adaptive"``
+        is Krypton's drill-down (:mod:`.adaptive`): every ``coarse``-th
+        position first, then every position in the cells whose coarse
+        discrepancy exceeds ``tolerance`` times the unit's coarse peak; the
+        other positions are interpolated bilinearly from the coarse ones.
+        Its maps approximate the exact ones (``benchmarks/rf_deep.py``
+        measures the error); the result records the mode and its parameters.
+    coarse : int, keyword-only
+        Adaptive mode: fine grid steps per coarse step (default 4).
+    tolerance : float, keyword-only
+        Adaptive mode: the fraction of a unit's coarse peak below which a
+        coarse discrepancy is negligible (default 0.01), in ``[0, 1)``.
     check : bool, keyword-only
         Compare each crop's unoccluded activation with the full forward pass.
     seed : int, keyword-only
@@ -92,9 +109,13 @@ def empirical_receptive_fields(
     restart : bool, keyword-only
         Discard the layers saved in ``work_dir`` instead of resuming them.
     log : callable, keyword-only
-        Receives one line per layer (``"conv1: cached"`` when resumed).
+        Receives, per layer, the number of forward passes the sweep will run
+        (before the first; adaptive: the coarse ones and the most the
+        refinement can add), or ``"conv1: cached"`` when resumed.
     progress : callable, keyword-only
-        ``progress(done, total)``: images of the data pass, then occluded images (per layer).
+        ``progress(done, total)``: images of the data pass, then forward
+        passes of occluded copies (per layer; adaptive: the total shrinks as
+        the coarse passes decide the refinement).
 
     Returns
     -------
@@ -111,9 +132,9 @@ def empirical_receptive_fields(
     """
     if not isinstance(layer, str) or work_dir is not None:
         layers = [layer] if isinstance(layer, str) else list(layer)
-        options = dict(top_k=top_k, units=units, occluder=occluder, stride=stride, rf=rf, crop=crop, check=check,
-                       seed=seed, mean=mean, std=std, network=network, batch_size=batch_size,
-                       num_workers=num_workers)
+        options = dict(top_k=top_k, units=units, occluder=occluder, stride=stride, rf=rf, crop=crop, mode=mode,
+                       coarse=coarse, tolerance=tolerance, check=check, seed=seed, mean=mean, std=std,
+                       network=network, batch_size=batch_size, num_workers=num_workers)
         # each layer is a run of its own: empirical_receptive_fields of one layer, without a work folder
         results = layer_by_layer(empirical_receptive_fields, model, layers, data, options=options,
                                  work_dir=work_dir, restart=restart, log=log, progress=progress)
@@ -122,6 +143,7 @@ def empirical_receptive_fields(
     n_data = check_dataset(data)
     top_k = check_positive_int(top_k, "top_k")
     batch_size = check_positive_int(batch_size, "batch_size")
+    drill = _drill_down(mode, coarse, tolerance)
     # Before the data pass: a layer that is not spatial, or has no window, is refused up front.
     layout, window = check_rf_layers(model, [layer], data, rf=rf)[layer]
     crop_asked = crop
@@ -133,15 +155,9 @@ def empirical_receptive_fields(
         _check_units(units, layout.channels, layer)  # before the top-k pass, not after its first batch
     started = time.perf_counter()
 
-    def stage(offset: int):
-        if progress is None:
-            return None
-        return lambda done, total: progress(offset + done, n_data + n_union[0])
-
-    n_union = [n_data]
     units_arr, top_values, top_ids, (h, w) = top_activations(
         model, layer, data, top_k=top_k, units=units, batch_size=batch_size, num_workers=num_workers,
-        progress=stage(0))
+        progress=progress)
     topk_seconds = time.perf_counter() - started
     occluder, stride = _occluder_and_stride(occluder, stride, (h, w), window)
     ny, nx = (h - occluder) // stride + 1, (w - occluder) // stride + 1
@@ -152,30 +168,25 @@ def empirical_receptive_fields(
     device, dtype = model_device(model), model_dtype(model)
     mean_t, std_t = normalisation(model, data, mean, std)
     bank = _occluder_bank(seed, ny * nx, occluder, mean_t, std_t, device=device, dtype=dtype)
-    by_image, rank_of = _units_of_images(top_ids, n_units)
+    by_image, rank_of = units_of_images(top_ids, n_units)
     union = sorted(by_image)
-    n_union[0] = len(union)
     locations = np.full(top_ids.shape + (2,), -1, dtype=np.int64)
-    groups_left: dict[int, int] = {}
-    done_images = [0]
-    report = stage(n_data)
-
-    def group_done(group: _Group) -> None:
-        groups_left[group.slot] -= 1
-        if groups_left[group.slot] == 0:
-            done_images[0] += 1
-            if report is not None:
-                report(done_images[0], len(union))
-
+    occlusion_started = time.perf_counter()
+    maxima = locate_maxima(model, layer, data, union=union, by_image=by_image, rank_of=rank_of, units=units_arr,
+                           locations=locations, batch_size=batch_size, num_workers=num_workers)
+    geometry = dict(window=window, image_size=(h, w), occluder=occluder, stride=stride, grid=(ny, nx), crop=crop)
+    certain, most = count_copies(maxima, drill=drill, **geometry)
+    if log is not None:
+        log(_passes_line(layer, certain, most, len(union), drill))
     engine = _Occluder(model, layer, occluder=occluder, stride=stride, grid=(ny, nx), bank=bank,
                        batch_size=batch_size, maps=maps, radius=radius, check=check and crop,
-                       rtol=_check_tolerance(device, dtype), on_group_done=group_done)
+                       rtol=_check_tolerance(device, dtype), drill=drill,
+                       on_copies=None if progress is None else lambda done, total: progress(n_data + done, n_data + total))
+    engine.expected = most
     pixels_naive = len(union) * (ny * nx + 1) * h * w
-    occlusion_started = time.perf_counter()
-    _sweep_top_images(model, layer, data, engine, union=union, by_image=by_image, rank_of=rank_of,
-                      units=units_arr, locations=locations, groups_left=groups_left, window=window,
-                      image_size=(h, w), occluder=occluder, stride=stride, grid=(ny, nx), crop=crop,
-                      batch_size=batch_size, num_workers=num_workers)
+    with torch.inference_mode(), eval_mode(model):
+        sweep(data, engine, maxima, union=union, units=units_arr, batch_size=batch_size, num_workers=num_workers,
+              device=device, dtype=dtype, **geometry)
     counts = (top_ids >= 0).sum(axis=1).clip(min=1)
     maps /= counts[:, None, None]
     sizes = np.asarray([rf_size(m) for m in maps], dtype=np.float64)
@@ -184,6 +195,8 @@ def empirical_receptive_fields(
         "pixels": engine.pixels, "pixels_naive": pixels_naive,
         "topk_s": topk_seconds, "occlusion_s": time.perf_counter() - occlusion_started,
     }
+    if drill is not None:
+        stats.update(copies_coarse=certain, copies_refined=engine.copies - certain)
     options = {"top_k": top_k, "crop": crop, "crop_asked": crop_asked, "layout": layout.describe(),
                "check": check, "seed": seed, "batch_size": batch_size,
                "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist(),
@@ -192,7 +205,26 @@ def empirical_receptive_fields(
     return EmpiricalRFResult(
         layer=layer, units=units_arr, maps=maps.astype(np.float32), sizes=sizes, top_ids=top_ids,
         top_values=top_values, locations=locations, theoretical=window, image_size=(h, w),
-        occluder=occluder, stride=stride, options=options, stats=stats, network=network)
+        occluder=occluder, stride=stride, options=options, stats=stats, network=network, mode=mode,
+        drill_down=None if drill is None else {"coarse": drill.coarse, "tolerance": drill.tolerance})
+
+
+def _drill_down(mode: str, coarse: int, tolerance: float) -> DrillDown | None:
+    """The adaptive drill-down of ``mode`` (None for the exact sweep), its options checked."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    coarse = check_positive_int(coarse, "coarse")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be a number in [0, 1), got {tolerance!r}")
+    return DrillDown(coarse=coarse, tolerance=float(tolerance)) if mode == "adaptive" else None
+
+
+def _passes_line(layer: str, certain: int, most: int, images: int, drill: DrillDown | None) -> str:
+    """The log line announcing the sweep's forward passes."""
+    if drill is None:
+        return f"{layer}: {certain:,} forward passes of occluded copies over {images:,} top image(s)"
+    return (f"{layer}: {certain:,} coarse forward passes over {images:,} top image(s), then at most "
+            f"{most - certain:,} refining ones (adaptive: coarse step {drill.coarse}, tolerance {drill.tolerance:g})")
 
 
 def _occluder_and_stride(occluder: int | None, stride: int | None, image_size: tuple[int, int],
@@ -218,68 +250,3 @@ def _occluder_bank(seed: int, positions: int, occluder: int, mean_t: torch.Tenso
     generator = torch.Generator().manual_seed(int(seed))
     noise = torch.rand((positions, occluder, occluder, 3), generator=generator)
     return ((noise - mean_t.view(1, 1, 1, 3)) / std_t.view(1, 1, 1, 3)).to(device=device, dtype=dtype)
-
-
-def _units_of_images(top_ids: np.ndarray, n_units: int) -> tuple[dict[int, list[int]], dict[tuple[int, int], int]]:
-    """Which units occlude which image: ``{image: [unit rows]}``, and each ``(row, image)``'s rank in the row's top-K."""
-    by_image: dict[int, list[int]] = {}
-    for row in range(n_units):
-        for image in top_ids[row]:
-            by_image.setdefault(int(image), []).append(row)
-    rank_of = {(row, int(image)): k for row in range(n_units) for k, image in enumerate(top_ids[row])}
-    return by_image, rank_of
-
-
-def _sweep_top_images(model: nn.Module, layer: str, data: Dataset, engine: _Occluder, *, union: list[int],
-                      by_image: dict[int, list[int]], rank_of: dict[tuple[int, int], int], units: np.ndarray,
-                      locations: np.ndarray, groups_left: dict[int, int], window: RFWindow,
-                      image_size: tuple[int, int], occluder: int, stride: int, grid: tuple[int, int], crop: bool,
-                      batch_size: int, num_workers: int) -> None:
-    """Read each top image's unit maxima in one forward, then hand its crop groups to ``engine``.
-
-    Fills ``locations`` (row and column of each unit's max, per top image)
-    and ``groups_left`` (crop groups of each image still to run) as it goes;
-    the engine paints the maps.
-    """
-    device, dtype = model_device(model), model_dtype(model)
-    units_t = torch.as_tensor(units)
-    with torch.inference_mode(), eval_mode(model):
-        for positions, images, _, _ in iter_batches(data, batch_size, indices=union, num_workers=num_workers):
-            images = images.to(device=device, dtype=dtype)
-            best, best_value, layer_peak, ow = _unit_maxima(model, layer, images, units_t)
-            padded = torch.nn.functional.pad(images, (occluder, occluder, occluder, occluder))
-            for k, position in enumerate(positions):
-                targets = []
-                for row in by_image[position]:
-                    i, j = divmod(int(best[k, row]), ow)
-                    locations[row, rank_of[(row, position)]] = (i, j)
-                    targets.append((row, i, j))
-                groups = _image_groups(padded[k], position, targets, full_values=best_value[k],
-                                       scale=float(layer_peak[k]), units=units, window=window,
-                                       image_size=image_size, occluder=occluder, stride=stride, grid=grid,
-                                       crop=crop)
-                groups_left[position] = len(groups)
-                for group in groups:
-                    engine.submit(group)
-        engine.flush()
-
-
-def _unit_maxima(model: nn.Module, layer: str, images: torch.Tensor, units: torch.Tensor):
-    """Each unit's first maximum in the full forward of ``images``.
-
-    Returns ``(best, best_value, layer_peak, ow)``: the flat map index
-    ``(B, U)`` of each unit's max and its value ``(B, U)``, the layer's
-    largest absolute activation per image ``(B,)`` (the crop check's scale)
-    and the map's width.
-    """
-    with Trace(model, layer, stop=True, clone=False) as trace:
-        model(images)
-    out = _layer_output(trace, layer, images)
-    oh, ow = out.shape[-2:]
-    selected = out[:, units.to(out.device)].float()  # (B, U, oh, ow)
-    flat = selected.flatten(2)
-    best = flat.argmax(dim=2).cpu().numpy()  # (B, U): first maximum
-    layer_peak = flat.abs().flatten(1).amax(dim=1).cpu().numpy()  # (B,)
-    best_value = flat.gather(2, torch.as_tensor(best, device=flat.device).unsqueeze(2)).squeeze(2)
-    best_value = best_value.cpu().numpy()
-    return best, best_value, layer_peak, ow

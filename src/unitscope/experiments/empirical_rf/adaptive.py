@@ -1,0 +1,130 @@
+"""Adaptive drill-down: occlude on a coarse grid first, then at the paper's stride only where it matters.
+
+Krypton's "adaptive drill-down" (Nakandala, Kumar and Papakonstantinou,
+SIGMOD 2019) applied to the empirical receptive field.  For each crop group
+(:mod:`.crops`) the occluder first visits every ``coarse``-th position of the
+fine grid in each direction (the last row and column always included, so
+every fine position lies in a cell of coarse positions).  A coarse position
+is *non-negligible* for a unit when its discrepancy exceeds ``tolerance``
+times the largest coarse discrepancy of that unit on that image (the peak of
+its coarse map).  Every fine position in a cell that has a non-negligible
+corner, for any unit of the group, is then occluded too (one shared set, as
+in the exact sweep).  Every other fine position takes the bilinear
+interpolation of its cell's four coarse values, all of them negligible: the
+map stays continuous where nothing was refined, and is exact (the same
+numbers as ``mode="exact"``) at every position that was occluded.
+
+The error is not bounded a priori: a response narrower than a coarse cell,
+lying between negligible coarse positions, would be missed, and the fine map
+is not smooth (each grid position has its own random patch), so where
+nothing is refined the interpolation is off by about the tolerance.  The
+benchmark ``benchmarks/rf_deep.py`` measures the error and the speed-up
+against the exact sweep.  The drill-down pays where a unit's map is compact
+next to its theoretical window (deep layers of trained networks); where the
+map stays above the tolerance over most of the window, nearly every position
+is refined and the coarse pass is extra work.  With a coarse
+step of at most the occluder's side, each pixel is covered by a coarse
+occluder, which is why the default coarse step is ``4`` fine steps (12 px
+at 224 px with the 11 px occluder: 1 px between neighbouring occluders).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .crops import _Group
+
+__all__ = ["DEFAULT_COARSE", "DEFAULT_TOLERANCE", "MODES"]
+
+#: Fine grid steps per coarse step, and the negligible fraction of a unit's coarse peak.
+DEFAULT_COARSE, DEFAULT_TOLERANCE = 4, 0.01
+MODES = ("exact", "adaptive")
+
+
+def _nodes(n: int, coarse: int) -> np.ndarray:
+    """Coarse indices along an axis of ``n`` fine positions: every ``coarse``-th, and the last."""
+    nodes = np.arange(0, n, coarse)
+    return nodes if nodes[-1] == n - 1 else np.append(nodes, n - 1)
+
+
+def _interpolation(n: int, nodes: np.ndarray) -> np.ndarray:
+    """``(n, len(nodes))`` weights of linear interpolation from the nodes to every position."""
+    eye = np.eye(len(nodes))
+    return np.stack([np.interp(np.arange(n), nodes, eye[k]) for k in range(len(nodes))], axis=1)
+
+
+@dataclass
+class _Stage:
+    """Where a group is in the drill-down: its coarse nodes, and (refining) the coarse discrepancies."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    coarse_discrepancy: np.ndarray | None = None  # (len(rows), len(cols), T) once the coarse pass ran
+
+
+class DrillDown:
+    """Turns exact crop groups into coarse ones, and finished coarse groups into refining ones."""
+
+    def __init__(self, *, coarse: int, tolerance: float) -> None:
+        self.coarse, self.tolerance = coarse, tolerance
+
+    def coarse_copies(self, hy: int, wx: int) -> int:
+        """Copies of the coarse pass over a rectangle of ``hy x wx`` positions (its reference included)."""
+        return 1 + len(_nodes(hy, self.coarse)) * len(_nodes(wx, self.coarse))
+
+    def refinement_at_most(self, hy: int, wx: int) -> int:
+        """The most copies the refining pass can add: every other position and its own reference."""
+        others = hy * wx + 1 - self.coarse_copies(hy, wx)
+        return others + 1 if others else 0
+
+    def coarse_group(self, group: _Group) -> _Group:
+        """The group occluded only at its coarse nodes (row-major, like the exact sweep)."""
+        rows = _nodes(group.gy1 - group.gy0, self.coarse)
+        cols = _nodes(group.gx1 - group.gx0, self.coarse)
+        width = group.gx1 - group.gx0
+        group.positions = (rows[:, None] * width + cols[None, :]).ravel()
+        group.coarse = _Stage(rows, cols)
+        return group
+
+    def finish(self, group: _Group, discrepancy: np.ndarray) -> tuple[_Group | None, np.ndarray | None]:
+        """``(refining group, None)`` after a coarse pass that found something to refine, else
+        ``(None, full discrepancy (hy, wx, T))`` to paint."""
+        stage: _Stage = group.coarse
+        hy, wx = group.gy1 - group.gy0, group.gx1 - group.gx0
+        if stage.coarse_discrepancy is None:
+            coarse = discrepancy.reshape(len(stage.rows), len(stage.cols), -1)
+            refine = self._to_refine(coarse, stage, (hy, wx))
+            if len(refine):
+                follow = dataclasses.replace(group, values=None, filled=0, positions=refine,
+                                             coarse=_Stage(stage.rows, stage.cols, coarse))
+                return follow, None
+            return None, self._fill(coarse, stage, (hy, wx))
+        full = self._fill(stage.coarse_discrepancy, stage, (hy, wx)).reshape(hy * wx, -1)
+        full[group.positions] = discrepancy
+        return None, full.reshape(hy, wx, -1)
+
+    def _to_refine(self, coarse: np.ndarray, stage: _Stage, shape: tuple[int, int]) -> np.ndarray:
+        """Flat indices of the fine positions (not coarse nodes) in a cell with a non-negligible corner."""
+        peak = coarse.max(axis=(0, 1))  # (T,)
+        active = ((coarse > self.tolerance * peak) & (peak > 0)).any(axis=2)  # (ny, nx) coarse nodes
+        # a cell (between consecutive nodes) is refined when any of its four corners is active
+        cells = active[:-1, :-1] | active[1:, :-1] | active[:-1, 1:] | active[1:, 1:]
+        mask = np.zeros(shape, dtype=bool)
+        if cells.size == 0:  # a single row or column of nodes: the nodes' neighbours
+            for k in np.flatnonzero(active.ravel()):
+                i, j = divmod(int(k), active.shape[1])
+                mask[stage.rows[max(i - 1, 0)]:stage.rows[min(i + 1, len(stage.rows) - 1)] + 1,
+                     stage.cols[max(j - 1, 0)]:stage.cols[min(j + 1, len(stage.cols) - 1)] + 1] = True
+        for i, j in zip(*np.nonzero(cells)):
+            mask[stage.rows[i]:stage.rows[i + 1] + 1, stage.cols[j]:stage.cols[j + 1] + 1] = True
+        mask[np.ix_(stage.rows, stage.cols)] = False  # already occluded
+        return np.flatnonzero(mask)
+
+    @staticmethod
+    def _fill(coarse: np.ndarray, stage: _Stage, shape: tuple[int, int]) -> np.ndarray:
+        """The coarse discrepancies ``(ny, nx, T)`` interpolated bilinearly onto the fine grid ``(hy, wx, T)``."""
+        wy, wx = _interpolation(shape[0], stage.rows), _interpolation(shape[1], stage.cols)
+        return np.einsum("ia,abt,jb->ijt", wy, coarse, wx)
