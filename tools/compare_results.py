@@ -3,7 +3,7 @@
 Used to check that a change to how unitscope is built (not to what it
 computes) leaves the results alone, e.g. ``make demo`` before and after::
 
-    python benchmarks/compare_results.py BEFORE/demo AFTER/demo
+    python tools/compare_results.py BEFORE/demo AFTER/demo
 
 Compared: every CSV, JSON and NPZ outside ``report/`` (``run.json``, which
 holds timings, and ``.partial/`` left out), by sha256; JSON files that
