@@ -1,8 +1,4 @@
-"""Atomic writes of experiment files, and run state that loads without running code.
-
-Every file goes through :func:`unitscope._files.atomic_write` (a temporary
-file in the same folder, then ``os.replace``): a run interrupted while
-saving leaves either the old file or the new one, never half a file.
+"""Run state that loads without running code (result files are written by :mod:`unitscope.results.writing`).
 
 :func:`write_state` / :func:`read_state` keep the state of a long run
 (nested dicts and lists of numpy arrays, tensors and python scalars, as
@@ -25,16 +21,7 @@ from unitscope._files import atomic_write, atomic_write_bytes
 from unitscope.results.layout import safe_name
 from unitscope.results.writing import write_csv, write_json, write_npz
 
-__all__ = [
-    "atomic_write_bytes",
-    "write_state",
-    "read_state",
-    "write_json",
-    "read_json",
-    "write_csv",
-    "write_npz",
-    "safe_name",
-]
+__all__ = ["write_state", "read_state", "read_json"]
 
 
 def read_json(path: str | Path) -> Any:

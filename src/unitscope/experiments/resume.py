@@ -48,7 +48,9 @@ from typing import Any, Callable, Sequence
 from torch import nn
 
 from unitscope._files import make_temp_dir, one_line, remove_dead_temps
-from unitscope.experiments._io import read_json, read_state, safe_name, write_json, write_state
+from unitscope.experiments._io import read_json, read_state, write_state
+from unitscope.results.layout import safe_name
+from unitscope.results.writing import write_json
 
 __all__ = ["RunState", "BatchCheckpoints", "SavedParts", "Stages", "weights_fingerprint", "config_key",
            "data_key", "differences"]

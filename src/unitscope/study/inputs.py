@@ -128,7 +128,7 @@ def open_data(data: Path, layout: str, classes: Path | None, *, preprocessing, a
 
 def model_label(model: str) -> str:
     """A folder-safe name for a model spec: the registry name, else the file's stem and the factory."""
-    from unitscope.experiments._io import safe_name
+    from unitscope.results.layout import safe_name
     from unitscope.models.loading import model_kind
 
     if model_kind(model) == "registry":

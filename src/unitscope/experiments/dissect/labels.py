@@ -141,7 +141,7 @@ class _LabelBatches(Dataset):
         return str(path)
 
     def __getitem__(self, b: int) -> str:
-        from unitscope.experiments._io import atomic_write_bytes
+        from unitscope._files import atomic_write_bytes
 
         path = self.path(b)
         items = [self.view[i] for i in self._range(b)]
