@@ -234,15 +234,15 @@ def test_dissect_with_image_workers_names_the_corrupt_image(refuse, assets, tmp_
 
 
 def test_dissect_label_cache_on_a_full_disk(refuse, assets, tmp_path, monkeypatch):
-    from unitscope.experiments import _io
+    from unitscope import _files
 
     def full_disk(path, data, *args, **kwargs):
         if "cache" in Path(path).parts:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data, *args, **kwargs)
 
-    real = _io.atomic_write_bytes
-    monkeypatch.setattr(_io, "atomic_write_bytes", full_disk)  # inherited by the forked workers
+    real = _files.atomic_write_bytes
+    monkeypatch.setattr(_files, "atomic_write_bytes", full_disk)  # inherited by the forked workers
     broden, weights = assets
     cache = tmp_path / "cache"
     refuse(["dissect", "--model", "mini_alexnet", "--weights", weights, "--data", broden, "--out", tmp_path / "out",
