@@ -16,6 +16,7 @@ from .train import (
     TRAINING_VERSION,
     TrainedNetwork,
     train_network,
+    train_objectives,
     train_reference_networks,
     training_config,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "read_snapshots",
     "top1_accuracy",
     "train_network",
+    "train_objectives",
     "train_reference_networks",
     "training_config",
 ]

@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -406,5 +406,40 @@ def train_reference_networks(world_dir: str | Path, *, cache_dir: str | Path,
     out = {}
     for task in ("scene", "object"):
         trained = train_network(world_dir, task=task, cache_dir=cache_dir, progress=progress, **options)
+        out[trained.name] = trained
+    return out
+
+
+def train_objectives(world_dir: str | Path, objectives: Sequence[str], *, cache_dir: str | Path,
+                     progress: Callable[[str], Any] | None = None, **options) -> dict[str, TrainedNetwork]:
+    """Train (or load) one network per objective, in order: ``{network name: TrainedNetwork}``.
+
+    Parameters
+    ----------
+    world_dir : str or Path
+    objectives : sequence of str
+        Names from :data:`~unitscope.training.objectives.OBJECTIVES`; all
+        are checked before the first one trains.
+    cache_dir : str or Path
+    progress : callable, optional
+        A factory ``progress(description) -> (callback(done, total), bar)``
+        (as ``unitscope.study.progress.tqdm_bars()``): one bar per network,
+        ``train <objective>``, closed when its training ends.
+    **options
+        Passed to :func:`train_network` (``snapshots``, ``seed``, ``epochs``...).
+    """
+    names = list(dict.fromkeys(objectives))
+    if not names:
+        raise ValueError("no objective to train")
+    for name in names:
+        get_objective(name)
+    out = {}
+    for name in names:
+        callback, bar = progress(f"train {name}") if progress is not None else (None, None)
+        try:
+            trained = train_network(world_dir, objective=name, cache_dir=cache_dir, progress=callback, **options)
+        finally:
+            if bar is not None:
+                bar.close()
         out[trained.name] = trained
     return out
