@@ -116,3 +116,18 @@ def test_steps_cycle_over_a_smaller_data_set(world, tmp_path):
     assert [s.step for s in net.snapshots] == [1, 2, 4, 7]
     assert len(net.metrics["history"]) == 3  # 3 + 3 + 1 steps
     assert model_info(net.model).class_names == ["rot0", "rot90", "rot180", "rot270"]
+
+
+@pytest.mark.parametrize("objective", ["multitask", "jigsaw", "colorization", "shuffled"])
+def test_every_head_trains_and_loads_as_a_checkpoint(world, tmp_path, objective):
+    net = train_network(world.root, objective=objective, cache_dir=tmp_path, steps=2, width=4, batch_size=8,
+                        num_threads=1, snapshots=True, permutations=4 if objective == "jigsaw" else None)
+    assert net.name == f"{objective}net" and [s.step for s in net.snapshots] == [1, 2]
+    again = create_model(None, weights=net.path)
+    assert model_info(again).arch == net.config["arch"]
+    assert model_info(again).class_names == model_info(net.model).class_names
+    assert 0.0 <= net.metrics["val_top1"] <= 1.0
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(again(x), net.model(x))
+    if objective == "shuffled":
+        assert 0.0 <= net.metrics["train_top1"] <= 1.0

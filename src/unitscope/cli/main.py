@@ -83,7 +83,7 @@ def train(
     world_dir: Path = typer.Option(..., "--world", help="World directory made by `unitscope world`."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Cache directory for weights (default $UNITSCOPE_HOME/cache)."),
     task: Optional[str] = typer.Option(None, "--task", help="scene, object or both (default both; or use --objective)."),
-    objective: Optional[str] = typer.Option(None, "--objective", help="Comma-separated training objectives: scene, object, multilabel, multitask, rotation, jigsaw, shuffled, or all."),
+    objective: Optional[str] = typer.Option(None, "--objective", help="Comma-separated training objectives: scene, object, multilabel, multitask, rotation, jigsaw, shuffled, colorization, or all."),
     snapshots: bool = typer.Option(False, "--snapshots", help="Also save the network at log-spaced steps (1, 2, 4, ... and the last) into its cache entry's snapshots/."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of initialisation, shuffling, augmentation and pretext labels."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads while training (default: all)."),

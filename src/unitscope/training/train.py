@@ -85,6 +85,7 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "rotation": dict(_SCENE_DEFAULTS),
     "jigsaw": dict(_SCENE_DEFAULTS, permutations=30, tile_gap=0.15),
     "shuffled": dict(_SCENE_DEFAULTS),
+    "colorization": dict(_SCENE_DEFAULTS, label_smoothing=0.0),
 }
 
 
@@ -144,7 +145,7 @@ def _objective_name(task: str | None, objective: str | None) -> str:
 
 def _options(objective: str, given: dict[str, Any]) -> dict[str, Any]:
     defaults = DEFAULT_OPTIONS[objective]
-    unknown = sorted(set(given) - set(defaults) - {"steps"})
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in defaults and k != "steps")
     if unknown:
         raise ValueError(f"unknown training option(s) {', '.join(unknown)} for objective {objective!r}; "
                          f"known: {', '.join(sorted(defaults) + ['steps'])}")
@@ -190,7 +191,7 @@ def training_config(world_dir: str | Path, *, task: str | None = None, objective
     config = {
         "world": world_fingerprint(world_dir),
         "task": name,
-        "arch": "mini_alexnet",
+        "arch": get_objective(name).arch,
         "seed": int(seed),
         **opts,
         "mean": list(IMAGENET_MEAN),
@@ -206,7 +207,7 @@ def training_config(world_dir: str | Path, *, task: str | None = None, objective
 def _load_cached(folder: Path, name: str, task: str, key: str, config: dict) -> TrainedNetwork:
     metrics = read_entry(folder, key)
     try:
-        model = create_model("mini_alexnet", weights=folder / "model.pt")
+        model = create_model(config["arch"], weights=folder / "model.pt")
         snapshots = read_snapshots(folder / "snapshots") if (folder / "snapshots" / MANIFEST).is_file() else []
     except (ValueError, RuntimeError, OSError, EOFError) as exc:
         raise CacheCorruptError(
@@ -312,10 +313,10 @@ def train_network(
 
         torch.manual_seed(config["seed"])
         gen = torch.Generator().manual_seed(config["seed"])
-        model = create_model("mini_alexnet", num_classes=len(class_names), class_names=class_names,
+        model = create_model(config["arch"], num_classes=len(class_names), class_names=class_names,
                              input_size=size, width=config["width"])
         preprocessing = Preprocessing(input_size=size, mean=tuple(config["mean"]), std=tuple(config["std"]))
-        info = ModelInfo(arch="mini_alexnet", preprocessing=preprocessing, class_names=list(class_names),
+        info = ModelInfo(arch=config["arch"], preprocessing=preprocessing, class_names=list(class_names),
                          default_layers=list(MINI_ALEXNET_LAYERS), weights=str(folder / "model.pt"))
         attach_info(model, info)
         model = model.to(memory_format=torch.channels_last)
@@ -370,7 +371,7 @@ def train_network(
     # The network handed back is the one read from the cache, exactly as a later run reads it
     # (weights and metadata, e.g. where its preprocessing came from): a first run and a cached
     # rerun of the same command then write the same bytes.
-    model = create_model("mini_alexnet", weights=folder / "model.pt").eval()
+    model = create_model(config["arch"], weights=folder / "model.pt").eval()
     return TrainedNetwork(name, name_of, model, folder / "model.pt", dict(metrics, cached=False), key, config,
                           read_snapshots(folder / "snapshots") if snapshots else [])
 
@@ -386,7 +387,7 @@ def _snapshot_writer(model: nn.Module, into: Path, info: ModelInfo, size: int, c
 
     def save(step: int) -> None:
         if "model" not in holder:
-            shell = create_model("mini_alexnet", num_classes=len(info.class_names), class_names=info.class_names,
+            shell = create_model(info.arch, num_classes=len(info.class_names), class_names=info.class_names,
                                  input_size=size, width=config["width"], seed=0)
             attach_info(shell, info)
             holder["model"] = shell
