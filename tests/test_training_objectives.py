@@ -8,19 +8,19 @@ import torch
 import torch.nn.functional as F
 
 from unitscope.data import BrodenPool
-from unitscope.data.world import generate_world, load_world
+from unitscope.data.world import load_world
 from unitscope.training import OBJECTIVE_DESCRIPTIONS, OBJECTIVES, get_objective, network_name
 from unitscope.training.data import load_image_folder
 from unitscope.training.objectives import assemble_jigsaw, jigsaw_permutations, rotate, shuffled_labels
 from unitscope.training.presence import scene_objects, scene_presence
 
-TINY = dict(n_scenes=3, n_objects=6, size=64, n_train=24, n_val=12, n_dissect=8,
-            n_object_train=18, n_object_val=12)
+from toys import tiny_world
+
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return generate_world(tmp_path_factory.mktemp("world") / "w", workers=0, **TINY)
+    return tiny_world(tmp_path_factory, n_dissect=8)
 
 
 def _batch(n=5, size=48):

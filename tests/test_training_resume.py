@@ -6,21 +6,20 @@ import json
 import pytest
 import torch
 
-from unitscope.data.world import generate_world
 from unitscope.models import create_model, model_info
 from unitscope.training import log_spaced_steps, read_snapshots, train_network, training_config
 from unitscope.training.cache import config_key
 from unitscope.training.resume import partial_dir
 
-TINY = dict(n_scenes=3, n_objects=6, size=64, n_train=24, n_val=12, n_dissect=4,
-            n_object_train=18, n_object_val=12)
+from toys import counting, interrupt_after, tiny_world
+
 # 24 images, batches of 8: 3 steps an epoch, 9 steps in all; snapshots at 1, 2, 4, 8, 9.
 FAST = dict(epochs=3, width=4, batch_size=8, num_threads=1)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return generate_world(tmp_path_factory.mktemp("world") / "w", workers=0, **TINY)
+    return tiny_world(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +33,8 @@ def _sha(path):
 
 
 def _stop_at(step):
-    def progress(done, total):
-        if done == step:
-            raise KeyboardInterrupt
-    return progress
+    """Ctrl-C right after ``step`` (a fresh run reports 0, 1, ..., step)."""
+    return interrupt_after(step + 1)
 
 
 def test_snapshots_are_saved_at_exactly_the_promised_steps(uninterrupted):
@@ -76,9 +73,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one(world, uninterrupted, tmp_pat
                       progress=_stop_at(stop), **FAST)
     partial = partial_dir(tmp_path, "scenenet", uninterrupted.key)
     assert (partial / "state.pt").is_file()
-    seen = []
+    seen, progress = counting()
     resumed = train_network(world.root, objective="scene", cache_dir=tmp_path, snapshots=snapshots,
-                            progress=lambda done, total: seen.append(done), **FAST)
+                            progress=progress, **FAST)
     assert seen[0] > 0  # it did continue, not start over
     assert _sha(resumed.path) == _sha(uninterrupted.path)
     if snapshots:
