@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from unitscope.models import create_model, model_info
-from unitscope.training import log_spaced_steps, read_snapshots, train_network, training_config
+from unitscope.training import log_spaced_steps, read_snapshots, scene_steps, train_network, training_config
 from unitscope.training.cache import config_key
 from unitscope.training.resume import partial_dir
 
@@ -103,6 +103,16 @@ def test_objective_keys(world):
         training_config(world.root, objective="scene", permutations=4)
     with pytest.raises(ValueError, match="differ"):
         training_config(world.root, task="scene", objective="object")
+
+
+def test_object_gets_the_scene_budget_by_steps(world, tmp_path):
+    assert scene_steps(world.root) == 24 // 24 * 14  # 24 images: one batch an epoch, 14 epochs
+    assert scene_steps(world.root, batch_size=8, epochs=3) == 9
+    budget = scene_steps(world.root, batch_size=8, epochs=3)
+    net = train_network(world.root, objective="object", cache_dir=tmp_path, steps=budget, width=4, batch_size=8,
+                        num_threads=1)
+    assert net.metrics["steps"] == 9 and net.metrics["n_train"] == 18  # 2 steps an epoch: 5 epochs, the last cut
+    assert len(net.metrics["history"]) == 5
 
 
 def test_steps_cycle_over_a_smaller_data_set(world, tmp_path):

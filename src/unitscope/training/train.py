@@ -396,6 +396,22 @@ def _snapshot_writer(model: nn.Module, into: Path, info: ModelInfo, size: int, c
         save_checkpoint(shell, into / snapshot_file(step), extra={"training": config, "step": int(step)})
 
     return save
+def scene_steps(world_dir: str | Path, **options) -> int:
+    """Optimizer steps of the scene objective's training on a world (SceneNet's budget by default).
+
+    Every objective on the scene images takes this many by default; pass
+    ``steps=scene_steps(world)`` to give ``object`` (whose data set and
+    default epochs differ) the same budget.  ``options``: ``epochs``,
+    ``batch_size`` as for :func:`train_network`.
+    """
+    opts = _options("scene", options)
+    _, doc = load_world(world_dir)
+    n_train = int(doc.get("statistics", {}).get("scene_images", {}).get("train", 0))
+    if n_train < 1:
+        raise ValueError(f"{world_dir}/world.json does not say how many scene training images it holds")
+    return schedule(n_train, batch_size=opts["batch_size"], epochs=opts["epochs"], steps=opts.get("steps"))[2]
+
+
 def train_reference_networks(world_dir: str | Path, *, cache_dir: str | Path,
                              progress: Callable[..., Any] | None = None,
                              **options) -> dict[str, TrainedNetwork]:
