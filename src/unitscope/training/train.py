@@ -35,11 +35,11 @@ import unitscope
 from unitscope._files import one_line
 from unitscope.data.world.export import WorldPaths, load_world, world_fingerprint
 from unitscope.models import (
-    MINI_ALEXNET_LAYERS,
     ModelInfo,
     Preprocessing,
     attach_info,
     create_model,
+    model_info,
     save_checkpoint,
 )
 from unitscope.models.info import IMAGENET_MEAN, IMAGENET_STD
@@ -317,7 +317,7 @@ def train_network(
                              input_size=size, width=config["width"])
         preprocessing = Preprocessing(input_size=size, mean=tuple(config["mean"]), std=tuple(config["std"]))
         info = ModelInfo(arch=config["arch"], preprocessing=preprocessing, class_names=list(class_names),
-                         default_layers=list(MINI_ALEXNET_LAYERS), weights=str(folder / "model.pt"))
+                         default_layers=list(model_info(model).default_layers), weights=str(folder / "model.pt"))
         attach_info(model, info)
         model = model.to(memory_format=torch.channels_last)
         model.train()
