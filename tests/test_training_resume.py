@@ -138,3 +138,23 @@ def test_every_head_trains_and_loads_as_a_checkpoint(world, tmp_path, objective)
     torch.testing.assert_close(again(x), net.model(x))
     if objective == "shuffled":
         assert 0.0 <= net.metrics["train_top1"] <= 1.0
+
+
+def test_the_train_command(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from unitscope.cli.main import app
+
+    runner = CliRunner()
+    done = runner.invoke(app, ["train", "--world", str(world.root), "--cache", str(tmp_path), "--objective",
+                               "rotation", "--snapshots", "--threads", "1"])
+    assert done.exit_code == 0, done.output
+    # 24 images in batches of 24, SceneNet's 14 epochs: 14 steps, snapshots at 1, 2, 4, 8, 14
+    assert "rotationnet: top-1" in done.output and "(chance 25.0%)" in done.output and "5 snapshots" in done.output
+    again = runner.invoke(app, ["train", "--world", str(world.root), "--cache", str(tmp_path), "--objective",
+                                "rotation", "--snapshots"])
+    assert "(cached)" in again.output
+    both = runner.invoke(app, ["train", "--world", str(world.root), "--task", "scene", "--objective", "rotation"])
+    assert both.exit_code != 0 and "give --task or --objective, not both" in both.output
+    bad = runner.invoke(app, ["train", "--world", str(world.root), "--objective", "colour"])
+    assert bad.exit_code != 0 and "objective must be one of" in bad.output
