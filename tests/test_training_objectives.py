@@ -1,6 +1,5 @@
 """Each training objective's targets on a tiny batch, and the objects recomputed for the world's images."""
 
-import json
 
 import numpy as np
 import pytest

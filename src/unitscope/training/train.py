@@ -48,7 +48,7 @@ from .cache import CacheCorruptError, config_key, entry_dir, read_entry, write_e
 from .data import load_image_folder
 from .evaluate import classifier_metrics, objective_metrics
 from .loop import LoopSettings, optimise, schedule
-from .objectives import OBJECTIVES, get_objective, jigsaw_permutations
+from .objectives import get_objective, jigsaw_permutations
 from .presence import scene_presence
 from .resume import PartialTraining, partial_dir
 from .snapshots import MANIFEST, Snapshot, log_spaced_steps, read_snapshots, snapshot_file, write_manifest
