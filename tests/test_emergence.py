@@ -1,0 +1,145 @@
+"""``emergence_study``: hand-made snapshots of a tiny network whose detectors are known, resume, cache, files.
+
+The snapshots are :class:`toys.IndicatorNet` with its 1x1 convolution set
+by hand over :class:`toys.ToyPool` (every channel of an image is the mask of
+"thing"; "background" is its complement):
+
+* step 1, ``blank``: every unit constant, no detector;
+* step 2, ``planted``: unit 0 is "thing" (an object) and unit 2 "background"
+  (a material), each at IoU 1;
+* step 4, ``thing_only``: unit 0 is "thing", unit 2 constant.
+
+So step 2 has 2 detectors of which 1 object (share 1/2), and only "thing"
+is kept at step 4: kept_next = kept_final = 1/2; step 4 keeps its one
+detector to the end by definition (kept_final 1).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from toys import IndicatorNet, ToyPool, hook_count, planted_conv
+from unitscope.experiments.dissect import dissect
+from unitscope.experiments.emergence import null_of
+from unitscope.results import EmergenceResult, load_results, layout
+from unitscope.study import emergence_study
+
+OPTIONS = dict(batch_size=5, threshold_rule="inclusive")
+
+
+def _net(weights: dict, bias: dict | None = None) -> IndicatorNet:
+    net = IndicatorNet()
+    net.conv = planted_conv(3, weights, bias)
+    return net
+
+
+def snapshots():
+    torch.manual_seed(0)
+    return [(1, _net({})), (2, _net({(0, 0): 1.0, (2, 0): -1.0}, {2: 1.0})), (4, _net({(0, 0): 1.0}))]
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The networks each dissection of the study ran on, in order."""
+    seen = []
+
+    def counting(model, *args, **kwargs):
+        seen.append(model)
+        return dissect(model, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.import_module("unitscope.experiments.dissect"), "dissect", counting)
+    return seen
+
+
+def test_planted_detector_emerges_and_is_counted(tmp_path, counted):
+    nets = snapshots()
+    result = emergence_study(nets, ["conv"], ToyPool(), network="toy", out=tmp_path, **OPTIONS)
+    table = result.to_frame()
+    rows = table[~table["null"]].set_index("step")
+    assert rows["detectors"].tolist() == [0, 2, 1]
+    assert rows["unique_objects"].tolist() == [0, 1, 1]
+    assert rows["object_detectors"].tolist() == [0, 1, 1]
+    assert math.isnan(rows.loc[1, "object_share"]) and rows.loc[2, "object_share"] == 0.5
+    assert rows.loc[4, "object_share"] == 1.0
+    assert math.isnan(rows.loc[1, "kept_next"]) and math.isnan(rows.loc[1, "kept_final"])
+    assert rows.loc[2, "kept_next"] == 0.5 and rows.loc[2, "kept_final"] == 0.5
+    assert math.isnan(rows.loc[4, "kept_next"]) and rows.loc[4, "kept_final"] == 1.0
+    labels = result.labels("conv")
+    assert labels.loc[0].tolist() == ["", "thing", "thing"]
+    assert labels.loc[2].tolist() == ["", "background", ""]
+    # the null: the same architecture, random weights from seed 0, dissected once as the reference row
+    null = table[table["null"]]
+    assert len(null) == 1 and pd.isna(null["step"].iloc[0])
+    expected = dissect(null_of(nets[0][1], seed=0), ["conv"], ToyPool(), **OPTIONS).layer_summary()
+    assert null["detectors"].iloc[0] == expected["detectors"].iloc[0]
+    assert len(counted) == 4 and all(hook_count(n) == 0 for _, n in nets)
+    assert sorted(result.wall_s) == ["1", "2", "4", "random"]
+
+
+def test_round_trip_and_result_set(tmp_path):
+    result = emergence_study(snapshots(), ["conv"], ToyPool(), network="toy", out=tmp_path, null=False, **OPTIONS)
+    folder = layout.emergence_dir(tmp_path, "toy")
+    loaded = EmergenceResult.load(folder)
+    pd.testing.assert_frame_equal(loaded.units, result.units)
+    pd.testing.assert_frame_equal(loaded.to_frame(), result.to_frame())
+    assert loaded.steps == [1, 2, 4] and loaded.key == result.key and loaded.wall_s == pytest.approx(result.wall_s)
+    assert sorted(p.name for p in folder.iterdir()) == ["emergence.csv", "emergence.json", "timings.json", "units.csv"]
+    found = load_results(tmp_path)  # a results folder holding only an emergence run is a result set
+    assert list(found.emergence) == ["toy"] and found.networks == []
+
+
+def test_second_identical_call_is_cached(tmp_path, counted):
+    first = emergence_study(snapshots(), ["conv"], ToyPool(), network="toy", out=tmp_path, **OPTIONS)
+    bytes_before = {p.name: p.read_bytes() for p in layout.emergence_dir(tmp_path, "toy").iterdir()}
+    counted.clear()
+    again = emergence_study(snapshots(), ["conv"], ToyPool(), network="toy", out=tmp_path, **OPTIONS)
+    assert counted == []
+    pd.testing.assert_frame_equal(again.to_frame(), first.to_frame())
+    assert {p.name: p.read_bytes() for p in layout.emergence_dir(tmp_path, "toy").iterdir()} == bytes_before
+    # another option is another configuration: dissected again
+    emergence_study(snapshots(), ["conv"], ToyPool(), network="toy", out=tmp_path, iou_threshold=0.5, **OPTIONS)
+    assert len(counted) == 4
+
+
+def test_resume_after_interruption_in_the_second_snapshot_redoes_only_it(tmp_path, counted):
+    whole = emergence_study(snapshots(), ["conv"], ToyPool(), network="toy", out=tmp_path / "whole", **OPTIONS)
+
+    def interrupting(description):
+        def callback(done, total=None):
+            if description == "dissect step 2" and done >= 2:
+                raise KeyboardInterrupt
+        return callback, type("Bar", (), {"close": lambda self: None})()
+
+    counted.clear()
+    with pytest.raises(KeyboardInterrupt):
+        emergence_study(snapshots(), ["conv"], ToyPool(), network="toy", out=tmp_path / "cut", progress=interrupting,
+                        checkpoint_every=1, **OPTIONS)
+    assert len(counted) == 2
+    partial = layout.emergence_partial_dir(tmp_path / "cut", "toy")
+    assert partial.is_dir() and not layout.emergence_dir(tmp_path / "cut", "toy").joinpath("units.csv").exists()
+    counted.clear()
+    nets = snapshots()
+    resumed = emergence_study(nets, ["conv"], ToyPool(), network="toy", out=tmp_path / "cut", checkpoint_every=1,
+                              **OPTIONS)
+    assert [m is n for m, (_, n) in zip(counted, nets[1:])] == [True, True] and len(counted) == 3  # 2, 4, null
+    pd.testing.assert_frame_equal(resumed.to_frame(), whole.to_frame())
+    assert not partial.exists()
+
+
+def test_snapshots_of_another_architecture_and_unknown_layers_are_refused(tmp_path, counted):
+    wider = IndicatorNet()
+    wider.conv = torch.nn.Conv2d(3, 4, 1)
+    with pytest.raises(ValueError, match=r"step 4.*differs from it in 'conv.weight'.*step 1"):
+        emergence_study([(1, IndicatorNet()), (4, wider)], ["conv"], ToyPool(), network="toy", out=tmp_path)
+    with pytest.raises(LookupError, match="conv9"):
+        emergence_study([(1, IndicatorNet())], ["conv9"], ToyPool(), network="toy", out=tmp_path)
+    with pytest.raises(ValueError, match="more than once"):
+        emergence_study([(1, IndicatorNet()), (1, IndicatorNet())], ["conv"], ToyPool(), network="toy", out=tmp_path)
+    with pytest.raises(FileNotFoundError, match="snapshots.json"):
+        emergence_study(tmp_path, ["conv"], ToyPool(), network="toy", out=tmp_path)
+    assert counted == [] and not (tmp_path / "emergence").exists()
