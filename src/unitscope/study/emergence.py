@@ -40,7 +40,7 @@ _NOT_KEYED = ("num_workers", "checkpoint_every", "restart", "work_dir", "label_c
 
 
 def emergence_study(snapshots, layers: Sequence[str] | None, data, *, network: str, out: str | Path,
-                    null: bool = True, seed: int = 0, preprocessing: dict | None = None,
+                    null: bool = True, seed: int = 0, preprocessing: dict | None = None, device: str = "cpu",
                     label_cache: str | Path | None = None, restart: bool = False,
                     progress: Optional[Progress] = None, log: Callable[[str], None] | None = None,
                     record=None, **dissect_options):
@@ -64,6 +64,9 @@ def emergence_study(snapshots, layers: Sequence[str] | None, data, *, network: s
     preprocessing : dict, keyword-only
         Preprocessing options the checkpoints are opened with
         (:func:`~unitscope.models.opening.preprocessing_options`).
+    device : str, keyword-only
+        Where the checkpoints' networks (and the null) run; networks given
+        in memory run where they are.
     label_cache : path, keyword-only
         Where the pool's decoded masks are kept (for this run's snapshots and
         later dissections).  None: a folder of the run's own, removed at the end.
@@ -100,14 +103,19 @@ def emergence_study(snapshots, layers: Sequence[str] | None, data, *, network: s
     from unitscope.results.emergence import read_units
 
     entries = snapshot_entries(snapshots)
-    first = open_snapshot(entries[0], preprocessing)
+
+    def opened(entry):
+        model = open_snapshot(entry, preprocessing)
+        return model if model is entry[1] else model.to(device)
+
+    first = opened(entries[0])
     layers = _checked_layers(first, layers)
     fingerprints = []
     for entry in entries:
-        model = first if entry is entries[0] else open_snapshot(entry, preprocessing)
+        model = first if entry is entries[0] else opened(entry)
         check_architecture(model, first, entry, entries[0])
         fingerprints.append(weights_fingerprint(model))
-    null_model = null_of(first, seed=seed) if null else None
+    null_model = null_of(first, seed=seed).to(device) if null else None
     keyed = {k: v for k, v in dissect_options.items() if k not in _NOT_KEYED}
     config = {"network": network, "layers": layers, "data": data_key(data), "options": keyed,
               "iou_threshold": float(dissect_options.get("iou_threshold", 0.04)),
@@ -157,7 +165,7 @@ def emergence_study(snapshots, layers: Sequence[str] | None, data, *, network: s
         wall[name if at is None else str(at)] = seconds
         return units
 
-    frames = [dissected(f"step {s}", (lambda e=(s, src): open_snapshot(e, preprocessing)), s)
+    frames = [dissected(f"step {s}", (lambda e=(s, src): opened(e)), s)
               for s, src in entries]
     if null_model is not None:
         frames.append(dissected("random", lambda: null_model, None))
