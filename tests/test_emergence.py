@@ -134,7 +134,7 @@ def test_resume_after_interruption_in_the_second_snapshot_redoes_only_it(tmp_pat
 def test_snapshots_of_another_architecture_and_unknown_layers_are_refused(tmp_path, counted):
     wider = IndicatorNet()
     wider.conv = torch.nn.Conv2d(3, 4, 1)
-    with pytest.raises(ValueError, match=r"step 4.*differs from it in 'conv.weight'.*step 1"):
+    with pytest.raises(ValueError, match=r"step 4.*architecture of.*step 1.*'conv.weight' differs"):
         emergence_study([(1, IndicatorNet()), (4, wider)], ["conv"], ToyPool(), network="toy", out=tmp_path)
     with pytest.raises(LookupError, match="conv9"):
         emergence_study([(1, IndicatorNet())], ["conv9"], ToyPool(), network="toy", out=tmp_path)

@@ -96,14 +96,14 @@ def check_architecture(model: nn.Module, first: nn.Module, entry: SnapshotEntry,
     if mine == theirs:
         return
     if mine[0] != theirs[0]:
-        what = f"is a {mine[0]}, not a {theirs[0]}"
+        what = f"it is a {mine[0]}, not a {theirs[0]}"
     else:
         names = dict(theirs[1])
         differs = next((k for k, shape in mine[1] if names.get(k) != shape), None) or next(
             k for k in names if k not in dict(mine[1]))
-        what = f"differs from it in {differs!r}"
-    raise ValueError(f"{snapshot_name(entry)} {what} like {snapshot_name(first_entry)}: the snapshots of one "
-                     "emergence run must be one architecture")
+        what = f"its parameter {differs!r} differs"
+    raise ValueError(f"{snapshot_name(entry)} is not the architecture of {snapshot_name(first_entry)} ({what}): "
+                     "the snapshots of one emergence run must be one architecture")
 
 
 def null_of(model: nn.Module, *, seed: int) -> nn.Module:

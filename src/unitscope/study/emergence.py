@@ -109,7 +109,7 @@ def emergence_study(snapshots, layers: Sequence[str] | None, data, *, network: s
         return model if model is entry[1] else model.to(device)
 
     first = opened(entries[0])
-    layers = _checked_layers(first, layers)
+    layers = _checked_layers(first, layers, data)
     fingerprints = []
     for entry in entries:
         model = first if entry is entries[0] else opened(entry)
@@ -185,8 +185,9 @@ def emergence_study(snapshots, layers: Sequence[str] | None, data, *, network: s
     return result
 
 
-def _checked_layers(model, layers) -> list[str]:
-    """``layers`` (else the network's default layers), each resolved now: a missing one is a ``LookupError``."""
+def _checked_layers(model, layers, data) -> list[str]:
+    """``layers`` (else the network's default layers), checked before any work: each exists and is a map."""
+    from unitscope.experiments._common import check_spatial_layers
     from unitscope.hooks import resolve_layer
     from unitscope.models import model_info
 
@@ -195,7 +196,7 @@ def _checked_layers(model, layers) -> list[str]:
         raise ValueError("give the layers to dissect: the snapshots' network has no default layers")
     for layer in layers:
         resolve_layer(model, layer)
-    return layers
+    return list(check_spatial_layers(model, layers, data, purpose="emergence"))
 
 
 def _pool_record(data) -> dict:
