@@ -143,3 +143,34 @@ def test_snapshots_of_another_architecture_and_unknown_layers_are_refused(tmp_pa
     with pytest.raises(FileNotFoundError, match="snapshots.json"):
         emergence_study(tmp_path, ["conv"], ToyPool(), network="toy", out=tmp_path)
     assert counted == [] and not (tmp_path / "emergence").exists()
+
+
+def test_report_section_with_and_without_results(tmp_path):
+    import json
+    import re
+    from html import unescape
+
+    from fake_results import make_fake_results
+    from unitscope.report import build_report
+
+    def text(index):
+        return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", index.read_text(encoding="utf-8"))))
+
+    without = build_report(make_fake_results(tmp_path / "none", partial=True))
+    assert "No emergence results: train with snapshots (`unitscope train --snapshots ...`), then dissect them with " \
+           "`unitscope emergence --snapshots DIR --data POOL --out RESULTS`." in text(without)
+    assert "emergence" not in json.loads((without.parent / "summary.json").read_text())
+
+    results = make_fake_results(tmp_path / "with", partial=True)
+    emergence_study(snapshots(), ["conv"], ToyPool(), network="toy", out=results, null=False, **OPTIONS)
+    index = build_report(results)
+    shown = text(index)
+    assert "How detectors emerge during training" in shown
+    # the last snapshot (step 4) has 1 detector: the layer's final count; step 2 reaches half of it
+    sentence = ("In toy, conv has 0 detectors at step 1 and 1 at step 4; half of them are there by step 2, 100% are "
+                "object detectors at the end (1 different object), and a median 50% of a snapshot's detectors keep "
+                "their label to the end.")
+    numbers = json.loads((index.parent / "summary.json").read_text())["emergence"]["toy"]
+    assert numbers["detectors_last"] == 1 and numbers["half_step"] == 2 and numbers["kept_final_median"] == 0.5
+    assert numbers["sentence"] in shown and (index.parent / "plots" / "emergence_toy.png").is_file()
+    assert sentence in shown
