@@ -174,3 +174,29 @@ def test_report_section_with_and_without_results(tmp_path):
     assert numbers["detectors_last"] == 1 and numbers["half_step"] == 2 and numbers["kept_final_median"] == 0.5
     assert numbers["sentence"] in shown and (index.parent / "plots" / "emergence_toy.png").is_file()
     assert sentence in shown
+
+
+def test_masks_are_decoded_once_and_each_snapshot_runs_the_pool_once(tmp_path, monkeypatch):
+    """The label cache serves every snapshot after the first; each snapshot forwards the pool once."""
+    from unitscope.experiments.dissect.labels import _AnnotationView
+
+    class KeyedToyPool(ToyPool):
+        def annotation_key(self, i):  # a stable key per image: what lets the label cache keep its masks
+            return f"toy-{self.ids[i]}"
+
+    decoded = []
+    view_item = _AnnotationView.__getitem__
+    monkeypatch.setattr(_AnnotationView, "__getitem__", lambda self, i: decoded.append(i) or view_item(self, i))
+    nets = snapshots()
+    forwarded = {step: [] for step, _ in nets}
+    for step, net in nets:
+        net.register_forward_pre_hook(lambda module, args, step=step: forwarded[step].append(len(args[0])))
+    pool = KeyedToyPool()
+    # 12 images a batch: two batches, decoded in this process (so that the count sees them)
+    emergence_study(nets, ["conv"], pool, network="toy", out=tmp_path, label_cache=tmp_path / "labels",
+                    null=False, batch_size=12, threshold_rule="inclusive")
+    assert sorted(decoded) == list(range(len(pool)))
+    assert len(list((tmp_path / "labels").glob("*.pt"))) == 2
+    # the pool once, plus one image checking the layers are maps (twice for the first: before any work, and in
+    # its dissection); the activations wait on disk for the counting pass
+    assert {step: sum(sizes) for step, sizes in forwarded.items()} == {1: 24 + 2, 2: 24 + 1, 4: 24 + 1}
