@@ -36,18 +36,9 @@ from pathlib import Path
 
 import torch
 
+from dissect_overhead import bare_forward  # the same floor as the dissection benchmark (benchmarks/ is on the path)
+
 STUDY_WORLD = Path("/work/studyhome/world-study")
-
-
-def bare_forward(model, layer, pool, batch_size):
-    from unitscope.experiments._common import iter_batches
-    from unitscope.hooks import TraceDict
-
-    model.eval()
-    with torch.inference_mode():
-        for _, images, _, _ in iter_batches(pool, batch_size):
-            with TraceDict(model, [layer], stop=True):
-                model(images)
 
 
 def study_world(folder: Path | None) -> Path:

@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
-from toys import make_broden
+from toys import make_broden, make_snapshots
 from unitscope.cli.main import app
-from unitscope.models import create_model, save_checkpoint
 from unitscope.results import EmergenceResult, layout
-from unitscope.training.snapshots import snapshot_file, write_manifest
+from unitscope.training.snapshots import snapshot_file
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A Broden pool and a folder of three snapshots (steps 1, 2, 3) of a width-4 mini_alexnet at 32 px."""
     root = tmp_path_factory.mktemp("emergence_cli")
-    broden = make_broden(root / "broden", n=24)
-    folder = root / "run1"
-    folder.mkdir()
-    for step in (1, 2, 3):
-        save_checkpoint(create_model("mini_alexnet", num_classes=2, input_size=32, width=4, seed=step),
-                        folder / snapshot_file(step))
-    write_manifest(folder, steps=[1, 2, 3], total_steps=3, network="mini_alexnet")
-    return root, broden, folder
+    return root, make_broden(root / "broden", n=24), make_snapshots(root / "run1", [1, 2, 3])
 
 
 def test_emergence_command_writes_the_tables(run, tmp_path):

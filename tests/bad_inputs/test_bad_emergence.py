@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from toys import make_broden
+from toys import make_broden, make_snapshots
 from unitscope.models import create_model, save_checkpoint
-from unitscope.training.snapshots import snapshot_file, write_manifest
+from unitscope.training.snapshots import snapshot_file
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_emergence")
     broden = make_broden(root / "broden", n=12)
-    run = root / "run"
-    run.mkdir()
-    for step in (1, 2):
-        save_checkpoint(create_model("mini_alexnet", num_classes=2, input_size=32, width=4, seed=step),
-                        run / snapshot_file(step))
-    write_manifest(run, steps=[1, 2], total_steps=2, network="mini_alexnet")
+    run = make_snapshots(root / "run", [1, 2])
     save_checkpoint(create_model("mini_alexnet", num_classes=2, input_size=32, width=8, seed=0), root / "wide.pt")
     (root / "empty").mkdir()
     return root, broden, run
