@@ -26,7 +26,7 @@ import torch
 from toys import IndicatorNet, ToyPool, hook_count, planted_conv
 from unitscope.experiments.dissect import dissect
 from unitscope.experiments.emergence import null_of
-from unitscope.results import EmergenceResult, load_results, layout
+from unitscope.results import EmergenceResult, ResultFileError, load_results, layout
 from unitscope.study import emergence_study
 
 OPTIONS = dict(batch_size=5, threshold_rule="inclusive")
@@ -91,6 +91,14 @@ def test_round_trip_and_result_set(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["emergence.csv", "emergence.json", "timings.json", "units.csv"]
     found = load_results(tmp_path)  # a results folder holding only an emergence run is a result set
     assert list(found.emergence) == ["toy"] and found.networks == []
+    # a units.csv cut short is refused in one line naming it, never read as a smaller run
+    units = folder / "units.csv"
+    units.write_text("".join(units.read_text().splitlines(keepends=True)[:4]))
+    with pytest.raises(ResultFileError, match=r"units.csv has no rows for step\(s\) \[2, 4\]"):
+        EmergenceResult.load(folder)
+    (folder / "emergence.json").write_text('{"network": "toy"}')
+    with pytest.raises(ResultFileError, match="emergence.json must hold"):
+        EmergenceResult.load(folder)
 
 
 def test_second_identical_call_is_cached(tmp_path, counted):
