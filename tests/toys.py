@@ -23,6 +23,7 @@ toy                            what it is (and its known answer)
 :class:`SourcePool`            constant images from one named source (layer preference)
 :func:`scaling_net`            conv of constant weight: channel mean = 3 * weight * value
 :func:`make_broden`            a tiny Broden folder: a bright box on a dark floor, two scenes
+:func:`make_snapshots`         a training run's snapshot folder: width-4 mini_alexnets at 32 px, seed = step
 :class:`HostilePickle`         unpickling it creates a file (state files must never be unpickled)
 :func:`plant_pickle`           a pickled state file holding a ``HostilePickle``
 :func:`planted_conv`           a 1x1 conv whose units copy (or negate) chosen image channels
@@ -419,6 +420,22 @@ def make_broden(root: Path, n: int, size: int = 32, seed: int = 0) -> Path:
                                                      image_labels={"scene": [3 + i % 2]}))
 
     return write_broden(root, records(), concepts)
+
+
+def make_snapshots(folder: Path, steps, *, width: int = 4) -> Path:
+    """A snapshot folder (``snapshots.json`` and one checkpoint per step) of ``mini_alexnet`` at 32 px.
+
+    The weights of step ``s`` are random from seed ``s``: distinct snapshots of one architecture.
+    """
+    from unitscope.models import create_model, save_checkpoint
+    from unitscope.training.snapshots import snapshot_file, write_manifest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+        save_checkpoint(create_model("mini_alexnet", num_classes=2, input_size=32, width=width, seed=step),
+                        folder / snapshot_file(step))
+    write_manifest(folder, steps=list(steps), total_steps=max(steps), network="mini_alexnet")
+    return folder
 
 
 class HostilePickle:

@@ -206,10 +206,12 @@ def report(
 
 
 from unitscope.cli.convert import register as _register_convert  # noqa: E402
+from unitscope.cli.emergence import register as _register_emergence  # noqa: E402
 from unitscope.cli.experiments import register as _register_experiments  # noqa: E402
 
 _register_experiments(app)
 _register_convert(app)
+_register_emergence(app)
 
 
 def main() -> None:  # console-script entry point

@@ -19,6 +19,7 @@ from unitscope.results.ablation import AblationResult, AblationTables
 from unitscope.results.census import CensusResult
 from unitscope.results.dissection import DissectionResult, LayerDissection
 from unitscope.results.dissection_tables import DissectionTables
+from unitscope.results.emergence import EmergenceResult
 from unitscope.results.human import HumanResults
 from unitscope.results.resultset import NetworkResults, ResultSet, find_networks, load_results
 from unitscope.results.run import RunMetadata
@@ -31,6 +32,7 @@ __all__ = [
     "LayerDissection",
     "DissectionTables",
     "CensusResult",
+    "EmergenceResult",
     "AblationResult",
     "AblationTables",
     "HumanResults",

@@ -15,6 +15,8 @@ through this module, so a name changes in one place::
     RESULTS/<network>/minimal/ rf/ localize/ ablate/   the other experiments
     RESULTS/<network>/human/                           units.csv, layers.csv, compare.csv, summary.json
                                                        (imported crowd labels: answers.csv, run.json)
+    RESULTS/emergence/<network>/                       units.csv, emergence.csv, emergence.json, timings.json
+                                                       (a training run's snapshots dissected; .partial/ meanwhile)
 
 Layer names and image ids become file names through :func:`safe_name`
 (the one rule).  Older versions wrote some layer names character by
@@ -37,9 +39,11 @@ __all__ = [
     "PREFERENCE_JSON", "MINIMAL", "MINIMAL_JSON", "EXAMPLES_NPZ", "OBJECTS_CSV", "DIAGNOSTIC_CSV", "STEPS_CSV",
     "RF", "RF_JSON", "LAYER_CSV", "MAPS_NPZ", "LOCALIZE", "LOCALIZE_JSON", "OBJECTS_JSON", "EXAMPLES_CSV",
     "EXAMPLES_JSON", "ABLATE", "ABLATE_JSON", "CLASSES_CSV", "SUMMARY_CSV", "CONDITIONS_CSV", "REPORT",
+    "EMERGENCE", "EMERGENCE_CSV", "EMERGENCE_JSON", "EMERGENCE_TIMINGS_JSON",
     "REPORT_MANIFEST", "CONCEPTS_VOCABULARY", "NETWORK_FOLDERS", "NOT_NETWORKS", "NULL_SUFFIX", "IMAGE_SUFFIXES",
     "safe_name", "layer_file_names", "layer_npz", "network_dir", "command_dir", "run_json", "dissect_dir",
-    "segmentations_dir", "partial_dir", "human_dir", "preference_dir",
+    "segmentations_dir", "partial_dir", "human_dir", "preference_dir", "emergence_root", "emergence_dir",
+    "emergence_partial_dir",
 ]
 
 # --------------------------------------------------------------------------- file names
@@ -115,6 +119,13 @@ CLASSES_CSV = "classes.csv"
 SUMMARY_CSV = "summary.csv"
 CONDITIONS_CSV = "conditions.csv"
 
+#: Snapshots of a training run dissected (``unitscope emergence``): ``emergence/<network>/``.
+EMERGENCE = "emergence"
+EMERGENCE_CSV = "emergence.csv"
+EMERGENCE_JSON = "emergence.json"
+#: The seconds each snapshot took: apart, so that the other files are the same bytes when a run is repeated.
+EMERGENCE_TIMINGS_JSON = "timings.json"
+
 #: The report's default folder, and the manifest that marks a folder as a report (never a network).
 REPORT = "report"
 REPORT_MANIFEST = ".unitscope-report"
@@ -124,7 +135,7 @@ CONCEPTS_VOCABULARY = CONCEPTS_CSV
 #: Sub-folders that mark a folder of ``RESULTS`` as a network's results.
 NETWORK_FOLDERS = (DISSECT, SEGMENTATIONS, MINIMAL, RF, LOCALIZE, ABLATE, HUMAN)
 #: Folders of ``RESULTS`` that are never networks.
-NOT_NETWORKS = frozenset({REPORT, PREFERENCE})
+NOT_NETWORKS = frozenset({REPORT, PREFERENCE, EMERGENCE})
 #: Suffix of a random-weights null network (``<network>-random``).
 NULL_SUFFIX = "-random"
 #: Picture files an experiment folder may hold.
@@ -203,3 +214,18 @@ def human_dir(root: str | Path, network: str) -> Path:
 def preference_dir(root: str | Path) -> Path:
     """``RESULTS/preference`` (several networks side by side)."""
     return Path(root) / PREFERENCE
+
+
+def emergence_root(root: str | Path) -> Path:
+    """``RESULTS/emergence``: one folder per training run whose snapshots were dissected."""
+    return Path(root) / EMERGENCE
+
+
+def emergence_dir(root: str | Path, network: str) -> Path:
+    """``RESULTS/emergence/<network>``."""
+    return Path(root) / EMERGENCE / network
+
+
+def emergence_partial_dir(root: str | Path, network: str) -> Path:
+    """``RESULTS/emergence/<network>/.partial``: the snapshots of an unfinished run (one dissection each)."""
+    return Path(root) / EMERGENCE / network / PARTIAL

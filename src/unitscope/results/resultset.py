@@ -13,6 +13,7 @@ The report never imports the experiments: it reads the files they saved
     RESULTS/<network>/localize/                       objects.csv, units.csv, examples.json, examples.npz, ...
     RESULTS/<network>/ablate/**/ablate.json           + classes.csv, summary.csv, conditions.csv
     RESULTS/<network>/human/                          units.csv, layers.csv, compare.csv, summary.json
+    RESULTS/emergence/<network>/                      units.csv, emergence.csv, emergence.json (training snapshots)
 
 Every loader returns ``None`` (or an empty container) when its files are
 absent, so a partial result set gives a partial report.  A file that exists
@@ -32,6 +33,7 @@ from pathlib import Path
 from unitscope.results.ablation import AblationTables, load_ablations
 from unitscope.results.census import CensusResult, load_census
 from unitscope.results.dissection_tables import DissectionTables, load_dissection
+from unitscope.results.emergence import EmergenceResult, load_emergence
 from unitscope.results.human import HumanResults, load_human
 from unitscope.results.layout import NETWORK_FOLDERS, NOT_NETWORKS, NULL_SUFFIX, REPORT_MANIFEST
 from unitscope.results.localize import LocalizationResult, load_localization
@@ -84,6 +86,7 @@ class ResultSet:
     networks: list[NetworkResults]  # the networks shown side by side
     nulls: dict[str, NetworkResults]  # null networks by name
     preference: Preference | None
+    emergence: dict[str, EmergenceResult] = field(default_factory=dict)  # training runs' snapshots, by name
 
     def network(self, name: str) -> NetworkResults:
         for n in self.networks:
@@ -139,7 +142,8 @@ def load_results(results_dir: str | Path, *, networks: list[str] | None = None) 
         if missing:
             raise LookupError(f"no results for network(s) {', '.join(missing)} in {root}; found: "
                               f"{', '.join(found) or 'none'}")
-    if not found and not has_preference(root):
+    emergence = load_emergence(root)
+    if not found and not has_preference(root) and not emergence:
         raise LookupError(f"{root} holds no unitscope results (no <network>/dissect, minimal, rf, ... folder and "
                           "no preference/); point the report at the --out of an experiment")
     infos = run.networks if run is not None else {}
@@ -153,4 +157,5 @@ def load_results(results_dir: str | Path, *, networks: list[str] | None = None) 
         elif net.census is not None and len(net.census.objects) and (
                 net.census.objects["network"] == null_name).any():
             net.null = null_name
-    return ResultSet(root=root, run=run, networks=loaded, nulls=nulls, preference=load_preference(root))
+    return ResultSet(root=root, run=run, networks=loaded, nulls=nulls, preference=load_preference(root),
+                     emergence=emergence)

@@ -7,6 +7,8 @@
   skipped when it finished before with the same configuration.
 - :func:`dissect_study`: dissection + random-weights null + ``flag_null`` +
   census + segmentation tiles, the one sequence behind ``unitscope dissect``.
+- :func:`emergence_study`: every snapshot of a training run dissected, with
+  the null, as an ``EmergenceResult`` (``unitscope emergence``).
 - :class:`RunRecord`: the ``run.json`` a run writes beside its results.
 - :func:`open_data`, :func:`network_name`, :func:`model_label`,
   :func:`random_null`, :func:`default_home`: what the steps open and how
@@ -29,7 +31,7 @@ _HOMES = {
     "random_null": "inputs", "default_home": "inputs", "write_unit_segmentations": "segmentations",
     "tqdm_bars": "progress", "convert_pool": "convert",
     "preference_study": "experiments", "minimal_study": "experiments", "rf_study": "experiments",
-    "localize_study": "experiments", "ablate_study": "experiments",
+    "localize_study": "experiments", "ablate_study": "experiments", "emergence_study": "emergence",
 }
 __all__ = list(_HOMES)
 

@@ -24,6 +24,7 @@ __all__ = [
     "name_option",
     "pattern_option",
     "spec_list",
+    "step_checkpoints",
     "unit_list",
 ]
 
@@ -165,3 +166,23 @@ def spec_list(form: str) -> Callable[[Optional[list[str]]], Optional[list[tuple[
         return pairs
 
     return check
+
+
+def step_checkpoints(values: Optional[list[str]]) -> Optional[list[tuple[int, str]]]:
+    """A repeated ``STEP=PATH`` option (the snapshots of a training run): ``[(step, path), ...]``.
+
+    Steps are positive integers, each given once; the paths are checked when they are opened.
+    """
+    if not values:
+        return None
+    pairs = []
+    for spec in values:
+        step, sep, path = spec.partition("=")
+        if not sep or not path or not step.strip().isdigit() or int(step) < 1:
+            raise ValueError(f"expected STEP=PATH with STEP a positive integer (training steps), got {spec!r}")
+        pairs.append((int(step), path))
+    steps = [s for s, _ in pairs]
+    repeated = sorted({s for s in steps if steps.count(s) > 1})
+    if repeated:
+        raise ValueError(f"step(s) {', '.join(map(str, repeated))} given more than once")
+    return pairs
