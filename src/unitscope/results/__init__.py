@@ -20,6 +20,7 @@ from unitscope.results.census import CensusResult
 from unitscope.results.dissection import DissectionResult, LayerDissection
 from unitscope.results.dissection_tables import DissectionTables
 from unitscope.results.human import HumanResults
+from unitscope.results.objectives import ObjectivesResult
 from unitscope.results.resultset import NetworkResults, ResultSet, find_networks, load_results
 from unitscope.results.run import RunMetadata
 from unitscope.results.schema import ResultFileError
@@ -34,6 +35,7 @@ __all__ = [
     "AblationResult",
     "AblationTables",
     "HumanResults",
+    "ObjectivesResult",
     "RunMetadata",
     "ResultSet",
     "NetworkResults",

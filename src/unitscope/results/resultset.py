@@ -13,6 +13,7 @@ The report never imports the experiments: it reads the files they saved
     RESULTS/<network>/localize/                       objects.csv, units.csv, examples.json, examples.npz, ...
     RESULTS/<network>/ablate/**/ablate.json           + classes.csv, summary.csv, conditions.csv
     RESULTS/<network>/human/                          units.csv, layers.csv, compare.csv, summary.json
+    RESULTS/objectives/                               objectives.csv, objectives.json (objectives compared)
 
 Every loader returns ``None`` (or an empty container) when its files are
 absent, so a partial result set gives a partial report.  A file that exists
@@ -36,6 +37,7 @@ from unitscope.results.human import HumanResults, load_human
 from unitscope.results.layout import NETWORK_FOLDERS, NOT_NETWORKS, NULL_SUFFIX, REPORT_MANIFEST
 from unitscope.results.localize import LocalizationResult, load_localization
 from unitscope.results.minimal import MinimalRun, load_minimal
+from unitscope.results.objectives import ObjectivesResult, load_objectives
 from unitscope.results.preference import Preference, has_preference, load_preference
 from unitscope.results.receptive_fields import ReceptiveFields, load_receptive_fields
 from unitscope.results.run import RunMetadata, load_run
@@ -84,6 +86,7 @@ class ResultSet:
     networks: list[NetworkResults]  # the networks shown side by side
     nulls: dict[str, NetworkResults]  # null networks by name
     preference: Preference | None
+    objectives: ObjectivesResult | None = None  # `unitscope objectives`: the objectives compared
 
     def network(self, name: str) -> NetworkResults:
         for n in self.networks:
@@ -153,4 +156,5 @@ def load_results(results_dir: str | Path, *, networks: list[str] | None = None) 
         elif net.census is not None and len(net.census.objects) and (
                 net.census.objects["network"] == null_name).any():
             net.null = null_name
-    return ResultSet(root=root, run=run, networks=loaded, nulls=nulls, preference=load_preference(root))
+    return ResultSet(root=root, run=run, networks=loaded, nulls=nulls, preference=load_preference(root),
+                     objectives=load_objectives(root))

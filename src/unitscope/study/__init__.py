@@ -7,6 +7,8 @@
   skipped when it finished before with the same configuration.
 - :func:`dissect_study`: dissection + random-weights null + ``flag_null`` +
   census + segmentation tiles, the one sequence behind ``unitscope dissect``.
+- :func:`objectives_study`: the same network trained under each objective,
+  dissected beside one random-weights null, compared (``unitscope objectives``).
 - :class:`RunRecord`: the ``run.json`` a run writes beside its results.
 - :func:`open_data`, :func:`network_name`, :func:`model_label`,
   :func:`random_null`, :func:`default_home`: what the steps open and how
@@ -30,6 +32,7 @@ _HOMES = {
     "tqdm_bars": "progress", "convert_pool": "convert",
     "preference_study": "experiments", "minimal_study": "experiments", "rf_study": "experiments",
     "localize_study": "experiments", "ablate_study": "experiments",
+    "objectives_study": "objectives", "objective_network": "objectives",
 }
 __all__ = list(_HOMES)
 
