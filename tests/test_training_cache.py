@@ -121,7 +121,7 @@ def test_progress_and_bad_options(world, tmp_path):
     train_network(world.root, task="object", cache_dir=tmp_path, progress=lambda s, t: steps.append((s, t)),
                   **FAST)
     assert steps[0] == (0, 2) and steps[-1] == (2, 2)
-    with pytest.raises(ValueError, match="task must be"):
+    with pytest.raises(ValueError, match="objective must be one of"):
         train_network(world.root, task="texture", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="positive"):
         train_network(world.root, task="scene", cache_dir=tmp_path, epochs=0)

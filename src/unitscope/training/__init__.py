@@ -1,8 +1,15 @@
-"""Training the reference networks (SceneNet, ObjectNet) on the synthetic world, cached by configuration."""
+"""Training networks on the synthetic world under several objectives, cached by configuration.
+
+``train_network(world_dir, objective=NAME, cache_dir=..., snapshots=..., progress=..., **options)``
+trains (or loads) one network; :data:`OBJECTIVES` lists the objectives
+and :data:`OBJECTIVE_DESCRIPTIONS` says what each predicts.
+"""
 
 from .cache import CacheCorruptError, config_key
 from .data import InMemoryImages, load_image_folder
 from .evaluate import evaluate_image_folder, predict, top1_accuracy
+from .objectives import OBJECTIVE_DESCRIPTIONS, OBJECTIVES, Objective, get_objective, network_name
+from .snapshots import Snapshot, log_spaced_steps, read_snapshots
 from .train import (
     DEFAULT_OPTIONS,
     TASKS,
@@ -17,13 +24,21 @@ __all__ = [
     "CacheCorruptError",
     "DEFAULT_OPTIONS",
     "InMemoryImages",
+    "OBJECTIVES",
+    "OBJECTIVE_DESCRIPTIONS",
+    "Objective",
+    "Snapshot",
     "TASKS",
     "TRAINING_VERSION",
     "TrainedNetwork",
     "config_key",
     "evaluate_image_folder",
+    "get_objective",
     "load_image_folder",
+    "log_spaced_steps",
+    "network_name",
     "predict",
+    "read_snapshots",
     "top1_accuracy",
     "train_network",
     "train_reference_networks",

@@ -4,7 +4,8 @@ A cache entry is a folder ``<cache_dir>/networks/<name>-<key16>/`` holding
 ``model.pt`` (weights + :class:`~unitscope.models.info.ModelInfo`, written
 by :func:`~unitscope.models.save_checkpoint`), ``metrics.json`` (held-out
 accuracy, training time, history) and ``config.json`` (the configuration
-the key was computed from).  The folder is built under a temporary name and
+the key was computed from) and, for a run asked for them, ``snapshots/``
+(:mod:`unitscope.training.snapshots`).  The folder is built under a temporary name and
 renamed into place, so an entry is either complete or absent (the
 temporary folder of a killed training is removed by the next write of that
 entry), and gets the mode the umask gives new folders.  An entry
@@ -63,16 +64,26 @@ def read_entry(folder: Path, key: str) -> dict[str, Any]:
     return metrics
 
 
-def write_entry(folder: Path, *, save_model, metrics: dict[str, Any], config: dict[str, Any]) -> None:
-    """Write an entry atomically; ``save_model(path)`` writes the weights file."""
+def write_entry(folder: Path, *, save_model, metrics: dict[str, Any], config: dict[str, Any],
+                folders: dict[str, Path] | None = None) -> None:
+    """Write an entry atomically; ``save_model(path)`` writes the weights file.
+
+    ``folders`` (name -> existing folder, e.g. the run's snapshots) are
+    moved into the entry as ``<entry>/<name>``, last, so that a failure
+    before leaves them where they were.
+    """
     remove_dead_temps(folder.parent, folder.name)
     for leftover in folder.parent.glob(f".{folder.name}.[to][ml][pd]-????????"):  # earlier versions' names
         shutil.rmtree(leftover, ignore_errors=True)
     tmp = make_temp_dir(folder.parent, folder.name)
+    moved: list[tuple[Path, Path]] = []
     try:
         save_model(tmp / "model.pt")
         (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        for name, source in (folders or {}).items():
+            os.replace(source, tmp / name)
+            moved.append((tmp / name, source))
         if folder.exists():
             # Only reached by an explicit retrain: set the old entry aside first.
             old = make_temp_dir(folder.parent, folder.name)
@@ -80,5 +91,8 @@ def write_entry(folder: Path, *, save_model, metrics: dict[str, Any], config: di
             shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, folder)
     except BaseException:
+        for inside, source in moved:
+            if inside.exists():
+                os.replace(inside, source)
         shutil.rmtree(tmp, ignore_errors=True)
         raise

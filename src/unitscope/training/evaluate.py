@@ -1,4 +1,4 @@
-"""Held-out accuracy of a classifier on in-memory images or an ImageFolder tree."""
+"""Held-out accuracy of a classifier on in-memory images or an ImageFolder tree, and of every objective."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from unitscope.models.info import model_info
 
 from .data import load_image_folder, normalize
 
-__all__ = ["predict", "top1_accuracy", "evaluate_image_folder", "resize_center_crop"]
+__all__ = ["predict", "top1_accuracy", "evaluate_image_folder", "resize_center_crop", "classifier_metrics",
+           "objective_metrics"]
 
 
 def resize_center_crop(x: torch.Tensor, size: int, ratio: float = 256 / 224) -> torch.Tensor:
@@ -75,3 +76,71 @@ def evaluate_image_folder(model: nn.Module, root: str | Path, *,
     names = list(class_names) if class_names is not None else list(model_info(model).class_names)
     data = load_image_folder(root, names or None)
     return top1_accuracy(model, data.images, data.labels, batch_size=batch_size)
+
+
+def classifier_metrics(model: nn.Module, val, class_names: Sequence[str], *, paths=None) -> dict:
+    """Held-out scores of a scene or object classifier on ``val`` (:class:`InMemoryImages`).
+
+    ``val_top1``, ``val_top1_resize_crop``, ``chance``, ``per_class_top1``;
+    with the world's ``paths``, also ``noobjects_top1`` on the
+    objects-removed scenes.
+    """
+    pred = predict(model, val.images)
+    correct = (pred == val.labels)
+    per_class = {
+        c: float(correct[val.labels == k].float().mean()) if bool((val.labels == k).any()) else None
+        for k, c in enumerate(class_names)
+    }
+    crop_top1 = float((predict(model, val.images, resize_crop=True) == val.labels).float().mean())
+    out = {"val_top1": float(correct.float().mean()), "val_top1_resize_crop": crop_top1,
+           "chance": 1.0 / len(class_names), "per_class_top1": per_class}
+    if paths is not None and paths.scenes_noobjects_val.is_dir():
+        control = load_image_folder(paths.scenes_noobjects_val, class_names)
+        out["noobjects_top1"] = float((predict(model, control.images) == control.labels).float().mean())
+    return out
+
+
+@torch.no_grad()
+def objective_metrics(model: nn.Module, objective, val, val_presence, settings, *, seed: int,
+                      train=None, train_targets=None, batch_size: int = 256) -> dict:
+    """Held-out scores of a network trained under ``objective`` (see :meth:`Objective.scores`).
+
+    Pretext labels of the held-out images are drawn from a generator seeded
+    by ``seed`` (the same draw every time).  The shuffled-label control is
+    scored on the true labels (``val_top1``: what it learnt of scenes) and
+    on the training images' shuffled labels (``train_top1``: what it
+    memorised).
+    """
+    gen = torch.Generator().manual_seed(int(seed) + 1)
+    names = model_info(model).class_names
+    targets = objective.image_targets(val.labels, val_presence, seed=seed)
+    if objective.name == "shuffled":
+        targets = val.labels
+    out = _scores(model, objective, val.images, targets, settings, gen, batch_size)
+    if objective.kind in ("class", "rotation", "jigsaw"):
+        out["chance"] = 1.0 / len(names)
+    if train is not None:
+        out["train_top1"] = _scores(model, objective, train.images, train_targets, settings, gen,
+                                    batch_size)["val_top1"]
+    return out
+
+
+def _scores(model, objective, images, targets, settings, gen, batch_size) -> dict:
+    was_training = model.training
+    model.eval()
+    outputs, rows = [], []
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            part = slice(start, start + batch_size)
+            x = normalize(images[part], settings.mean, settings.std)
+            batch_targets = {k: v[part] for k, v in targets.items()} if isinstance(targets, dict) else targets[part]
+            x, y = objective.batch(x, batch_targets, gen, permutations=settings.permutations, gap=settings.gap)
+            outputs.append(model(x))
+            rows.append(y)
+    finally:
+        model.train(was_training)
+    if isinstance(rows[0], dict):
+        joined = {k: torch.cat([r[k] for r in rows]) for k in rows[0]}
+    else:
+        joined = torch.cat(rows)
+    return objective.scores(torch.cat(outputs), joined)

@@ -1,18 +1,23 @@
-"""Training the reference networks on the synthetic world: SceneNet and ObjectNet.
+"""Training networks on the synthetic world: SceneNet, ObjectNet and the other objectives.
 
-Both are ``mini_alexnet``; SceneNet learns the scene classes from the
-scene-centric images, ObjectNet the object classes from the object-centric
-ones (the Places-CNN / ImageNet-CNN pair of the paper, in miniature).
-Training runs on the CPU from an in-memory uint8 tensor, with AdamW, a
-one-cycle learning-rate schedule, horizontal flips and small random zooms
-(so the network is at home both with whole images and with the
-resize-and-centre-crop view that plain pools give it).
+Every network is ``mini_alexnet``; SceneNet learns the scene classes from
+the scene-centric images, ObjectNet the object classes from the
+object-centric ones (the Places-CNN / ImageNet-CNN pair of the paper, in
+miniature), and the other objectives of
+:mod:`~unitscope.training.objectives` (object presence, scene + objects,
+rotation, jigsaw, shuffled labels) differ from SceneNet only in their last
+layer and loss.  Training runs on the CPU from an in-memory uint8 tensor,
+with AdamW, a one-cycle learning-rate schedule, horizontal flips and small
+random zooms (:mod:`~unitscope.training.loop`).
 
 Results are cached under ``cache_dir`` keyed by the whole configuration:
-the world's ``world.json`` hash, every hyper-parameter and the code
-version.  A second call with the same configuration loads the weights
-instead of training; a corrupt entry raises
-:class:`~unitscope.training.cache.CacheCorruptError`.
+the world's ``world.json`` hash, the objective, every hyper-parameter and
+the code version.  A second call with the same configuration loads the
+weights instead of training; a corrupt entry raises
+:class:`~unitscope.training.cache.CacheCorruptError`.  An interrupted run
+continues from its last saved state (:mod:`~unitscope.training.resume`);
+with ``snapshots=True`` the network is also saved at log-spaced steps
+(:mod:`~unitscope.training.snapshots`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import unitscope
@@ -41,8 +45,13 @@ from unitscope.models import (
 from unitscope.models.info import IMAGENET_MEAN, IMAGENET_STD
 
 from .cache import CacheCorruptError, config_key, entry_dir, read_entry, write_entry
-from .data import load_image_folder, normalize
-from .evaluate import predict
+from .data import load_image_folder
+from .evaluate import classifier_metrics, objective_metrics
+from .loop import LoopSettings, optimise, schedule
+from .objectives import OBJECTIVES, get_objective, jigsaw_permutations
+from .presence import scene_presence
+from .resume import PartialTraining, partial_dir
+from .snapshots import MANIFEST, Snapshot, log_spaced_steps, read_snapshots, snapshot_file, write_manifest
 
 __all__ = [
     "TRAINING_VERSION",
@@ -57,40 +66,54 @@ __all__ = [
 #: Bump when the training procedure changes (invalidates every cache entry).
 TRAINING_VERSION = 1
 
-#: task -> (network name, world sub-folder)
+#: task -> (network name, world sub-folder): the two reference networks.
 TASKS = {"scene": ("scenenet", "scenes"), "object": ("objectnet", "objects")}
 
-#: Defaults per task; see :func:`train_network`.
+_SCENE_DEFAULTS = {"epochs": 14, "batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "width": 16,
+                   "label_smoothing": 0.05, "max_zoom": 1.0}
+
+#: Defaults per objective; see :func:`train_network`.  Every objective on
+#: the scene images has SceneNet's budget (epochs, batch size); ``jigsaw``
+#: adds its number of ``permutations`` and ``tile_gap`` (share of a cell
+#: left empty around each tile).
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "scene": {"epochs": 14, "batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "width": 16,
-              "label_smoothing": 0.05, "max_zoom": 1.0},
+    "scene": dict(_SCENE_DEFAULTS),
     "object": {"epochs": 8, "batch_size": 64, "lr": 3e-3, "weight_decay": 5e-4, "width": 16,
                "label_smoothing": 0.05, "max_zoom": 1.0},
+    "multilabel": dict(_SCENE_DEFAULTS, label_smoothing=0.0),
+    "multitask": dict(_SCENE_DEFAULTS),
+    "rotation": dict(_SCENE_DEFAULTS),
+    "jigsaw": dict(_SCENE_DEFAULTS, permutations=30, tile_gap=0.15),
+    "shuffled": dict(_SCENE_DEFAULTS),
 }
 
 
 @dataclass
 class TrainedNetwork:
-    """A trained (or cached) reference network.
+    """A trained (or cached) network.
 
     Attributes
     ----------
     name : str
-        ``"scenenet"`` or ``"objectnet"``.
+        ``"scenenet"``, ``"objectnet"``, ``"rotationnet"``... (the objective + ``net``).
     task : str
-        ``"scene"`` or ``"object"``.
+        The objective (``"scene"``, ``"object"``, ``"rotation"``...).
     model : nn.Module
-        In eval mode, with its :class:`~unitscope.models.info.ModelInfo`.
+        In eval mode, with its :class:`~unitscope.models.info.ModelInfo`
+        (``class_names``: the head's outputs, pretext classes for a
+        self-supervised objective).
     path : Path
         The checkpoint file (``create_model(None, weights=path)`` rebuilds it).
     metrics : dict
-        ``val_top1`` (held-out top-1), ``val_top1_resize_crop``,
+        ``val_top1`` (held-out top-1 of the head), ``val_top1_resize_crop``,
         ``noobjects_top1`` (scene task), ``chance``, ``per_class_top1``,
-        ``train_seconds``, ``total_seconds``, ``history``...; ``cached`` is
-        true when loaded from the cache.
+        ``train_seconds``, ``total_seconds``, ``history``...; presence
+        heads add ``val_f1``; ``cached`` is true when loaded from the cache.
     key : str
         The configuration hash.
     config : dict
+    snapshots : list of Snapshot
+        The saved steps when trained with ``snapshots=True`` (else empty).
     """
 
     name: str
@@ -100,16 +123,32 @@ class TrainedNetwork:
     metrics: dict[str, Any]
     key: str
     config: dict[str, Any] = field(default_factory=dict)
+    snapshots: list[Snapshot] = field(default_factory=list)
 
     @property
     def cached(self) -> bool:
         return bool(self.metrics.get("cached"))
 
+    @property
+    def objective(self) -> str:
+        return self.task
 
-def _options(task: str, given: dict[str, Any]) -> dict[str, Any]:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {sorted(TASKS)}, got {task!r}")
-    opts = dict(DEFAULT_OPTIONS[task])
+
+def _objective_name(task: str | None, objective: str | None) -> str:
+    if task is not None and objective is not None and task != objective:
+        raise ValueError(f"give the objective once: task={task!r} and objective={objective!r} differ")
+    name = objective or task or "scene"
+    get_objective(name)
+    return name
+
+
+def _options(objective: str, given: dict[str, Any]) -> dict[str, Any]:
+    defaults = DEFAULT_OPTIONS[objective]
+    unknown = sorted(set(given) - set(defaults) - {"steps"})
+    if unknown:
+        raise ValueError(f"unknown training option(s) {', '.join(unknown)} for objective {objective!r}; "
+                         f"known: {', '.join(sorted(defaults) + ['steps'])}")
+    opts = dict(defaults)
     for k, v in given.items():
         if v is not None:
             opts[k] = v
@@ -119,24 +158,38 @@ def _options(task: str, given: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"lr must be positive, got {opts['lr']}")
     if float(opts["max_zoom"]) < 1:
         raise ValueError(f"max_zoom must be >= 1, got {opts['max_zoom']}")
-    return {
+    out = {
         "epochs": int(opts["epochs"]), "batch_size": int(opts["batch_size"]), "lr": float(opts["lr"]),
         "weight_decay": float(opts["weight_decay"]), "width": int(opts["width"]),
         "label_smoothing": float(opts["label_smoothing"]), "max_zoom": float(opts["max_zoom"]),
     }
+    if opts.get("steps") is not None:  # only then: the keys of runs without it stay as they were
+        if int(opts["steps"]) < 1:
+            raise ValueError(f"steps must be positive, got {opts['steps']}")
+        out["steps"] = int(opts["steps"])
+    if objective == "jigsaw":
+        if int(opts["permutations"]) < 2:
+            raise ValueError(f"permutations must be at least 2, got {opts['permutations']}")
+        if not 0 <= float(opts["tile_gap"]) < 1:
+            raise ValueError(f"tile_gap must be in [0, 1), got {opts['tile_gap']}")
+        out.update(permutations=int(opts["permutations"]), tile_gap=float(opts["tile_gap"]))
+    return out
 
 
-def training_config(world_dir: str | Path, *, task: str = "scene", seed: int = 0, **options) -> dict[str, Any]:
+def training_config(world_dir: str | Path, *, task: str | None = None, objective: str | None = None,
+                    seed: int = 0, **options) -> dict[str, Any]:
     """The full configuration a cache key is computed from.
 
-    Holds the world's fingerprint (hash of ``world.json``), the task, the
-    seed, every hyper-parameter (defaults filled in), the architecture and
-    the code versions.
+    Holds the world's fingerprint (hash of ``world.json``), the objective
+    (as ``task``; the objectives other than scene and object also as
+    ``objective``), the seed, every hyper-parameter (defaults filled in),
+    the architecture and the code versions.
     """
-    opts = _options(task, options)
-    return {
+    name = _objective_name(task, objective)
+    opts = _options(name, options)
+    config = {
         "world": world_fingerprint(world_dir),
-        "task": task,
+        "task": name,
         "arch": "mini_alexnet",
         "seed": int(seed),
         **opts,
@@ -145,81 +198,75 @@ def training_config(world_dir: str | Path, *, task: str = "scene", seed: int = 0
         "training_version": TRAINING_VERSION,
         "unitscope_version": unitscope.__version__,
     }
-
-
-def _augment(x: torch.Tensor, gen: torch.Generator, max_zoom: float) -> torch.Tensor:
-    """Random horizontal flips and zoom-ins (random crop of 1/zoom of the side, resized back)."""
-    n = x.shape[0]
-    flip = torch.rand(n, generator=gen) < 0.5
-    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-    if max_zoom > 1:
-        scale = 1.0 / (1.0 + torch.rand(n, generator=gen) * (max_zoom - 1.0))
-        room = 1.0 - scale
-        tx = (torch.rand(n, generator=gen) * 2 - 1) * room
-        ty = (torch.rand(n, generator=gen) * 2 - 1) * room
-        theta = torch.zeros(n, 2, 3)
-        theta[:, 0, 0], theta[:, 1, 1] = scale, scale
-        theta[:, 0, 2], theta[:, 1, 2] = tx, ty
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x.contiguous(), grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return x.contiguous(memory_format=torch.channels_last)
+    if name not in TASKS:  # scene and object keep the keys they had before objectives existed
+        config["objective"] = name
+    return config
 
 
 def _load_cached(folder: Path, name: str, task: str, key: str, config: dict) -> TrainedNetwork:
     metrics = read_entry(folder, key)
     try:
         model = create_model("mini_alexnet", weights=folder / "model.pt")
+        snapshots = read_snapshots(folder / "snapshots") if (folder / "snapshots" / MANIFEST).is_file() else []
     except (ValueError, RuntimeError, OSError, EOFError) as exc:
         raise CacheCorruptError(
             f"cached network at {folder} is corrupt ({one_line(exc)}); delete {folder} to train again"
         ) from None
     model.eval()
     metrics = dict(metrics, cached=True)
-    return TrainedNetwork(name, task, model, folder / "model.pt", metrics, key, config)
+    return TrainedNetwork(name, task, model, folder / "model.pt", metrics, key, config, snapshots)
 
 
 def train_network(
     world_dir: str | Path,
     *,
-    task: str = "scene",
+    objective: str | None = None,
+    task: str | None = None,
     cache_dir: str | Path,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    weight_decay: float | None = None,
-    width: int | None = None,
-    label_smoothing: float | None = None,
-    max_zoom: float | None = None,
     seed: int = 0,
     num_threads: int | None = None,
     retrain: bool = False,
+    snapshots: bool = False,
     progress: Callable[..., Any] | None = None,
+    **options,
 ) -> TrainedNetwork:
-    """Train SceneNet (``task='scene'``) or ObjectNet (``task='object'``) on a world, or load it.
+    """Train a network on a world under one objective, or load it from the cache.
 
     The weights are cached under the key of :func:`training_config` (the
-    world's fingerprint, the task and every option): the same call again
-    loads them instead of training.
+    world's fingerprint, the objective and every option): the same call
+    again loads them instead of training.  An interrupted run (Ctrl-C, a
+    kill) is continued by the same call, from its last saved state.
 
     Parameters
     ----------
     world_dir : str or Path
         A directory written by :func:`~unitscope.data.world.generate_world`.
+    objective : str, optional
+        One of :data:`~unitscope.training.objectives.OBJECTIVES` (default
+        ``'scene'``).
     task : {'scene', 'object'}, optional
+        The same as ``objective`` (its older name).
     cache_dir : str or Path
         Where trained weights are kept (``<cache_dir>/networks/``).
-    epochs, batch_size, lr, weight_decay, width, label_smoothing, max_zoom : optional
-        Hyper-parameters; defaults per task in :data:`DEFAULT_OPTIONS`
-        (``width`` is MiniAlexNet's ``conv1`` channels; ``max_zoom`` the
-        largest random zoom-in of the augmentation, 1 for none).
     seed : int, optional
-        Seeds initialisation, shuffling and augmentation.
+        Seeds initialisation, shuffling, augmentation and pretext labels.
     num_threads : int, optional
         Torch CPU threads while training (default: all CPUs); restored after.
     retrain : bool, optional
-        Train even when a cache entry exists, and replace it.
+        Train even when a cache entry exists, and replace it; discards a
+        partial run's state.
+    snapshots : bool, optional
+        Also save the network at :func:`~unitscope.training.snapshots.log_spaced_steps`
+        into ``<entry>/snapshots/``.  A cached entry without snapshots is
+        trained again (to the same weights) to make them.
     progress : callable, optional
         Called as ``progress(step, total_steps)``.
+    **options
+        ``epochs, batch_size, lr, weight_decay, width, label_smoothing,
+        max_zoom``; ``steps`` (optimizer steps, replacing ``epochs``);
+        ``permutations, tile_gap`` (jigsaw).  Defaults per objective in
+        :data:`DEFAULT_OPTIONS` (``width`` is MiniAlexNet's ``conv1``
+        channels; ``max_zoom`` the largest random zoom-in, 1 for none).
 
     Returns
     -------
@@ -230,29 +277,37 @@ def train_network(
     FileNotFoundError
         If the world or one of its datasets is missing.
     ValueError
-        On bad options.
+        On bad options, or a partial run saved under another configuration.
     CacheCorruptError
         If the cache entry for this configuration exists but is unreadable.
     """
-    name = TASKS.get(task, (None, None))[0]
-    config = training_config(world_dir, task=task, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-                             weight_decay=weight_decay, width=width, label_smoothing=label_smoothing,
-                             max_zoom=max_zoom)
+    name_of = _objective_name(task, objective)
+    spec = get_objective(name_of)
+    name = spec.network
+    config = training_config(world_dir, objective=name_of, seed=seed, **options)
     key = config_key(config)
     folder = entry_dir(cache_dir, name, key)
     if folder.exists() and not retrain:
-        return _load_cached(folder, name, task, key, config)
+        cached = _load_cached(folder, name, name_of, key, config)
+        if cached.snapshots or not snapshots:
+            return cached
 
     started = time.perf_counter()
     defn, doc = load_world(world_dir)
     paths = WorldPaths.of(world_dir)
-    class_names = defn.scene_names if task == "scene" else defn.object_names
+    class_names = spec.class_names(defn.scene_names, defn.object_names,
+                                   permutations=config.get("permutations", 0))
+    data_classes = defn.scene_names if spec.dataset == "scene" else defn.object_names
     size = int(doc.get("generation", {}).get("size", 128))
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(int(num_threads or os.cpu_count() or 1))
     try:
-        train = load_image_folder(paths.dataset(task, "train"), class_names)
-        val = load_image_folder(paths.dataset(task, "val"), class_names)
+        train = load_image_folder(paths.dataset(spec.dataset, "train"), data_classes)
+        val = load_image_folder(paths.dataset(spec.dataset, "val"), data_classes)
+        presence = val_presence = None
+        if spec.needs_presence:
+            presence = scene_presence(world_dir, "train", train.paths, train.images, cache_dir=cache_dir)
+            val_presence = scene_presence(world_dir, "val", val.paths, val.images, cache_dir=cache_dir)
         load_seconds = time.perf_counter() - started
 
         torch.manual_seed(config["seed"])
@@ -260,89 +315,86 @@ def train_network(
         model = create_model("mini_alexnet", num_classes=len(class_names), class_names=class_names,
                              input_size=size, width=config["width"])
         preprocessing = Preprocessing(input_size=size, mean=tuple(config["mean"]), std=tuple(config["std"]))
-        attach_info(model, ModelInfo(arch="mini_alexnet", preprocessing=preprocessing,
-                                     class_names=list(class_names), default_layers=list(MINI_ALEXNET_LAYERS),
-                                     weights=str(folder / "model.pt")))
+        info = ModelInfo(arch="mini_alexnet", preprocessing=preprocessing, class_names=list(class_names),
+                         default_layers=list(MINI_ALEXNET_LAYERS), weights=str(folder / "model.pt"))
+        attach_info(model, info)
         model = model.to(memory_format=torch.channels_last)
         model.train()
-        bs = min(config["batch_size"], len(train))
-        steps_per_epoch = len(train) // bs
-        total_steps = steps_per_epoch * config["epochs"]
-        opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["lr"], total_steps=total_steps,
-                                                    pct_start=0.25)
-        history = []
-        step = 0
-        if progress is not None:
-            progress(0, total_steps)
+        gap = 0
+        permutations = None
+        if spec.kind == "jigsaw":
+            permutations = jigsaw_permutations(config["permutations"], seed=config["seed"])
+            gap = int(round((size // 3) * config["tile_gap"]))
+        _, _, total_steps = schedule(len(train), batch_size=config["batch_size"], epochs=config["epochs"],
+                                     steps=config.get("steps"))
+        steps = log_spaced_steps(total_steps) if snapshots else []
+        settings = LoopSettings(epochs=config["epochs"], batch_size=config["batch_size"], lr=config["lr"],
+                                weight_decay=config["weight_decay"], label_smoothing=config["label_smoothing"],
+                                max_zoom=config["max_zoom"], mean=preprocessing.mean, std=preprocessing.std,
+                                steps=config.get("steps"), permutations=permutations, gap=gap,
+                                snapshot_steps=steps)
+        partial = PartialTraining(partial_dir(cache_dir, name, key), dict(config, snapshots=bool(snapshots)),
+                                  restart=retrain)
+        save_snapshot = _snapshot_writer(model, partial.snapshots, info, size, config) if snapshots else None
+        targets = spec.image_targets(train.labels, presence, seed=config["seed"])
         t_train = time.perf_counter()
-        for epoch in range(config["epochs"]):
-            t_epoch = time.perf_counter()
-            order = torch.randperm(len(train), generator=gen)
-            running, seen = 0.0, 0
-            for k in range(steps_per_epoch):
-                idx = order[k * bs:(k + 1) * bs]
-                x = _augment(normalize(train.images[idx], preprocessing.mean, preprocessing.std), gen,
-                             config["max_zoom"])
-                loss = F.cross_entropy(model(x), train.labels[idx], label_smoothing=config["label_smoothing"])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                running += loss.item() * len(idx)
-                seen += len(idx)
-                step += 1
-                if progress is not None:
-                    progress(step, total_steps)
-            history.append({"epoch": epoch + 1, "loss": running / max(seen, 1),
-                            "seconds": time.perf_counter() - t_epoch})
+        history = optimise(model, spec, train.images, targets, settings, gen, partial=partial,
+                           save_snapshot=save_snapshot, progress=progress)
         train_seconds = time.perf_counter() - t_train
         model.eval()
 
         t_eval = time.perf_counter()
-        pred = predict(model, val.images)
-        correct = (pred == val.labels)
-        per_class = {
-            c: float(correct[val.labels == k].float().mean()) if bool((val.labels == k).any()) else None
-            for k, c in enumerate(class_names)
-        }
-        crop_top1 = float((predict(model, val.images, resize_crop=True) == val.labels).float().mean())
-        metrics: dict[str, Any] = {
-            "network": name,
-            "task": task,
-            "key": key,
-            "val_top1": float(correct.float().mean()),
-            "val_top1_resize_crop": crop_top1,
-            "chance": 1.0 / len(class_names),
-            "per_class_top1": per_class,
-            "n_train": len(train),
-            "n_val": len(val),
-            "steps": total_steps,
-            "threads": torch.get_num_threads(),
-            "history": history,
-        }
+        if name_of in TASKS:
+            metrics = classifier_metrics(model, val, class_names, paths=paths if name_of == "scene" else None)
+        else:
+            metrics = objective_metrics(model, spec, val, val_presence, settings, seed=config["seed"],
+                                        train=train if name_of == "shuffled" else None, train_targets=targets)
+        metrics = {"network": name, "task": name_of, "key": key, **metrics,
+                   "n_train": len(train), "n_val": len(val), "steps": total_steps,
+                   "threads": torch.get_num_threads(), "history": history}
         del train
-        if task == "scene" and paths.scenes_noobjects_val.is_dir():
-            control = load_image_folder(paths.scenes_noobjects_val, class_names)
-            metrics["noobjects_top1"] = float((predict(model, control.images) == control.labels).float().mean())
         metrics["eval_seconds"] = time.perf_counter() - t_eval
         metrics["load_seconds"] = load_seconds
         metrics["train_seconds"] = train_seconds
         metrics["total_seconds"] = time.perf_counter() - started
+        if snapshots:
+            write_manifest(partial.snapshots, steps=steps, total_steps=total_steps, network=name, training=config)
     finally:
         torch.set_num_threads(previous_threads)
 
     model = model.to(memory_format=torch.contiguous_format)
     write_entry(folder, metrics=metrics, config=config,
-                save_model=lambda p: save_checkpoint(model, p, extra={"training": config, "val_top1": metrics["val_top1"]}))
+                save_model=lambda p: save_checkpoint(model, p, extra={"training": config, "val_top1": metrics["val_top1"]}),
+                folders={"snapshots": partial.snapshots} if snapshots else None)
+    partial.clear()
     # The network handed back is the one read from the cache, exactly as a later run reads it
     # (weights and metadata, e.g. where its preprocessing came from): a first run and a cached
     # rerun of the same command then write the same bytes.
     model = create_model("mini_alexnet", weights=folder / "model.pt").eval()
-    metrics = dict(metrics, cached=False)
-    return TrainedNetwork(name, task, model, folder / "model.pt", metrics, key, config)
+    return TrainedNetwork(name, name_of, model, folder / "model.pt", dict(metrics, cached=False), key, config,
+                          read_snapshots(folder / "snapshots") if snapshots else [])
 
 
+def _snapshot_writer(model: nn.Module, into: Path, info: ModelInfo, size: int, config: dict[str, Any]) -> Callable[[int], None]:
+    """``save(step)``: the training model's weights as an ordinary checkpoint ``into/step-*.pt``.
+
+    The weights go through a second model of the same shape (built with a
+    fixed seed, so the global generator is untouched), so the training
+    model and its memory layout are never modified.
+    """
+    holder: dict[str, nn.Module] = {}
+
+    def save(step: int) -> None:
+        if "model" not in holder:
+            shell = create_model("mini_alexnet", num_classes=len(info.class_names), class_names=info.class_names,
+                                 input_size=size, width=config["width"], seed=0)
+            attach_info(shell, info)
+            holder["model"] = shell
+        shell = holder["model"]
+        shell.load_state_dict(model.state_dict())
+        save_checkpoint(shell, into / snapshot_file(step), extra={"training": config, "step": int(step)})
+
+    return save
 def train_reference_networks(world_dir: str | Path, *, cache_dir: str | Path,
                              progress: Callable[..., Any] | None = None,
                              **options) -> dict[str, TrainedNetwork]:
