@@ -206,3 +206,32 @@ def test_report_section_without_results_says_what_to_run(tmp_path):
     section = html[html.index('<section id="objectives">'):]
     assert "unitscope objectives --preset study --out RESULTS" in section[: section.index("</section>")]
     assert HINT.startswith("No objectives compared")
+
+
+def test_command_end_to_end_with_real_training_and_the_census_on_its_folder(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from unitscope.cli.main import app
+
+    args = ["objectives", "--world", str(world), "--out", str(tmp_path / "out"), "--home", str(tmp_path / "home"),
+            "--objective", "scene", "--objective", "rotation", "--epochs", "1", "--width", "4",
+            "--layers", "conv3,conv5"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(" ")[0] for line in lines[:3]] == ["scene", "rotation", "random"]
+    assert "held-out accuracy" in lines[0] and lines[-1].endswith("objectives.csv")
+    result = ObjectivesResult.load(tmp_path / "out")
+    assert result.objectives == ["scene", "rotation", RANDOM] and result.layers == ["conv3", "conv5"]
+    assert result.runs["scene"]["accuracy_kind"] == "val_top1" and result.runs["scene"]["train_seconds"] > 0
+    again = CliRunner().invoke(app, args)  # cached: the same table, nothing trained
+    assert again.exit_code == 0 and "objective scene: cached" in again.stderr
+    # Experiment 4 and the census read the folder as they read the demo's
+    index = build_report(tmp_path / "out")
+    html = index.read_text()
+    census = html[html.index('<section id="census">'):]
+    census = census[: census.index("</section>")]
+    assert "<h3>scenenet</h3>" in census and "<h3>rotationnet</h3>" in census
+    assert re.search(r"\d+ of 6 object classes have at least one detector", census)
+    assert "scenenet vs the random-weights null scenenet-random" in census
+    assert load_results(tmp_path / "out").network("scenenet").null == "scenenet-random"

@@ -32,7 +32,7 @@ _HOMES = {
     "tqdm_bars": "progress", "convert_pool": "convert",
     "preference_study": "experiments", "minimal_study": "experiments", "rf_study": "experiments",
     "localize_study": "experiments", "ablate_study": "experiments",
-    "objectives_study": "objectives", "objective_network": "objectives",
+    "objectives_study": "objectives",
 }
 __all__ = list(_HOMES)
 

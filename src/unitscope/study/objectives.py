@@ -41,7 +41,7 @@ from unitscope.results.layout import OBJECTIVES_STAGES, dissect_dir, objectives_
 from unitscope.results.objectives import RANDOM, ObjectivesResult, objective_rows
 from unitscope.study.progress import Progress, step
 
-__all__ = ["objectives_study", "OBJECTIVE_LAYERS", "objective_network", "NULL_SEED"]
+__all__ = ["objectives_study", "OBJECTIVE_LAYERS", "NULL_SEED"]
 
 #: The layers compared by default: every convolution of ``mini_alexnet``.
 OBJECTIVE_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
@@ -49,18 +49,6 @@ OBJECTIVE_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 NULL_SEED = 1
 #: The dissection of every network, as the demo's.
 DISSECT_OPTIONS = dict(batch_size=50, mask_size="auto", threshold_rule="unitscope", min_support=10)
-_NAMES = {"scene": "scenenet", "object": "objectnet"}
-
-
-def objective_network(objective: str) -> str:
-    """The folder name of an objective's network: ``scenenet``, ``objectnet``, else ``<objective>net``."""
-    return _NAMES.get(objective, f"{objective}net")
-
-
-def _known_objectives() -> tuple[str, ...]:
-    from unitscope.training import OBJECTIVES
-
-    return tuple(OBJECTIVES)
 
 
 def _check_names(given: Sequence[str], known: Sequence[str], what: str) -> list[str]:
@@ -150,15 +138,16 @@ def objectives_study(world: str | Path | None = None, *, out: str | Path, home: 
 
     started = time.perf_counter()
     out, home = Path(out), Path(home)
-    known = _known_objectives() if train is None or objectives is None else tuple(objectives)
-    chosen = _check_names(list(objectives) if objectives is not None else list(known), known, "objective")
+    from unitscope.training import OBJECTIVES, network_name
+
+    chosen = _check_names(list(objectives) if objectives is not None else list(OBJECTIVES), OBJECTIVES, "objective")
     layers = _check_names(list(layers), [n for n in MINI_ALEXNET_LAYERS if not n.startswith("fc")], "layer")
     world_dir = _world_dir(world, preset, home, progress)
     runner = _Runner(world_dir, out, home, layers, progress, log, restart, train or _default_train,
                      {k: v for k, v in train_options.items() if v is not None})
     base = {"version": unitscope.__version__, "world": world_fingerprint(world_dir), "layers": layers,
             "train": runner.train_options, "dissect": DISSECT_OPTIONS}
-    null_name = f"{objective_network(chosen[0])}-random"
+    null_name = f"{network_name(chosen[0])}-random"
     runs = {RANDOM: runner.null(null_name, chosen[0], dict(base, objective=RANDOM, like=chosen[0],
                                                            seed=NULL_SEED))}
     for objective in chosen:
@@ -218,7 +207,9 @@ class _Runner:
         """Stage ``objective <name>``: train (cached), dissect with the null's census beside it."""
         from unitscope.experiments.dissect import DissectionResult
 
-        name, network = f"objective {objective}", objective_network(objective)
+        from unitscope.training import network_name
+
+        name, network = f"objective {objective}", network_name(objective)
         record = None
         if not self.stages.is_done(name, config):
             trained = self._train(objective)
