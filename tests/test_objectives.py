@@ -99,7 +99,7 @@ def test_second_call_trains_and_dissects_nothing_and_writes_the_same_table(world
     first = run(world, tmp_path, StandIn())
     csv = (tmp_path / "out" / "objectives" / "objectives.csv").read_bytes()
     again, lines = StandIn(), []
-    second = run(world, tmp_path, again, log=lines.append)
+    second = run(world, tmp_path, again, log=lines.append, num_threads=1)  # speed, not configuration
     assert again.calls == []
     assert {f"objective {o}: cached" for o in OBJECTIVES} | {"random: cached"} <= set(lines)
     assert (tmp_path / "out" / "objectives" / "objectives.csv").read_bytes() == csv

@@ -49,6 +49,8 @@ OBJECTIVE_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 NULL_SEED = 1
 #: The dissection of every network, as the demo's.
 DISSECT_OPTIONS = dict(batch_size=50, mask_size="auto", threshold_rule="unitscope", min_support=10)
+#: Training options that change how fast, not what is trained (left out of the stages' keys).
+_NOT_CONFIGURATION = frozenset({"num_threads"})
 
 
 def _check_names(given: Sequence[str], known: Sequence[str], what: str) -> list[str]:
@@ -133,27 +135,27 @@ def objectives_study(world: str | Path | None = None, *, out: str | Path, home: 
     FileNotFoundError
         ``world`` is not a world directory.
     """
-    from unitscope.models import MINI_ALEXNET_LAYERS
     from unitscope.data.world import world_fingerprint
+    from unitscope.models import MINI_ALEXNET_LAYERS
+    from unitscope.training import OBJECTIVES, network_name
 
     started = time.perf_counter()
     out, home = Path(out), Path(home)
-    from unitscope.training import OBJECTIVES, network_name
-
     chosen = _check_names(list(objectives) if objectives is not None else list(OBJECTIVES), OBJECTIVES, "objective")
     layers = _check_names(list(layers), [n for n in MINI_ALEXNET_LAYERS if not n.startswith("fc")], "layer")
     world_dir = _world_dir(world, preset, home, progress)
     runner = _Runner(world_dir, out, home, layers, progress, log, restart, train or _default_train,
                      {k: v for k, v in train_options.items() if v is not None})
+    budget = {k: v for k, v in runner.train_options.items() if k not in _NOT_CONFIGURATION}
     base = {"version": unitscope.__version__, "world": world_fingerprint(world_dir), "layers": layers,
-            "train": runner.train_options, "dissect": DISSECT_OPTIONS}
+            "train": budget, "dissect": DISSECT_OPTIONS}
     null_name = f"{network_name(chosen[0])}-random"
     runs = {RANDOM: runner.null(null_name, chosen[0], dict(base, objective=RANDOM, like=chosen[0],
                                                            seed=NULL_SEED))}
     for objective in chosen:
         runs[objective] = runner.objective(objective, null_name, dict(base, objective=objective))
     return _save_result(out, chosen, runs, dict(world=str(world_dir), preset=preset, objectives=chosen,
-                                                 layers=layers, train=runner.train_options,
+                                                 layers=layers, train=budget,
                                                  dissect=DISSECT_OPTIONS, null=null_name, null_seed=NULL_SEED),
                         time.perf_counter() - started)
 
