@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from unitscope.report.assets import Assets, table
 from unitscope.report.plots import _figure, _save, _wrap
@@ -100,7 +101,8 @@ def plot_objectives(ranking: pd.DataFrame, path: Path) -> Path | None:
     ax.set_xticks(list(x), [f"{o}\n({layer})" for o, layer in zip(trained["objective"], trained["best_layer"])],
                   fontsize=8)
     ax.set_ylabel("unique objects detected")
-    ax.set_title(_wrap("Which objectives make object detectors emerge (same network, world and budget)", width))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(_wrap("Unique objects detected per objective (same network, world and budget)", width))
     ax.legend(fontsize=8)
     return _save(fig, path)
 
