@@ -26,6 +26,7 @@ from unitscope.results.census import CensusResult
 from unitscope.results.dissection_tables import load_dissection
 from unitscope.results.objectives import RANDOM, TABLE_COLUMNS, objective_rows
 from unitscope.study import objectives_study
+from unitscope.training import scene_steps
 
 TINY = dict(n_scenes=3, n_objects=6, size=64, n_train=12, n_val=6, n_dissect=10, n_object_train=12,
             n_object_val=6)
@@ -69,7 +70,9 @@ def test_table_has_a_row_per_objective_and_layer_and_equals_the_dissections(worl
     trainer = StandIn()
     result = run(world, tmp_path, trainer)
     assert [c for c, _ in trainer.calls] == OBJECTIVES  # the null is made from the first network, not retrained
-    assert all(options == {"epochs": 1} for _, options in trainer.calls)
+    # the same budget: the object-centric objective gets the scene objectives' optimizer steps
+    assert dict(trainer.calls) == {"scene": {"epochs": 1}, "rotation": {"epochs": 1},
+                                   "object": {"epochs": 1, "steps": scene_steps(world, epochs=1)}}
     table = result.table
     assert list(table.columns) == TABLE_COLUMNS and len(table) == (len(OBJECTIVES) + 1) * len(LAYERS)
     assert result.objectives == OBJECTIVES + [RANDOM]

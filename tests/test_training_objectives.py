@@ -1,6 +1,5 @@
 """Each training objective's targets on a tiny batch, and the objects recomputed for the world's images."""
 
-import json
 
 import numpy as np
 import pytest
@@ -8,19 +7,19 @@ import torch
 import torch.nn.functional as F
 
 from unitscope.data import BrodenPool
-from unitscope.data.world import generate_world, load_world
+from unitscope.data.world import load_world
 from unitscope.training import OBJECTIVE_DESCRIPTIONS, OBJECTIVES, get_objective, network_name
 from unitscope.training.data import load_image_folder
 from unitscope.training.objectives import assemble_jigsaw, jigsaw_permutations, rotate, shuffled_labels
 from unitscope.training.presence import scene_objects, scene_presence
 
-TINY = dict(n_scenes=3, n_objects=6, size=64, n_train=24, n_val=12, n_dissect=8,
-            n_object_train=18, n_object_val=12)
+from toys import tiny_world
+
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return generate_world(tmp_path_factory.mktemp("world") / "w", workers=0, **TINY)
+    return tiny_world(tmp_path_factory, n_dissect=8)
 
 
 def _batch(n=5, size=48):
@@ -28,7 +27,8 @@ def _batch(n=5, size=48):
 
 
 def test_every_objective_is_named_and_described():
-    assert OBJECTIVES == ("scene", "object", "multilabel", "multitask", "rotation", "jigsaw", "shuffled")
+    assert OBJECTIVES == ("scene", "object", "multilabel", "multitask", "rotation", "jigsaw", "shuffled",
+                          "colorization")
     assert set(OBJECTIVE_DESCRIPTIONS) == set(OBJECTIVES)
     assert [network_name(o) for o in ("scene", "object", "rotation")] == ["scenenet", "objectnet", "rotationnet"]
     with pytest.raises(ValueError, match="objective must be one of scene, object"):
@@ -145,3 +145,22 @@ def test_train_presence_matches_the_rendered_images_and_world_counts(world, tmp_
     altered[0] ^= 1
     with pytest.raises(ValueError, match="differs from the image its world definition draws"):
         scene_presence(world.root, "train", train.paths, altered, cache_dir=tmp_path)
+
+
+def test_colorization_sees_grey_and_predicts_each_cells_binned_chroma():
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    rgb = torch.zeros(1, 3, 16, 16)
+    rgb[0, :, :, :8] = 0.5                            # left cells grey: chroma (0, 0) -> bins (4, 4)
+    rgb[0, 0, :, 8:] = 1.0                            # right cells pure red: Cb -0.169 -> 2, Cr 0.5 -> 7 (clamped)
+    x = (rgb - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    objective = get_objective("colorization")
+    grey, classes = objective.batch(x, None, torch.Generator(), mean=mean, std=std)
+    assert classes.tolist() == [[[36, 23], [36, 23]]]
+    back = grey * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1)
+    torch.testing.assert_close(back[:, 0], back[:, 1])
+    torch.testing.assert_close(back[:, 0], back[:, 2])
+    torch.testing.assert_close(back[0, 0, 0, 12], torch.tensor(0.299))  # luma of red
+    assert objective.arch == "mini_alexnet_dense" and len(objective.class_names([], [])) == 64
+    outputs = torch.zeros(1, 64, 2, 2)
+    outputs[0, 36, :, 0] = 1.0
+    assert objective.scores(outputs, classes)["val_top1"] == 0.5

@@ -454,3 +454,15 @@ def counting():
     """``(seen, progress)``: a progress callback that appends each report's ``done`` to ``seen``."""
     seen = []
     return seen, lambda done, total: seen.append(done)
+
+
+#: A world of 3 scenes and 6 objects at 64 px, with a few dozen images: training tests in seconds.
+TINY_WORLD = dict(n_scenes=3, n_objects=6, size=64, n_train=24, n_val=12, n_dissect=4,
+                  n_object_train=18, n_object_val=12)
+
+
+def tiny_world(tmp_path_factory, **changes):
+    """Generate :data:`TINY_WORLD` (with ``changes``) in a fresh temporary folder; its ``WorldPaths``."""
+    from unitscope.data.world import generate_world
+
+    return generate_world(tmp_path_factory.mktemp("world") / "w", workers=0, **dict(TINY_WORLD, **changes))

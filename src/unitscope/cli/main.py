@@ -82,22 +82,38 @@ def world(
 def train(
     world_dir: Path = typer.Option(..., "--world", help="World directory made by `unitscope world`."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Cache directory for weights (default $UNITSCOPE_HOME/cache)."),
-    task: str = typer.Option("both", "--task", help="scene, object or both."),
+    task: Optional[str] = typer.Option(None, "--task", help="scene, object or both (default both; or use --objective)."),
+    objective: Optional[str] = typer.Option(None, "--objective", help="Comma-separated training objectives: scene, object, multilabel, multitask, rotation, jigsaw, shuffled, colorization, or all."),
+    snapshots: bool = typer.Option(False, "--snapshots", help="Also save the network at log-spaced steps (1, 2, 4, ... and the last) into its cache entry's snapshots/."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of initialisation, shuffling, augmentation and pretext labels."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads while training (default: all)."),
+    retrain: bool = typer.Option(False, "--retrain", help="Train again even when cached; discards an interrupted run's state."),
 ) -> None:
-    """Train SceneNet (scenes) and ObjectNet (objects) on the world, cached by configuration."""
-    from unitscope.study import default_home
-    from unitscope.training import train_network
+    """Train networks on the world under one or more objectives, cached by configuration.
 
-    tasks = {"both": ["scene", "object"], "scene": ["scene"], "object": ["object"]}.get(task)
-    if tasks is None:
-        raise ValueError(f"--task must be scene, object or both, not {task!r}")
-    for one in tasks:
-        with step(tqdm_bars(unit="step"), f"train {one}") as callback:
-            trained = train_network(world_dir, task=one, cache_dir=cache or default_home() / "cache",
-                                    progress=callback)
-        m = trained.metrics
-        typer.echo(f"{trained.name}: top-1 {m['val_top1']:.1%} on held-out images, trained in "
-                   f"{m['train_seconds']:.0f} s{' (cached)' if m.get('cached') else ''} -> {trained.path}")
+    Without --task or --objective: SceneNet (scenes) and ObjectNet (objects).
+    An interrupted run continues where it stopped when the same command runs again.
+    """
+    from unitscope.study import default_home
+    from unitscope.training import OBJECTIVES, train_objectives
+
+    if task is not None and objective is not None:
+        raise ValueError("give --task or --objective, not both")
+    if objective is not None:
+        names = list(OBJECTIVES) if objective == "all" else [o.strip() for o in objective.split(",") if o.strip()]
+    else:
+        names = {"both": ["scene", "object"], "scene": ["scene"], "object": ["object"]}.get(task or "both")
+        if names is None:
+            raise ValueError(f"--task must be scene, object or both, not {task!r}")
+    trained = train_objectives(world_dir, names, cache_dir=cache or default_home() / "cache",
+                               progress=tqdm_bars(unit="step"), snapshots=snapshots, seed=seed,
+                               num_threads=threads, retrain=retrain)
+    for net in trained.values():
+        m = net.metrics
+        shots = f"; {len(net.snapshots)} snapshots" if net.snapshots else ""
+        chance = f" (chance {m['chance']:.1%})" if "chance" in m else ""
+        typer.echo(f"{net.name}: top-1 {m['val_top1']:.1%} on held-out images{chance}, "
+                   f"trained in {m['train_seconds']:.0f} s{' (cached)' if m.get('cached') else ''}{shots} -> {net.path}")
 
 
 @app.command()

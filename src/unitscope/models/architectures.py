@@ -16,7 +16,7 @@ import torch
 import torchvision
 from torch import nn
 
-from unitscope.models.mini_alexnet import MINI_ALEXNET_LAYERS, MiniAlexNet
+from unitscope.models.mini_alexnet import MINI_ALEXNET_LAYERS, MiniAlexNet, MiniAlexNetDense
 from unitscope.models.registry import ModelSpec, register_model
 
 __all__: list[str] = []
@@ -105,6 +105,10 @@ def _build_mini_alexnet(num_classes: int, **kwargs) -> nn.Module:
     return MiniAlexNet(num_classes, **kwargs)
 
 
+def _build_mini_alexnet_dense(num_classes: int, **kwargs) -> nn.Module:
+    return MiniAlexNetDense(num_classes, **kwargs)
+
+
 def _register_defaults() -> None:
     register_model(ModelSpec(
         name="alexnet", builder=_torchvision("alexnet"),
@@ -173,6 +177,14 @@ def _register_defaults() -> None:
         input_size=128, num_classes=None, infer_kwargs=_mini_alexnet_kwargs, size_kwarg="input_size",
         layer_labels={name: name for name in MINI_ALEXNET_LAYERS},
         description="AlexNet in miniature for the synthetic world (128 px)",
+    ))
+    register_model(ModelSpec(
+        name="mini_alexnet_dense", builder=_build_mini_alexnet_dense,
+        default_layers=("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5"),
+        classifier_key="classifier.weight",
+        input_size=128, num_classes=None, infer_kwargs=_mini_alexnet_kwargs, size_kwarg="input_size",
+        layer_labels={name: name for name in MINI_ALEXNET_LAYERS},
+        description="mini_alexnet with a 1x1-convolution head on conv5 (dense pretext tasks: colourisation)",
     ))
 
 

@@ -15,7 +15,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-__all__ = ["MiniAlexNet", "MINI_ALEXNET_LAYERS"]
+__all__ = ["MiniAlexNet", "MiniAlexNetDense", "MINI_ALEXNET_LAYERS"]
 
 MINI_ALEXNET_LAYERS = [
     "conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7",
@@ -83,3 +83,24 @@ class MiniAlexNet(nn.Module):
         x = self.pool5(self.conv5(self.conv4(self.conv3(x))))
         x = torch.flatten(x, 1)
         return self.classifier(self.fc7(self.fc6(x)))
+
+
+class MiniAlexNetDense(MiniAlexNet):
+    """MiniAlexNet with a per-position head: a 1x1 convolution on ``conv5``.
+
+    For dense pretext tasks (colourisation: a class per cell of the
+    ``conv5`` grid).  The modules, their names and their initialisation
+    are MiniAlexNet's, so ``conv1`` .. ``conv5`` start from the same
+    weights as any other objective's with the same seed and are dissected
+    the same way; ``classifier`` is the 1x1 convolution (``pool5``,
+    ``fc6`` and ``fc7`` are kept but unused).  The output is
+    ``(N, num_classes, S/8, S/8)``.
+    """
+
+    def __init__(self, num_classes: int, *, width: int = 32, input_size: int = 128, dropout: float = 0.3) -> None:
+        super().__init__(num_classes, width=width, input_size=input_size, dropout=dropout)
+        self.classifier = nn.Conv2d(2 * width, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool2(self.conv2(self.pool1(self.conv1(x))))
+        return self.classifier(self.conv5(self.conv4(self.conv3(x))))

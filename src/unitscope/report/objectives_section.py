@@ -124,7 +124,7 @@ def objectives_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
                                  "object_detectors": "object detectors", "last_layer": "deepest layer",
                                  "last_unique_objects": "unique objects there"}),
         "table": table(frame, ["objective", "network", "layer", "units", "detectors", "unique_objects",
-                               "object_detectors", "other_detectors", "accuracy", "accuracy_kind",
+                               "object_detectors", "other_detectors", "accuracy", "accuracy_kind", "steps",
                                "train_seconds", "dissect_seconds"]),
         "reference": [{"objective": name, "unique": count} for name, count in NETDISSECT_RANKING],
         "config": {k: v for k, v in result.config.items() if k in ("world", "preset", "layers", "train", "null")},

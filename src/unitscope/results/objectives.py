@@ -9,7 +9,7 @@ Saved in ``RESULTS/objectives``::
 
     objectives.csv    per (objective, layer): network, units, detectors, unique_objects,
                       object_detectors, other_detectors, accuracy
-    objectives.json   {"config": options, "runs": {objective: network, accuracy_kind,
+    objectives.json   {"config": options, "runs": {objective: network, accuracy_kind, steps,
                       train_seconds, dissect_seconds, train_cached}, "wall_seconds": ...}
 
 Times vary from run to run, so they live in ``objectives.json`` and never in
@@ -47,7 +47,7 @@ _CSV = CsvSpec(required=tuple(TABLE_COLUMNS), integers=_COUNTS, blank_or_numbers
                text=("objective", "network", "layer"))
 _JSON = JsonSpec(keys={"config": dict, "runs": dict})
 #: Per-run values kept in ``objectives.json`` (times vary between runs) and joined by ``to_frame``.
-_RUN_COLUMNS = ("accuracy_kind", "train_seconds", "dissect_seconds", "train_cached")
+_RUN_COLUMNS = ("accuracy_kind", "steps", "train_seconds", "dissect_seconds", "train_cached")
 
 
 def objective_rows(tables: DissectionTables, objective: str, *, accuracy: float | None = None) -> pd.DataFrame:
@@ -89,7 +89,7 @@ class ObjectivesResult:
         :data:`TABLE_COLUMNS`; the null's rows have objective ``random`` and accuracy NaN.
     runs : dict
         Per objective (``random`` included): ``network``, ``accuracy_kind`` (which
-        accuracy ``accuracy`` is), ``train_seconds``, ``dissect_seconds``,
+        accuracy ``accuracy`` is), ``steps`` (optimizer steps: the budget), ``train_seconds``, ``dissect_seconds``,
         ``train_cached`` (trained in an earlier run).
     config : dict
         The options of the run (objectives, layers, world, training options, pool size).

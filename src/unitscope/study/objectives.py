@@ -119,7 +119,9 @@ def objectives_study(world: str | Path | None = None, *, out: str | Path, home: 
         ``TrainedNetwork`` (default :func:`unitscope.training.train_network`; tests pass a stand-in).
     **train_options
         Passed to ``train`` (``epochs``, ``width``, ``batch_size``, ``seed``, ``num_threads``, ...);
-        the same for every objective (the same budget).
+        the same for every objective.  An objective on other images than the scenes (``object``)
+        also gets ``steps=scene_steps(world, epochs=..., batch_size=...)``: the same number of
+        optimizer steps as the scene objectives, the same budget.
 
     Returns
     -------
@@ -153,7 +155,8 @@ def objectives_study(world: str | Path | None = None, *, out: str | Path, home: 
     runs = {RANDOM: runner.null(null_name, chosen[0], dict(base, objective=RANDOM, like=chosen[0],
                                                            seed=NULL_SEED))}
     for objective in chosen:
-        runs[objective] = runner.objective(objective, null_name, dict(base, objective=objective))
+        runs[objective] = runner.objective(objective, null_name,
+                                           dict(base, objective=objective, **runner.budget(objective)))
     return _save_result(out, chosen, runs, dict(world=str(world_dir), preset=preset, objectives=chosen,
                                                  layers=layers, train=budget,
                                                  dissect=DISSECT_OPTIONS, null=null_name, null_seed=NULL_SEED),
@@ -172,13 +175,24 @@ class _Runner:
         self.stages = Stages(objectives_dir(out) / OBJECTIVES_STAGES, log, restart=restart)
         self._trained: dict = {}
 
+    def budget(self, objective: str) -> dict:
+        """What the objective is trained with beyond the shared options: the scene images' optimizer steps
+        for an objective on other images (``object``), so that every objective gets the same budget."""
+        from unitscope.training import scene_steps
+        from unitscope.training.objectives import get_objective
+
+        if "steps" in self.train_options or get_objective(objective).dataset == "scene":
+            return {}
+        shared = {k: v for k, v in self.train_options.items() if k in ("epochs", "batch_size")}
+        return {"steps": scene_steps(self.world_dir, **shared)}
+
     def _train(self, objective: str):
         """The objective's network, trained or loaded from the training cache (once per call)."""
         if objective not in self._trained:
             with step(self.progress, f"train {objective}") as callback:
                 self._trained[objective] = self.train_fn(self.world_dir, objective=objective,
                                                          cache_dir=self.home / "cache", progress=callback,
-                                                         **self.train_options)
+                                                         **self.train_options, **self.budget(objective))
         return self._trained[objective]
 
     def _dissect(self, model, network: str, objective: str, null_result=None) -> None:
@@ -235,6 +249,7 @@ def _training_record(trained) -> dict:
     accuracy = metrics.get(kind, metrics.get("val_top1"))
     return {"accuracy": None if accuracy is None else float(accuracy), "accuracy_kind": kind,
             "train_seconds": float(metrics.get("train_seconds") or 0.0), "train_cached": bool(trained.cached),
+            "steps": metrics.get("steps"),
             "weights_key": trained.key}
 
 

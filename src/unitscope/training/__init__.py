@@ -15,7 +15,9 @@ from .train import (
     TASKS,
     TRAINING_VERSION,
     TrainedNetwork,
+    scene_steps,
     train_network,
+    train_objectives,
     train_reference_networks,
     training_config,
 )
@@ -39,8 +41,10 @@ __all__ = [
     "network_name",
     "predict",
     "read_snapshots",
+    "scene_steps",
     "top1_accuracy",
     "train_network",
+    "train_objectives",
     "train_reference_networks",
     "training_config",
 ]

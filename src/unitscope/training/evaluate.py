@@ -117,8 +117,12 @@ def objective_metrics(model: nn.Module, objective, val, val_presence, settings, 
     if objective.name == "shuffled":
         targets = val.labels
     out = _scores(model, objective, val.images, targets, settings, gen, batch_size)
-    if objective.kind in ("class", "rotation", "jigsaw"):
+    if objective.kind in ("class", "rotation", "jigsaw", "colorization"):
         out["chance"] = 1.0 / len(names)
+    if objective.kind == "colorization":  # most cells are greyish: the baseline is the commonest class
+        _, classes = objective.batch(normalize(val.images, settings.mean, settings.std), None, gen,
+                                     mean=settings.mean, std=settings.std)
+        out["majority_top1"] = float(torch.bincount(classes.flatten()).max()) / classes.numel()
     if train is not None:
         out["train_top1"] = _scores(model, objective, train.images, train_targets, settings, gen,
                                     batch_size)["val_top1"]
@@ -134,7 +138,8 @@ def _scores(model, objective, images, targets, settings, gen, batch_size) -> dic
             part = slice(start, start + batch_size)
             x = normalize(images[part], settings.mean, settings.std)
             batch_targets = {k: v[part] for k, v in targets.items()} if isinstance(targets, dict) else targets[part]
-            x, y = objective.batch(x, batch_targets, gen, permutations=settings.permutations, gap=settings.gap)
+            x, y = objective.batch(x, batch_targets, gen, permutations=settings.permutations, gap=settings.gap,
+                                   mean=settings.mean, std=settings.std)
             outputs.append(model(x))
             rows.append(y)
     finally:

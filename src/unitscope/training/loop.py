@@ -134,7 +134,7 @@ def optimise(model: nn.Module, objective: Objective, images: torch.Tensor, targe
             idx = order[k * bs:(k + 1) * bs]
             x = augment(normalize(images[idx], settings.mean, settings.std), gen, settings.max_zoom)
             x, y = objective.batch(x, _rows(targets, idx), gen, permutations=settings.permutations,
-                                   gap=settings.gap)
+                                   gap=settings.gap, mean=settings.mean, std=settings.std)
             loss = objective.loss(model(x), y, label_smoothing=settings.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -24,11 +24,17 @@ objective       what the network predicts
 ``shuffled``    scene labels permuted once (the memorisation control of
                 Zhang et al., "Understanding deep learning requires
                 rethinking generalization", ICLR 2017)
+``colorization`` from the grey image, the quantised colour (chroma) of
+                each cell of the ``conv5`` grid (Zhang, Isola & Efros,
+                "Colorful image colorization", ECCV 2016: classification
+                over quantised colours, here without class rebalancing)
 ==============  =========================================================
 
 The multi-task network has one output layer whose first outputs are the
 scene classes and the rest the objects: two linear heads on ``fc7``
 written as one matrix, so the checkpoint stays a plain ``mini_alexnet``.
+The colourisation network is ``mini_alexnet_dense``: the same modules,
+its head a 1x1 convolution on ``conv5`` (one colour class per position).
 The jigsaw puzzle is assembled back into one image (tiles with a small
 random gap, so that edges do not give the order away) rather than fed to
 a nine-branch siamese network: the trunk, and what dissection reads, are
@@ -46,10 +52,11 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["OBJECTIVES", "OBJECTIVE_DESCRIPTIONS", "Objective", "get_objective", "network_name",
-           "jigsaw_permutations", "rotate", "assemble_jigsaw", "shuffled_labels"]
+           "jigsaw_permutations", "rotate", "assemble_jigsaw", "shuffled_labels", "colorization_pair"]
 
 #: Names of the training objectives, in the order tables list them.
-OBJECTIVES: tuple[str, ...] = ("scene", "object", "multilabel", "multitask", "rotation", "jigsaw", "shuffled")
+OBJECTIVES: tuple[str, ...] = ("scene", "object", "multilabel", "multitask", "rotation", "jigsaw", "shuffled",
+                               "colorization")
 
 #: One line per objective.
 OBJECTIVE_DESCRIPTIONS: dict[str, str] = {
@@ -60,7 +67,13 @@ OBJECTIVE_DESCRIPTIONS: dict[str, str] = {
     "rotation": "self-supervised: which rotation (0/90/180/270) was applied (RotNet, Gidaris et al. 2018)",
     "jigsaw": "self-supervised: which permutation shuffled 3x3 tiles (Noroozi & Favaro 2016)",
     "shuffled": "scene classification with labels permuted once (memorisation control, Zhang et al. 2017)",
+    "colorization": "self-supervised: the colour of each conv5 cell from the grey image (Zhang et al. 2016)",
 }
+
+#: Colour classes of ``colorization``: the chroma plane (YCbCr's Cb, Cr) cut into this many bins a side.
+CHROMA_BINS = 8
+#: Side in pixels of a ``colorization`` target cell: the stride of ``conv5``.
+CELL = 8
 
 #: Seed offset of the shuffled labels' permutation (apart from the training seed's own streams).
 _SHUFFLE_STREAM = 0x5EED
@@ -163,6 +176,28 @@ def assemble_jigsaw(x: torch.Tensor, perms: torch.Tensor, *, gap: int,
     return out
 
 
+def colorization_pair(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The grey input and colour classes of a normalised batch ``(N, 3, S, S)``.
+
+    The grey image is the luma ``0.299 R + 0.587 G + 0.114 B`` put in all
+    three channels and normalised like a colour image (so a dissection
+    reads the network with colour images as usual).  The target of each
+    ``CELL`` x ``CELL`` cell is its mean chroma (Cb, Cr in ``[-0.5, 0.5]``)
+    binned into ``CHROMA_BINS`` a side: class ``cb * CHROMA_BINS + cr``,
+    int64 ``(N, S / CELL, S / CELL)``.
+    """
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    rgb = x * s + m
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    luma = 0.299 * r + 0.587 * g + 0.114 * b
+    grey = (luma.unsqueeze(1) - m) / s
+    chroma = torch.stack([(b - luma) / 1.772, (r - luma) / 1.402], 1)
+    cells = F.avg_pool2d(chroma, CELL)
+    bins = ((cells + 0.5) * CHROMA_BINS).floor().clamp(0, CHROMA_BINS - 1).long()
+    return grey, bins[:, 0] * CHROMA_BINS + bins[:, 1]
+
+
 @dataclass(frozen=True)
 class Objective:
     """One training objective.
@@ -182,6 +217,7 @@ class Objective:
     name: str
     dataset: str
     kind: str
+    arch: str = "mini_alexnet"
 
     @property
     def network(self) -> str:
@@ -203,6 +239,8 @@ class Objective:
             return list(scene_names) + list(object_names)
         if self.kind == "rotation":
             return ["rot0", "rot90", "rot180", "rot270"]
+        if self.kind == "colorization":
+            return [f"cb{b}cr{r}" for b in range(CHROMA_BINS) for r in range(CHROMA_BINS)]
         return [f"perm{p:03d}" for p in range(int(permutations))]
 
     def image_targets(self, labels: torch.Tensor, presence: torch.Tensor | None, *, seed: int) -> Any:
@@ -223,14 +261,21 @@ class Objective:
         return labels
 
     def batch(self, x: torch.Tensor, targets: Any, gen: torch.Generator, *,
-              permutations: torch.Tensor | None = None, gap: int = 0) -> tuple[torch.Tensor, Any]:
+              permutations: torch.Tensor | None = None, gap: int = 0,
+              mean: Sequence[float] = (0.0, 0.0, 0.0), std: Sequence[float] = (1.0, 1.0, 1.0)
+              ) -> tuple[torch.Tensor, Any]:
         """Inputs and targets of one batch.
 
         ``x`` is the normalised, augmented batch ``(N, 3, S, S)``;
         ``targets`` the batch's rows of :meth:`image_targets`.  Only the
         pretext objectives draw from ``gen`` (so scene and object training
         consume the generator exactly as before objectives existed).
+        ``mean``/``std`` (of the normalisation) let colourisation see the
+        colours.
         """
+        if self.kind == "colorization":
+            grey, classes = colorization_pair(x, mean, std)
+            return grey.contiguous(memory_format=torch.channels_last), classes
         if self.kind == "rotation":
             turns = torch.randint(0, 4, (x.shape[0],), generator=gen)
             return rotate(x, turns).contiguous(memory_format=torch.channels_last), turns
@@ -286,6 +331,7 @@ _ALL = {
     "rotation": Objective("rotation", "scene", "rotation"),
     "jigsaw": Objective("jigsaw", "scene", "jigsaw"),
     "shuffled": Objective("shuffled", "scene", "class"),
+    "colorization": Objective("colorization", "scene", "colorization", arch="mini_alexnet_dense"),
 }
 
 

@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -35,11 +35,11 @@ import unitscope
 from unitscope._files import one_line
 from unitscope.data.world.export import WorldPaths, load_world, world_fingerprint
 from unitscope.models import (
-    MINI_ALEXNET_LAYERS,
     ModelInfo,
     Preprocessing,
     attach_info,
     create_model,
+    model_info,
     save_checkpoint,
 )
 from unitscope.models.info import IMAGENET_MEAN, IMAGENET_STD
@@ -48,7 +48,7 @@ from .cache import CacheCorruptError, config_key, entry_dir, read_entry, write_e
 from .data import load_image_folder
 from .evaluate import classifier_metrics, objective_metrics
 from .loop import LoopSettings, optimise, schedule
-from .objectives import OBJECTIVES, get_objective, jigsaw_permutations
+from .objectives import get_objective, jigsaw_permutations
 from .presence import scene_presence
 from .resume import PartialTraining, partial_dir
 from .snapshots import MANIFEST, Snapshot, log_spaced_steps, read_snapshots, snapshot_file, write_manifest
@@ -85,6 +85,7 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "rotation": dict(_SCENE_DEFAULTS),
     "jigsaw": dict(_SCENE_DEFAULTS, permutations=30, tile_gap=0.15),
     "shuffled": dict(_SCENE_DEFAULTS),
+    "colorization": dict(_SCENE_DEFAULTS, label_smoothing=0.0),
 }
 
 
@@ -144,7 +145,7 @@ def _objective_name(task: str | None, objective: str | None) -> str:
 
 def _options(objective: str, given: dict[str, Any]) -> dict[str, Any]:
     defaults = DEFAULT_OPTIONS[objective]
-    unknown = sorted(set(given) - set(defaults) - {"steps"})
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in defaults and k != "steps")
     if unknown:
         raise ValueError(f"unknown training option(s) {', '.join(unknown)} for objective {objective!r}; "
                          f"known: {', '.join(sorted(defaults) + ['steps'])}")
@@ -190,7 +191,7 @@ def training_config(world_dir: str | Path, *, task: str | None = None, objective
     config = {
         "world": world_fingerprint(world_dir),
         "task": name,
-        "arch": "mini_alexnet",
+        "arch": get_objective(name).arch,
         "seed": int(seed),
         **opts,
         "mean": list(IMAGENET_MEAN),
@@ -206,7 +207,7 @@ def training_config(world_dir: str | Path, *, task: str | None = None, objective
 def _load_cached(folder: Path, name: str, task: str, key: str, config: dict) -> TrainedNetwork:
     metrics = read_entry(folder, key)
     try:
-        model = create_model("mini_alexnet", weights=folder / "model.pt")
+        model = create_model(config["arch"], weights=folder / "model.pt")
         snapshots = read_snapshots(folder / "snapshots") if (folder / "snapshots" / MANIFEST).is_file() else []
     except (ValueError, RuntimeError, OSError, EOFError) as exc:
         raise CacheCorruptError(
@@ -312,11 +313,11 @@ def train_network(
 
         torch.manual_seed(config["seed"])
         gen = torch.Generator().manual_seed(config["seed"])
-        model = create_model("mini_alexnet", num_classes=len(class_names), class_names=class_names,
+        model = create_model(config["arch"], num_classes=len(class_names), class_names=class_names,
                              input_size=size, width=config["width"])
         preprocessing = Preprocessing(input_size=size, mean=tuple(config["mean"]), std=tuple(config["std"]))
-        info = ModelInfo(arch="mini_alexnet", preprocessing=preprocessing, class_names=list(class_names),
-                         default_layers=list(MINI_ALEXNET_LAYERS), weights=str(folder / "model.pt"))
+        info = ModelInfo(arch=config["arch"], preprocessing=preprocessing, class_names=list(class_names),
+                         default_layers=list(model_info(model).default_layers), weights=str(folder / "model.pt"))
         attach_info(model, info)
         model = model.to(memory_format=torch.channels_last)
         model.train()
@@ -370,7 +371,7 @@ def train_network(
     # The network handed back is the one read from the cache, exactly as a later run reads it
     # (weights and metadata, e.g. where its preprocessing came from): a first run and a cached
     # rerun of the same command then write the same bytes.
-    model = create_model("mini_alexnet", weights=folder / "model.pt").eval()
+    model = create_model(config["arch"], weights=folder / "model.pt").eval()
     return TrainedNetwork(name, name_of, model, folder / "model.pt", dict(metrics, cached=False), key, config,
                           read_snapshots(folder / "snapshots") if snapshots else [])
 
@@ -386,7 +387,7 @@ def _snapshot_writer(model: nn.Module, into: Path, info: ModelInfo, size: int, c
 
     def save(step: int) -> None:
         if "model" not in holder:
-            shell = create_model("mini_alexnet", num_classes=len(info.class_names), class_names=info.class_names,
+            shell = create_model(info.arch, num_classes=len(info.class_names), class_names=info.class_names,
                                  input_size=size, width=config["width"], seed=0)
             attach_info(shell, info)
             holder["model"] = shell
@@ -395,6 +396,22 @@ def _snapshot_writer(model: nn.Module, into: Path, info: ModelInfo, size: int, c
         save_checkpoint(shell, into / snapshot_file(step), extra={"training": config, "step": int(step)})
 
     return save
+def scene_steps(world_dir: str | Path, **options) -> int:
+    """Optimizer steps of the scene objective's training on a world (SceneNet's budget by default).
+
+    Every objective on the scene images takes this many by default; pass
+    ``steps=scene_steps(world)`` to give ``object`` (whose data set and
+    default epochs differ) the same budget.  ``options``: ``epochs``,
+    ``batch_size`` as for :func:`train_network`.
+    """
+    opts = _options("scene", options)
+    _, doc = load_world(world_dir)
+    n_train = int(doc.get("statistics", {}).get("scene_images", {}).get("train", 0))
+    if n_train < 1:
+        raise ValueError(f"{world_dir}/world.json does not say how many scene training images it holds")
+    return schedule(n_train, batch_size=opts["batch_size"], epochs=opts["epochs"], steps=opts.get("steps"))[2]
+
+
 def train_reference_networks(world_dir: str | Path, *, cache_dir: str | Path,
                              progress: Callable[..., Any] | None = None,
                              **options) -> dict[str, TrainedNetwork]:
@@ -406,5 +423,40 @@ def train_reference_networks(world_dir: str | Path, *, cache_dir: str | Path,
     out = {}
     for task in ("scene", "object"):
         trained = train_network(world_dir, task=task, cache_dir=cache_dir, progress=progress, **options)
+        out[trained.name] = trained
+    return out
+
+
+def train_objectives(world_dir: str | Path, objectives: Sequence[str], *, cache_dir: str | Path,
+                     progress: Callable[[str], Any] | None = None, **options) -> dict[str, TrainedNetwork]:
+    """Train (or load) one network per objective, in order: ``{network name: TrainedNetwork}``.
+
+    Parameters
+    ----------
+    world_dir : str or Path
+    objectives : sequence of str
+        Names from :data:`~unitscope.training.objectives.OBJECTIVES`; all
+        are checked before the first one trains.
+    cache_dir : str or Path
+    progress : callable, optional
+        A factory ``progress(description) -> (callback(done, total), bar)``
+        (as ``unitscope.study.progress.tqdm_bars()``): one bar per network,
+        ``train <objective>``, closed when its training ends.
+    **options
+        Passed to :func:`train_network` (``snapshots``, ``seed``, ``epochs``...).
+    """
+    names = list(dict.fromkeys(objectives))
+    if not names:
+        raise ValueError("no objective to train")
+    for name in names:
+        get_objective(name)
+    out = {}
+    for name in names:
+        callback, bar = progress(f"train {name}") if progress is not None else (None, None)
+        try:
+            trained = train_network(world_dir, objective=name, cache_dir=cache_dir, progress=callback, **options)
+        finally:
+            if bar is not None:
+                bar.close()
         out[trained.name] = trained
     return out
