@@ -208,10 +208,12 @@ def report(
 from unitscope.cli.convert import register as _register_convert  # noqa: E402
 from unitscope.cli.emergence import register as _register_emergence  # noqa: E402
 from unitscope.cli.experiments import register as _register_experiments  # noqa: E402
+from unitscope.cli.objectives import register as _register_objectives  # noqa: E402
 
 _register_experiments(app)
 _register_convert(app)
 _register_emergence(app)
+_register_objectives(app)
 
 
 def main() -> None:  # console-script entry point

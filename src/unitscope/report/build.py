@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from unitscope.report import detector_sections, emergence_section, published_sections, sections
+from unitscope.report import detector_sections, emergence_section, objectives_section, published_sections, sections
 from unitscope.report.assets import Assets, cell, unit_page_path
 from unitscope.report.folder import check_report_folder, staged_folder, write_manifest
 from unitscope.report.measures import key_layer, layer_order, object_detector_table
@@ -280,6 +280,7 @@ def _render(results: ResultSet, out_dir: Path, *, title: str | None, copy_images
         "semantics": sections.semantics_section(results, assets),
         "census": sections.census_section(results, assets),
         "emergence": emergence_section.emergence_section(results, assets),
+        "objectives": objectives_section.objectives_section(results, assets),
         "localize": detector_sections.localize_section(results, assets),
         "ablate": detector_sections.ablate_section(results, assets),
         "human": detector_sections.human_section(results, assets),
@@ -302,6 +303,9 @@ def _render(results: ResultSet, out_dir: Path, *, title: str | None, copy_images
     }
     if results.emergence:  # only with emergence results: a report without them keeps its bytes
         summary["emergence"] = emergence_section.emergence_summary(results)
+    objectives = objectives_section.objectives_summary(results)
+    if objectives is not None:  # only with `unitscope objectives` results: other reports keep their bytes
+        summary["objectives"] = objectives
     published = published_sections.published_summary(results)
     if any(published.values()):  # only with imported networks: a report of one's own runs keeps its bytes
         summary["published"] = published

@@ -344,7 +344,7 @@ def census_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
             c.sweep, p, networks=[n]))
         corr = c.correlations
         per_net.append({
-            "network": net.name, "null": null_name if has_null else None,
+            "network": net.name, "null": null_name if has_null else None, "distinct": _distinct_objects(c, net.name, layer),
             "scatter": scatter, "null_plot": null_plot, "sweep_plot": sweep_plot,
             "layers": table(c.layers, ["network", "layer", "iou_threshold", "units", "detectors",
                                        "object_detectors", "unique_objects", "unique_concepts"]),
@@ -373,6 +373,14 @@ def census_section(results: ResultSet, assets: Assets) -> dict[str, Any]:
     return {"available": True, "hint": "", "layer": layer, "objects_plot": objects_plot,
             "correlation_plot": corr_plot, "networks": per_net, "objects": top_objects,
             "paper": PAPER_CORRELATIONS}
+
+
+def _distinct_objects(census, network: str, layer: str | None) -> dict[str, Any]:
+    """Experiment 4's first number: how many object classes have a detector (any layer; the key layer)."""
+    own = census.objects[census.objects["network"] == network] if "network" in census.objects else census.objects
+    found = own[own["detectors"] > 0]
+    return {"objects": int(own["object"].nunique()), "any_layer": int(found["object"].nunique()),
+            "at_layer": int(found.loc[found["layer"] == layer, "object"].nunique()) if layer else None}
 
 
 def _informative(frame: pd.DataFrame) -> dict | None:

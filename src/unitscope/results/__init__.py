@@ -21,6 +21,7 @@ from unitscope.results.dissection import DissectionResult, LayerDissection
 from unitscope.results.dissection_tables import DissectionTables
 from unitscope.results.emergence import EmergenceResult
 from unitscope.results.human import HumanResults
+from unitscope.results.objectives import ObjectivesResult
 from unitscope.results.resultset import NetworkResults, ResultSet, find_networks, load_results
 from unitscope.results.run import RunMetadata
 from unitscope.results.schema import ResultFileError
@@ -36,6 +37,7 @@ __all__ = [
     "AblationResult",
     "AblationTables",
     "HumanResults",
+    "ObjectivesResult",
     "RunMetadata",
     "ResultSet",
     "NetworkResults",

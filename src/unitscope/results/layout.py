@@ -17,6 +17,7 @@ through this module, so a name changes in one place::
                                                        (imported crowd labels: answers.csv, run.json)
     RESULTS/emergence/<network>/                       units.csv, emergence.csv, emergence.json, timings.json
                                                        (a training run's snapshots dissected; .partial/ meanwhile)
+    RESULTS/objectives/                                objectives.csv, objectives.json (`unitscope objectives`)
 
 Layer names and image ids become file names through :func:`safe_name`
 (the one rule).  Older versions wrote some layer names character by
@@ -36,14 +37,14 @@ __all__ = [
     "UNIT_SEGMENTATIONS_JSON", "UNIT_SEGMENTATIONS_CSV", "UNIT_SEGMENTATIONS_NPZ", "PARTIAL", "HUMAN", "ANSWERS_CSV",
     "COMPARE_CSV", "SUMMARY_JSON",
     "PREFERENCE", "FRACTIONS_CSV", "TOP_IMAGES_CSV", "IMAGES_CSV", "SCORES_NPZ", "THUMBNAILS_NPZ",
-    "PREFERENCE_JSON", "MINIMAL", "MINIMAL_JSON", "EXAMPLES_NPZ", "OBJECTS_CSV", "DIAGNOSTIC_CSV", "STEPS_CSV",
+    "PREFERENCE_JSON", "OBJECTIVES", "OBJECTIVES_CSV", "OBJECTIVES_JSON", "OBJECTIVES_STAGES", "MINIMAL", "MINIMAL_JSON", "EXAMPLES_NPZ", "OBJECTS_CSV", "DIAGNOSTIC_CSV", "STEPS_CSV",
     "RF", "RF_JSON", "LAYER_CSV", "MAPS_NPZ", "LOCALIZE", "LOCALIZE_JSON", "OBJECTS_JSON", "EXAMPLES_CSV",
     "EXAMPLES_JSON", "ABLATE", "ABLATE_JSON", "CLASSES_CSV", "SUMMARY_CSV", "CONDITIONS_CSV", "REPORT",
     "EMERGENCE", "EMERGENCE_CSV", "EMERGENCE_JSON", "EMERGENCE_TIMINGS_JSON",
     "REPORT_MANIFEST", "CONCEPTS_VOCABULARY", "NETWORK_FOLDERS", "NOT_NETWORKS", "NULL_SUFFIX", "IMAGE_SUFFIXES",
     "safe_name", "layer_file_names", "layer_npz", "network_dir", "command_dir", "run_json", "dissect_dir",
     "segmentations_dir", "partial_dir", "human_dir", "preference_dir", "emergence_root", "emergence_dir",
-    "emergence_partial_dir",
+    "emergence_partial_dir", "objectives_dir",
 ]
 
 # --------------------------------------------------------------------------- file names
@@ -94,6 +95,14 @@ SCORES_NPZ = "scores.npz"
 THUMBNAILS_NPZ = "thumbnails.npz"
 PREFERENCE_JSON = "preference.json"
 
+#: ``unitscope objectives``: one table of every objective's networks (their dissections are ordinary
+#: ``<network>/dissect`` folders beside it).
+OBJECTIVES = "objectives"
+OBJECTIVES_CSV = "objectives.csv"
+OBJECTIVES_JSON = "objectives.json"
+#: Its stage record (``experiments.resume.Stages``): which objectives are trained and dissected.
+OBJECTIVES_STAGES = ".stages.json"
+
 MINIMAL = "minimal"
 MINIMAL_JSON = "minimal.json"
 #: What the example pictures are made of, as arrays (minimal images and localisation; the report draws them).
@@ -135,7 +144,7 @@ CONCEPTS_VOCABULARY = CONCEPTS_CSV
 #: Sub-folders that mark a folder of ``RESULTS`` as a network's results.
 NETWORK_FOLDERS = (DISSECT, SEGMENTATIONS, MINIMAL, RF, LOCALIZE, ABLATE, HUMAN)
 #: Folders of ``RESULTS`` that are never networks.
-NOT_NETWORKS = frozenset({REPORT, PREFERENCE, EMERGENCE})
+NOT_NETWORKS = frozenset({REPORT, PREFERENCE, EMERGENCE, OBJECTIVES})
 #: Suffix of a random-weights null network (``<network>-random``).
 NULL_SUFFIX = "-random"
 #: Picture files an experiment folder may hold.
@@ -229,3 +238,8 @@ def emergence_dir(root: str | Path, network: str) -> Path:
 def emergence_partial_dir(root: str | Path, network: str) -> Path:
     """``RESULTS/emergence/<network>/.partial``: the snapshots of an unfinished run (one dissection each)."""
     return Path(root) / EMERGENCE / network / PARTIAL
+
+
+def objectives_dir(root: str | Path) -> Path:
+    """``RESULTS/objectives`` (the objectives compared, ``unitscope objectives``)."""
+    return Path(root) / OBJECTIVES

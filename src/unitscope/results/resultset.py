@@ -14,6 +14,7 @@ The report never imports the experiments: it reads the files they saved
     RESULTS/<network>/ablate/**/ablate.json           + classes.csv, summary.csv, conditions.csv
     RESULTS/<network>/human/                          units.csv, layers.csv, compare.csv, summary.json
     RESULTS/emergence/<network>/                      units.csv, emergence.csv, emergence.json (training snapshots)
+    RESULTS/objectives/                               objectives.csv, objectives.json (objectives compared)
 
 Every loader returns ``None`` (or an empty container) when its files are
 absent, so a partial result set gives a partial report.  A file that exists
@@ -38,6 +39,7 @@ from unitscope.results.human import HumanResults, load_human
 from unitscope.results.layout import NETWORK_FOLDERS, NOT_NETWORKS, NULL_SUFFIX, REPORT_MANIFEST
 from unitscope.results.localize import LocalizationResult, load_localization
 from unitscope.results.minimal import MinimalRun, load_minimal
+from unitscope.results.objectives import ObjectivesResult, load_objectives
 from unitscope.results.preference import Preference, has_preference, load_preference
 from unitscope.results.receptive_fields import ReceptiveFields, load_receptive_fields
 from unitscope.results.run import RunMetadata, load_run
@@ -87,6 +89,7 @@ class ResultSet:
     nulls: dict[str, NetworkResults]  # null networks by name
     preference: Preference | None
     emergence: dict[str, EmergenceResult] = field(default_factory=dict)  # training runs' snapshots, by name
+    objectives: ObjectivesResult | None = None  # `unitscope objectives`: the objectives compared
 
     def network(self, name: str) -> NetworkResults:
         for n in self.networks:
@@ -158,4 +161,4 @@ def load_results(results_dir: str | Path, *, networks: list[str] | None = None) 
                 net.census.objects["network"] == null_name).any():
             net.null = null_name
     return ResultSet(root=root, run=run, networks=loaded, nulls=nulls, preference=load_preference(root),
-                     emergence=emergence)
+                     emergence=emergence, objectives=load_objectives(root))

@@ -9,6 +9,8 @@
   census + segmentation tiles, the one sequence behind ``unitscope dissect``.
 - :func:`emergence_study`: every snapshot of a training run dissected, with
   the null, as an ``EmergenceResult`` (``unitscope emergence``).
+- :func:`objectives_study`: the same network trained under each objective,
+  dissected beside one random-weights null, compared (``unitscope objectives``).
 - :class:`RunRecord`: the ``run.json`` a run writes beside its results.
 - :func:`open_data`, :func:`network_name`, :func:`model_label`,
   :func:`random_null`, :func:`default_home`: what the steps open and how
@@ -32,6 +34,7 @@ _HOMES = {
     "tqdm_bars": "progress", "convert_pool": "convert",
     "preference_study": "experiments", "minimal_study": "experiments", "rf_study": "experiments",
     "localize_study": "experiments", "ablate_study": "experiments", "emergence_study": "emergence",
+    "objectives_study": "objectives",
 }
 __all__ = list(_HOMES)
 

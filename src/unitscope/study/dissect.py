@@ -41,7 +41,7 @@ class DissectionStudy:
 
 
 def dissect_study(model, layers: Sequence[str], data, *, network: str, out: str | Path, null_model=None,
-                  segmentations: int = 0, segmentation_layers: Sequence[str] | None = None,
+                  null_result=None, segmentations: int = 0, segmentation_layers: Sequence[str] | None = None,
                   progress: Optional[Progress] = None, record=None, **options) -> DissectionStudy:
     """Dissect ``model`` (and its null), flag the null, save both with their censuses, write tiles.
 
@@ -57,6 +57,9 @@ def dissect_study(model, layers: Sequence[str], data, *, network: str, out: str 
         Results directory.
     null_model : nn.Module, optional
         The same architecture with random weights (e.g. :func:`~unitscope.study.inputs.random_null`).
+    null_result : DissectionResult, optional
+        A null dissected and saved before (one null shared by several networks, as
+        ``unitscope objectives`` does): flagged against and censused with, not dissected or saved again.
     segmentations : int
         Top segmentation tiles per unit to write (0: none).
     segmentation_layers : sequence of str, optional
@@ -99,13 +102,14 @@ def dissect_study(model, layers: Sequence[str], data, *, network: str, out: str 
                                         **options)
         if record is not None:
             record.network(run_name, run_model, data)
-    result, null = results[network], results.get(f"{network}-random")
+    result, null = results[network], results.get(f"{network}-random", null_result)
     done = DissectionStudy(result, null, out / network / "dissect")
     if rank != 0:
         return done
     with timed("save"):
         if null is not None:
             flag_null(result, null)
+        if null is not None and null is not null_result:
             null.save(out / null.network / "dissect")
             object_census(null).save(out / null.network / "dissect")
         result.save(done.folder)
