@@ -95,7 +95,7 @@ def main() -> None:
     options = dict(top_k=args.top_k, units=list(range(args.units)), batch_size=args.batch_size,
                    mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     runs = {
-        "naive": dict(crop=False),
+        "naive": dict(crop=False, incremental=False),
         "exact": dict(crop=True),
         "adaptive": dict(crop=True, mode="adaptive", coarse=args.coarse, tolerance=args.tolerance),
     }
