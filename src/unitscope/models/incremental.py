@@ -269,8 +269,6 @@ class IncrementalChain:
         h, w = inputs.shape[-2:]
         affected = np.clip(changed.astype(np.int64), 0, [h, h, w, w])
         affected[(affected[:, 0] >= affected[:, 1]) | (affected[:, 2] >= affected[:, 3])] = 0
-        device = inputs.device
-        which_t = torch.as_tensor(which, device=device)
         needs = np.asarray([p.need for p in prepared])[which]  # (B, steps, 4)
         for k, step in enumerate(self.steps):
             if step.kernel is None:
@@ -291,7 +289,7 @@ class IncrementalChain:
             index = self.window_index[k]
             clean = (torch.cat([p.padded[index] for p in prepared]) if len(prepared) > 1
                      else prepared[0].padded[index])
-            patch = _patch(clean, which_t, values, origin, step, starts, sizes, device)
+            patch = _patch(clean, which, values, origin, step, starts, sizes)
             values = step.op(patch)
             origin = np.stack(starts, axis=1)
         return values, origin
@@ -311,20 +309,25 @@ def _needed(n0, n1, stride, pad, reach, size):
     return max(0, n0 * stride - pad), min(size, (n1 - 1) * stride - pad + reach + 1)
 
 
-def _patch(clean, which, values, origin, step: _Step, starts, sizes, device) -> torch.Tensor:
+def _patch(clean, which, values, origin, step: _Step, starts, sizes) -> torch.Tensor:
     """Each copy's input to ``step`` over its output rectangle: the clean padded input with the copy's
-    recomputed rectangle of the previous step pasted in, ``(B, C, area_h, area_w)``."""
+    recomputed rectangle of the previous step pasted in, ``(B, C, area_h, area_w)``.
+
+    A loop of slice copies, each one contiguous block: on CPUs faster than one gather of the
+    clean rectangles and one scatter of the recomputed ones (measured with mini_alexnet).
+    """
     (sy, sx), (lh, lw) = starts, sizes
     area_h = (lh - 1) * step.stride[0] + step.reach[0] + 1
     area_w = (lw - 1) * step.stride[1] + step.reach[1] + 1
-    rows = torch.as_tensor(sy * step.stride[0], device=device)[:, None] + torch.arange(area_h, device=device)
-    cols = torch.as_tensor(sx * step.stride[1], device=device)[:, None] + torch.arange(area_w, device=device)
-    # advanced indices around a slice: (B, area_h, area_w, C)
-    base = clean[which[:, None, None], :, rows[:, :, None], cols[:, None, :]]
     vh, vw = values.shape[-2:]
-    u = rows - step.pad[2] - torch.as_tensor(origin[:, 0], device=device)[:, None]
-    v = cols - step.pad[0] - torch.as_tensor(origin[:, 1], device=device)[:, None]
-    inside = ((u >= 0) & (u < vh))[:, :, None] & ((v >= 0) & (v < vw))[:, None, :]  # (B, area_h, area_w)
-    batch = torch.arange(len(values), device=device)[:, None, None]
-    pasted = values[batch, :, u.clamp(0, vh - 1)[:, :, None], v.clamp(0, vw - 1)[:, None, :]]
-    return torch.where(inside[..., None], pasted, base).permute(0, 3, 1, 2)
+    patch = torch.empty((len(values), clean.shape[1], area_h, area_w), dtype=clean.dtype, device=clean.device)
+    top, left = step.pad[2], step.pad[0]
+    for b, (g, y, x, oy, ox) in enumerate(zip(which.tolist(), (sy * step.stride[0]).tolist(),
+                                              (sx * step.stride[1]).tolist(), (origin[:, 0] + top).tolist(),
+                                              (origin[:, 1] + left).tolist())):
+        patch[b] = clean[g, :, y:y + area_h, x:x + area_w]
+        y0, y1 = max(y, oy), min(y + area_h, oy + vh)
+        x0, x1 = max(x, ox), min(x + area_w, ox + vw)
+        if y1 > y0 and x1 > x0:
+            patch[b, :, y0 - y:y1 - y, x0 - x:x1 - x] = values[b, :, y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    return patch
