@@ -52,16 +52,31 @@ def test_adaptive_equals_exact_where_the_discrepancy_is_compact_and_planted():
     net, data = planted_net(), planted_pool()
     options = dict(top_k=1, occluder=3, stride=1, crop=False, **IDENTITY)  # the whole 30x30 grid
     exact = empirical_receptive_fields(net, "conv", data, **options)
-    adaptive = empirical_receptive_fields(net, "conv", data, mode="adaptive", coarse=4, tolerance=0.0, **options)
-    np.testing.assert_allclose(adaptive.maps, exact.maps, rtol=1e-6, atol=1e-6 * float(exact.maps.max()))
-    assert adaptive.sizes.tolist() == exact.sizes.tolist()
-    # 9x9 coarse nodes (0, 4, ..., 28 and the last, 29) and the cells around the 7x7 touching
-    # positions, against 900 positions
     assert exact.stats["copies"] == 901
-    assert adaptive.stats["copies_coarse"] == 1 + 9 * 9
-    assert adaptive.stats["copies"] < 901 / 4
-    assert (adaptive.mode, adaptive.drill_down) == ("adaptive", {"coarse": 4, "tolerance": 0.0})
+    for tolerance in (0.0, 0.01):
+        adaptive = empirical_receptive_fields(net, "conv", data, mode="adaptive", coarse=4, tolerance=tolerance,
+                                              **options)
+        np.testing.assert_allclose(adaptive.maps, exact.maps, rtol=1e-6, atol=1e-6 * float(exact.maps.max()))
+        assert adaptive.sizes.tolist() == exact.sizes.tolist()
+        # 9x9 coarse nodes (0, 4, ..., 28 and the last, 29), then the cells next to a node whose second
+        # differences are not zero: the 7x7 touching positions and a ring of cells around them (an
+        # edge next to the response looks like a bend), against 900 positions
+        assert adaptive.stats["copies_coarse"] == 1 + 9 * 9
+        assert adaptive.stats["copies"] < 901 / 3
+        assert (adaptive.mode, adaptive.drill_down) == ("adaptive", {"coarse": 4, "tolerance": tolerance})
     assert exact.mode == "exact" and exact.drill_down is None
+
+
+def test_adaptive_trusts_a_broad_linear_map_and_refines_only_its_bend():
+    """Where the discrepancy changes linearly the interpolation is exact: no refinement there, however
+    large the values (the former rule refined every cell above the tolerance of the peak)."""
+    from unitscope.experiments.empirical_rf.adaptive import interpolation_error
+
+    ramp = np.add.outer(np.arange(9.0), np.arange(7.0))[:, :, None]  # (9, 7, 1) f = i + j
+    assert np.abs(interpolation_error(ramp)[1:-1, 1:-1]).max() == 0
+    tent = np.minimum(ramp, 6.0)  # flat beyond i + j = 6: a bend along that line
+    bent = interpolation_error(tent)[:, :, 0] > 0
+    assert bent[1:-1, 1:-1].any() and not bent[1:-1, 1:-1][np.add.outer(np.arange(1, 8), np.arange(1, 6)) < 5].any()
 
 
 def test_adaptive_error_stays_within_the_tolerance_on_a_random_toy():
