@@ -104,6 +104,12 @@ def compare(net: nn.Module, layer: str, *, targets=None) -> float:
     got = values[copies, :, ri.clamp(0, vh - 1), rj.clamp(0, vw - 1)].permute(0, 2, 1)  # (B, C, T)
     got = torch.where(inside, got, prepared.output[0][:, ti[0], tj[0]][None])
     worst = float((got - full[:, :, ti[0], tj[0]]).abs().max())
+    # read(): every channel of every copy at every target, the last step computed at those alone
+    b, c, t = (a.flatten() for a in torch.meshgrid(torch.arange(len(positions)), torch.arange(full.shape[1]),
+                                                    torch.arange(ti.shape[1]), indexing="ij"))
+    with torch.inference_mode():
+        read = chain.read([prepared, prepared], which, batch, changed, b, c, ti[0][t], tj[0][t])
+    worst = max(worst, float((read - full[b, c, ti[0][t], tj[0][t]]).abs().max()))
     return worst / float(full.abs().max())
 
 

@@ -184,6 +184,8 @@ class IncrementalChain:
         self.steps = steps
         #: each step's entry in ``_Prepared.padded`` (window steps only)
         self.window_index = np.cumsum([s.kernel is not None for s in steps]) - 1
+        #: the step :meth:`read` computes at the read positions only (None: the last rectangle is read)
+        self.targeted = _targeted_tail(steps)
 
     @classmethod
     def of(cls, model: nn.Module, layer: str, sample: torch.Tensor) -> tuple["IncrementalChain | None", str]:
@@ -242,8 +244,8 @@ class IncrementalChain:
                        *_needed(box[2], box[3], step.stride[1], step.pad[0], step.reach[1], in_w))
         return _Prepared(padded, sizes, need, x)
 
-    def run(self, prepared: list[_Prepared], which: np.ndarray, inputs: torch.Tensor, changed: np.ndarray
-            ) -> tuple[torch.Tensor, np.ndarray]:
+    def run(self, prepared: list[_Prepared], which: np.ndarray, inputs: torch.Tensor, changed: np.ndarray, *,
+            stop: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """The recomputed part of the output for a batch of edited copies.
 
         Parameters
@@ -256,6 +258,8 @@ class IncrementalChain:
             The edited copies.
         changed : ndarray (B, 4)
             Each copy's edited rectangle ``(y0, y1, x0, x1)`` (empty: ``y0 >= y1``).
+        stop : int, keyword-only
+            Run only the steps before this one (default: all).
 
         Returns
         -------
@@ -270,7 +274,7 @@ class IncrementalChain:
         affected = np.clip(changed.astype(np.int64), 0, [h, h, w, w])
         affected[(affected[:, 0] >= affected[:, 1]) | (affected[:, 2] >= affected[:, 3])] = 0
         needs = np.asarray([p.need for p in prepared])[which]  # (B, steps, 4)
-        for k, step in enumerate(self.steps):
+        for k, step in enumerate(self.steps[:stop]):
             if step.kernel is None:
                 values = step.module(values)
                 continue
@@ -293,6 +297,73 @@ class IncrementalChain:
             values = step.op(patch)
             origin = np.stack(starts, axis=1)
         return values, origin
+
+    def read(self, prepared: list[_Prepared], which: np.ndarray, inputs: torch.Tensor, changed: np.ndarray,
+             copy: torch.Tensor, unit: torch.Tensor, row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        """The output at ``(copy, unit, row, col)`` (each ``(N,)``; the positions among the targets the
+        copies' inputs were prepared with) for a batch of edited copies: ``(N,)``.
+
+        The arguments before ``copy`` are those of :meth:`run`.  When the chain ends in a convolution or
+        a pooling followed only by parameter-free elementwise steps, that step is computed for the
+        channels read alone, over the rectangle of the positions read.
+        """
+        last = self.targeted
+        if last is None:
+            values, origin = self.run(prepared, which, inputs, changed)
+            return _read_rectangle(values, origin, prepared, which, copy, unit, row, col)
+        values, origin = self.run(prepared, which, inputs, changed, stop=last)
+        step, device = self.steps[last], inputs.device
+        need = np.asarray([p.need[last] for p in prepared])[which]  # (B, 4): every read lies inside
+        starts, sizes = [], []
+        for axis, size in enumerate(prepared[0].sizes[last]):
+            length = int((need[:, 2 * axis + 1] - need[:, 2 * axis]).max())
+            starts.append(np.clip(need[:, 2 * axis], 0, size - length))
+            sizes.append(length)
+        patch = _patch(prepared[0].padded[self.window_index[last]] if len(prepared) == 1 else
+                       torch.cat([p.padded[self.window_index[last]] for p in prepared]),
+                       which, values, origin, step, starts, sizes)
+        channels, slot = torch.unique(unit, return_inverse=True)
+        out = _channels(step, patch, channels)
+        for step in self.steps[last + 1:]:
+            out = step.module(out)
+        sy, sx = (torch.as_tensor(start, device=device) for start in starts)
+        return out[copy, slot, row - sy[copy], col - sx[copy]]
+
+
+def _read_rectangle(values, origin, prepared, which, copy, unit, row, col) -> torch.Tensor:
+    """Read ``(copy, unit, row, col)`` in the recomputed rectangles, the clean output outside them."""
+    device = values.device
+    clean = torch.cat([p.output for p in prepared])
+    origin = torch.as_tensor(origin, device=device)
+    vh, vw = values.shape[-2:]
+    i, j = row - origin[copy, 0], col - origin[copy, 1]
+    inside = (i >= 0) & (i < vh) & (j >= 0) & (j < vw)
+    recomputed = values[copy, unit, i.clamp(0, vh - 1), j.clamp(0, vw - 1)]
+    return torch.where(inside, recomputed, clean[torch.as_tensor(which, device=device)[copy], unit, row, col])
+
+
+def _targeted_tail(steps: list[_Step]) -> int | None:
+    """The last window step, when :meth:`IncrementalChain.read` can compute it for the channels it reads
+    alone (a convolution or a pooling, then only parameter-free elementwise steps)."""
+    windows = [k for k, step in enumerate(steps) if step.kernel is not None]
+    if not windows:
+        return None
+    tail = steps[windows[-1] + 1:]
+    if any(isinstance(step.module, (nn.BatchNorm2d, nn.PReLU, nn.LocalResponseNorm)) for step in tail):
+        return None
+    return windows[-1]
+
+
+def _channels(step: _Step, patch: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
+    """``step``'s output over ``patch`` for output ``channels`` alone ``(B, len(channels), h, w)``: a
+    convolution with only those filters (all of them when grouped), a pooling of only those channels."""
+    module = step.module
+    if isinstance(module, nn.Conv2d):
+        if module.groups > 1:
+            return step.op(patch)[:, channels]
+        bias = module.bias[channels] if module.bias is not None else None
+        return F.conv2d(patch, module.weight[channels], bias, module.stride, 0, module.dilation)
+    return step.op(patch[:, channels])
 
 
 def _affected(a0, a1, stride, pad, reach, size):

@@ -140,16 +140,6 @@ class _Occluder:
             # advanced indices around a slice: the result is (m, o, o, 3), like the bank
             batch[rows_b[:, None, None], :, ry[:, :, None], rx[:, None, :]] = self.bank[bank]
         inputs = batch[:, :, o:hp - o, o:wp - o]
-        if self.incremental is None:
-            with Trace(self.model, self.layer, stop=True, clone=False) as trace:
-                self.model(inputs)
-            out = _layer_output(trace, self.layer, inputs)
-        else:
-            out = self._incremental(pieces, inputs, pastes)
-        self.copies += total
-        self.pixels += total * (hp - 2 * o) * (wp - 2 * o)
-        if self.on_copies is not None:
-            self.on_copies(self.copies, self.expected)
         # every target of every copy in one gather and one transfer
         copy_i, unit_i, row_i, col_i, start = [], [], [], [], 0
         for group, a, b in pieces:
@@ -160,8 +150,18 @@ class _Occluder:
             col_i.append(np.tile(group.tj, n))
             start += n
         index = [torch.from_numpy(np.concatenate(c)).to(inputs.device) for c in (copy_i, unit_i, row_i, col_i)]
-        values = (out[index[0], index[1], index[2], index[3]] if self.incremental is None
-                  else out(*index)).double().cpu().numpy()
+        if self.incremental is None:
+            with Trace(self.model, self.layer, stop=True, clone=False) as trace:
+                self.model(inputs)
+            out = _layer_output(trace, self.layer, inputs)
+            values = out[index[0], index[1], index[2], index[3]]
+        else:
+            values = self._incremental(pieces, inputs, pastes, index)
+        values = values.double().cpu().numpy()
+        self.copies += total
+        self.pixels += total * (hp - 2 * o) * (wp - 2 * o)
+        if self.on_copies is not None:
+            self.on_copies(self.copies, self.expected)
         start = 0
         for group, a, b in pieces:
             size = (b - a) * len(group.units)
@@ -171,8 +171,8 @@ class _Occluder:
             if group.filled == group.copies:
                 self._finish(group)
 
-    def _incremental(self, pieces, inputs: torch.Tensor, pastes):
-        """The batch through the incremental chain: a reader ``(copy, unit, row, column) -> activations``."""
+    def _incremental(self, pieces, inputs: torch.Tensor, pastes, index) -> torch.Tensor:
+        """The targets ``index`` (copy, unit, row, column) of the batch, through the incremental chain."""
         o, groups, which = self.o, [], []
         for group, a, b in pieces:
             if group.clean is None:
@@ -184,20 +184,7 @@ class _Occluder:
         changed = np.zeros((len(inputs), 4), dtype=np.int64)  # unoccluded copies: nothing changed
         for rows_b, rows_y, rows_x, _ in pastes:  # patch corners in the crop padded by o
             changed[rows_b] = np.stack([rows_y - o, rows_y, rows_x - o, rows_x], axis=1)
-        which = np.asarray(which)
-        values, origin = self.incremental.run([g.clean for g in groups], which, inputs, changed)
-        clean = torch.cat([g.clean.output for g in groups])
-        which_t = torch.as_tensor(which, device=inputs.device)
-        origin_t = torch.as_tensor(origin, device=inputs.device)
-        vh, vw = values.shape[-2:]
-
-        def read(copy, unit, row, col):
-            i, j = row - origin_t[copy, 0], col - origin_t[copy, 1]
-            inside = (i >= 0) & (i < vh) & (j >= 0) & (j < vw)
-            recomputed = values[copy, unit, i.clamp(0, vh - 1), j.clamp(0, vw - 1)]
-            return torch.where(inside, recomputed, clean[which_t[copy], unit, row, col])
-
-        return read
+        return self.incremental.read([g.clean for g in groups], np.asarray(which), inputs, changed, *index)
 
     def _finish(self, group: _Group) -> None:
         reference = group.values[0]
