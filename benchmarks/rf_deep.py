@@ -76,16 +76,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--weights", default=None, help="mini_alexnet checkpoint (default: random weights)")
     parser.add_argument("--width", type=int, default=32, help="conv1 channels of the random network")
-    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--resolution", type=int, default=80,
+                        help="image side (default 80: conv5's 83 px theoretical RF covers the image)")
     parser.add_argument("--layer", default="conv5")
     parser.add_argument("--images", type=int, default=1, help="pool size (every unit's top-k drawn from it)")
     parser.add_argument("--top-k", type=int, default=1)
     parser.add_argument("--units", type=int, default=8, help="the first N units of the layer")
     parser.add_argument("--coarse", type=int, default=4, help="adaptive: fine steps per coarse step")
-    parser.add_argument("--tolerance", type=float, default=0.01, help="adaptive: negligible fraction of the peak")
+    parser.add_argument("--tolerance", type=float, default=0.01,
+                        help="adaptive: the interpolation error allowed, as a fraction of each unit's peak")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -99,10 +101,14 @@ def main() -> None:
         "exact": dict(crop=True),
         "adaptive": dict(crop=True, mode="adaptive", coarse=args.coarse, tolerance=args.tolerance),
     }
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     results, seconds = {}, {}
     for name, extra in runs.items():
         started = time.perf_counter()
         results[name] = empirical_receptive_fields(model, args.layer, pool, **options, **extra)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         seconds[name] = results[name].stats["occlusion_s"]
         print(f"{name}: {results[name].stats['copies']} passes, {seconds[name]:.1f} s occlusion, "
               f"{time.perf_counter() - started:.1f} s in all", flush=True)
@@ -122,7 +128,9 @@ def main() -> None:
         "naive_passes": results["naive"].stats["copies"], "exact_passes": results["exact"].stats["copies"],
         "adaptive_passes": results["adaptive"].stats["copies"],
         "adaptive_coarse_passes": results["adaptive"].stats["copies_coarse"],
+        "exact_incremental": results["exact"].stats.get("incremental"),
         "naive_s": seconds["naive"], "exact_s": seconds["exact"], "adaptive_s": seconds["adaptive"],
+        **{f"{name}_passes_per_s": results[name].stats["copies"] / seconds[name] for name in runs},
         "exact_vs_naive_max_abs_error_rel": error(results["naive"].maps),
         "exact_speedup_vs_naive": seconds["naive"] / seconds["exact"],
         "adaptive_speedup_vs_exact": seconds["exact"] / seconds["adaptive"],
