@@ -157,11 +157,14 @@ def test_rf_command_runs_the_adaptive_mode_and_announces_its_passes(tmp_path):
     runner = CliRunner()
     refused = runner.invoke(app, args + ["--mode", "fast"])
     assert refused.exit_code != 0 and "'fast' is not one of exact, adaptive" in refused.output
-    ran = runner.invoke(app, args + ["--mode", "adaptive"])
+    refused = runner.invoke(app, args + ["--mode", "adaptive", "--tolerance", "1"])
+    assert refused.exit_code != 0 and "--tolerance" in refused.output and "1 is not in [0, 1)" in refused.output
+    ran = runner.invoke(app, args + ["--mode", "adaptive", "--tolerance", "0.05"])
     assert ran.exit_code == 0, ran.output
     assert re.search(r"conv2: [\d,]+ coarse forward passes over \d+ top image\(s\), then at most", ran.output)
+    assert "conv2: incremental inference" in ran.output
     saved = json.loads((tmp_path / "out" / "tiny" / "rf" / "conv2" / "rf.json").read_text())
-    assert saved["mode"] == "adaptive" and saved["drill_down"] == {"coarse": 4, "tolerance": 0.01}
+    assert saved["mode"] == "adaptive" and saved["drill_down"] == {"coarse": 4, "tolerance": 0.05}
 
 
 def test_progress_lines_off_a_terminal():

@@ -4,28 +4,34 @@ Krypton's "adaptive drill-down" (Nakandala, Kumar and Papakonstantinou,
 SIGMOD 2019) applied to the empirical receptive field.  For each crop group
 (:mod:`.crops`) the occluder first visits every ``coarse``-th position of the
 fine grid in each direction (the last row and column always included, so
-every fine position lies in a cell of coarse positions).  A coarse position
-is *non-negligible* for a unit when its discrepancy exceeds ``tolerance``
-times the largest coarse discrepancy of that unit on that image (the peak of
-its coarse map).  Every fine position in a cell that has a non-negligible
-corner, for any unit of the group, is then occluded too (one shared set, as
-in the exact sweep).  Every other fine position takes the bilinear
-interpolation of its cell's four coarse values, all of them negligible: the
-map stays continuous where nothing was refined, and is exact (the same
-numbers as ``mode="exact"``) at every position that was occluded.
+every fine position lies in a cell of coarse positions).  The fine positions
+in between are then either occluded too, or given the bilinear
+interpolation of their cell's four coarse values.
+
+A cell is occluded at every fine position when, for some unit of the group,
+one of its corners is *active*: its coarse discrepancy is above ``tolerance``
+times the unit's coarse peak **and** so is the interpolation error estimate
+there (:func:`interpolation_error`: the second differences of the coarse
+values, zero where the map is flat or changes linearly).  So cells of small
+values are interpolated between small values, and large values that change
+linearly are interpolated exactly; what is refined is the map's peaks, edges
+and bends.  (Before, every cell with a corner above the tolerance was
+refined, however smooth the map was there.)  Every occluded position has
+the numbers of ``mode="exact"``.
 
 The error is not bounded a priori: a response narrower than a coarse cell,
-lying between negligible coarse positions, would be missed, and the fine map
-is not smooth (each grid position has its own random patch), so where
-nothing is refined the interpolation is off by about the tolerance.  The
-benchmark ``benchmarks/rf_deep.py`` measures the error and the speed-up
-against the exact sweep.  The drill-down pays where a unit's map is compact
-next to its theoretical window (deep layers of trained networks); where the
-map stays above the tolerance over most of the window, nearly every position
-is refined and the coarse pass is extra work.  With a coarse
-step of at most the occluder's side, each pixel is covered by a coarse
-occluder, which is why the default coarse step is ``4`` fine steps (12 px
-at 224 px with the 11 px occluder: 1 px between neighbouring occluders).
+lying between coarse positions, is missed, and the fine map is not smooth
+-- each grid position has its own random patch, and a shift of one fine step
+uncovers other pixels -- so where nothing is refined the interpolation is
+off by that roughness.  ``benchmarks/rf_deep.py`` measures the error and the
+speed-up against the exact sweep.  The drill-down pays where a unit's map is
+compact or smooth at the coarse scale; where the map is rough at the fine
+scale over most of the window (deep layers of random networks), nearly every
+cell is refined and the coarse pass is extra work (about ``1 / coarse^2``).
+With a coarse step of at most the occluder's side, each pixel is covered by a
+coarse occluder, which is why the default coarse step is ``4`` fine steps
+(12 px at 224 px with the 11 px occluder: 1 px between neighbouring
+occluders).
 """
 
 from __future__ import annotations

@@ -83,11 +83,12 @@ def empirical_receptive_fields(
     mode : {"exact", "adaptive"}, keyword-only
         ``"exact"`` (default) occludes at every grid position.  ``"adaptive"``
         is Krypton's drill-down (:mod:`.adaptive`): every ``coarse``-th
-        position first, then every position in the cells whose coarse
-        discrepancy exceeds ``tolerance`` times the unit's coarse peak; the
-        other positions are interpolated bilinearly from the coarse ones.
-        Its maps approximate the exact ones (``benchmarks/rf_deep.py``
-        measures the error); the result records the mode and its parameters.
+        position first, then every position in the cells where the coarse
+        map is above ``tolerance`` times the unit's coarse peak and its
+        interpolation error estimate (second differences) is too; the other
+        positions are interpolated bilinearly from the coarse ones.  Its
+        maps approximate the exact ones (``benchmarks/rf_deep.py`` measures
+        the error); the result records the mode and its parameters.
     incremental : bool or None, keyword-only
         Recompute for each occluded copy only what the occluder reaches
         (:mod:`unitscope.models.incremental`, Krypton's incremental
@@ -99,8 +100,9 @@ def empirical_receptive_fields(
     coarse : int, keyword-only
         Adaptive mode: fine grid steps per coarse step (default 4).
     tolerance : float, keyword-only
-        Adaptive mode: the fraction of a unit's coarse peak below which a
-        coarse discrepancy is negligible (default 0.01), in ``[0, 1)``.
+        Adaptive mode: the interpolation error allowed, as a fraction of a
+        unit's coarse peak (default 0.01), in ``[0, 1)``: a cell is refined
+        where both the coarse values and their second differences exceed it.
     check : bool, keyword-only
         Compare each crop's unoccluded activation with the full forward pass.
     seed : int, keyword-only
