@@ -3,45 +3,66 @@
 The same units and top images, three ways (issue 15):
 
 - *naive*: one full-image forward per occluder position, batched
-  (``crop=False``);
-- *exact*: the default sweep, each occluded copy only the crop of the unit's
-  theoretical window and positions that miss the window skipped, one set of
-  occlusions shared by all units of an image (``mode="exact"``);
-- *adaptive*: Krypton's drill-down (``mode="adaptive"``): a coarse grid
-  first, the paper's stride only in cells whose coarse discrepancy is above
-  the tolerance of the unit's peak, the rest interpolated.
+  (``crop=False, incremental=False``);
+- *exact*: the default sweep (``mode="exact"``): positions that miss the
+  unit's theoretical window skipped, one set of occlusions shared by all
+  units of an image, and incremental inference
+  (:mod:`unitscope.models.incremental`): each copy recomputes only the part of
+  each layer its occluder reaches and its units read;
+- *adaptive*: Krypton's drill-down (``mode="adaptive"``, also incremental):
+  every ``--coarse``-th position first, the paper's stride only in cells
+  whose coarse values and their second differences are above the tolerance
+  of the unit's peak, the rest interpolated.
 
 Prints ``name=value`` lines at the end:
 
 - ``theoretical_rf_px`` / ``rf_covers_input``: the layer's theoretical RF and
   whether it covers the image (then the crop cannot save anything);
-- ``naive_s`` / ``exact_s`` / ``adaptive_s`` and ``*_passes``: occlusion time
-  (locating the maxima included, the top-k data pass, the same for all three,
-  excluded) and forward passes of occluded copies;
+- ``naive_s`` / ``exact_s`` / ``adaptive_s``, ``*_passes`` and
+  ``*_passes_per_s``: occlusion time (locating the maxima included, the
+  top-k data pass, the same for all three, excluded), forward passes of
+  occluded copies and their rate; ``exact_incremental``: whether the exact
+  sweep ran incrementally;
 - ``exact_speedup_vs_naive`` (target >= 2), ``adaptive_speedup_vs_exact``
   (target >= 10);
 - ``adaptive_max_abs_error_rel`` (target <= 0.01): over the live units (a
   dead unit's map is all zero in every mode), the largest absolute difference
   between the adaptive and exact averaged maps, relative to the exact map's
   peak; ``exact_vs_naive_max_abs_error_rel`` the same for exact against naive
-  (rounding only).
+  (float rounding only);
+- ``exact_map_rough_share``: the share of the exact maps' support where the
+  map interpolated from every coarse step misses by more than the tolerance
+  -- about the least share of positions *any* drill-down at that step must
+  occlude to stay within the tolerance, so ``1 / rough_share`` bounds its
+  speed-up.
 
-Measured on two shared CPU cores (random weights, 1 image, 8 units, 6 live):
-mini_alexnet's conv5 has a theoretical RF of 83 px, which does *not* cover a
-224 px image, so the crop makes exact 15x faster than naive (2,554 passes of
-crops against 5,185 full images), while adaptive refines 91% of the
-positions (2,326 passes) and gains nothing (0.6-1.6x, timing noise) at an
-error of 1.4% of the peak.  At ``--resolution 80`` the RF covers the input:
-exact runs every position (0.84x naive: the targets' 2x needs incremental
-inference, not implemented) and adaptive refines 93% (1.1x, error 1.5%).
-Neither meets the issue's 10x at 1%: the maps stay above 1% of their peak
-over most of the window.
+Measured on two CPU cores shared with other work (load 8-10), mini_alexnet
+conv5 at 80 px (theoretical RF 83 px: it covers the image, so the crop saves
+nothing), random weights, 1 image, 8 units (6 live), 5,930 passes per sweep:
+
+- ``--threads 1``: naive 21.5-36.2 s, exact 5.0-6.6 s:
+  ``exact_speedup_vs_naive`` 3.2 and 7.3 in two runs (895-1,190 passes/s
+  against 164-276), ``exact_vs_naive_max_abs_error_rel`` 9.2e-06;
+- default threads (2): naive 71.0 s, exact 43.9 s, 1.6x: small
+  convolutions on two threads of a loaded machine wait on each other, the
+  ratio is noise more than method;
+- adaptive: 401 coarse passes, 5,470 refined (5,871 of 5,930), 0.65-0.99x
+  exact, error 1.46% of the peak.  It cannot do better here:
+  ``exact_map_rough_share`` is 0.66 -- linear interpolation from every 4th
+  position misses the exact map by more than 1% of its peak on two thirds
+  of its support (neighbouring positions differ by a median 3-4% of the peak:
+  each has its own random patch and a one-step shift uncovers other
+  pixels), so no coarse-to-fine drill-down at 1% can skip more than a third
+  of the passes (at most 1.5x).  The issue's 10x at 1% is out of reach for
+  such maps; with SceneNet's trained convolutions (``--weights``) the maps
+  are more compact: TRAINED_FIGURES
 
 Uses ``mini_alexnet`` (``--width`` 32) with seeded random weights unless
 ``--weights`` gives a checkpoint (its convolutions are loaded; the
 classifier, which depends on the input size, is not needed).  The defaults
-(conv5 at 224 px, 1 image, 8 units) run in about 2 minutes on two busy CPU
-cores; nearly all of it is the naive sweep.
+(conv5 at 80 px, 1 image, 8 units) run in 1-2 minutes on two busy CPU cores,
+most of it the naive sweep; ``--device cuda`` prints the same figures on a
+GPU.
 """
 
 from __future__ import annotations

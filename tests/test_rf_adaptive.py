@@ -80,9 +80,10 @@ def test_adaptive_trusts_a_broad_linear_map_and_refines_only_its_bend():
 
 
 def test_adaptive_error_stays_within_the_tolerance_on_a_random_toy():
-    """Occluded positions are exact; elsewhere the map is interpolated from coarse values that are
-    all below the tolerance, so (no narrow response hiding between coarse positions here) no averaged
-    map is off by more than the tolerance of its peak; tolerance 0 refines every non-zero cell."""
+    """Occluded positions are exact; elsewhere the map is interpolated where the coarse values are
+    below the tolerance or change linearly, so (no narrow response hiding between coarse positions
+    here) no averaged map is off by more than the tolerance of its peak.  (These maps are broad and
+    rough on small grids: the drill-down saves nothing here, see the planted test for where it does.)"""
     net, data = random_toy()
     options = dict(top_k=3, occluder=3, stride=1, **IDENTITY)
     exact = empirical_receptive_fields(net, "conv3", data, **options)
@@ -92,8 +93,6 @@ def test_adaptive_error_stays_within_the_tolerance_on_a_random_toy():
         for a, e in zip(adaptive.maps, exact.maps):
             assert np.abs(a - e).max() <= max(tolerance, 1e-6) * e.max()
         assert adaptive.stats["copies"] <= exact.stats["copies"] + adaptive.stats["images"] * 3
-    assert empirical_receptive_fields(net, "conv3", data, mode="adaptive", coarse=3, tolerance=0.2,
-                                      **options).stats["copies"] < exact.stats["copies"]
 
 
 @pytest.mark.parametrize("mode", ["exact", "adaptive"])
