@@ -40,28 +40,33 @@ Measured on two CPU cores shared with other work (load 8-10), mini_alexnet
 conv5 at 80 px (theoretical RF 83 px: it covers the image, so the crop saves
 nothing), random weights, 1 image, 8 units (6 live), 5,930 passes per sweep:
 
-- ``--threads 1``: naive 21.5-36.2 s, exact 5.0-6.6 s:
-  ``exact_speedup_vs_naive`` 3.2 and 7.3 in two runs (895-1,190 passes/s
-  against 164-276), ``exact_vs_naive_max_abs_error_rel`` 9.2e-06;
-- default threads (2): naive 71.0 s, exact 43.9 s, 1.6x: small
-  convolutions on two threads of a loaded machine wait on each other, the
-  ratio is noise more than method;
-- adaptive: 401 coarse passes, 5,470 refined (5,871 of 5,930), 0.65-0.99x
-  exact, error 1.46% of the peak.  It cannot do better here:
-  ``exact_map_rough_share`` is 0.66 -- linear interpolation from every 4th
-  position misses the exact map by more than 1% of its peak on two thirds
-  of its support (neighbouring positions differ by a median 3-4% of the peak:
-  each has its own random patch and a one-step shift uncovers other
-  pixels), so no coarse-to-fine drill-down at 1% can skip more than a third
-  of the passes (at most 1.5x).  The issue's 10x at 1% is out of reach for
-  such maps; with SceneNet's trained convolutions (``--weights``) the maps
-  are more compact: TRAINED_FIGURES
+- ``--threads 1``, three runs: naive 21.5-36.2 s, exact 5.0-7.3 s,
+  ``exact_speedup_vs_naive`` 3.2, 3.2 and 7.3 (815-1,190 passes/s against
+  164-276); ``exact_vs_naive_max_abs_error_rel`` 9.2e-06 (rounding);
+- default threads (2), one run: naive 71.0 s, exact 43.9 s, 1.6x: small
+  convolutions on two threads of a loaded machine wait on each other, and
+  that ratio says more about the load than about the method;
+- adaptive: 401 coarse passes, 5,916 in all, ``adaptive_speedup_vs_exact``
+  0.99, ``adaptive_max_abs_error_rel`` 0.0027.  It cannot do much better
+  here: ``exact_map_rough_share`` is 0.66 -- linear interpolation from every
+  4th position misses the exact map by more than 1% of its peak on two
+  thirds of its support (neighbouring positions differ by a median 3-4% of
+  the peak: each has its own random patch, and a one-step shift uncovers
+  other pixels), so no coarse-to-fine drill-down at 1% can skip more than a
+  third of the passes (at most 1.5x).  The issue's 10x at 1% is out of reach
+  for such maps.
+
+With SceneNet's trained convolutions (``--weights`` of the study's
+SceneNet, width 16; 2 live units) the maps are more compact: the crop skips
+positions (exact 4,293 passes), ``exact_speedup_vs_naive`` 3.8-4.9,
+adaptive 3,571 passes, 1.17x exact at an error of 0.0073 of the peak;
+``exact_map_rough_share`` 0.32 (a drill-down bound of about 3x).
 
 Uses ``mini_alexnet`` (``--width`` 32) with seeded random weights unless
 ``--weights`` gives a checkpoint (its convolutions are loaded; the
 classifier, which depends on the input size, is not needed).  The defaults
-(conv5 at 80 px, 1 image, 8 units) run in 1-2 minutes on two busy CPU cores,
-most of it the naive sweep; ``--device cuda`` prints the same figures on a
+(conv5 at 80 px, 1 image, 8 units) run in 40 s to 3 minutes on two busy CPU
+cores, most of it the naive sweep; ``--device cuda`` prints the same figures on a
 GPU.
 """
 

@@ -152,14 +152,15 @@ def _executed_chain(model: nn.Module, layer: str, sample: torch.Tensor) -> tuple
     (*leaves, (_, _, layer_output)) = calls
     if not leaves or id(leaves[-1][0]) not in inside:
         return f"{layer!r} is not a module the forward pass runs"
-    previous = sample
+    previous, names = sample, {id(m): name for name, m in model.named_modules()}
     for module, inputs, output in leaves:
         if len(inputs) != 1 or inputs[0] is not previous:
-            return (f"the network is not a chain of modules up to {layer!r} (a {type(module).__name__} "
-                    "does not take the previous module's output: a branch or a functional step)")
+            return (f"the network is not a chain of modules up to {layer!r} ({names[id(module)]!r}, a "
+                    f"{type(module).__name__}, does not take the previous module's output: a branch or a "
+                    "functional step)")
         previous = output
     if layer_output is not previous:
-        return f"{layer!r}'s output is not its last module's"
+        return f"the output of {layer!r} is not that of its last module"
     return [module for module, _, _ in leaves], layer_output.clone()
 
 
@@ -209,7 +210,8 @@ class IncrementalChain:
             again = chain.prepare(sample.clone(), targets=[(0, 0)]).output
             if expected.ndim != 4 or again.shape != expected.shape or not torch.allclose(
                     again, expected, rtol=1e-4, atol=1e-5 * (float(expected.abs().max()) + 1e-12)):
-                return None, f"its modules run in turn do not give {layer!r}'s output (a hidden step in forward)"
+                return None, (f"its modules run in turn do not give the output of {layer!r} (forward has a step "
+                              "that is no module, such as an in-place add)")
         return chain, ""
 
     def prepare(self, image: torch.Tensor, *, targets) -> _Prepared:
