@@ -40,14 +40,15 @@ Measured on two CPU cores shared with other work (load 8-10), mini_alexnet
 conv5 at 80 px (theoretical RF 83 px: it covers the image, so the crop saves
 nothing), random weights, 1 image, 8 units (6 live), 5,930 passes per sweep:
 
-- ``--threads 1``, three runs: naive 21.5-36.2 s, exact 5.0-7.3 s,
+- one thread (the default), three runs: naive 21.5-36.2 s, exact 5.0-7.3 s,
   ``exact_speedup_vs_naive`` 3.2, 3.2 and 7.3 (815-1,190 passes/s against
   164-276); ``exact_vs_naive_max_abs_error_rel`` 9.2e-06 (rounding);
-- default threads (2), one run: naive 71.0 s, exact 43.9 s, 1.6x: small
-  convolutions on two threads of a loaded machine wait on each other, and
-  that ratio says more about the load than about the method;
+- two threads (``--threads 0``), two runs: naive 71.0 and 39.3 s, exact
+  43.9 and 19.9 s, 1.6x and 2.0x: small convolutions on two threads of a
+  loaded machine wait on each other, and that ratio says more about the
+  load than about the method;
 - adaptive: 401 coarse passes, 5,916 in all, ``adaptive_speedup_vs_exact``
-  0.99, ``adaptive_max_abs_error_rel`` 0.0027.  It cannot do much better
+  0.72-0.99, ``adaptive_max_abs_error_rel`` 0.0027.  It cannot do much better
   here: ``exact_map_rough_share`` is 0.66 -- linear interpolation from every
   4th position misses the exact map by more than 1% of its peak on two
   thirds of its support (neighbouring positions differ by a median 3-4% of
@@ -133,8 +134,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads (default torch's; 1 gives steadier ratios on a shared machine)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (default 1: steadier ratios on a shared machine; 0: torch's default)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
