@@ -52,22 +52,38 @@ def test_adaptive_equals_exact_where_the_discrepancy_is_compact_and_planted():
     net, data = planted_net(), planted_pool()
     options = dict(top_k=1, occluder=3, stride=1, crop=False, **IDENTITY)  # the whole 30x30 grid
     exact = empirical_receptive_fields(net, "conv", data, **options)
-    adaptive = empirical_receptive_fields(net, "conv", data, mode="adaptive", coarse=4, tolerance=0.0, **options)
-    np.testing.assert_allclose(adaptive.maps, exact.maps, rtol=1e-6, atol=1e-6 * float(exact.maps.max()))
-    assert adaptive.sizes.tolist() == exact.sizes.tolist()
-    # 9x9 coarse nodes (0, 4, ..., 28 and the last, 29) and the cells around the 7x7 touching
-    # positions, against 900 positions
     assert exact.stats["copies"] == 901
-    assert adaptive.stats["copies_coarse"] == 1 + 9 * 9
-    assert adaptive.stats["copies"] < 901 / 4
-    assert (adaptive.mode, adaptive.drill_down) == ("adaptive", {"coarse": 4, "tolerance": 0.0})
+    for tolerance in (0.0, 0.01):
+        adaptive = empirical_receptive_fields(net, "conv", data, mode="adaptive", coarse=4, tolerance=tolerance,
+                                              **options)
+        np.testing.assert_allclose(adaptive.maps, exact.maps, rtol=1e-6, atol=1e-6 * float(exact.maps.max()))
+        assert adaptive.sizes.tolist() == exact.sizes.tolist()
+        # 9x9 coarse nodes (0, 4, ..., 28 and the last, 29), then the cells next to a node whose second
+        # differences are not zero: the 7x7 touching positions and a ring of cells around them (an
+        # edge next to the response looks like a bend), against 900 positions
+        assert adaptive.stats["copies_coarse"] == 1 + 9 * 9
+        assert adaptive.stats["copies"] < 901 / 3
+        assert (adaptive.mode, adaptive.drill_down) == ("adaptive", {"coarse": 4, "tolerance": tolerance})
     assert exact.mode == "exact" and exact.drill_down is None
 
 
+def test_adaptive_trusts_a_broad_linear_map_and_refines_only_its_bend():
+    """Where the discrepancy changes linearly the interpolation is exact: no refinement there, however
+    large the values (the former rule refined every cell above the tolerance of the peak)."""
+    from unitscope.experiments.empirical_rf.adaptive import interpolation_error
+
+    ramp = np.add.outer(np.arange(9.0), np.arange(7.0))[:, :, None]  # (9, 7, 1) f = i + j
+    assert np.abs(interpolation_error(ramp)[1:-1, 1:-1]).max() == 0
+    tent = np.minimum(ramp, 6.0)  # flat beyond i + j = 6: a bend along that line
+    bent = interpolation_error(tent)[:, :, 0] > 0
+    assert bent[1:-1, 1:-1].any() and not bent[1:-1, 1:-1][np.add.outer(np.arange(1, 8), np.arange(1, 6)) < 5].any()
+
+
 def test_adaptive_error_stays_within_the_tolerance_on_a_random_toy():
-    """Occluded positions are exact; elsewhere the map is interpolated from coarse values that are
-    all below the tolerance, so (no narrow response hiding between coarse positions here) no averaged
-    map is off by more than the tolerance of its peak; tolerance 0 refines every non-zero cell."""
+    """Occluded positions are exact; elsewhere the map is interpolated where the coarse values are
+    below the tolerance or change linearly, so (no narrow response hiding between coarse positions
+    here) no averaged map is off by more than the tolerance of its peak.  (These maps are broad and
+    rough on small grids: the drill-down saves nothing here, see the planted test for where it does.)"""
     net, data = random_toy()
     options = dict(top_k=3, occluder=3, stride=1, **IDENTITY)
     exact = empirical_receptive_fields(net, "conv3", data, **options)
@@ -77,8 +93,6 @@ def test_adaptive_error_stays_within_the_tolerance_on_a_random_toy():
         for a, e in zip(adaptive.maps, exact.maps):
             assert np.abs(a - e).max() <= max(tolerance, 1e-6) * e.max()
         assert adaptive.stats["copies"] <= exact.stats["copies"] + adaptive.stats["images"] * 3
-    assert empirical_receptive_fields(net, "conv3", data, mode="adaptive", coarse=3, tolerance=0.2,
-                                      **options).stats["copies"] < exact.stats["copies"]
 
 
 @pytest.mark.parametrize("mode", ["exact", "adaptive"])
@@ -142,11 +156,14 @@ def test_rf_command_runs_the_adaptive_mode_and_announces_its_passes(tmp_path):
     runner = CliRunner()
     refused = runner.invoke(app, args + ["--mode", "fast"])
     assert refused.exit_code != 0 and "'fast' is not one of exact, adaptive" in refused.output
-    ran = runner.invoke(app, args + ["--mode", "adaptive"])
+    refused = runner.invoke(app, args + ["--mode", "adaptive", "--tolerance", "1"])
+    assert refused.exit_code != 0 and "--tolerance" in refused.output and "1 is not in [0, 1)" in refused.output
+    ran = runner.invoke(app, args + ["--mode", "adaptive", "--tolerance", "0.05"])
     assert ran.exit_code == 0, ran.output
     assert re.search(r"conv2: [\d,]+ coarse forward passes over \d+ top image\(s\), then at most", ran.output)
+    assert "conv2: incremental inference" in ran.output
     saved = json.loads((tmp_path / "out" / "tiny" / "rf" / "conv2" / "rf.json").read_text())
-    assert saved["mode"] == "adaptive" and saved["drill_down"] == {"coarse": 4, "tolerance": 0.01}
+    assert saved["mode"] == "adaptive" and saved["drill_down"] == {"coarse": 4, "tolerance": 0.05}
 
 
 def test_progress_lines_off_a_terminal():

@@ -77,7 +77,8 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(20, "--top-k", min=1, help="Top images per unit."),
         units: Optional[str] = typer.Option(None, "--units", callback=checked(checks.unit_list), help="Comma-separated unit indices (default all)."),
         max_images: Optional[int] = typer.Option(None, "--max-images", min=1, help="Use the first N images of the pool (default: all)."),
-        mode: str = typer.Option("exact", "--mode", callback=checked(checks.choice("exact", "adaptive")), help="exact: every occluder position; adaptive: a coarse grid first, the paper's stride only where the coarse discrepancy is above 1% of the unit's peak (faster for compact maps; its error is measured by benchmarks/rf_deep.py)."),
+        mode: str = typer.Option("exact", "--mode", callback=checked(checks.choice("exact", "adaptive")), help="exact: every occluder position; adaptive: a coarse grid (every 4th position) first, then the paper's stride only in the cells where the coarse map is above --tolerance of the unit's peak and its interpolation error estimate (second differences of the coarse values) is too, and in the cells next to those; the rest is interpolated. Faster where maps are compact or smooth; its error is measured by benchmarks/rf_deep.py. Both modes recompute only what each occluder reaches where the network is a chain of convolutions, poolings and elementwise layers (the log says when not)."),
+        tolerance: float = typer.Option(0.01, "--tolerance", callback=checked(checks.float_range(0, 1, high_open=True)), help="Adaptive mode: the interpolation error allowed, as a fraction of each unit's peak, in [0, 1) (default 0.01: 1%)."),
     ) -> None:
         """Empirical receptive fields by occlusion, beside the theoretical ones (Exp. 2).
 
@@ -88,7 +89,8 @@ def register(app: typer.Typer) -> None:
         record, net = o.record("rf"), o.network("rf", native=False)
         summary = rf_study(net, o.chosen_layers(net), o.pool(net, annotated=False), network=o.folder(), out=o.out,
                            units=units, max_images=max_images, restart=o.restart, progress=tqdm_bars(), record=record,
-                           log=log, top_k=top_k, batch_size=o.batch_size, mode=mode)
+                           log=log, top_k=top_k, batch_size=o.batch_size, mode=mode,
+                           tolerance=tolerance)
         typer.echo(summary.to_string(index=False))
 
     def on_a_dissection(study: str, o, net_options: dict, pool_options: dict, **options) -> None:

@@ -239,9 +239,12 @@ def _receptive_fields(study: _Study) -> None:
             with step(study.progress, f"receptive field {name} {layer}") as callback:
                 units = list(range(0, int(layer_info(model, layer).channels), 4 if not study.quick else 8))
                 # occluder 6 px on a stride-4 grid: the paper's 11 px / stride 3 at 224 px,
-                # scaled to 128 px and thinned so the whole demo stays within its time budget
+                # scaled to 128 px and thinned so the whole demo stays within its time budget;
+                # every copy through the whole network, so the demo's maps keep their bytes
+                # (incremental inference agrees only to rounding)
                 result = empirical_receptive_fields(model, layer, pool, top_k=8 if not study.quick else 3,
-                                                    units=units, stride=4, network=name, progress=callback)
+                                                    units=units, stride=4, network=name, progress=callback,
+                                                    incremental=False)
             result.save(study.out / name / "rf" / layer)
             results.append(result)
         save_receptive_field_summary(study.out / name / "rf", results)

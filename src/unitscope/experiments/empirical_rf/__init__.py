@@ -76,10 +76,26 @@ Exact and adaptive
 ------------------
 ``mode="exact"`` (the default) occludes at every grid position: the numbers
 above.  ``mode="adaptive"`` is Krypton's drill-down (:mod:`.adaptive`): a
-coarse grid first, the paper's stride only where the coarse discrepancy is
-not negligible, the rest interpolated -- fewer passes where a unit's map is
-compact next to its window, an approximation measured by
+coarse grid first, the paper's stride only where the coarse map is not
+negligible and cannot be trusted to interpolate (its second differences
+above ``tolerance`` of the unit's peak), the rest interpolated -- fewer
+passes where a unit's map is compact or smooth, an approximation measured by
 ``benchmarks/rf_deep.py``.  The result records the mode and its parameters.
+
+Incremental inference
+---------------------
+In both modes, where the network up to the layer is a chain of layers whose
+effect on a small patch can be followed (convolutions, max and average
+pooling, elementwise activations, batch norm in eval, local response norm,
+dropout, identity: :mod:`unitscope.models.incremental`), each occluded copy
+recomputes only the rectangle of each layer its occluder reaches and its
+targets read, from the clean image's activations, and the last convolution
+only for the units read: Krypton's incremental inference.  The numbers are
+those of the full forward up to float rounding (about 1e-6 of the
+activations); any other network (a branch such as a residual add or a
+concatenation, adaptive pooling, attention) runs every copy through the
+whole network, and the log says why.  ``incremental=False`` asks for the
+full forward (the demo does, so its maps keep their bytes).
 
 Where each step lives
 ---------------------
@@ -89,6 +105,7 @@ Where each step lives
 * :mod:`.sweep` -- each top image's unit maxima, the passes counted, the crop groups handed to the engine;
 * :mod:`.occluder` -- the occluder patches and the engine that sweeps them;
 * :mod:`.adaptive` -- the drill-down: coarse groups, the cells to refine, the interpolated rest;
+* :mod:`unitscope.models.incremental` -- the copies' forward, recomputing only what each occluder reaches;
 * :mod:`unitscope.results.receptive_fields` -- :class:`EmpiricalRFResult`, its tables and files, :func:`rf_size`;
 * :mod:`.run` -- :func:`empirical_receptive_fields`, which runs the steps in turn.
 """

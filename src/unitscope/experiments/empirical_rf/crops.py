@@ -50,6 +50,8 @@ class _Group:
     positions: np.ndarray | None = None
     #: what the adaptive drill-down carries from its coarse pass to the refining one (see .adaptive)
     coarse: object = None
+    #: the crop's clean activations for incremental inference (unitscope.models.incremental), once computed
+    clean: object = None
 
     @property
     def copies(self) -> int:

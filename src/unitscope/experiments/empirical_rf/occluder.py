@@ -38,8 +38,10 @@ class _Occluder:
     """Builds occluded copies, runs them in full batches, paints the averaged maps."""
 
     def __init__(self, model, layer, *, occluder, stride, grid, bank, batch_size, maps, radius, check,
-                 rtol, drill=None, on_copies=None):
+                 rtol, drill=None, incremental=None, on_copies=None):
         self.model, self.layer = model, layer
+        #: an IncrementalChain (unitscope.models.incremental): each copy recomputes only what its occluder reaches
+        self.incremental = incremental
         self.o, self.st = occluder, stride
         self.ny, self.nx = grid
         self.bank = bank  # (ny * nx, o, o, 3)
@@ -138,13 +140,6 @@ class _Occluder:
             # advanced indices around a slice: the result is (m, o, o, 3), like the bank
             batch[rows_b[:, None, None], :, ry[:, :, None], rx[:, None, :]] = self.bank[bank]
         inputs = batch[:, :, o:hp - o, o:wp - o]
-        with Trace(self.model, self.layer, stop=True, clone=False) as trace:
-            self.model(inputs)
-        out = _layer_output(trace, self.layer, inputs)
-        self.copies += total
-        self.pixels += total * (hp - 2 * o) * (wp - 2 * o)
-        if self.on_copies is not None:
-            self.on_copies(self.copies, self.expected)
         # every target of every copy in one gather and one transfer
         copy_i, unit_i, row_i, col_i, start = [], [], [], [], 0
         for group, a, b in pieces:
@@ -154,8 +149,19 @@ class _Occluder:
             row_i.append(np.tile(group.ti, n))
             col_i.append(np.tile(group.tj, n))
             start += n
-        index = [torch.from_numpy(np.concatenate(c)).to(out.device) for c in (copy_i, unit_i, row_i, col_i)]
-        values = out[index[0], index[1], index[2], index[3]].double().cpu().numpy()
+        index = [torch.from_numpy(np.concatenate(c)).to(inputs.device) for c in (copy_i, unit_i, row_i, col_i)]
+        if self.incremental is None:
+            with Trace(self.model, self.layer, stop=True, clone=False) as trace:
+                self.model(inputs)
+            out = _layer_output(trace, self.layer, inputs)
+            values = out[index[0], index[1], index[2], index[3]]
+        else:
+            values = self._incremental(pieces, inputs, pastes, index)
+        values = values.double().cpu().numpy()
+        self.copies += total
+        self.pixels += total * (hp - 2 * o) * (wp - 2 * o)
+        if self.on_copies is not None:
+            self.on_copies(self.copies, self.expected)
         start = 0
         for group, a, b in pieces:
             size = (b - a) * len(group.units)
@@ -164,6 +170,21 @@ class _Occluder:
             group.filled += b - a
             if group.filled == group.copies:
                 self._finish(group)
+
+    def _incremental(self, pieces, inputs: torch.Tensor, pastes, index) -> torch.Tensor:
+        """The targets ``index`` (copy, unit, row, column) of the batch, through the incremental chain."""
+        o, groups, which = self.o, [], []
+        for group, a, b in pieces:
+            if group.clean is None:
+                group.clean = self.incremental.prepare(group.base[None, :, o:-o, o:-o],
+                                                       targets=list(zip(group.ti.tolist(), group.tj.tolist())))
+            if not any(g is group for g in groups):
+                groups.append(group)
+            which.extend([next(k for k, g in enumerate(groups) if g is group)] * (b - a))
+        changed = np.zeros((len(inputs), 4), dtype=np.int64)  # unoccluded copies: nothing changed
+        for rows_b, rows_y, rows_x, _ in pastes:  # patch corners in the crop padded by o
+            changed[rows_b] = np.stack([rows_y - o, rows_y, rows_x - o, rows_x], axis=1)
+        return self.incremental.read([g.clean for g in groups], np.asarray(which), inputs, changed, *index)
 
     def _finish(self, group: _Group) -> None:
         reference = group.values[0]
@@ -188,7 +209,7 @@ class _Occluder:
                 hy_wx = (group.gy1 - group.gy0, group.gx1 - group.gx0)
                 self.expected += (follow.copies if follow is not None else 0) - self.drill.refinement_at_most(*hy_wx)
             if follow is not None:
-                group.base = group.values = None
+                group.base = group.values = group.clean = None
                 self._enqueue(follow)
                 return
         self._paint(group, discrepancy)
@@ -207,8 +228,7 @@ class _Occluder:
             cy1, cx1 = min(side, y0 + cells.shape[0]), min(side, x0 + cells.shape[1])
             if cy1 > cy0 and cx1 > cx0:
                 self.maps[row, cy0:cy1, cx0:cx1] += cells[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0, t]
-        group.base = None
-        group.values = None
+        group.base = group.values = group.clean = None
 
 
 def _check_tolerance(device: torch.device, dtype: torch.dtype) -> float:

@@ -15,6 +15,7 @@ from unitscope.hooks import resolve_layer
 
 from .._common import (Progress, check_dataset, check_positive_int, eval_mode, iter_batches, model_device,
                        model_dtype, normalisation, preprocessing_record, weights_record)
+from unitscope.models.incremental import IncrementalChain
 from unitscope.models.rf_window import RFWindow
 
 from .adaptive import DEFAULT_COARSE, DEFAULT_TOLERANCE, MODES, DrillDown
@@ -40,6 +41,7 @@ def empirical_receptive_fields(
     rf=None,
     crop: bool = True,
     mode: str = "exact",
+    incremental: bool | None = None,
     coarse: int = DEFAULT_COARSE,
     tolerance: float = DEFAULT_TOLERANCE,
     check: bool = True,
@@ -81,16 +83,26 @@ def empirical_receptive_fields(
     mode : {"exact", "adaptive"}, keyword-only
         ``"exact"`` (default) occludes at every grid position.  ``"adaptive"``
         is Krypton's drill-down (:mod:`.adaptive`): every ``coarse``-th
-        position first, then every position in the cells whose coarse
-        discrepancy exceeds ``tolerance`` times the unit's coarse peak; the
-        other positions are interpolated bilinearly from the coarse ones.
-        Its maps approximate the exact ones (``benchmarks/rf_deep.py``
-        measures the error); the result records the mode and its parameters.
+        position first, then every position in the cells where the coarse
+        map is above ``tolerance`` times the unit's coarse peak and its
+        interpolation error estimate (second differences) is too; the other
+        positions are interpolated bilinearly from the coarse ones.  Its
+        maps approximate the exact ones (``benchmarks/rf_deep.py`` measures
+        the error); the result records the mode and its parameters.
+    incremental : bool or None, keyword-only
+        Recompute for each occluded copy only what the occluder reaches
+        (:mod:`unitscope.models.incremental`, Krypton's incremental
+        inference): the same numbers up to rounding, several times faster
+        for deep layers.  ``None`` (default) uses it where the network up to
+        the layer is a chain of layers it supports, and logs why not
+        otherwise; ``False`` runs every copy through the whole network;
+        ``True`` refuses a network it does not support.  Both modes use it.
     coarse : int, keyword-only
         Adaptive mode: fine grid steps per coarse step (default 4).
     tolerance : float, keyword-only
-        Adaptive mode: the fraction of a unit's coarse peak below which a
-        coarse discrepancy is negligible (default 0.01), in ``[0, 1)``.
+        Adaptive mode: the interpolation error allowed, as a fraction of a
+        unit's coarse peak (default 0.01), in ``[0, 1)``: a cell is refined
+        where both the coarse values and their second differences exceed it.
     check : bool, keyword-only
         Compare each crop's unoccluded activation with the full forward pass.
     seed : int, keyword-only
@@ -133,7 +145,7 @@ def empirical_receptive_fields(
     if not isinstance(layer, str) or work_dir is not None:
         layers = [layer] if isinstance(layer, str) else list(layer)
         options = dict(top_k=top_k, units=units, occluder=occluder, stride=stride, rf=rf, crop=crop, mode=mode,
-                       coarse=coarse, tolerance=tolerance, check=check, seed=seed, mean=mean, std=std,
+                       incremental=incremental, coarse=coarse, tolerance=tolerance, check=check, seed=seed, mean=mean, std=std,
                        network=network, batch_size=batch_size, num_workers=num_workers)
         # each layer is a run of its own: empirical_receptive_fields of one layer, without a work folder
         results = layer_by_layer(empirical_receptive_fields, model, layers, data, options=options,
@@ -153,6 +165,7 @@ def empirical_receptive_fields(
         crop = False
     if units is not None:
         _check_units(units, layout.channels, layer)  # before the top-k pass, not after its first batch
+    chain, why_not = _incremental_chain(model, layer, data, incremental)
     started = time.perf_counter()
 
     units_arr, top_values, top_ids, (h, w) = top_activations(
@@ -178,9 +191,12 @@ def empirical_receptive_fields(
     certain, most = count_copies(maxima, drill=drill, **geometry)
     if log is not None:
         log(_passes_line(layer, certain, most, len(union), drill))
+    if log is not None and incremental is not False:
+        log(f"{layer}: incremental inference (each copy recomputes only what its occluder reaches)" if chain
+            else f"{layer}: every copy through the whole network (no incremental inference: {why_not})")
     engine = _Occluder(model, layer, occluder=occluder, stride=stride, grid=(ny, nx), bank=bank,
                        batch_size=batch_size, maps=maps, radius=radius, check=check and crop,
-                       rtol=_check_tolerance(device, dtype), drill=drill,
+                       rtol=_check_tolerance(device, dtype), drill=drill, incremental=chain,
                        on_copies=None if progress is None else lambda done, total: progress(n_data + done, n_data + total))
     engine.expected = most
     pixels_naive = len(union) * (ny * nx + 1) * h * w
@@ -197,6 +213,8 @@ def empirical_receptive_fields(
     }
     if drill is not None:
         stats.update(copies_coarse=certain, copies_refined=engine.copies - certain)
+    if incremental is not False:  # absent when asked off, so such a run's rf.json is as before
+        stats.update(incremental=chain is not None, **({} if chain else {"incremental_not": why_not}))
     options = {"top_k": top_k, "crop": crop, "crop_asked": crop_asked, "layout": layout.describe(),
                "check": check, "seed": seed, "batch_size": batch_size,
                "mean": mean_t.flatten().tolist(), "std": std_t.flatten().tolist(),
@@ -217,6 +235,20 @@ def _drill_down(mode: str, coarse: int, tolerance: float) -> DrillDown | None:
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be a number in [0, 1), got {tolerance!r}")
     return DrillDown(coarse=coarse, tolerance=float(tolerance)) if mode == "adaptive" else None
+
+
+def _incremental_chain(model: nn.Module, layer: str, data: Dataset, incremental: bool | None):
+    """``(IncrementalChain or None, why not)`` for ``layer``, as ``incremental`` asks."""
+    if incremental is False:
+        return None, "not asked"
+    if incremental is not None and incremental is not True:
+        raise ValueError(f"incremental must be True, False or None, got {incremental!r}")
+    sample = data[0][0].unsqueeze(0).to(device=model_device(model), dtype=model_dtype(model))
+    with eval_mode(model):
+        chain, why_not = IncrementalChain.of(model, layer, sample)
+    if chain is None and incremental:
+        raise ValueError(f"incremental inference cannot run layer {layer!r}: {why_not}")
+    return chain, why_not
 
 
 def _passes_line(layer: str, certain: int, most: int, images: int, drill: DrillDown | None) -> str:
