@@ -121,3 +121,27 @@ def test_each_policy_resumes_to_its_uninterrupted_result(policy, stop_at, tmp_pa
     assert resumed.to_frame().equals(whole.to_frame())
     np.testing.assert_array_equal(resumed.layers["0"].iou, whole.layers["0"].iou)
     assert not (tmp_path / "w").exists()
+
+
+def test_the_command_takes_the_policy_and_records_it(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from toys import make_broden
+    from unitscope.cli.main import app
+    from unitscope.models import create_model, save_checkpoint
+
+    broden = make_broden(tmp_path / "broden", n=16, seed=3)
+    torch.manual_seed(0)
+    save_checkpoint(create_model("mini_alexnet", num_classes=5, input_size=32, width=4), tmp_path / "tiny.pt")
+    args = ["dissect", "--model", "mini_alexnet", "--weights", str(tmp_path / "tiny.pt"), "--data", str(broden),
+            "--out", str(tmp_path / "out"), "--name", "tiny", "--layers", "conv5", "--batch-size", "8",
+            "--label-cache", "none"]
+    done = CliRunner().invoke(app, args + ["--cache-budget-gb", "0"])
+    assert done.exit_code == 0, done.output
+    assert "activation cache: none, pass 2 runs the network again" in done.output
+    config = json.loads((tmp_path / "out" / "tiny" / "dissect" / "result.json").read_text())["config"]
+    assert config["activation_cache"] == "recompute"
+    bad = CliRunner().invoke(app, args + ["--activation-cache", "gzip"])
+    assert bad.exit_code != 0 and "--activation-cache" in bad.output and "'gzip' is not one of" in bad.output
