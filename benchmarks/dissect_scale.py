@@ -49,12 +49,19 @@ LAYER = "conv5"
 
 
 def build_pool(folder: Path, n_images: int, size: int) -> tuple[Path, float]:
-    """The world with ``n_images`` Broden images at ``size`` px under ``folder`` (reused); its build time."""
+    """A world of at least ``n_images`` Broden images at ``size`` px under ``folder``, and its build time.
+
+    A larger world built there before is reused (the runs take its first
+    images); else one of ``n_images`` is generated.
+    """
     from unitscope.data.world import generate_world
 
     started = time.perf_counter()
-    paths = generate_world(folder / f"world-study-{size}px-{n_images}", preset="study", size=size,
-                           n_dissect=n_images, n_train=10, n_val=10, n_object_train=10, n_object_val=10)
+    built = sorted((int(p.name.rsplit("-", 1)[1]), p) for p in folder.glob(f"world-study-{size}px-*")
+                   if p.name.rsplit("-", 1)[1].isdigit() and (p / "broden" / "index.csv").is_file())
+    n_world = next((n for n, _ in built if n >= n_images), n_images)
+    paths = generate_world(folder / f"world-study-{size}px-{n_world}", preset="study", size=size,
+                           n_dissect=n_world, n_train=10, n_val=10, n_object_train=10, n_object_val=10)
     return Path(paths.broden), time.perf_counter() - started
 
 

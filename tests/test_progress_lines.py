@@ -25,11 +25,9 @@ LINE = r"{desc}: \d[\d,]*/\d[\d,]* {unit} \(\d+%\), \d+:\d\d elapsed"
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("progress_lines")
-    broden = make_broden(root / "broden", n=24, seed=3)
     torch.manual_seed(0)
-    weights = root / "tiny.pt"
-    save_checkpoint(create_model("mini_alexnet", num_classes=5, input_size=32, width=4), weights)
-    return root, broden, weights
+    save_checkpoint(create_model("mini_alexnet", num_classes=5, input_size=32, width=4), root / "tiny.pt")
+    return root, make_broden(root / "broden", n=24, seed=3), root / "tiny.pt"
 
 
 @pytest.fixture
