@@ -148,7 +148,7 @@ def dissect(
             top_k=top_k, batch_size=o.batch_size, num_workers=workers, checkpoint_every=o.checkpoint_every,
             mask_size="auto" if mask_size is None else (mask_size or None), restart=o.restart,
             label_cache=label_cache_folder(label_cache), activation_cache=activation_cache,
-            cache_budget_gb=cache_budget_gb, log=log)
+            cache_budget_gb=cache_budget_gb, log=typer.echo)  # (stdout: a refusal stays stderr's one line)
         if D.rank_and_world()[0] == 0:
             for row in done.result.layer_summary().itertuples():
                 typer.echo(f"{network} {row.layer}: {row.detectors}/{row.units} detectors, "
