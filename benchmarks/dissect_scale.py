@@ -21,6 +21,8 @@ Prints, and ends with, ``name=value`` lines:
   ``memory_ratio_20k_over_1k`` (target <= 1.1);
 - ``cache_gb_per_10k_images``: the activation cache's bytes on disk at the
   end of pass 1, per 10,000 images, and ``cache_policy``;
+  ``label_files_gb_per_10k_images``: the decoded masks beside it (the run
+  folder's label files; with a label cache they are kept there instead);
 - ``projected_63k_minutes``: Broden's 63,305 images at the full run's rate;
 - ``resumed_recomputed_images``: images the rerun after the kill sent
   through the network again (the rest came from the last checkpoint), and
@@ -89,12 +91,13 @@ def child(args) -> None:
     work = Path(args.work)
     forwarded = [0]
     model.register_forward_pre_hook(lambda module, inputs: forwarded.__setitem__(0, forwarded[0] + len(inputs[0])))
-    cache_bytes = [0]
+    cache_bytes, label_bytes = [0], [0]
     n_batches = -(-args.n // args.batch_size)
 
     def progress(done, total):
-        if done == n_batches:  # the end of pass 1: the whole cache is on disk
+        if done == n_batches:  # the end of pass 1: the whole cache is on disk, and every label file
             cache_bytes[0] = sum(p.stat().st_size for p in work.glob("acts_rank*"))
+            label_bytes[0] = sum(p.stat().st_size for p in work.glob("labels_rank*"))
 
     lines = []
     started = time.perf_counter()
@@ -104,7 +107,7 @@ def child(args) -> None:
     seconds = time.perf_counter() - started
     result.save(Path(args.save))
     print(json.dumps({"seconds": seconds, "images": args.n, "max_rss_kib":
-                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "cache_bytes": cache_bytes[0],
+                      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "cache_bytes": cache_bytes[0], "label_bytes": label_bytes[0],
                       "forwarded": forwarded[0] - 1,  # (less the layer check's one-image probe)
                       "policy": result.config["activation_cache"], "log": lines}))
 
@@ -195,6 +198,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--checkpoint-every", type=int, default=20, help="batches between checkpoints")
     parser.add_argument("--activation-cache", default="auto", help="auto, disk, float16 or recompute")
+    parser.add_argument("--resume-beside", action="store_true", help="run the kill-and-resume test at the "
+                        "same time as the throughput runs (faster on a shared machine; both throughputs then "
+                        "share the CPU with it)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("--broden", "--n", "--work", "--save"):
         parser.add_argument(name, help=argparse.SUPPRESS)
@@ -215,12 +221,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="unitscope-scale-", dir=folder) as scratch:
         scratch = Path(scratch)
         runs = {}
+        beside = {}
+        if args.resume_beside:
+            import threading
+
+            def resume_test():
+                beside["result"] = killed_and_resumed(args, scratch / "work-killed", scratch / "tables-killed")
+
+            thread = threading.Thread(target=resume_test)
+            thread.start()
         for label, n in (("small", args.small), ("full", args.images)):
             runs[label] = run_child(args, n, scratch / f"work-{label}", scratch / f"tables-{label}")
             r = runs[label]
             print(f"dissection of {n:,} images: {r['seconds']:.0f} s, {n / r['seconds']:.1f} images/s, peak RSS "
                   f"{r['max_rss_kib'] / 1024:.0f} MiB, cache {r['cache_bytes'] / 1e9:.2f} GB ({'; '.join(r['log'])})")
-        resumed, done = killed_and_resumed(args, scratch / "work-killed", scratch / "tables-killed")
+        if args.resume_beside:
+            thread.join()
+            if "result" not in beside:
+                raise SystemExit("the kill-and-resume test failed (see above)")
+            resumed, done = beside["result"]
+        else:
+            resumed, done = killed_and_resumed(args, scratch / "work-killed", scratch / "tables-killed")
         equal = same_files(scratch / "tables-full", scratch / "tables-killed")
         print(f"killed with {done:,} images checkpointed; the rerun sent {resumed['forwarded']:,} images through "
               f"the network in {resumed['seconds']:.0f} s; tables {'equal' if equal else 'DIFFER'}")
@@ -234,8 +255,9 @@ def main() -> None:
         "peak_rss_mib_small": small["max_rss_kib"] / 1024, "peak_rss_mib_full": full["max_rss_kib"] / 1024,
         "memory_ratio_20k_over_1k": full["max_rss_kib"] / small["max_rss_kib"],
         "cache_policy": full["policy"], "cache_gb_per_10k_images": full["cache_bytes"] / 1e9 * 1e4 / args.images,
+        "label_files_gb_per_10k_images": full["label_bytes"] / 1e9 * 1e4 / args.images,
         "projected_63k_minutes": BRODEN_IMAGES / rate_full / 60,
-        "killed_at_images": done, "resumed_recomputed_images": resumed["forwarded"], "resumed_equal": int(equal),
+        "resume_beside": int(args.resume_beside), "killed_at_images": done, "resumed_recomputed_images": resumed["forwarded"], "resumed_equal": int(equal),
     })
     for name, value in figures.items():
         print(f"{name}={value:.3f}" if isinstance(value, float) else f"{name}={value}")
