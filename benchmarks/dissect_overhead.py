@@ -22,7 +22,10 @@ comparable.  Cases: ``mini_alexnet`` on the built-in world (conv5),
 ``squeezenet1_0`` (real ImageNet weights) on CamVid (features.12).  Ends
 with ``name=value`` lines.
 
-Usage: python benchmarks/dissect_overhead.py [--quick] [--repeats R]
+``--device cuda`` runs both on a GPU (images moved per batch, as
+``dissect()`` does).
+
+Usage: python benchmarks/dissect_overhead.py [--quick] [--repeats R] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -45,14 +48,17 @@ REALDATA = (REPO / ".." / "shared" / "realdata").resolve()
 
 
 def bare_forward(model, layer, pool, batch_size):
-    from unitscope.experiments._common import iter_batches
+    from unitscope.experiments._common import iter_batches, model_device
     from unitscope.hooks import TraceDict
 
     model.eval()
+    device = model_device(model)
     with torch.inference_mode():
         for _, images, _, _ in iter_batches(pool, batch_size):
             with TraceDict(model, [layer], stop=True):
-                model(images)
+                model(images.to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def run_dissect(model, layer, pool, batch_size, label_cache=None):
@@ -97,11 +103,11 @@ def camvid_case(n_images):
 CASES = {"world": world_case, "camvid": camvid_case}
 
 
-def child(case, n_images, batch_size):
+def child(case, n_images, batch_size, device):
     """Run one dissection in this process and print its peak RSS (KiB) as JSON."""
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     model, layer, pool = CASES[case](n_images)
-    run_dissect(model, layer, pool, batch_size)
+    run_dissect(model.to(device), layer, pool, batch_size)
     print(json.dumps({"max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
@@ -109,19 +115,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer images")
     parser.add_argument("--repeats", type=int, default=3, help="alternating bare/dissection runs (medians)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     parser.add_argument("--child", nargs=3, metavar=("CASE", "N", "BATCH"))
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), int(args.child[2]))
+        child(args.child[0], int(args.child[1]), int(args.child[2]), args.device)
         return
     sizes = {"world": 160 if args.quick else 400, "camvid": 50 if args.quick else 101}
     batch = {"world": 32, "camvid": 16}
-    figures = {}
+    figures = {"device": args.device}
     for case in CASES:
         if case == "camvid" and not REALDATA.is_dir():
             print(f"skipping camvid: {REALDATA} not found")
             continue
         model, layer, pool = CASES[case](sizes[case])
+        model = model.to(args.device)
         bare_forward(model, layer, pool.subset(range(min(8, len(pool)))), batch[case])  # warm-up
         with tempfile.TemporaryDirectory(prefix="unitscope-bench-labels-") as cache:
             t_cold = timed(run_dissect, model, layer, pool, batch[case], label_cache=cache)
@@ -137,7 +145,8 @@ def main():
         figures[f"{case}_overhead_ratio_cold"] = t_cold / bare
         rss = {}
         for n in (sizes[case], 2 * sizes[case]):
-            out = subprocess.run([sys.executable, __file__, "--child", case, str(n), str(batch[case])],
+            out = subprocess.run([sys.executable, __file__, "--child", case, str(n), str(batch[case]),
+                                  "--device", args.device],
                                  capture_output=True, text=True, check=True)
             rss[n] = json.loads(out.stdout.strip().splitlines()[-1])["max_rss_kib"] / 1024
             print(f"{case}: peak memory with {n} images {rss[n]:.0f} MiB")

@@ -100,3 +100,23 @@ def test_unknown_layer_lists_close_matches():
     with pytest.raises(LookupError):
         TraceDict(net, ["conv1", "nope"])
     assert hook_count(net) == 0
+
+
+def test_a_stopped_trace_dict_is_freed_at_once_without_the_garbage_collector():
+    # A hook that held its TraceDict or its Trace made a cycle: each batch's traced outputs lived
+    # until the collector's next full pass, and a dissection's memory grew by a batch per batch.
+    import gc
+    import weakref
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))
+    gc.collect()
+    gc.disable()
+    try:
+        with TraceDict(net, ["0", "1"], stop=True) as td:
+            net(torch.rand(1, 3, 8, 8))
+        assert td["1"].output.shape == (1, 4, 6, 6)
+        traces = [weakref.ref(t) for t in td.values()]
+        del td
+        assert [ref() for ref in traces] == [None, None]
+    finally:
+        gc.enable()

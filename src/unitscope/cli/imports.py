@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from unitscope.cli._common import OneLineErrorsGroup
+from unitscope.study.progress import step, tqdm_bars
 
 __all__ = ["import_app"]
 
@@ -24,7 +25,7 @@ def iclr15_command(file: Path = typer.Argument(..., help="unitAnnotation_<networ
     """The crowd's three annotations per unit as human labels (RESULTS/NAME/human)."""
     from unitscope.published import import_iclr15
 
-    typer.echo(f"imported {file} as {import_iclr15(file, network=network, out=out)}")
+    typer.echo(f"imported {file} as {_one_file('import iclr15', import_iclr15, file, network=network, out=out)}")
 
 
 @import_app.command("netdissect")
@@ -34,4 +35,18 @@ def netdissect_command(file: Path = typer.Argument(..., help="A released Network
     """A unit table as a dissection with its census (RESULTS/NAME/dissect)."""
     from unitscope.published import import_netdissect
 
-    typer.echo(f"imported {file} as {import_netdissect(file, network=network, layer=layer, out=out)}")
+    typer.echo(f"imported {file} as "
+               f"{_one_file('import netdissect', import_netdissect, file, network=network, layer=layer, out=out)}")
+
+
+def _one_file(description: str, importer, file: Path, **options) -> Path:
+    """``importer(file, **options)`` under a one-file bar, as every long command has one (issue 15).
+
+    An import reads one table, in about a second: the bar (or, off a
+    terminal, the line) only says that it ran, and when.
+    """
+    with step(tqdm_bars(unit="file"), description) as callback:
+        callback(0, 1)
+        folder = importer(file, **options)
+        callback(1, 1)
+    return folder

@@ -136,6 +136,8 @@ def dissect(
     label_cache: Optional[str] = typer.Option(None, "--label-cache", help="Folder keeping the pool's decoded masks for later dissections (default $UNITSCOPE_HOME/cache/labels; 'none': decode for this run only)."),
     segmentations: int = typer.Option(0, "--segmentations", min=0, help="Write the top-N segmentation images of each unit (for labeling and the report)."),
     null: bool = typer.Option(False, "--null", help="Also dissect the same architecture with random weights (NAME-random) as a null (needs --weights)."),
+    activation_cache: str = typer.Option("auto", "--activation-cache", callback=checked(checks.choice("auto", "disk", "float16", "recompute")), help="auto (float32 on disk within --cache-budget-gb, else recompute), disk (float32), float16 (half the disk; IoUs move in the 4th digit) or recompute (pass 2 runs the network again, no disk)."),
+    cache_budget_gb: float = typer.Option(20.0, "--cache-budget-gb", min=0, help="Disk budget of the activation cache under --activation-cache auto, in GB."),
 ) -> None:
     """Network dissection: label every unit of the layers by IoU with concept masks.
 
@@ -161,7 +163,8 @@ def dissect(
             quantile=quantile, threshold_rule=threshold_rule, min_support=min_support, iou_threshold=iou_threshold,
             top_k=top_k, batch_size=o.batch_size, num_workers=workers, checkpoint_every=o.checkpoint_every,
             mask_size="auto" if mask_size is None else (mask_size or None), restart=o.restart,
-            label_cache=label_cache_folder(label_cache))
+            label_cache=label_cache_folder(label_cache), activation_cache=activation_cache,
+            cache_budget_gb=cache_budget_gb, log=typer.echo)  # (stdout: a refusal stays stderr's one line)
         if D.rank_and_world()[0] == 0:
             for row in done.result.layer_summary().itertuples():
                 typer.echo(f"{network} {row.layer}: {row.detectors}/{row.units} detectors, "

@@ -17,6 +17,7 @@ torch.Size([8, 64, 16, 16])
 from __future__ import annotations
 
 import difflib
+import weakref
 from collections import OrderedDict
 from typing import Callable, Iterable
 
@@ -186,20 +187,25 @@ class TraceDict(OrderedDict):
     def _wrap_stop(self) -> None:
         if not self.stop:
             return
+        # The hooks hold the pending set and a weak reference to their trace, never ``self`` or the
+        # trace itself: a TraceDict -> Trace -> hook -> Trace cycle kept every batch's traced outputs
+        # alive until the garbage collector's next full pass (a dissection grew by about one batch
+        # of activations per batch, tens of MB, benchmarks/dissect_scale.py).
+        pending = self._pending
         for name, trace in self.items():
-            original = trace._hook
 
-            def hook(module, inputs, output, _name=name, _orig=original):
-                result = _orig(module, inputs, output)
-                self._pending.discard(_name)
-                if not self._pending:
+            def hook(module, inputs, output, _name=name, _trace=weakref.ref(trace), _orig=type(trace)._hook):
+                result = _orig(_trace(), module, inputs, output)
+                pending.discard(_name)
+                if not pending:
                     raise StopForward()
                 return result
 
             trace._hook = hook
 
     def __enter__(self) -> "TraceDict":
-        self._pending = set(self.keys())
+        self._pending.clear()
+        self._pending.update(self.keys())
         try:
             for trace in self.values():
                 trace.__enter__()

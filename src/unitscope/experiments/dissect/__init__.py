@@ -21,23 +21,25 @@ For every unit (channel) of a studied layer, over an annotated pool:
 
 How many passes: the network runs **once**, the masks are decoded
 **once**.  Pass 1 feeds the quantile and top-k statistics and writes the
-layer's activations to a disk cache (``activation_cache="disk"``, the
-default; float32, one file per layer under the run's partial folder,
-deleted at the end), while a worker process decodes the masks into
-per-batch label files (kept in ``label_cache`` for later dissections of
-the same pool).  Pass 2 reads both back and counts intersections and
-unions: only the (image, unit) pairs whose peak reaches the threshold are
-upsampled (two small matrix products), and each image's overlaps with its
-concepts are one matrix product with its one-hot labels.  With
-``activation_cache="recompute"`` pass 2 runs the network again instead (no
-disk, twice the forward cost).  Statistics are checkpointed every
-``checkpoint_every`` batches; a killed run started again with the same
-arguments resumes and ends with the same results.  Under ``torchrun`` each
-rank takes a contiguous shard and the statistics are merged exactly (top-k
-and counts) or within the sketch's bound (quantiles).
+layer's activations to a disk cache (float32, one file per layer under the
+run's partial folder, deleted at the end), while a worker process decodes
+the masks into per-batch label files (kept in ``label_cache`` for later
+dissections of the same pool).  Pass 2 reads both back and counts
+intersections and unions: only the (image, unit) pairs whose peak reaches
+the threshold are upsampled (two small matrix products), and each image's
+overlaps with its concepts are one matrix product with its one-hot labels.
+The cache is kept within a disk budget (``activation_cache="auto"``,
+``cache_budget_gb=20``): above it pass 2 runs the network again instead
+(``"recompute"``: no disk, twice the forward cost, the same tables);
+``"float16"`` halves the disk at a small cost in IoU (:mod:`.cache`).
+Statistics are checkpointed every ``checkpoint_every`` batches; a killed
+run started again with the same arguments resumes and ends with the same
+results.  Under ``torchrun`` each rank takes a contiguous shard and the
+statistics are merged exactly (top-k and counts) or within the sketch's
+bound (quantiles).
 
 A file per idea: :mod:`.run` (:func:`dissect`: options, resume, the two
-passes in order), :mod:`.activations` (pass 1 and the activation cache),
+passes in order), :mod:`.activations` (pass 1), :mod:`.cache` (the activation cache and its policy),
 :mod:`.labels` (the masks decoded into label files, and their cache),
 :mod:`.counting` (pass 2: upsampling and overlaps).  What it returns,
 :class:`DissectionResult` (tables, files, warnings), is defined with every

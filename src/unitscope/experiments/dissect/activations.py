@@ -3,8 +3,9 @@
 The network runs once over the shard.  Each layer's activations feed a
 mergeable quantile sketch (the threshold), a top-k of each unit's peak
 activation (its top images) and, under the ``"netdissect"`` rule, each
-unit's exact largest values; they are also written to a float32 file per
-layer that pass 2 reads back instead of running the network again.  The
+unit's exact largest values; they are also written to a file per layer
+(float32, or float16 when asked for: :mod:`.cache`) that pass 2 reads back
+instead of running the network again.  The
 statistics are checkpointed every ``checkpoint_every`` batches and merged
 over ranks at the end.
 """
@@ -12,8 +13,6 @@ over ranks at the end.
 from __future__ import annotations
 
 import contextlib
-import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +23,7 @@ import torch
 from unitscope.experiments import _distributed as D
 from unitscope.experiments import _thresholds as TH
 from unitscope.experiments.resume import RunState
+from unitscope.experiments.dissect.cache import ActivationFile, cache_suffix
 from unitscope.experiments.dissect.labels import _label_loader, _LabelBatches
 from unitscope.results.layout import safe_name
 from unitscope.hooks import TraceDict, extra_tokens_of, spatial_map
@@ -50,51 +50,14 @@ def _image_loader(shard, batch_size, num_workers, start_batch):
     return iter_batches(shard, batch_size, indices=indices, num_workers=num_workers)
 
 
-class _ActivationFile:
-    """Pass 1's activations of one layer on disk: float32 ``(C, H, W)`` per image, in pool order.
-
-    Plain positioned reads and writes rather than a memory map, so the
-    pages live in the OS's file cache and not in the process's memory.
-    """
-
-    def __init__(self, path: Path, shape: tuple[int, int, int]) -> None:
-        self.path = path
-        self.shape = tuple(int(s) for s in shape)
-        self.image_bytes = 4 * math.prod(self.shape)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-
-    def write(self, first: int, array: np.ndarray) -> None:
-        data = np.ascontiguousarray(array, dtype=np.float32).tobytes()
-        offset = first * self.image_bytes
-        while data:
-            written = os.pwrite(self.fd, data, offset)
-            data, offset = data[written:], offset + written
-
-    def read(self, first: int, stop: int) -> np.ndarray:
-        size = (stop - first) * self.image_bytes
-        data = os.pread(self.fd, size, first * self.image_bytes)
-        if len(data) != size:
-            raise RuntimeError(f"the activation cache {self.path} is shorter than expected (a partial run "
-                               "from another version?); start again with restart=True")
-        return np.frombuffer(data, dtype=np.float32).reshape((stop - first,) + self.shape).copy()
-
-    def flush(self) -> None:
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    __del__ = close
-
-
 @dataclass
 class _ShardRun:
     """What both passes over one rank's shard share: the network, the batches, checkpoints, caches.
 
     ``shapes`` (``(C, H, W)`` per layer, known once pass 1 has seen a batch)
-    sizes the activation files; ``caches`` holds the open ones.
+    sizes the activation files; ``caches`` holds the open ones, stored as
+    ``cache_mode`` says (``"disk"``: float32, ``"float16"``, or
+    ``"recompute"``: none).
     """
 
     model: Any
@@ -110,16 +73,23 @@ class _ShardRun:
     rank: int
     shapes: dict[str, tuple[int, int, int]]
     progress: Callable[[int, int], None] | None = None
-    caches: dict[str, _ActivationFile] = field(default_factory=dict)
+    cache_mode: str = "disk"
+    caches: dict[str, ActivationFile] = field(default_factory=dict)
 
     def report(self, done: int) -> None:
         """``progress(done, total)`` over both passes (``total`` is twice the batches)."""
         if self.progress is not None:
             self.progress(done, 2 * self.n_batches)
 
-    def open_cache(self, layer: str) -> _ActivationFile:
+    @property
+    def cached(self) -> bool:
+        """Whether pass 2 reads the activations back (else it runs the network again)."""
+        return self.cache_mode != "recompute"
+
+    def open_cache(self, layer: str) -> ActivationFile:
         self.state.folder.mkdir(parents=True, exist_ok=True)
-        return _ActivationFile(self.state.folder / f"acts_rank{self.rank}_{safe_name(layer)}.f32", self.shapes[layer])
+        name = f"acts_rank{self.rank}_{safe_name(layer)}.{cache_suffix(self.cache_mode)}"
+        return ActivationFile(self.state.folder / name, self.shapes[layer], self.cache_mode)
 
     def flush_caches(self) -> None:
         for cache in self.caches.values():
@@ -190,7 +160,7 @@ class _Statistics:
 
 
 def _first_pass(run: _ShardRun, statistics: _Statistics, label_batches: _LabelBatches, saved: dict, *,
-                pool_size: int, quantile: float, threshold_rule: str, activation_cache: str) -> dict:
+                pool_size: int, quantile: float, threshold_rule: str) -> dict:
     """Pass 1 from the checkpoint ``saved`` on; returns (and checkpoints) the state pass 2 starts from."""
     label_paths: list[str] = list(saved.get("label_paths", []))
     batch_no = saved["batch"]
@@ -210,7 +180,7 @@ def _first_pass(run: _ShardRun, statistics: _Statistics, label_batches: _LabelBa
                 run.shapes.setdefault(layer, tuple(act.shape[1:]))  # (C, H, W)
                 statistics.add(layer, act, ids, pool_size=pool_size, quantile=quantile,
                                threshold_rule=threshold_rule)
-                if activation_cache == "disk":
+                if run.cached:
                     if layer not in run.caches:
                         run.caches[layer] = run.open_cache(layer)
                     run.caches[layer].write(positions[0], act.cpu().numpy())

@@ -136,8 +136,7 @@ def _top_ranks(top_indices: np.ndarray) -> dict[tuple[int, int], int]:
     return lookup
 
 
-def _second_pass(run: _ShardRun, saved: dict, *, num_concepts: int, threshold_rule: str,
-                 activation_cache: str) -> _Counts:
+def _second_pass(run: _ShardRun, saved: dict, *, num_concepts: int, threshold_rule: str) -> _Counts:
     """Pass 2 from the checkpoint ``saved`` (pass 1's merged statistics) on; returns this rank's counts."""
     layers, device = run.layers, run.device
     merged = saved["merged"]
@@ -149,7 +148,7 @@ def _second_pass(run: _ShardRun, saved: dict, *, num_concepts: int, threshold_ru
                              torch.as_tensor(merged[l]["minima"], dtype=torch.float32, device=device),
                              torch.as_tensor(merged[l]["saturated"], device=device), threshold_rule)
                for l in layers}
-    if activation_cache == "disk":
+    if run.cached:
         run.close_caches()
         run.caches.update({l: run.open_cache(l) for l in layers})
     label_paths: list[str] = list(saved.get("label_paths", []))
@@ -157,11 +156,11 @@ def _second_pass(run: _ShardRun, saved: dict, *, num_concepts: int, threshold_ru
     batch_no = saved["batch"]
     run.report(run.n_batches + batch_no)
     image_batches = (_image_loader(run.shard, run.batch_size, run.num_workers, batch_no)
-                     if activation_cache == "recompute" else None)
+                     if not run.cached else None)
     for b in range(batch_no, run.n_batches):
         first, stop = b * run.batch_size, min((b + 1) * run.batch_size, n_local)
         positions = list(range(first, stop))
-        if activation_cache == "disk":
+        if run.cached:
             acts = {l: torch.from_numpy(run.caches[l].read(first, stop)).to(device) for l in layers}
         else:
             _, images, _, _ = next(image_batches)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,8 @@ from unitscope.experiments._common import (check_spatial_layers, eval_mode, mode
                                            preprocessing_record)
 from unitscope.experiments.resume import RunState, config_key, weights_fingerprint
 from unitscope.experiments.dissect.activations import _first_pass, _ShardRun, _Statistics
+from unitscope.experiments.dissect.cache import (DEFAULT_CACHE_BUDGET_GB, check_cache_options, check_free_space,
+                                                 plan_cache)
 from unitscope.experiments.dissect.counting import _Counts, _second_pass
 from unitscope.experiments.dissect.labels import _LabelBatches
 from unitscope.hooks import resolve_layer
@@ -50,7 +52,7 @@ def _check_inputs(model, layers, data):
         raise ValueError("the pool is empty")
     if len(data.concepts) == 0:
         raise ValueError("the pool has no concepts (its label table is empty)")
-    return list(check_spatial_layers(model, layers, data, purpose="dissection"))
+    return check_spatial_layers(model, layers, data, purpose="dissection")
 
 
 def dissect(
@@ -68,11 +70,13 @@ def dissect(
     num_workers: int = 0,
     mask_size: int | str | None = "auto",
     quantile_resolution: int = 2048,
-    activation_cache: str = "disk",
+    activation_cache: str = "auto",
+    cache_budget_gb: float = DEFAULT_CACHE_BUDGET_GB,
     work_dir: str | Path | None = None, checkpoint_every: int = 20, restart: bool = False,
     label_cache: str | Path | None = None,
     category_types: dict[str, str] | None = None,
     progress=None,
+    log: Callable[[str], None] | None = None,
 ) -> DissectionResult:
     """Dissect one or more layers of ``model`` over an annotated pool.
 
@@ -117,9 +121,20 @@ def dissect(
         None keeps the masks' native resolution.
     quantile_resolution : int, keyword-only
         Resolution of the quantile sketch (see ``RunningQuantile``).
-    activation_cache : {"disk", "recompute"}, keyword-only
-        Keep pass-1 activations on disk (one forward pass) or run the
-        network again in pass 2.
+    activation_cache : {"auto", "disk", "float16", "recompute"}, keyword-only
+        Keep pass-1 activations on disk for pass 2 (``"disk"``: float32,
+        one forward pass; ``"float16"``: half the bytes, thresholds compared
+        with rounded values, so a few IoUs move) or run the network again in
+        pass 2 (``"recompute"``: no disk, twice the forward cost, the same
+        results as ``"disk"``).  ``"auto"`` (default): ``"disk"`` within
+        ``cache_budget_gb``, else ``"recompute"``.  The choice is logged and
+        recorded in ``result.json`` (``config.activation_cache``); see
+        :mod:`unitscope.experiments.dissect.cache`.
+    cache_budget_gb : float, keyword-only
+        Disk budget of the activation cache under ``"auto"``, in GB
+        (default 20: AlexNet's conv5 over Broden's 63,000 images at 224 px
+        takes 10.9 GB).  Whatever the policy, a cache larger than the free
+        space of ``work_dir`` is refused before the first batch.
     work_dir : path, keyword-only
         Where checkpoints and the activation cache go (deleted when the run
         ends).  None: a temporary folder, and no resume.
@@ -140,6 +155,8 @@ def dissect(
         Overrides of :data:`~unitscope.experiments.dissect.CATEGORY_TYPES`.
     progress : callable, keyword-only
         ``progress(done, total)`` over both passes.
+    log : callable, keyword-only
+        ``log(line)`` for status lines (the activation cache chosen).
 
     Returns
     -------
@@ -152,12 +169,16 @@ def dissect(
     ValueError
         If the pool has no masks, a layer is not spatial, activations are
         NaN, or an option is out of range.
+    OSError
+        If the activation cache cannot fit in the free space of ``work_dir``.
     """
     mask_size = _check_options(model, mask_size=mask_size, quantile=quantile, threshold_rule=threshold_rule,
                                min_support=min_support, iou_threshold=iou_threshold,
-                               activation_cache=activation_cache, batch_size=batch_size, top_k=top_k,
+                               batch_size=batch_size, top_k=top_k,
                                checkpoint_every=checkpoint_every, num_workers=num_workers)
-    layers = _check_inputs(model, layers, data)  # after the options: it runs one image through
+    check_cache_options(activation_cache, cache_budget_gb)
+    shapes = _check_inputs(model, layers, data)  # after the options: it runs one image through
+    layers = list(shapes)
 
     rank, world = D.rank_and_world()
     # Contiguous shards: rank r takes positions [r n / world, (r + 1) n / world) of the pool,
@@ -167,10 +188,12 @@ def dissect(
     shard = data.shard(rank, world) if world > 1 else data
     global_index = np.arange(first, last, dtype=np.int64)
     num_concepts = data.concepts.max_number
+    # (one plan for every rank: the largest shard's, so that all ranks share the run's key)
+    plan = plan_cache(activation_cache, shapes, -(-n_all // world), budget_gb=cache_budget_gb)
     config = _run_config(model, layers, data, network=network, quantile=quantile, threshold_rule=threshold_rule,
                          min_support=min_support, iou_threshold=iou_threshold, top_k=top_k,
                          batch_size=batch_size, mask_size=mask_size, quantile_resolution=quantile_resolution,
-                         activation_cache=activation_cache, category_types=category_types, world=world)
+                         activation_cache=plan.mode, category_types=category_types, world=world)
     # where a value came from is recorded, but the same values resume the same run
     keyed = dict(config, preprocessing=preprocessing_key(config["preprocessing"]))
     key = config_key(keyed)
@@ -183,13 +206,18 @@ def dissect(
         work_dir = temporary.name
     # Scratch files of this rank: pass 1's activations and decoded labels (see _run).
     state = RunState(Path(work_dir), key, config=keyed, rank=rank, restart=restart,
-                     scratch=(f"acts_rank{rank}_*.f32", f"labels_rank{rank}_*.pt"))
+                     scratch=(f"acts_rank{rank}_*.f32", f"acts_rank{rank}_*.f16", f"labels_rank{rank}_*.pt"))
     try:
+        existing = sum(p.stat().st_size for suffix in ("f32", "f16")
+                       for p in Path(work_dir).glob(f"acts_rank{rank}_*.{suffix}"))
+        check_free_space(plan, Path(work_dir), existing)
+        if log is not None and rank == 0:
+            log(plan.describe())
         result = _run(model, layers, data, shard, global_index, num_concepts, state, config,
                       batch_size=batch_size, num_workers=num_workers, mask_size=mask_size,
                       quantile=quantile, threshold_rule=threshold_rule, top_k=top_k,
                       resolution=quantile_resolution,
-                      activation_cache=activation_cache, checkpoint_every=checkpoint_every,
+                      activation_cache=plan.mode, checkpoint_every=checkpoint_every,
                       progress=progress, rank=rank,
                       label_cache=Path(label_cache) if label_cache is not None else None)
     except BaseException:
@@ -206,7 +234,7 @@ def dissect(
     return result
 
 
-def _check_options(model, *, mask_size, quantile, threshold_rule, min_support, iou_threshold, activation_cache,
+def _check_options(model, *, mask_size, quantile, threshold_rule, min_support, iou_threshold,
                    batch_size, top_k, checkpoint_every, num_workers):
     """Refuse an option out of range (one clear line); returns ``mask_size`` with ``"auto"`` resolved."""
     from unitscope.models.info import model_info
@@ -221,8 +249,6 @@ def _check_options(model, *, mask_size, quantile, threshold_rule, min_support, i
     TH.check_min_support(min_support)
     if not 0 <= iou_threshold < 1:  # also refuses NaN, which no IoU exceeds
         raise ValueError(f"iou_threshold must be in [0, 1), got {iou_threshold}")
-    if activation_cache not in ("disk", "recompute"):
-        raise ValueError(f"activation_cache must be 'disk' or 'recompute', not {activation_cache!r}")
     for name, value in (("batch_size", batch_size), ("top_k", top_k), ("checkpoint_every", checkpoint_every)):
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
@@ -272,16 +298,16 @@ def _run(model, layers, data, shard, global_index, num_concepts, state: RunState
     statistics = _Statistics(layers, saved, resolution=resolution, top_k=top_k, rank=rank)
     run = _ShardRun(model=model, layers=layers, shard=shard, global_index=global_index, device=device,
                     batch_size=batch_size, num_workers=num_workers, checkpoint_every=checkpoint_every,
-                    n_batches=n_batches, state=state, rank=rank, shapes=saved.get("shapes", {}), progress=progress)
+                    n_batches=n_batches, state=state, rank=rank, shapes=saved.get("shapes", {}), progress=progress,
+                    cache_mode=activation_cache)
     label_batches = _LabelBatches(shard, batch_size, mask_size, data.concepts, state.folder, rank,
                                   cache=label_cache)
     state.folder.mkdir(parents=True, exist_ok=True)
     with eval_mode(model), torch.inference_mode():
         if saved["pass"] == 1:
             saved = _first_pass(run, statistics, label_batches, saved, pool_size=len(data), quantile=quantile,
-                                threshold_rule=threshold_rule, activation_cache=activation_cache)
-        counts = _second_pass(run, saved, num_concepts=num_concepts, threshold_rule=threshold_rule,
-                              activation_cache=activation_cache)
+                                threshold_rule=threshold_rule)
+        counts = _second_pass(run, saved, num_concepts=num_concepts, threshold_rule=threshold_rule)
     result = _assemble(layers, saved["merged"], counts, data, config)
     run.close_caches()
     D.barrier()
