@@ -63,6 +63,15 @@ positions (exact 4,293 passes), ``exact_speedup_vs_naive`` 3.8-4.9,
 adaptive 3,571 passes, 1.17x exact at an error of 0.0073 of the peak;
 ``exact_map_rough_share`` 0.32 (a drill-down bound of about 3x).
 
+On the same machine quiet (no other work), the defaults: naive 7.9 s,
+exact 2.2 s, adaptive 2.3 s (``exact_speedup_vs_naive`` 3.56,
+``adaptive_speedup_vs_exact`` 0.98, error 0.0027, rough share 0.66); two
+threads (``--threads 0``): 2.66 and 1.01.  SceneNet's convolutions (the
+study world's, retrained on one thread): 2.62 and 1.11 at an error of
+0.0076, rough share 0.31; over 16 images, top-4 each (65,230 naive
+passes, maps averaged over four images): 5.70 and 1.23 at 0.0047, rough
+share 0.47.
+
 Uses ``mini_alexnet`` (``--width`` 32) with seeded random weights unless
 ``--weights`` gives a checkpoint (its convolutions are loaded; the
 classifier, which depends on the input size, is not needed).  The defaults
