@@ -112,3 +112,26 @@ def test_bad_presets_and_designs_are_refused(tmp_path):
     with pytest.raises(ValueError, match="object 'bathtub': bad design: body 'blob' is not one of"):
         dataclasses.replace(STUDY, objects=objects)
     assert isinstance(bathtub.design, Design)
+
+
+def test_world_command_passes_the_training_images_it_is_given(monkeypatch):
+    import unitscope.data.world as world_module
+
+    seen = []
+
+    class _Paths:
+        root = Path("w")
+
+    def fake_generate_world(out, **kwargs):
+        seen.append(kwargs)
+        return _Paths()
+
+    monkeypatch.setattr(world_module, "generate_world", fake_generate_world)
+    runner = CliRunner()
+    done = runner.invoke(app, ["world", "--out", "w", "--preset", "study", "--n-train", "15000"])
+    assert done.exit_code == 0, done.output
+    assert seen[-1]["n_train"] == 15000 and seen[-1]["preset"] == "study"
+    assert runner.invoke(app, ["world", "--out", "w"]).exit_code == 0
+    assert "n_train" not in seen[-1]  # the library's default, not one spelt twice
+    zero = runner.invoke(app, ["world", "--out", "w", "--n-train", "0"])
+    assert zero.exit_code == 2 and "--n-train" in zero.output

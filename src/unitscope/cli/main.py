@@ -64,6 +64,8 @@ def world(
                                          help="A named larger world instead: 'study' (34 scenes, 92 objects)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (same seed, same bytes)."),
     size: int = typer.Option(128, "--size", help="Image side in pixels (a multiple of 16, 32 to 1024)."),
+    n_train: Optional[int] = typer.Option(None, "--n-train", min=1,
+                                          help="Scene-centric training images (default 5,000, balanced over scenes)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing world."),
 ) -> None:
     """Generate the built-in synthetic world (scene- and object-centric datasets, Broden export)."""
@@ -71,7 +73,8 @@ def world(
 
     if preset is not None and (n_scenes is not None or n_objects is not None):
         raise ValueError(f"--preset {preset} sets the scene and object classes; leave out --n-scenes and --n-objects")
-    counts = {k: v for k, v in (("n_scenes", n_scenes), ("n_objects", n_objects)) if v is not None}
+    counts = {k: v for k, v in (("n_scenes", n_scenes), ("n_objects", n_objects), ("n_train", n_train))
+              if v is not None}
     with step(tqdm_bars(unit="img"), "world") as callback:
         paths = generate_world(out, **counts, preset=preset, seed=seed, size=size, overwrite=overwrite,
                                progress=callback)
