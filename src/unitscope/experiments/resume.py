@@ -47,20 +47,16 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
+from unitscope._configs import differences, plain
 from unitscope._files import make_temp_dir, one_line, remove_dead_temps
 from unitscope.experiments._io import read_json, read_state, write_state
 from unitscope.results.layout import safe_name
 from unitscope.results.writing import write_json
 
 __all__ = ["RunState", "BatchCheckpoints", "SavedParts", "Stages", "weights_fingerprint", "config_key",
-           "data_key", "differences"]
+           "data_key"]
 
 STATE_FORMAT = 2
-
-#: configuration entries that name what was run on, not how: said as "other weights" / "other data"
-_WHAT = {"weights": "other weights", "data": "other data", "pools": "other data", "labels": "other data",
-         "preprocessing": "other preprocessing", "version": "another unitscope version"}
-
 
 def weights_fingerprint(model: nn.Module) -> str:
     """SHA-256 of every parameter and buffer of ``model`` (names, shapes and bytes)."""
@@ -77,33 +73,6 @@ def config_key(config: dict[str, Any]) -> str:
     """A short stable hash of a JSON-serialisable configuration."""
     text = json.dumps(config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def _plain(config: Any) -> Any:
-    """``config`` as JSON gives it back (tuples as lists, other objects as text)."""
-    return json.loads(json.dumps(config, sort_keys=True, default=str))
-
-
-def differences(saved: Any, config: dict[str, Any]) -> str:
-    """What differs between a saved run's configuration and this one, in words.
-
-    ``"other weights"``, ``"other data"``, ``"option 'seed' (3, now 4)"``;
-    ``"other arguments"`` when the saved state does not say (an earlier version's).
-    """
-    if not isinstance(saved, dict):
-        return "other arguments"
-    config = _plain(config)
-    found = []
-    for name in sorted(set(saved) | set(config)):
-        if saved.get(name) == config.get(name):
-            continue
-        if name in _WHAT:
-            found.append(_WHAT[name])
-            continue
-        before, now = (json.dumps(v, sort_keys=True) for v in (saved.get(name), config.get(name)))
-        found.append(f"option {name!r} ({before}, now {now})" if len(before) + len(now) < 80
-                     else f"option {name!r}")
-    return ", ".join(dict.fromkeys(found)) or "other arguments"
 
 
 def _refusal(folder: Path, what: str) -> ValueError:
@@ -369,7 +338,7 @@ class SavedParts:
     def __init__(self, folder: str | Path | None, config: dict[str, Any], *, restart: bool = False,
                  log: Callable[[str], None] | None = None) -> None:
         self.folder = None if folder is None else Path(folder)
-        self.config = _plain(config)
+        self.config = plain(config)
         if self.folder is None:
             return
         if restart:

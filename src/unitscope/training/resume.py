@@ -24,9 +24,10 @@ from typing import Any
 
 import torch
 
+from unitscope._configs import differences, plain
 from unitscope._files import atomic_write_bytes, one_line
 
-__all__ = ["PartialTraining", "partial_dir", "differences"]
+__all__ = ["PartialTraining", "partial_dir"]
 
 STATE_FILE = "state.pt"
 SNAPSHOT_FOLDER = "snapshots"
@@ -35,16 +36,6 @@ SNAPSHOT_FOLDER = "snapshots"
 def partial_dir(cache_dir: str | Path, network: str, key: str) -> Path:
     """``<cache_dir>/networks/.partial/<network>-<key16>``."""
     return Path(cache_dir).expanduser() / "networks" / ".partial" / f"{network}-{key[:16]}"
-
-
-def differences(saved: dict[str, Any], config: dict[str, Any]) -> str:
-    """The options whose values differ, as ``option 'epochs' (3, now 4)``."""
-    now = json.loads(json.dumps(config, sort_keys=True, default=str))
-    found = []
-    for name in sorted(set(saved) | set(now)):
-        if saved.get(name) != now.get(name):
-            found.append(f"option {name!r} ({json.dumps(saved.get(name))}, now {json.dumps(now.get(name))})")
-    return ", ".join(found) or "other arguments"
 
 
 class PartialTraining:
@@ -63,7 +54,7 @@ class PartialTraining:
 
     def __init__(self, folder: Path, config: dict[str, Any], *, restart: bool = False) -> None:
         self.folder = Path(folder)
-        self.config = json.loads(json.dumps(config, sort_keys=True, default=str))
+        self.config = plain(config)
         self.snapshots = self.folder / SNAPSHOT_FOLDER
         if restart:
             self.clear()
